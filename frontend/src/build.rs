@@ -1,0 +1,326 @@
+//! One build request: read the stack and `.dockerignore`, plan and convert each platform,
+//! resolve base images, solve, and assemble the result the image exporter expects.
+
+use std::collections::BTreeMap;
+
+use llb_gen::convert::{ResolvedImages, convert};
+use llb_gen::diag::StackError;
+use llb_gen::llb::{Graph, VertexMeta};
+use llb_gen::plan::{BuildOptions, ContextOptions, Network};
+use llb_gen::platform::Platform;
+use llb_gen::source::SourceFile;
+use llb_gen::{pb, plan};
+
+use crate::gateway::{Gateway, GatewayError, ResultBuilder, source_detail};
+use crate::opts::FrontendOpts;
+
+/// A failed build: the message buildx prints and optional error details (source location).
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub details: Vec<prost_types::Any>,
+}
+
+impl Failure {
+    pub fn plain(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            details: vec![],
+        }
+    }
+
+    /// All diagnostics in the message; the first error's location as the source detail, so
+    /// buildx shows the stack.toml excerpt.
+    pub fn from_stack(e: &StackError) -> Failure {
+        let mut message = String::new();
+        let errors: Vec<String> = e
+            .diagnostics
+            .errors()
+            .map(|d| d.one_line(&e.file))
+            .collect();
+        message.push_str(&errors.join("\n"));
+        let mut details = vec![];
+        if let Some(span) = e.primary().and_then(|d| d.span) {
+            let (first, last) = e.file.line_range(span);
+            let info = source_info(&e.file);
+            let range = pb::Range {
+                start: Some(pb::Position {
+                    line: first as i32,
+                    character: 0,
+                }),
+                end: Some(pb::Position {
+                    line: last as i32,
+                    character: 0,
+                }),
+            };
+            details.push(source_detail(&info, &[range]));
+        }
+        Failure { message, details }
+    }
+}
+
+impl From<GatewayError> for Failure {
+    fn from(e: GatewayError) -> Failure {
+        Failure::plain(e.message)
+    }
+}
+
+pub fn source_info(file: &SourceFile) -> pb::SourceInfo {
+    pb::SourceInfo {
+        filename: file.name.clone(),
+        data: file.text.clone().into_bytes(),
+        definition: None,
+        language: "toml".into(),
+    }
+}
+
+/// The stack file and the context's ignore patterns, read through the gateway.
+pub struct Inputs {
+    pub file: SourceFile,
+    pub exclude_patterns: Vec<String>,
+}
+
+/// Solve a small definition that loads a local source and return its ref.
+async fn load_local(
+    gw: &Gateway,
+    name: &str,
+    attrs: BTreeMap<String, String>,
+    display: String,
+) -> Result<String, Failure> {
+    let mut g = Graph::new();
+    let out = g.local(
+        name,
+        attrs,
+        VertexMeta {
+            name: display,
+            ..Default::default()
+        },
+    );
+    let def = g.marshal(out, None);
+    Ok(gw.solve(def).await?)
+}
+
+pub async fn read_inputs(gw: &Gateway, opts: &FrontendOpts) -> Result<Inputs, Failure> {
+    let filename = if opts.filename.is_empty() {
+        "stack.toml".to_string()
+    } else {
+        opts.filename.clone()
+    };
+    let base = filename.rsplit('/').next().unwrap_or(&filename).to_string();
+    let key = opts.dockerfile_key.clone();
+    let mut attrs = BTreeMap::new();
+    attrs.insert(
+        "local.followpaths".into(),
+        serde_json::to_string(&[base.clone(), format!("{base}.dockerignore")]).expect("strings"),
+    );
+    attrs.insert("local.sharedkeyhint".into(), base.clone());
+    let sid = opts.session_for_local(&key);
+    if !sid.is_empty() {
+        attrs.insert("local.session".into(), sid.to_string());
+    }
+    let r = load_local(
+        gw,
+        &key,
+        attrs,
+        format!("[internal] load build definition from {base}"),
+    )
+    .await?;
+    let bytes = match gw.read_file(&r, &base, None).await {
+        Ok(b) => b,
+        Err(e) if e.is_not_found() => {
+            return Err(Failure::plain(format!(
+                "stack file `{base}` not found in the build definition directory (give it with -f path/to/stack.toml)"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let text =
+        String::from_utf8(bytes).map_err(|_| Failure::plain(format!("{base}: not valid UTF-8")))?;
+    // `<file>.dockerignore` beside the stack wins over the context's `.dockerignore`.
+    let mut ignore = match gw
+        .read_file(&r, &format!("{base}.dockerignore"), None)
+        .await
+    {
+        Ok(b) => Some(b),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(e.into()),
+    };
+    if ignore.is_none() && opts.remote_context.is_none() {
+        let ctx = opts.context_key.clone();
+        let mut attrs = BTreeMap::new();
+        attrs.insert("local.followpaths".into(), "[\".dockerignore\"]".into());
+        attrs.insert("local.includepattern".into(), "[\".dockerignore\"]".into());
+        attrs.insert("local.sharedkeyhint".into(), format!("{ctx}-dockerignore"));
+        let sid = opts.session_for_local(&ctx);
+        if !sid.is_empty() {
+            attrs.insert("local.session".into(), sid.to_string());
+        }
+        let r = load_local(gw, &ctx, attrs, "[internal] load .dockerignore".into()).await?;
+        ignore = match gw.read_file(&r, ".dockerignore", None).await {
+            Ok(b) => Some(b),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e.into()),
+        };
+    }
+    let exclude_patterns = ignore
+        .map(|b| plan::dockerignore_patterns(&String::from_utf8_lossy(&b)))
+        .unwrap_or_default();
+    Ok(Inputs {
+        file: SourceFile::new(base, text),
+        exclude_patterns,
+    })
+}
+
+/// The platforms to build: `--platform`, else the stack's, else the worker's default.
+pub fn platforms(
+    opts: &FrontendOpts,
+    stack_platforms: &[String],
+) -> Result<Vec<Platform>, Failure> {
+    let requested: Vec<String> = if !opts.platforms.is_empty() {
+        opts.platforms.clone()
+    } else {
+        stack_platforms.to_vec()
+    };
+    let mut out: Vec<Platform> = vec![];
+    for p in requested {
+        let parsed = Platform::parse(&p).map_err(|e| Failure::plain(format!("--platform: {e}")))?;
+        if !out.contains(&parsed) {
+            out.push(parsed);
+        }
+    }
+    if out.is_empty() {
+        out.push(build_platform(opts));
+    }
+    Ok(out)
+}
+
+fn build_platform(opts: &FrontendOpts) -> Platform {
+    opts.worker_platforms
+        .first()
+        .and_then(|p| Platform::parse(p).ok())
+        .unwrap_or_else(Platform::linux_amd64)
+}
+
+/// Build options for one platform from the frontend opts.
+pub fn build_options(opts: &FrontendOpts, inputs: &Inputs, platform: Platform) -> BuildOptions {
+    let network = match opts.force_network_mode.as_deref() {
+        Some("host") => Network::Host,
+        Some("none") => Network::None,
+        _ => Network::Sandbox,
+    };
+    let target = opts.target.clone();
+    let no_cache = match &opts.no_cache {
+        None => false,
+        Some(list) => list.is_empty() || target.as_ref().is_some_and(|t| list.contains(t)),
+    };
+    BuildOptions {
+        target,
+        platform,
+        build_platform: build_platform(opts),
+        build_args: opts.build_args.clone(),
+        labels: opts.labels.clone(),
+        network,
+        extra_hosts: opts.add_hosts.clone(),
+        no_cache,
+        context: ContextOptions {
+            name: opts.context_key.clone(),
+            session_id: opts.session_for_local(&opts.context_key).to_string(),
+            exclude_patterns: inputs.exclude_patterns.clone(),
+        },
+        image_resolve_mode: opts.image_resolve_mode.clone(),
+    }
+}
+
+/// The whole request: a subrequest answer or a built image.
+pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
+    let opts = FrontendOpts::from_env()
+        .map_err(|e| Failure::plain(format!("invalid frontend options: {e}")))?;
+    let pong = gw.ping().await?;
+    let inputs = read_inputs(gw, &opts).await?;
+    if let Some(req) = opts.request_id.as_deref().filter(|r| !r.is_empty()) {
+        return crate::subrequests::answer(req, &opts, &inputs);
+    }
+    let (stack, parse_diags) = llb_gen::stack::parse(&inputs.file);
+    if parse_diags.has_errors() {
+        let mut d = parse_diags;
+        d.extend(plan::check_stack(&stack));
+        return Err(Failure::from_stack(&StackError {
+            file: inputs.file.clone(),
+            diagnostics: d.sorted(),
+        }));
+    }
+    let stack_platforms: Vec<String> = stack.platforms.iter().map(|p| p.value.clone()).collect();
+    let platforms = platforms(&opts, &stack_platforms)?;
+    let multi = platforms.len() > 1 || opts.multi_platform;
+    let _ = &pong;
+
+    let mut result = ResultBuilder::new();
+    let mut described = vec![];
+    for platform in platforms {
+        let bo = build_options(&opts, &inputs, platform.clone());
+        let (_, plan) = llb_gen::load(&inputs.file, &bo).map_err(|e| Failure::from_stack(&e))?;
+        // Base image configs, resolved through the gateway before the pure conversion.
+        let mut images = ResolvedImages::default();
+        let mode = bo
+            .image_resolve_mode
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        for reference in plan.image_refs() {
+            let (_, config) = gw
+                .resolve_image_config(
+                    &reference,
+                    Some(llb_gen::llb::pb_platform(&platform)),
+                    &mode,
+                    &format!("[internal] load metadata for {reference}"),
+                )
+                .await
+                .map_err(|e| {
+                    Failure::plain(format!(
+                        "{}: cannot resolve base image `{reference}` for {platform}: {}",
+                        inputs.file.name, e.message
+                    ))
+                })?;
+            images
+                .configs
+                .insert((reference.clone(), platform.id()), config);
+        }
+        let converted = convert(&plan, &bo, &images, &inputs.file).map_err(|d| {
+            Failure::from_stack(&StackError {
+                file: inputs.file.clone(),
+                diagnostics: d,
+            })
+        })?;
+        let r = gw
+            .solve(converted.definition)
+            .await
+            .map_err(|e| Failure::plain(e.message))?;
+        if multi {
+            result.add_ref(platform.id(), r);
+            result.add_metadata(
+                format!("containerimage.config/{}", platform.id()),
+                converted.image_config,
+            );
+        } else {
+            result.set_ref(r);
+            result.add_metadata("containerimage.config", converted.image_config);
+        }
+        described.push(platform);
+    }
+    if multi {
+        let list: Vec<serde_json::Value> = described
+            .iter()
+            .map(|p| {
+                let mut plat = serde_json::json!({ "architecture": p.architecture, "os": p.os });
+                if let Some(v) = &p.variant {
+                    plat["variant"] = serde_json::Value::from(v.clone());
+                }
+                serde_json::json!({ "ID": p.id(), "Platform": plat })
+            })
+            .collect();
+        result.add_metadata(
+            "refs.platforms",
+            serde_json::to_vec(&serde_json::json!({ "Platforms": list })).expect("json"),
+        );
+    }
+    Ok(result)
+}

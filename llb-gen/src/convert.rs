@@ -1,0 +1,651 @@
+//! The converter: the one module that sees both the plan and LLB. Plan + base image configs →
+//! LLB graph, image config and the source map.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::image::{HistoryEntry, ImageConfig};
+use crate::interp::{Unknown, interpolate};
+use crate::llb::{
+    CacheSharing, Exec, FileAction, Graph, Mount, NetMode, Output, Owner, VertexMeta,
+};
+use crate::pb;
+use crate::plan::{Base, BuildOptions, Network, PipStep, Plan, PlanImage, StepKind, UserPlan};
+use crate::platform::Platform;
+use crate::source::{SourceFile, Span};
+
+/// Where the requirements files of a pip step are mounted.
+pub const REQUIREMENTS_DIR: &str = "/run/layerstack/requirements";
+
+/// Base image configs, looked up by the edge (the frontend resolves them through the gateway
+/// before converting; the CLI has none or a fixed set).
+pub trait ImageResolver {
+    /// The config JSON of `reference` for `platform`, or None when unknown.
+    fn config(&self, reference: &str, platform: &Platform) -> Option<Vec<u8>>;
+}
+
+/// A resolver that knows no image: every base starts from an empty config.
+pub struct NoImages;
+
+impl ImageResolver for NoImages {
+    fn config(&self, _: &str, _: &Platform) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+/// Configs resolved ahead of time, keyed by (reference, platform id).
+#[derive(Clone, Debug, Default)]
+pub struct ResolvedImages {
+    pub configs: BTreeMap<(String, String), Vec<u8>>,
+}
+
+impl ImageResolver for ResolvedImages {
+    fn config(&self, reference: &str, platform: &Platform) -> Option<Vec<u8>> {
+        self.configs
+            .get(&(reference.to_string(), platform.id()))
+            .cloned()
+    }
+}
+
+/// The converter's result for one platform.
+#[derive(Clone, Debug)]
+pub struct Converted {
+    pub definition: pb::Definition,
+    /// `containerimage.config` JSON.
+    pub image_config: Vec<u8>,
+    pub platform: Platform,
+}
+
+#[derive(Clone)]
+struct State {
+    root: Output,
+    config: ImageConfig,
+}
+
+/// Convert a plan to LLB. `file` is the stack file (for the source map).
+pub fn convert(
+    plan: &Plan,
+    opts: &BuildOptions,
+    images: &dyn ImageResolver,
+    file: &SourceFile,
+) -> Result<Converted, Diagnostics> {
+    let mut c = Converter {
+        g: Graph::new(),
+        opts,
+        images,
+        plan,
+        diags: Diagnostics::default(),
+        states: vec![],
+        contexts: BTreeMap::new(),
+    };
+    for img in &plan.images {
+        let st = c.image(img);
+        c.states.push(st);
+    }
+    if c.diags.has_errors() {
+        return Err(c.diags.sorted());
+    }
+    let st = c.states.last().cloned().expect("plan has a target");
+    let mut config = st.config;
+    for (k, v) in &opts.labels {
+        config.labels.insert(k.clone(), v.clone());
+    }
+    let created = opts
+        .build_args
+        .get("SOURCE_DATE_EPOCH")
+        .and_then(|s| s.parse::<i64>().ok())
+        .map(rfc3339);
+    let image_config = config
+        .to_json(&plan.platform, created.as_deref())
+        .map_err(|e| {
+            let mut d = Diagnostics::default();
+            d.push(Diagnostic::error(format!(
+                "cannot write the image config: {e}"
+            )));
+            d
+        })?;
+    let definition = c.g.marshal(st.root, Some(file));
+    Ok(Converted {
+        definition,
+        image_config,
+        platform: plan.platform.clone(),
+    })
+}
+
+struct Converter<'a> {
+    g: Graph,
+    opts: &'a BuildOptions,
+    images: &'a dyn ImageResolver,
+    plan: &'a Plan,
+    diags: Diagnostics,
+    states: Vec<State>,
+    /// One context source per set of paths, so a layer's vertices depend only on its own files.
+    contexts: BTreeMap<Vec<String>, Output>,
+}
+
+fn meta(name: String, span: Span) -> VertexMeta {
+    VertexMeta {
+        name,
+        span: Some(span),
+        ..Default::default()
+    }
+}
+
+impl<'a> Converter<'a> {
+    fn platform(&self) -> &'a Platform {
+        &self.plan.platform
+    }
+
+    fn base(&mut self, base: &Base, label: &str) -> State {
+        match base {
+            Base::Layer { index, .. } => self.states[*index].clone(),
+            Base::Image { reference, span } => {
+                let platform = self.platform();
+                let config = match self.images.config(reference, platform) {
+                    Some(bytes) => match ImageConfig::from_json(&bytes) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            self.diags.push(
+                                Diagnostic::error(format!("base image `{reference}`: {e}"))
+                                    .at(*span),
+                            );
+                            ImageConfig::default()
+                        }
+                    },
+                    None => ImageConfig::default(),
+                };
+                let mut m = meta(format!("[{label}] from {reference}"), *span);
+                m.ignore_cache = false;
+                let root = self.g.image(
+                    reference,
+                    platform,
+                    self.opts.image_resolve_mode.as_deref(),
+                    m,
+                );
+                State { root, config }
+            }
+        }
+    }
+
+    /// The build context restricted to `paths` (plus `.dockerignore` excludes).
+    fn context(&mut self, paths: &[String], label: &str, span: Span) -> Output {
+        let mut key: Vec<String> = paths.to_vec();
+        key.sort();
+        key.dedup();
+        if let Some(o) = self.contexts.get(&key) {
+            return *o;
+        }
+        let ctx = &self.opts.context;
+        let name = if ctx.name.is_empty() {
+            "context"
+        } else {
+            ctx.name.as_str()
+        };
+        let mut attrs = BTreeMap::new();
+        let include: Vec<String> = key
+            .iter()
+            .map(|p| {
+                if p == "." {
+                    "**".to_string()
+                } else {
+                    p.clone()
+                }
+            })
+            .collect();
+        attrs.insert(
+            "local.includepattern".to_string(),
+            serde_json::to_string(&include).expect("strings"),
+        );
+        if !ctx.exclude_patterns.is_empty() {
+            attrs.insert(
+                "local.excludepatterns".to_string(),
+                serde_json::to_string(&ctx.exclude_patterns).expect("strings"),
+            );
+        }
+        attrs.insert(
+            "local.sharedkeyhint".to_string(),
+            format!("{name}:{}", key.join(",")),
+        );
+        if !ctx.session_id.is_empty() {
+            attrs.insert("local.session".to_string(), ctx.session_id.clone());
+        }
+        let out = self.g.local(
+            name,
+            attrs,
+            meta(format!("[{label}] load context {}", key.join(" ")), span),
+        );
+        self.contexts.insert(key, out);
+        out
+    }
+
+    fn network(&self) -> Option<NetMode> {
+        match self.opts.network {
+            Network::Sandbox => None,
+            Network::Host => Some(NetMode::Host),
+            Network::None => Some(NetMode::None),
+        }
+    }
+
+    /// An exec that installs or runs something: as root, with the image's env plus install env.
+    fn run(
+        &mut self,
+        st: &State,
+        args: Vec<String>,
+        img: &PlanImage,
+        extra_env: &[(&str, String)],
+        mounts: Vec<Mount>,
+        m: VertexMeta,
+    ) -> Output {
+        let mut config = st.config.clone();
+        for (k, v) in &img.install_env {
+            config.set_env(k, v);
+        }
+        for (k, v) in extra_env {
+            config.set_env(k, v);
+        }
+        if config.get_env("HOME").is_none() {
+            config.set_env("HOME", "/root");
+        }
+        let exec = Exec {
+            args,
+            env: config.process_env(),
+            cwd: if st.config.working_dir.is_empty() {
+                "/".into()
+            } else {
+                st.config.working_dir.clone()
+            },
+            user: "root".into(),
+            network: self.network(),
+            extra_hosts: self.opts.extra_hosts.clone(),
+            mounts,
+            secret_env: vec![],
+        };
+        let mut m = m;
+        m.ignore_cache = self.opts.no_cache;
+        self.g.exec(st.root, exec, self.platform(), m)
+    }
+
+    fn apt_mounts(&self) -> Vec<Mount> {
+        let slug = self.platform().slug();
+        vec![
+            Mount::Cache {
+                id: format!("layerstack-apt-cache-{slug}"),
+                dest: "/var/cache/apt".into(),
+                sharing: CacheSharing::Locked,
+            },
+            Mount::Cache {
+                id: format!("layerstack-apt-lib-{slug}"),
+                dest: "/var/lib/apt".into(),
+                sharing: CacheSharing::Locked,
+            },
+        ]
+    }
+
+    fn apt(&mut self, st: &State, packages: &[String], img: &PlanImage, m: VertexMeta) -> Output {
+        let script = format!(
+            "set -eu; rm -f /etc/apt/apt.conf.d/docker-clean; \
+             echo 'Binary::apt::APT::Keep-Downloaded-Packages \"true\";' > /etc/apt/apt.conf.d/keep-cache; \
+             apt-get update; apt-get install -y --no-install-recommends {}",
+            packages.join(" ")
+        );
+        let mounts = self.apt_mounts();
+        self.run(
+            st,
+            vec!["/bin/sh".into(), "-c".into(), script],
+            img,
+            &[("DEBIAN_FRONTEND", "noninteractive".into())],
+            mounts,
+            m,
+        )
+    }
+
+    fn pip(
+        &mut self,
+        st: &State,
+        pip: &PipStep,
+        img: &PlanImage,
+        label: &str,
+        span: Span,
+        m: VertexMeta,
+    ) -> Output {
+        let mut args = vec![
+            pip.python.clone(),
+            "-m".into(),
+            "pip".into(),
+            "install".into(),
+        ];
+        if let Some(u) = &pip.index_url {
+            args.push("--index-url".into());
+            args.push(u.clone());
+        }
+        for u in &pip.extra_index_urls {
+            args.push("--extra-index-url".into());
+            args.push(u.clone());
+        }
+        let mut mounts = vec![Mount::Cache {
+            id: format!("layerstack-pip-{}", self.platform().slug()),
+            dest: "/root/.cache/pip".into(),
+            sharing: CacheSharing::Shared,
+        }];
+        if !pip.requirements.is_empty() {
+            let ctx = self.context(&pip.requirements, label, span);
+            let actions = pip
+                .requirements
+                .iter()
+                .map(|r| FileAction::Copy {
+                    from: ctx,
+                    src: format!("/{r}"),
+                    dest: format!("/{r}"),
+                    owner: None,
+                    mode: None,
+                    dir_contents: false,
+                    exclude: vec![],
+                    wildcard: false,
+                })
+                .collect();
+            let files = self.g.file(
+                None,
+                actions,
+                self.platform(),
+                meta(
+                    format!("[{label}] requirements {}", pip.requirements.join(" ")),
+                    span,
+                ),
+            );
+            mounts.push(Mount::Bind {
+                input: files,
+                selector: String::new(),
+                dest: REQUIREMENTS_DIR.into(),
+            });
+            for r in &pip.requirements {
+                args.push("-r".into());
+                args.push(format!("{REQUIREMENTS_DIR}/{r}"));
+            }
+        }
+        args.extend(pip.specs.iter().cloned());
+        let env = [
+            ("PIP_CACHE_DIR", "/root/.cache/pip".to_string()),
+            ("PIP_DISABLE_PIP_VERSION_CHECK", "1".to_string()),
+        ];
+        self.run(st, args, img, &env, mounts, m)
+    }
+
+    fn owner(&self, o: &Option<String>) -> Option<Owner> {
+        o.as_deref().map(Owner::parse)
+    }
+
+    fn image(&mut self, img: &PlanImage) -> State {
+        let label = img.label();
+        let mut st = self.base(&img.base, &label);
+        // An image's env applies to its own steps too (like ENV before RUN).
+        for (k, v) in &img.config.env {
+            // `${VAR}` refers to the env as it is here (Dockerfile ENV semantics).
+            let value =
+                interpolate(v, &st.config.env_map(), Unknown::Empty).unwrap_or_else(|_| v.clone());
+            st.config.set_env(k, &value);
+        }
+        let n = img.steps.len();
+        for (i, step) in img.steps.iter().enumerate() {
+            let name = format!("[{label} {}/{n}] {}", i + 1, step.kind.describe());
+            let m = meta(name.clone(), step.span);
+            let created_by = format!("layerstack: {name}");
+            match &step.kind {
+                StepKind::Apt { packages } => st.root = self.apt(&st, packages, img, m),
+                StepKind::CreateUser(u) => {
+                    let script = useradd_script(u);
+                    st.root = self.run(
+                        &st,
+                        vec!["/bin/sh".into(), "-c".into(), script],
+                        img,
+                        &[],
+                        vec![],
+                        m,
+                    );
+                }
+                StepKind::Mkdir { path, owner } => {
+                    let o = self.owner(owner);
+                    st.root = self.g.file(
+                        Some(st.root),
+                        vec![FileAction::Mkdir {
+                            path: path.clone(),
+                            mode: 0o755,
+                            owner: o,
+                        }],
+                        self.platform(),
+                        self.cacheable(m),
+                    );
+                    st.config.working_dir = path.clone();
+                }
+                StepKind::Run { command } => {
+                    st.root = self.run(
+                        &st,
+                        vec!["/bin/sh".into(), "-c".into(), command.clone()],
+                        img,
+                        &[],
+                        vec![],
+                        m,
+                    );
+                }
+                StepKind::Pip(p) => st.root = self.pip(&st, p, img, &label, step.span, m),
+                StepKind::Copy {
+                    src,
+                    dest,
+                    owner,
+                    mode,
+                    exclude,
+                } => {
+                    let ctx = self.context(std::slice::from_ref(src), &label, step.span);
+                    let dest = resolve_dest(&st.config.working_dir, src, dest.as_deref());
+                    let wildcard = src.contains(['*', '?', '[']);
+                    let action = FileAction::Copy {
+                        from: ctx,
+                        src: if src == "." {
+                            "/".into()
+                        } else {
+                            format!("/{src}")
+                        },
+                        dest,
+                        owner: self.owner(owner),
+                        mode: *mode,
+                        dir_contents: true,
+                        exclude: exclude.clone(),
+                        wildcard,
+                    };
+                    st.root = self.g.file(
+                        Some(st.root),
+                        vec![action],
+                        self.platform(),
+                        self.cacheable(m),
+                    );
+                }
+                StepKind::CopyVenv { path, owner } => {
+                    let Some(v) = &img.venv else { continue };
+                    let builder = self.venv_builder(img, v);
+                    let action = FileAction::Copy {
+                        from: builder,
+                        src: path.clone(),
+                        dest: path.clone(),
+                        owner: self.owner(owner),
+                        mode: None,
+                        dir_contents: true,
+                        exclude: vec![],
+                        wildcard: false,
+                    };
+                    st.root = self.g.file(
+                        Some(st.root),
+                        vec![action],
+                        self.platform(),
+                        self.cacheable(m),
+                    );
+                    let old_path = st
+                        .config
+                        .get_env("PATH")
+                        .unwrap_or(crate::image::DEFAULT_PATH)
+                        .to_string();
+                    st.config.set_env("PATH", &format!("{path}/bin:{old_path}"));
+                    st.config.set_env("VIRTUAL_ENV", path);
+                }
+            }
+            st.config.history.push(HistoryEntry {
+                created_by,
+                empty_layer: false,
+                created: None,
+            });
+        }
+        self.apply_config(img, &mut st.config);
+        st
+    }
+
+    fn cacheable(&self, mut m: VertexMeta) -> VertexMeta {
+        m.ignore_cache = self.opts.no_cache;
+        m
+    }
+
+    /// The builder stage of a two-stage service; returns the state holding the venv.
+    fn venv_builder(&mut self, img: &PlanImage, v: &crate::plan::VenvPlan) -> Output {
+        let label = format!("{} venv", img.label());
+        let mut st = self.base(&v.builder, &label);
+        let python = v.python.clone();
+        let n = 2 + usize::from(!v.apt.is_empty());
+        let mut i = 0;
+        let mut next = |what: String| {
+            i += 1;
+            format!("[{label} {i}/{n}] {what}")
+        };
+        if !v.apt.is_empty() {
+            let name = next(format!("apt-get install {}", v.apt.join(" ")));
+            st.root = self.apt(&st, &v.apt, img, meta(name, v.span));
+        }
+        let name = next(format!("{python} -m venv {}", v.path));
+        st.root = self.run(
+            &st,
+            vec![python.clone(), "-m".into(), "venv".into(), v.path.clone()],
+            img,
+            &[],
+            vec![],
+            meta(name, v.span),
+        );
+        let name = next(v.pip.describe());
+        let pip = v.pip.clone();
+        st.root = self.pip(&st, &pip, img, &label, v.pip_span, meta(name, v.pip_span));
+        st.root
+    }
+
+    fn apply_config(&mut self, img: &PlanImage, c: &mut ImageConfig) {
+        let ch = &img.config;
+        if let Some(w) = &ch.workdir {
+            c.working_dir = w.clone();
+        }
+        if let Some(u) = &ch.user {
+            c.user = u.clone();
+        }
+        if let Some(e) = &ch.entrypoint {
+            c.entrypoint = Some(e.clone());
+            // Like Dockerfile: a new entrypoint resets an inherited cmd.
+            if ch.cmd.is_none() {
+                c.cmd = None;
+            }
+        }
+        if let Some(cmd) = &ch.cmd {
+            c.cmd = Some(cmd.clone());
+        }
+        let mut ports: BTreeSet<String> = c.exposed_ports.iter().cloned().collect();
+        ports.extend(ch.exposed_ports.iter().cloned());
+        c.exposed_ports = ports.into_iter().collect();
+        if let Some(h) = &ch.healthcheck {
+            c.healthcheck = h.clone();
+        }
+        for (k, v) in &ch.labels {
+            c.labels.insert(k.clone(), v.clone());
+        }
+        if let Some(s) = &ch.stop_signal {
+            c.stop_signal = Some(s.clone());
+        }
+        let summary = format!("layerstack: [{}] config", img.label());
+        c.history.push(HistoryEntry {
+            created_by: summary,
+            empty_layer: true,
+            created: None,
+        });
+    }
+}
+
+/// Where a copy lands: an explicit absolute dest, a dest relative to the workdir, or the
+/// source path under the workdir.
+fn resolve_dest(workdir: &str, src: &str, dest: Option<&str>) -> String {
+    let wd = if workdir.is_empty() { "/" } else { workdir };
+    let join = |rel: &str| -> String {
+        let rel = rel.trim_start_matches("./");
+        if rel.is_empty() || rel == "." {
+            return format!("{}/", wd.trim_end_matches('/'));
+        }
+        format!("{}/{}", wd.trim_end_matches('/'), rel)
+    };
+    match dest {
+        Some(d) if d.starts_with('/') => d.to_string(),
+        Some(d) => join(d),
+        None if src == "." => join("."),
+        None => join(src.trim_end_matches('/')),
+    }
+}
+
+fn useradd_script(u: &UserPlan) -> String {
+    let name = &u.name;
+    let home = u.home.clone().unwrap_or_else(|| format!("/home/{name}"));
+    let gid = u
+        .gid
+        .or(u.uid)
+        .map(|g| format!(" -g {g}"))
+        .unwrap_or_default();
+    let uid = u.uid.map(|g| format!(" -u {g}")).unwrap_or_default();
+    let shell = match &u.shell {
+        Some(s) => s.clone(),
+        None => "$(if [ -x /bin/bash ]; then echo /bin/bash; else echo /bin/sh; fi)".into(),
+    };
+    format!(
+        "set -eu; if ! id -u {name} >/dev/null 2>&1; then \
+         getent group {name} >/dev/null 2>&1 || groupadd{gid} {name}; \
+         useradd --no-log-init -m -d {home}{uid} -g {name} -s {shell} {name}; fi"
+    )
+}
+
+/// RFC 3339 in UTC for a unix timestamp (for `SOURCE_DATE_EPOCH`).
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if mo <= 2 { y + 1 } else { y };
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_destinations() {
+        assert_eq!(resolve_dest("/app", "apps/api", None), "/app/apps/api");
+        assert_eq!(resolve_dest("/app", "apps/api/", None), "/app/apps/api");
+        assert_eq!(resolve_dest("", "main.py", None), "/main.py");
+        assert_eq!(resolve_dest("/app", "src", Some("./code/")), "/app/code/");
+        assert_eq!(resolve_dest("/app", "src", Some("/opt/x")), "/opt/x");
+        assert_eq!(resolve_dest("/app", ".", None), "/app/");
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+}

@@ -1,0 +1,84 @@
+//! layerstack core: stack.toml → validated model → build plan → LLB, all pure (no I/O).
+//!
+//! The pipeline: [`stack::parse`] (TOML with spans) → [`plan::plan`] (interpolated, ordered,
+//! named steps for one target and platform) → [`convert::convert`] (the only module that sees
+//! both the plan and LLB) → [`llb::Graph::marshal`] (deterministic `pb::Definition`).
+
+pub mod convert;
+pub mod diag;
+pub mod image;
+pub mod interp;
+pub mod llb;
+pub mod pb;
+pub mod plan;
+pub mod platform;
+pub mod source;
+pub mod stack;
+
+use diag::{Diagnostics, StackError};
+use source::SourceFile;
+
+/// Parse and plan in one go: what both the CLI and the frontend do first.
+pub fn load(
+    file: &SourceFile,
+    opts: &plan::BuildOptions,
+) -> Result<(stack::Stack, plan::Plan), StackError> {
+    let (stack, mut diags) = stack::parse(file);
+    if diags.has_errors() {
+        let more = plan::check_stack(&stack);
+        diags.extend(more);
+        return Err(StackError {
+            file: file.clone(),
+            diagnostics: diags.sorted(),
+        });
+    }
+    match plan::plan(&stack, opts) {
+        Ok(mut p) => {
+            let mut all = diags;
+            all.extend(std::mem::take(&mut p.warnings));
+            p.warnings = all.sorted();
+            Ok((stack, p))
+        }
+        Err(d) => {
+            let mut all = diags;
+            all.extend(d);
+            Err(StackError {
+                file: file.clone(),
+                diagnostics: all.sorted(),
+            })
+        }
+    }
+}
+
+/// Everything `llb-gen check` reports: parse errors, stack-wide checks and a plan of every
+/// target with the default options.
+pub fn check(file: &SourceFile, opts: &plan::BuildOptions) -> Diagnostics {
+    let (stack, mut diags) = stack::parse(file);
+    if diags.has_errors() {
+        diags.extend(plan::check_stack(&stack));
+        return diags.sorted();
+    }
+    let mut seen = Diagnostics::default();
+    for img in &stack.images {
+        let o = plan::BuildOptions {
+            target: Some(img.name.value.clone()),
+            ..opts.clone()
+        };
+        match plan::plan(&stack, &o) {
+            Ok(p) => seen.extend(p.warnings),
+            Err(d) => seen.extend(d),
+        }
+    }
+    if stack.images.is_empty() {
+        seen.extend(plan::check_stack(&stack));
+    }
+    if stack.syntax.is_none() {
+        seen.push(
+            diag::Diagnostic::warning("line 1 has no `# syntax=` directive; `docker buildx build -f` will read this file as a Dockerfile")
+                .at(source::Span::new(0, 0))
+                .hint("start the file with `# syntax=<layerstack frontend image>`"),
+        );
+    }
+    diags.extend(seen);
+    diags.sorted()
+}

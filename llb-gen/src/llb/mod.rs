@@ -1,0 +1,754 @@
+//! A small LLB graph builder: an arena of vertices addressed by value handles, marshalled
+//! into a deterministic, content-addressed `pb::Definition` with a source map.
+
+mod dump;
+
+use std::collections::{BTreeMap, HashMap};
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+pub use dump::dump;
+
+use crate::pb;
+use crate::platform::Platform;
+use crate::source::{SourceFile, Span};
+
+/// A handle to a vertex in a [`Graph`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VertexId(usize);
+
+/// One output of a vertex: the value states are made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Output {
+    pub vertex: VertexId,
+    pub index: u32,
+}
+
+/// Display and cache metadata of a vertex (not part of its digest).
+#[derive(Clone, Debug, Default)]
+pub struct VertexMeta {
+    /// The progress name (`llb.customname`).
+    pub name: String,
+    /// Where in the stack file this vertex was declared.
+    pub span: Option<Span>,
+    pub ignore_cache: bool,
+    /// Fold vertices into one progress line (BuildKit ≥ 0.10).
+    pub progress_group: Option<(String, String)>,
+}
+
+#[derive(Clone, Debug)]
+struct Vertex {
+    /// The op without its `inputs`: those are filled in from `inputs` when marshalling.
+    op: pb::Op,
+    inputs: Vec<Output>,
+    meta: VertexMeta,
+}
+
+/// An arena of LLB vertices. Building never fails; [`Graph::marshal`] de-duplicates
+/// identical vertices by content digest.
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    vertices: Vec<Vertex>,
+}
+
+/// How a RUN step reaches the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetMode {
+    Sandbox,
+    Host,
+    None,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheSharing {
+    Shared,
+    Private,
+    Locked,
+}
+
+/// A mount of an exec besides its root filesystem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mount {
+    /// Read-only bind of (a path of) another state.
+    Bind {
+        input: Output,
+        selector: String,
+        dest: String,
+    },
+    /// A persistent cache directory shared between builds.
+    Cache {
+        id: String,
+        dest: String,
+        sharing: CacheSharing,
+    },
+    Tmpfs {
+        dest: String,
+    },
+    /// A BuildKit secret as a file.
+    Secret {
+        id: String,
+        dest: String,
+        optional: bool,
+    },
+}
+
+/// A process run on a root filesystem.
+#[derive(Clone, Debug, Default)]
+pub struct Exec {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub user: String,
+    pub network: Option<NetMode>,
+    pub extra_hosts: Vec<(String, String)>,
+    pub mounts: Vec<Mount>,
+    /// Env vars whose values come from secrets: (name, secret id).
+    pub secret_env: Vec<(String, String)>,
+}
+
+/// Owner of created or copied files: a user (and group) name or id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub user: String,
+    pub group: Option<String>,
+}
+
+impl Owner {
+    /// `user[:group]`
+    pub fn parse(s: &str) -> Owner {
+        match s.split_once(':') {
+            Some((u, g)) => Owner {
+                user: u.to_string(),
+                group: Some(g.to_string()),
+            },
+            None => Owner {
+                user: s.to_string(),
+                group: None,
+            },
+        }
+    }
+}
+
+/// One file action. Paths are absolute within their states.
+#[derive(Clone, Debug)]
+pub enum FileAction {
+    Copy {
+        from: Output,
+        src: String,
+        dest: String,
+        owner: Option<Owner>,
+        mode: Option<u32>,
+        /// Copy the contents of a source directory rather than the directory itself.
+        dir_contents: bool,
+        exclude: Vec<String>,
+        /// Allow wildcards in `src`.
+        wildcard: bool,
+    },
+    Mkdir {
+        path: String,
+        mode: u32,
+        owner: Option<Owner>,
+    },
+    Mkfile {
+        path: String,
+        mode: u32,
+        data: Vec<u8>,
+        owner: Option<Owner>,
+    },
+    Rm {
+        path: String,
+    },
+}
+
+impl Graph {
+    pub fn new() -> Graph {
+        Graph::default()
+    }
+
+    fn push(&mut self, op: pb::Op, inputs: Vec<Output>, meta: VertexMeta) -> Output {
+        self.vertices.push(Vertex { op, inputs, meta });
+        Output {
+            vertex: VertexId(self.vertices.len() - 1),
+            index: 0,
+        }
+    }
+
+    /// A `docker-image://` source.
+    pub fn image(
+        &mut self,
+        reference: &str,
+        platform: &Platform,
+        resolve_mode: Option<&str>,
+        meta: VertexMeta,
+    ) -> Output {
+        let mut attrs = BTreeMap::new();
+        if let Some(m) = resolve_mode.filter(|m| !m.is_empty() && *m != "default") {
+            attrs.insert("image.resolvemode".to_string(), m.to_string());
+        }
+        let op = pb::Op {
+            op: Some(pb::op::Op::Source(pb::SourceOp {
+                identifier: format!("docker-image://{reference}"),
+                attrs,
+            })),
+            platform: Some(pb_platform(platform)),
+            constraints: Some(pb::WorkerConstraints::default()),
+            ..Default::default()
+        };
+        self.push(op, vec![], meta)
+    }
+
+    /// A `local://NAME` source (the build context) with its attrs.
+    pub fn local(
+        &mut self,
+        name: &str,
+        attrs: BTreeMap<String, String>,
+        meta: VertexMeta,
+    ) -> Output {
+        let op = pb::Op {
+            op: Some(pb::op::Op::Source(pb::SourceOp {
+                identifier: format!("local://{name}"),
+                attrs,
+            })),
+            constraints: Some(pb::WorkerConstraints::default()),
+            ..Default::default()
+        };
+        self.push(op, vec![], meta)
+    }
+
+    /// Run a process on `root`; the result is the root filesystem after it.
+    pub fn exec(
+        &mut self,
+        root: Output,
+        exec: Exec,
+        platform: &Platform,
+        meta: VertexMeta,
+    ) -> Output {
+        let mut inputs = vec![root];
+        let mut mounts = vec![pb::Mount {
+            input: 0,
+            dest: "/".into(),
+            output: 0,
+            ..Default::default()
+        }];
+        for m in exec.mounts {
+            mounts.push(match m {
+                Mount::Bind {
+                    input,
+                    selector,
+                    dest,
+                } => {
+                    let idx = match inputs.iter().position(|i| *i == input) {
+                        Some(i) => i,
+                        None => {
+                            inputs.push(input);
+                            inputs.len() - 1
+                        }
+                    };
+                    pb::Mount {
+                        input: idx as i64,
+                        selector,
+                        dest,
+                        output: -1,
+                        readonly: true,
+                        ..Default::default()
+                    }
+                }
+                Mount::Cache { id, dest, sharing } => pb::Mount {
+                    input: -1,
+                    dest,
+                    output: -1,
+                    mount_type: pb::MountType::Cache as i32,
+                    cache_opt: Some(pb::CacheOpt {
+                        id,
+                        sharing: match sharing {
+                            CacheSharing::Shared => pb::CacheSharingOpt::Shared,
+                            CacheSharing::Private => pb::CacheSharingOpt::Private,
+                            CacheSharing::Locked => pb::CacheSharingOpt::Locked,
+                        } as i32,
+                    }),
+                    ..Default::default()
+                },
+                Mount::Tmpfs { dest } => pb::Mount {
+                    input: -1,
+                    dest,
+                    output: -1,
+                    mount_type: pb::MountType::Tmpfs as i32,
+                    tmpfs_opt: Some(pb::TmpfsOpt::default()),
+                    ..Default::default()
+                },
+                Mount::Secret { id, dest, optional } => pb::Mount {
+                    input: -1,
+                    dest,
+                    output: -1,
+                    mount_type: pb::MountType::Secret as i32,
+                    secret_opt: Some(pb::SecretOpt {
+                        id,
+                        uid: 0,
+                        gid: 0,
+                        mode: 0o400,
+                        optional,
+                    }),
+                    ..Default::default()
+                },
+            });
+        }
+        let network = match exec.network {
+            None | Some(NetMode::Sandbox) => pb::NetMode::Unset,
+            Some(NetMode::Host) => pb::NetMode::Host,
+            Some(NetMode::None) => pb::NetMode::None,
+        };
+        let op = pb::Op {
+            op: Some(pb::op::Op::Exec(pb::ExecOp {
+                meta: Some(pb::Meta {
+                    args: exec.args,
+                    env: exec.env,
+                    cwd: if exec.cwd.is_empty() {
+                        "/".into()
+                    } else {
+                        exec.cwd
+                    },
+                    user: exec.user,
+                    extra_hosts: exec
+                        .extra_hosts
+                        .into_iter()
+                        .map(|(host, ip)| pb::HostIp { host, ip })
+                        .collect(),
+                    ..Default::default()
+                }),
+                mounts,
+                network: network as i32,
+                secretenv: exec
+                    .secret_env
+                    .into_iter()
+                    .map(|(name, id)| pb::SecretEnv {
+                        id,
+                        name,
+                        optional: false,
+                    })
+                    .collect(),
+                ..Default::default()
+            })),
+            platform: Some(pb_platform(platform)),
+            constraints: Some(pb::WorkerConstraints::default()),
+            ..Default::default()
+        };
+        self.push(op, inputs, meta)
+    }
+
+    /// Apply file actions in sequence to `base` (None = scratch).
+    pub fn file(
+        &mut self,
+        base: Option<Output>,
+        actions: Vec<FileAction>,
+        platform: &Platform,
+        meta: VertexMeta,
+    ) -> Output {
+        let mut inputs: Vec<Output> = base.into_iter().collect();
+        // Secondary inputs (copy sources) are inputs too; collect them first so the indices
+        // of earlier actions' outputs (>= len(inputs)) are known.
+        for a in &actions {
+            if let FileAction::Copy { from, .. } = a {
+                if !inputs.contains(from) {
+                    inputs.push(*from);
+                }
+            }
+        }
+        let n_inputs = inputs.len() as i64;
+        let count = actions.len();
+        let mut pb_actions = vec![];
+        for (i, a) in actions.into_iter().enumerate() {
+            let input = if i == 0 {
+                if base.is_some() { 0 } else { -1 }
+            } else {
+                n_inputs + i as i64 - 1
+            };
+            let output = if i + 1 == count { 0 } else { -1 };
+            let (secondary, action) = match a {
+                FileAction::Copy {
+                    from,
+                    src,
+                    dest,
+                    owner,
+                    mode,
+                    dir_contents,
+                    exclude,
+                    wildcard,
+                } => {
+                    let idx = inputs
+                        .iter()
+                        .position(|x| *x == from)
+                        .expect("collected above") as i64;
+                    (
+                        idx,
+                        pb::file_action::Action::Copy(pb::FileActionCopy {
+                            src,
+                            dest,
+                            owner: owner.as_ref().map(chown),
+                            mode: mode.map(|m| m as i32).unwrap_or(-1),
+                            follow_symlink: true,
+                            dir_copy_contents: dir_contents,
+                            create_dest_path: true,
+                            allow_wildcard: wildcard,
+                            allow_empty_wildcard: false,
+                            timestamp: -1,
+                            exclude_patterns: exclude,
+                            ..Default::default()
+                        }),
+                    )
+                }
+                FileAction::Mkdir { path, mode, owner } => (
+                    -1,
+                    pb::file_action::Action::Mkdir(pb::FileActionMkDir {
+                        path,
+                        mode: mode as i32,
+                        make_parents: true,
+                        owner: owner.as_ref().map(chown),
+                        timestamp: -1,
+                    }),
+                ),
+                FileAction::Mkfile {
+                    path,
+                    mode,
+                    data,
+                    owner,
+                } => (
+                    -1,
+                    pb::file_action::Action::Mkfile(pb::FileActionMkFile {
+                        path,
+                        mode: mode as i32,
+                        data,
+                        owner: owner.as_ref().map(chown),
+                        timestamp: -1,
+                    }),
+                ),
+                FileAction::Rm { path } => (
+                    -1,
+                    pb::file_action::Action::Rm(pb::FileActionRm {
+                        path,
+                        allow_not_found: true,
+                        allow_wildcard: false,
+                    }),
+                ),
+            };
+            pb_actions.push(pb::FileAction {
+                input,
+                secondary_input: secondary,
+                output,
+                action: Some(action),
+            });
+        }
+        let op = pb::Op {
+            op: Some(pb::op::Op::File(pb::FileOp {
+                actions: pb_actions,
+            })),
+            platform: Some(pb_platform(platform)),
+            constraints: Some(pb::WorkerConstraints::default()),
+            ..Default::default()
+        };
+        self.push(op, inputs, meta)
+    }
+
+    /// Layer `inputs` on top of each other (MergeOp, BuildKit ≥ 0.10).
+    pub fn merge(&mut self, inputs: Vec<Output>, meta: VertexMeta) -> Output {
+        let op = pb::Op {
+            op: Some(pb::op::Op::Merge(pb::MergeOp {
+                inputs: (0..inputs.len())
+                    .map(|i| pb::MergeInput { input: i as i64 })
+                    .collect(),
+            })),
+            constraints: Some(pb::WorkerConstraints::default()),
+            ..Default::default()
+        };
+        self.push(op, inputs, meta)
+    }
+
+    /// The changes from `lower` to `upper` (DiffOp, BuildKit ≥ 0.10).
+    pub fn diff(&mut self, lower: Output, upper: Output, meta: VertexMeta) -> Output {
+        let op = pb::Op {
+            op: Some(pb::op::Op::Diff(pb::DiffOp {
+                lower: Some(pb::LowerDiffInput { input: 0 }),
+                upper: Some(pb::UpperDiffInput { input: 1 }),
+            })),
+            constraints: Some(pb::WorkerConstraints::default()),
+            ..Default::default()
+        };
+        self.push(op, vec![lower, upper], meta)
+    }
+
+    /// Marshal the graph reachable from `root` into a Definition. Identical vertices (same
+    /// encoded bytes) become one; the order is a deterministic post-order walk from `root`.
+    pub fn marshal(&self, root: Output, source: Option<&SourceFile>) -> pb::Definition {
+        let mut m = Marshaller {
+            graph: self,
+            digests: HashMap::new(),
+            defs: vec![],
+            seen: HashMap::new(),
+            metadata: BTreeMap::new(),
+            locations: BTreeMap::new(),
+            source,
+        };
+        let root_digest = m.visit(root.vertex);
+        let terminal = pb::Op {
+            inputs: vec![pb::Input {
+                digest: root_digest,
+                index: root.index as i64,
+            }],
+            ..Default::default()
+        };
+        m.defs.push(terminal.encode_to_vec());
+        let source_map = source
+            .filter(|_| !m.locations.is_empty())
+            .map(|f| pb::Source {
+                locations: std::mem::take(&mut m.locations),
+                infos: vec![pb::SourceInfo {
+                    filename: f.name.clone(),
+                    data: f.text.clone().into_bytes(),
+                    definition: None,
+                    language: "toml".into(),
+                }],
+            });
+        pb::Definition {
+            def: m.defs,
+            metadata: m.metadata,
+            source: source_map,
+        }
+    }
+}
+
+fn chown(o: &Owner) -> pb::ChownOpt {
+    let user_opt = |s: &str| pb::UserOpt {
+        user: Some(match s.parse::<u32>() {
+            Ok(id) => pb::user_opt::User::ById(id),
+            Err(_) => pb::user_opt::User::ByName(pb::NamedUserOpt {
+                name: s.to_string(),
+                input: 0,
+            }),
+        }),
+    };
+    pb::ChownOpt {
+        user: Some(user_opt(&o.user)),
+        group: o.group.as_deref().map(user_opt),
+    }
+}
+
+pub fn pb_platform(p: &Platform) -> pb::Platform {
+    pb::Platform {
+        architecture: p.architecture.clone(),
+        os: p.os.clone(),
+        variant: p.variant.clone().unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+struct Marshaller<'a> {
+    graph: &'a Graph,
+    digests: HashMap<VertexId, String>,
+    defs: Vec<Vec<u8>>,
+    seen: HashMap<String, ()>,
+    metadata: BTreeMap<String, pb::OpMetadata>,
+    locations: BTreeMap<String, pb::Locations>,
+    source: Option<&'a SourceFile>,
+}
+
+impl Marshaller<'_> {
+    fn visit(&mut self, id: VertexId) -> String {
+        if let Some(d) = self.digests.get(&id) {
+            return d.clone();
+        }
+        let v = &self.graph.vertices[id.0];
+        let mut op = v.op.clone();
+        op.inputs = v
+            .inputs
+            .iter()
+            .map(|o| pb::Input {
+                digest: self.visit(o.vertex),
+                index: o.index as i64,
+            })
+            .collect();
+        let bytes = op.encode_to_vec();
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        if self.seen.insert(digest.clone(), ()).is_none() {
+            self.defs.push(bytes);
+            let meta = &v.meta;
+            let mut md = pb::OpMetadata {
+                ignore_cache: meta.ignore_cache,
+                ..Default::default()
+            };
+            if !meta.name.is_empty() {
+                md.description
+                    .insert("llb.customname".into(), meta.name.clone());
+            }
+            if let Some((gid, gname)) = &meta.progress_group {
+                md.progress_group = Some(pb::ProgressGroup {
+                    id: gid.clone(),
+                    name: gname.clone(),
+                    weak: false,
+                });
+            }
+            if md != pb::OpMetadata::default() {
+                self.metadata.insert(digest.clone(), md);
+            }
+            if let (Some(span), Some(file)) = (meta.span, self.source) {
+                let (first, last) = file.line_range(span);
+                let range = pb::Range {
+                    start: Some(pb::Position {
+                        line: first as i32,
+                        character: 0,
+                    }),
+                    end: Some(pb::Position {
+                        line: last as i32,
+                        character: 0,
+                    }),
+                };
+                self.locations.insert(
+                    digest.clone(),
+                    pb::Locations {
+                        locations: vec![pb::Location {
+                            source_index: 0,
+                            ranges: vec![range],
+                        }],
+                    },
+                );
+            }
+        }
+        self.digests.insert(id, digest.clone());
+        digest
+    }
+}
+
+/// The digest of each op of a Definition, in order (the last is the terminal op).
+pub fn op_digests(def: &pb::Definition) -> Vec<String> {
+    def.def
+        .iter()
+        .map(|b| format!("sha256:{}", hex::encode(Sha256::digest(b))))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn amd64() -> Platform {
+        Platform::linux_amd64()
+    }
+
+    fn named(n: &str) -> VertexMeta {
+        VertexMeta {
+            name: n.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn identical_vertices_are_one() {
+        let mut g = Graph::new();
+        let a = g.image(
+            "docker.io/library/python:3.12-slim",
+            &amd64(),
+            None,
+            named("a"),
+        );
+        let b = g.image(
+            "docker.io/library/python:3.12-slim",
+            &amd64(),
+            None,
+            named("b"),
+        );
+        let ea = g.exec(
+            a,
+            Exec {
+                args: vec!["true".into()],
+                ..Default::default()
+            },
+            &amd64(),
+            named("x"),
+        );
+        let eb = g.exec(
+            b,
+            Exec {
+                args: vec!["true".into()],
+                ..Default::default()
+            },
+            &amd64(),
+            named("x"),
+        );
+        let m = g.merge(vec![ea, eb], named("merge"));
+        let def = g.marshal(m, None);
+        // image, exec, merge, terminal
+        assert_eq!(def.def.len(), 4);
+        let ops: Vec<pb::Op> = def
+            .def
+            .iter()
+            .map(|b| pb::Op::decode(b.as_slice()).unwrap())
+            .collect();
+        let digests = op_digests(&def);
+        assert_eq!(ops[2].inputs[0].digest, digests[1]);
+        assert_eq!(ops[2].inputs[1].digest, digests[1]);
+        assert_eq!(ops[3].inputs[0].digest, digests[2]);
+        assert!(ops[3].op.is_none());
+        // The first name wins for a shared vertex.
+        assert_eq!(def.metadata[&digests[0]].description["llb.customname"], "a");
+    }
+
+    #[test]
+    fn marshalling_is_deterministic() {
+        let build = || {
+            let mut g = Graph::new();
+            let ctx = g.local(
+                "context",
+                [
+                    ("local.sharedkeyhint".into(), "context".into()),
+                    ("local.excludepatterns".into(), "[]".into()),
+                ]
+                .into(),
+                named("ctx"),
+            );
+            let img = g.image(
+                "docker.io/library/python:3.12-slim",
+                &amd64(),
+                Some("local"),
+                named("img"),
+            );
+            let f = g.file(
+                Some(img),
+                vec![
+                    FileAction::Mkdir {
+                        path: "/app".into(),
+                        mode: 0o755,
+                        owner: Some(Owner::parse("appuser")),
+                    },
+                    FileAction::Copy {
+                        from: ctx,
+                        src: "/src".into(),
+                        dest: "/app/src".into(),
+                        owner: None,
+                        mode: None,
+                        dir_contents: true,
+                        exclude: vec![],
+                        wildcard: false,
+                    },
+                ],
+                &amd64(),
+                named("copy"),
+            );
+            g.marshal(f, Some(&SourceFile::new("stack.toml", "a\nb\n")))
+        };
+        assert_eq!(build().encode_to_vec(), build().encode_to_vec());
+        let def = build();
+        let ops: Vec<pb::Op> = def
+            .def
+            .iter()
+            .map(|b| pb::Op::decode(b.as_slice()).unwrap())
+            .collect();
+        let Some(pb::op::Op::File(f)) = &ops[2].op else {
+            panic!("file op expected")
+        };
+        assert_eq!(f.actions[0].input, 0);
+        assert_eq!(f.actions[0].output, -1);
+        // The second action works on the first action's output: index len(inputs) + 0.
+        assert_eq!(f.actions[1].input, 2);
+        assert_eq!(f.actions[1].secondary_input, 1);
+        assert_eq!(f.actions[1].output, 0);
+    }
+}

@@ -1,0 +1,1272 @@
+//! Stack + build options → [`Plan`]: one target's images in build order, every string
+//! interpolated, every step named and located. Still plain data: no LLB here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
+use crate::interp::{Unknown, interpolate};
+use crate::platform::Platform;
+use crate::source::Span;
+use crate::stack::{Chown, Command, EnvVar, ImageDef, Kind, Sp, Stack};
+
+/// How RUN steps reach the network (`force-network-mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Network {
+    #[default]
+    Sandbox,
+    Host,
+    None,
+}
+
+/// Everything about one build request that is not in the stack file.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    /// `--target`; None = the stack's default target.
+    pub target: Option<String>,
+    /// The platform the image is for.
+    pub platform: Platform,
+    /// The platform the build runs on.
+    pub build_platform: Platform,
+    /// `--build-arg NAME=value`.
+    pub build_args: BTreeMap<String, String>,
+    /// `--label NAME=value`: added to the final image.
+    pub labels: BTreeMap<String, String>,
+    pub network: Network,
+    /// `--add-host host=ip`.
+    pub extra_hosts: Vec<(String, String)>,
+    /// `--no-cache`: run every step again.
+    pub no_cache: bool,
+    /// The build context: local name, session and `.dockerignore` patterns.
+    pub context: ContextOptions,
+    /// How `docker-image://` sources are resolved (`default`, `pull`, `local`).
+    pub image_resolve_mode: Option<String>,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            target: None,
+            platform: Platform::linux_amd64(),
+            build_platform: Platform::linux_amd64(),
+            build_args: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            network: Network::Sandbox,
+            extra_hosts: vec![],
+            no_cache: false,
+            context: ContextOptions::default(),
+            image_resolve_mode: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ContextOptions {
+    /// The local source name (`context`).
+    pub name: String,
+    /// `BUILDKIT_SESSION_ID`, empty outside a frontend.
+    pub session_id: String,
+    /// Patterns from `.dockerignore`.
+    pub exclude_patterns: Vec<String>,
+}
+
+/// One target's build: images in dependency order, the target last.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub target: String,
+    pub platform: Platform,
+    pub images: Vec<PlanImage>,
+    /// Warnings found while planning (unused build args, …).
+    pub warnings: Diagnostics,
+}
+
+impl Plan {
+    pub fn target_image(&self) -> &PlanImage {
+        self.images.last().expect("a plan has at least its target")
+    }
+
+    /// Every image reference the plan builds on, for resolving their configs first.
+    pub fn image_refs(&self) -> BTreeSet<String> {
+        let mut refs = BTreeSet::new();
+        for img in &self.images {
+            if let Base::Image { reference, .. } = &img.base {
+                refs.insert(reference.clone());
+            }
+            if let Some(v) = &img.venv {
+                if let Base::Image { reference, .. } = &v.builder {
+                    refs.insert(reference.clone());
+                }
+            }
+        }
+        refs
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Base {
+    /// A registry image, normalised (`docker.io/library/python:3.12-slim`).
+    Image { reference: String, span: Span },
+    /// An earlier image of the same plan.
+    Layer {
+        index: usize,
+        name: String,
+        span: Span,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct PlanImage {
+    pub name: String,
+    pub kind: Kind,
+    /// `layers.ml`
+    pub key: String,
+    pub span: Span,
+    pub description: Option<String>,
+    pub base: Base,
+    pub steps: Vec<Step>,
+    pub config: ConfigChanges,
+    pub venv: Option<VenvPlan>,
+    /// Env for this image's install steps only.
+    pub install_env: Vec<(String, String)>,
+}
+
+impl PlanImage {
+    /// `[layer ml]`, the prefix of every vertex name of this image.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.kind.as_str(), self.name)
+    }
+}
+
+/// Image config set by one image (applied on top of its base's config).
+#[derive(Clone, Debug, Default)]
+pub struct ConfigChanges {
+    /// Values may still hold `${VAR}` references to the env as it is when applied.
+    pub env: Vec<(String, String)>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub cmd: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub exposed_ports: Vec<String>,
+    /// Some(None) disables an inherited healthcheck.
+    pub healthcheck: Option<Option<Healthcheck>>,
+    pub labels: Vec<(String, String)>,
+    pub stop_signal: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Healthcheck {
+    /// `["CMD", …]` or `["CMD-SHELL", "…"]`.
+    pub test: Vec<String>,
+    pub interval_ns: Option<u64>,
+    pub timeout_ns: Option<u64>,
+    pub start_period_ns: Option<u64>,
+    pub retries: Option<u32>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub kind: StepKind,
+    /// The stack.toml text that declared the step.
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepKind {
+    Apt {
+        packages: Vec<String>,
+    },
+    CreateUser(UserPlan),
+    Mkdir {
+        path: String,
+        owner: Option<String>,
+    },
+    Run {
+        command: String,
+    },
+    Pip(PipStep),
+    /// Copy from the build context.
+    Copy {
+        src: String,
+        dest: Option<String>,
+        owner: Option<String>,
+        mode: Option<u32>,
+        exclude: Vec<String>,
+    },
+    /// Copy the venv built by the service's builder stage.
+    CopyVenv {
+        path: String,
+        owner: Option<String>,
+    },
+}
+
+impl StepKind {
+    /// The readable part of a vertex name: `pip install -r libs/requirements-ml.txt`.
+    pub fn describe(&self) -> String {
+        match self {
+            StepKind::Apt { packages } => format!("apt-get install {}", packages.join(" ")),
+            StepKind::CreateUser(u) => format!("useradd {}", u.name),
+            StepKind::Mkdir { path, .. } => format!("workdir {path}"),
+            StepKind::Run { command } => format!("run {}", one_line(command)),
+            StepKind::Pip(p) => p.describe(),
+            StepKind::Copy { src, .. } => format!("copy {src}"),
+            StepKind::CopyVenv { path, .. } => format!("copy venv {path}"),
+        }
+    }
+
+    /// Steps that install packages (the ones `install-env` applies to).
+    pub fn is_install(&self) -> bool {
+        matches!(
+            self,
+            StepKind::Apt { .. } | StepKind::Run { .. } | StepKind::Pip(_)
+        )
+    }
+}
+
+fn one_line(s: &str) -> String {
+    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > 80 {
+        format!("{}…", flat.chars().take(79).collect::<String>())
+    } else {
+        flat
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PipStep {
+    /// Context paths of requirements files.
+    pub requirements: Vec<String>,
+    /// Inline requirement specifiers.
+    pub specs: Vec<String>,
+    pub index_url: Option<String>,
+    pub extra_index_urls: Vec<String>,
+    /// The interpreter that runs pip (`python3`, or the venv's python).
+    pub python: String,
+}
+
+impl PipStep {
+    pub fn describe(&self) -> String {
+        let mut parts = vec!["pip install".to_string()];
+        for r in &self.requirements {
+            parts.push(format!("-r {r}"));
+        }
+        parts.extend(self.specs.iter().cloned());
+        one_line(&parts.join(" "))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserPlan {
+    pub name: String,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub home: Option<String>,
+    pub shell: Option<String>,
+}
+
+/// The builder half of a two-stage service.
+#[derive(Clone, Debug)]
+pub struct VenvPlan {
+    pub builder: Base,
+    /// The interpreter that creates the venv.
+    pub python: String,
+    pub apt: Vec<String>,
+    pub path: String,
+    pub pip: PipStep,
+    pub span: Span,
+    pub pip_span: Span,
+}
+
+/// Names every build has, like Dockerfile's automatic platform args.
+pub const BUILTIN_ARGS: &[&str] = &[
+    "TARGETPLATFORM",
+    "TARGETOS",
+    "TARGETARCH",
+    "TARGETVARIANT",
+    "BUILDPLATFORM",
+    "BUILDOS",
+    "BUILDARCH",
+    "BUILDVARIANT",
+];
+
+/// Build args that BuildKit clients send on their own; never warned about.
+const CLIENT_ARGS: &[&str] = &[
+    "BUILDKIT_INLINE_CACHE",
+    "BUILDKIT_SYNTAX",
+    "SOURCE_DATE_EPOCH",
+    "BUILDKIT_CONTEXT_KEEP_GIT_DIR",
+    "BUILDKIT_MULTI_PLATFORM",
+    "BUILDKIT_SBOM_SCAN_CONTEXT",
+    "BUILDKIT_SBOM_SCAN_STAGE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "FTP_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "ftp_proxy",
+    "all_proxy",
+];
+
+/// The arg values of one build: declared defaults, overridden by `--build-arg`, plus built-ins.
+pub fn arg_values(stack: &Stack, opts: &BuildOptions) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    for a in &stack.args {
+        let v = opts
+            .build_args
+            .get(&a.name.value)
+            .cloned()
+            .or_else(|| a.default.as_ref().map(|d| d.value.clone()))
+            .unwrap_or_default();
+        vars.insert(a.name.value.clone(), v);
+    }
+    let p = &opts.platform;
+    let b = &opts.build_platform;
+    vars.insert("TARGETPLATFORM".into(), p.id());
+    vars.insert("TARGETOS".into(), p.os.clone());
+    vars.insert("TARGETARCH".into(), p.architecture.clone());
+    vars.insert(
+        "TARGETVARIANT".into(),
+        p.variant.clone().unwrap_or_default(),
+    );
+    vars.insert("BUILDPLATFORM".into(), b.id());
+    vars.insert("BUILDOS".into(), b.os.clone());
+    vars.insert("BUILDARCH".into(), b.architecture.clone());
+    vars.insert("BUILDVARIANT".into(), b.variant.clone().unwrap_or_default());
+    vars
+}
+
+/// Checks that do not depend on a target: the `from` graph, the default target, platforms.
+pub fn check_stack(stack: &Stack) -> Diagnostics {
+    let mut diags = Diagnostics::default();
+    let names: Vec<&str> = stack.images.iter().map(|i| i.name.value.as_str()).collect();
+    for img in &stack.images {
+        match &img.from {
+            None => diags.push(
+                Diagnostic::error(format!(
+                    "{} `{}` has no `from`",
+                    img.kind.as_str(),
+                    img.name.value
+                ))
+                .at(img.span)
+                .key(format!("{}.from", img.key()))
+                .hint("add from = \"python:3.12-slim\" or the name of a layer"),
+            ),
+            Some(from) => {
+                if let Some(target) = stack.image(&from.value) {
+                    if target.kind == Kind::Service {
+                        diags.push(
+                            Diagnostic::error(format!(
+                                "`{}` is a service; only layers can be built on",
+                                from.value
+                            ))
+                            .at(from.span)
+                            .key(format!("{}.from", img.key()))
+                            .hint(format!(
+                                "move [services.{}] to [layers.{}]",
+                                from.value, from.value
+                            )),
+                        );
+                    }
+                } else if !from.value.contains(['/', ':', '@', '$']) && !from.value.contains('.') {
+                    // A bare word that is no layer: probably a typo of a layer name.
+                    if let Some(s) = did_you_mean(
+                        &from.value,
+                        names.iter().copied().filter(|n| *n != img.name.value),
+                    ) {
+                        diags.push(
+                            Diagnostic::warning(format!(
+                                "`{}` is not a layer of this stack; it will be pulled as an image",
+                                from.value
+                            ))
+                            .at(from.span)
+                            .key(format!("{}.from", img.key()))
+                            .hint(format!("did you mean the layer `{s}`?")),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // Cycles in the `from` graph.
+    let mut reported: BTreeSet<String> = BTreeSet::new();
+    for img in &stack.images {
+        let mut path: Vec<&ImageDef> = vec![img];
+        let mut cur = img;
+        while let Some(next) = cur.from.as_ref().and_then(|f| stack.image(&f.value)) {
+            if let Some(pos) = path.iter().position(|p| p.name.value == next.name.value) {
+                let cycle: Vec<&str> = path[pos..].iter().map(|p| p.name.value.as_str()).collect();
+                let mut key = cycle.clone();
+                key.sort();
+                if reported.insert(key.join(",")) {
+                    let start = path[pos];
+                    let from = start.from.as_ref().expect("in a cycle");
+                    diags.push(
+                        Diagnostic::error(format!(
+                            "`from` cycle: {} → {}",
+                            cycle.join(" → "),
+                            cycle[0]
+                        ))
+                        .at(from.span)
+                        .key(format!("{}.from", start.key()))
+                        .hint("a layer cannot be built on itself; break the cycle"),
+                    );
+                }
+                break;
+            }
+            path.push(next);
+            cur = next;
+        }
+    }
+    if let Some(d) = &stack.default_target {
+        if stack.image(&d.value).is_none() {
+            diags.push(
+                Diagnostic::error(format!(
+                    "default target `{}` is not a layer or service",
+                    d.value
+                ))
+                .at(d.span)
+                .key("stack.default")
+                .hint(valid_targets_hint(stack)),
+            );
+        }
+    }
+    for p in &stack.platforms {
+        if let Err(e) = Platform::parse(&p.value) {
+            diags.push(
+                Diagnostic::error(e)
+                    .at(p.span)
+                    .key("stack.platforms")
+                    .hint("e.g. \"linux/amd64\" or \"linux/arm64\""),
+            );
+        }
+    }
+    if stack.images.is_empty() {
+        diags.push(
+            Diagnostic::error("the stack defines no layers and no services")
+                .hint("add a [services.NAME] table with `from`"),
+        );
+    }
+    diags
+}
+
+pub fn valid_targets_hint(stack: &Stack) -> String {
+    let names: Vec<String> = stack
+        .images
+        .iter()
+        .map(|i| format!("{} ({})", i.name.value, i.kind.as_str()))
+        .collect();
+    if names.is_empty() {
+        "the stack has no layers or services".into()
+    } else {
+        format!("valid targets: {}", names.join(", "))
+    }
+}
+
+/// Plan one target. Errors are returned all together.
+pub fn plan(stack: &Stack, opts: &BuildOptions) -> Result<Plan, Diagnostics> {
+    let mut diags = check_stack(stack);
+    let target_name = match opts
+        .target
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .or_else(|| stack.default_target())
+    {
+        Some(t) => t.to_string(),
+        None => {
+            diags.push(Diagnostic::error("nothing to build").hint(valid_targets_hint(stack)));
+            return Err(diags.sorted());
+        }
+    };
+    let Some(target) = stack.image(&target_name) else {
+        let mut d = Diagnostic::error(format!(
+            "target `{target_name}` is not a layer or service of this stack"
+        ))
+        .key("--target");
+        let names: Vec<&str> = stack.images.iter().map(|i| i.name.value.as_str()).collect();
+        d = match did_you_mean(&target_name, names.iter().copied()) {
+            Some(s) => d.hint(format!("did you mean `{s}`? {}", valid_targets_hint(stack))),
+            None => d.hint(valid_targets_hint(stack)),
+        };
+        diags.push(d);
+        return Err(diags.sorted());
+    };
+    if diags.has_errors() {
+        return Err(diags.sorted());
+    }
+    let vars = arg_values(stack, opts);
+    let mut warnings = Diagnostics::default();
+    for name in opts.build_args.keys() {
+        if !vars.contains_key(name) && !CLIENT_ARGS.contains(&name.as_str()) {
+            warnings.push(
+                Diagnostic::warning(format!(
+                    "build arg `{name}` is not declared in [args]; it is ignored"
+                ))
+                .key(format!("args.{name}"))
+                .hint("declare it under [args] to use it"),
+            );
+        }
+    }
+    let mut pl = Planner {
+        stack,
+        vars: &vars,
+        diags: &mut diags,
+        images: vec![],
+        index: BTreeMap::new(),
+        python: String::new(),
+        stack_install_env: vec![],
+    };
+    pl.python = stack
+        .python
+        .as_ref()
+        .map(|p| pl.text(p, "stack.python"))
+        .unwrap_or_else(|| "python3".into());
+    pl.stack_install_env = pl.env_list(&stack.install_env, "stack.install-env", Unknown::Error);
+    pl.add(target);
+    let images = std::mem::take(&mut pl.images);
+    if diags.has_errors() {
+        return Err(diags.sorted());
+    }
+    warnings.extend(diags);
+    Ok(Plan {
+        target: target_name,
+        platform: opts.platform.clone(),
+        images,
+        warnings: warnings.sorted(),
+    })
+}
+
+struct Planner<'a> {
+    stack: &'a Stack,
+    vars: &'a BTreeMap<String, String>,
+    diags: &'a mut Diagnostics,
+    images: Vec<PlanImage>,
+    index: BTreeMap<String, usize>,
+    python: String,
+    stack_install_env: Vec<(String, String)>,
+}
+
+impl<'a> Planner<'a> {
+    fn text_with(&mut self, s: &Sp<String>, key: &str, mode: Unknown) -> String {
+        match interpolate(&s.value, self.vars, mode) {
+            Ok(v) => v,
+            Err(undef) => {
+                for u in undef {
+                    // +1: the span includes the opening quote of the TOML string.
+                    let start = (s.span.start + 1 + u.start).min(s.span.end);
+                    let end = (s.span.start + 1 + u.end).min(s.span.end);
+                    let mut d = Diagnostic::error(format!("`${{{}}}` is not defined", u.name))
+                        .at(Span::new(start, end))
+                        .key(key.to_string());
+                    let known: Vec<&str> = self.vars.keys().map(String::as_str).collect();
+                    d = match did_you_mean(&u.name, known.iter().copied()) {
+                        Some(sug) => d.hint(format!("did you mean `${{{sug}}}`?")),
+                        None => d.hint(format!("declare it under [args] (e.g. {} = \"…\"), or write $${{{}}} for a literal", u.name, u.name)),
+                    };
+                    self.diags.push(d);
+                }
+                s.value.clone()
+            }
+        }
+    }
+
+    fn text(&mut self, s: &Sp<String>, key: &str) -> String {
+        self.text_with(s, key, Unknown::Error)
+    }
+
+    fn texts(&mut self, list: &[Sp<String>], key: &str) -> Vec<String> {
+        list.iter().map(|s| self.text(s, key)).collect()
+    }
+
+    fn env_list(&mut self, list: &[EnvVar], key: &str, mode: Unknown) -> Vec<(String, String)> {
+        list.iter()
+            .map(|e| {
+                (
+                    e.name.value.clone(),
+                    self.text_with(&e.value, &format!("{key}.{}", e.name.value), mode),
+                )
+            })
+            .collect()
+    }
+
+    fn context_path(&mut self, s: &Sp<String>, key: &str) -> String {
+        let v = self.text(s, key);
+        let trimmed = v.trim_start_matches("./");
+        if v.starts_with('/')
+            || trimmed.split('/').any(|c| c == "..")
+            || trimmed.is_empty() && v != "." && v != "./"
+        {
+            self.diags.push(
+                Diagnostic::error(format!("`{v}` is not a path inside the build context"))
+                    .at(s.span)
+                    .key(key.to_string())
+                    .hint("use a relative path like \"apps/api\"; `..` and absolute paths cannot leave the context"),
+            );
+        }
+        if trimmed.is_empty() {
+            ".".into()
+        } else {
+            trimmed.to_string()
+        }
+    }
+
+    fn base(&mut self, from: &Sp<String>, key: &str) -> Option<Base> {
+        let before = self.diags.error_count();
+        let value = self.text(from, key);
+        if self.diags.error_count() > before {
+            return None;
+        }
+        if let Some(layer) = self.stack.image(&value) {
+            if layer.kind == Kind::Service {
+                return None; // reported by check_stack
+            }
+            let index = self.add(layer)?;
+            return Some(Base::Layer {
+                index,
+                name: value,
+                span: from.span,
+            });
+        }
+        match normalize_image_ref(&value) {
+            Ok(reference) => Some(Base::Image {
+                reference,
+                span: from.span,
+            }),
+            Err(e) => {
+                self.diags.push(
+                    Diagnostic::error(format!("`{value}` is neither a layer of this stack nor a valid image reference: {e}"))
+                        .at(from.span)
+                        .key(key.to_string())
+                        .hint("image references look like python:3.12-slim or ghcr.io/org/base:v1"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Plan an image (after its bases); returns its index. Cycles were rejected before.
+    fn add(&mut self, img: &'a ImageDef) -> Option<usize> {
+        if let Some(&i) = self.index.get(&img.name.value) {
+            return Some(i);
+        }
+        let key = img.key();
+        let from = img.from.as_ref()?;
+        let base = self.base(from, &format!("{key}.from"));
+        let mut steps = vec![];
+        let step = |kind: StepKind, span: Span| Step { kind, span };
+
+        // 1. System packages.
+        let apt = self.packages(&img.apt, &format!("{key}.apt"));
+        if !apt.is_empty() {
+            steps.push(step(
+                StepKind::Apt { packages: apt },
+                img.apt
+                    .iter()
+                    .map(|s| s.span)
+                    .reduce(Span::join)
+                    .unwrap_or(img.span),
+            ));
+        }
+        // 2. The user.
+        let user = img
+            .user
+            .as_ref()
+            .map(|u| (self.user(u, &format!("{key}.user")), u));
+        if let Some((Some(up), u)) = &user {
+            let create = u.create.as_ref().map(|c| c.value).unwrap_or(true);
+            if create && up.name != "root" && !up.name.chars().all(|c| c.is_ascii_digit()) {
+                steps.push(step(StepKind::CreateUser(up.clone()), u.span));
+            }
+        }
+        let user_name = user
+            .as_ref()
+            .and_then(|(u, _)| u.as_ref().map(|u| u.name.clone()));
+        // The effective declared user: own, or inherited from a layer of this stack.
+        let effective_user = user_name.clone().or_else(|| self.inherited_user(img));
+        let owner = effective_user.clone().filter(|u| u != "root" && u != "0");
+        // 3. The workdir.
+        let workdir = img.workdir.as_ref().map(|w| {
+            let v = self.text(w, &format!("{key}.workdir"));
+            if !v.starts_with('/') {
+                self.diags.push(
+                    Diagnostic::error(format!("workdir `{v}` must be an absolute path"))
+                        .at(w.span)
+                        .key(format!("{key}.workdir")),
+                );
+            }
+            (v, w.span)
+        });
+        if let Some((path, span)) = &workdir {
+            steps.push(step(
+                StepKind::Mkdir {
+                    path: path.clone(),
+                    owner: owner.clone(),
+                },
+                *span,
+            ));
+        }
+        // 4. Commands.
+        for (i, r) in img.run.iter().enumerate() {
+            let command = self.text_with(r, &format!("{key}.run[{i}]"), Unknown::Shell);
+            steps.push(step(StepKind::Run { command }, r.span));
+        }
+        // 5. Python deps.
+        let requirements: Vec<String> = img
+            .requirements
+            .iter()
+            .enumerate()
+            .map(|(i, r)| self.context_path(r, &format!("{key}.requirements[{i}]")))
+            .collect();
+        let specs = self.texts(&img.pip, &format!("{key}.pip"));
+        let index_url = img
+            .index_url
+            .as_ref()
+            .map(|u| self.text(u, &format!("{key}.index-url")));
+        let extra_index_urls =
+            self.texts(&img.extra_index_urls, &format!("{key}.extra-index-urls"));
+        let has_pip = !requirements.is_empty() || !specs.is_empty();
+        let pip_span = img
+            .requirements
+            .iter()
+            .chain(img.pip.iter())
+            .map(|s| s.span)
+            .reduce(Span::join)
+            .unwrap_or(img.span);
+        let mut venv = None;
+        if let Some(vd) = &img.venv {
+            let path = vd
+                .path
+                .as_ref()
+                .map(|p| self.text(p, &format!("{key}.venv.path")))
+                .unwrap_or_else(|| "/opt/venv".into());
+            if !path.starts_with('/') {
+                self.diags.push(
+                    Diagnostic::error(format!("venv path `{path}` must be absolute"))
+                        .at(vd.span)
+                        .key(format!("{key}.venv.path")),
+                );
+            }
+            let builder = match &vd.builder {
+                Some(b) => self.base(b, &format!("{key}.venv.builder")),
+                None => base.clone(),
+            };
+            let bapt = self.packages(&vd.builder_apt, &format!("{key}.venv.builder-apt"));
+            if let Some(builder) = builder {
+                let pip = PipStep {
+                    requirements: requirements.clone(),
+                    specs: specs.clone(),
+                    index_url: index_url.clone(),
+                    extra_index_urls: extra_index_urls.clone(),
+                    python: format!("{path}/bin/python"),
+                };
+                venv = Some(VenvPlan {
+                    builder,
+                    python: self.python.clone(),
+                    apt: bapt,
+                    path: path.clone(),
+                    pip,
+                    span: vd.span,
+                    pip_span,
+                });
+            }
+            steps.push(step(StepKind::CopyVenv { path, owner: None }, vd.span));
+        } else if has_pip {
+            steps.push(step(
+                StepKind::Pip(PipStep {
+                    requirements,
+                    specs,
+                    index_url,
+                    extra_index_urls,
+                    python: self.python.clone(),
+                }),
+                pip_span,
+            ));
+        }
+        // 6. Files.
+        for (i, c) in img.copy.iter().enumerate() {
+            let ck = format!("{key}.copy[{i}]");
+            let src = self.context_path(&c.src, &format!("{ck}.src"));
+            let dest = c.dest.as_ref().map(|d| self.text(d, &format!("{ck}.dest")));
+            let owner = match &c.chown {
+                Chown::Default => owner.clone(),
+                Chown::No => None,
+                Chown::To(s) => Some(self.text(s, &format!("{ck}.chown"))),
+            };
+            let mode = c.mode.as_ref().and_then(|m| {
+                match u32::from_str_radix(m.value.trim_start_matches("0o"), 8) {
+                    Ok(v) if v <= 0o7777 => Some(v),
+                    _ => {
+                        self.diags.push(
+                            Diagnostic::error(format!("invalid mode `{}`", m.value))
+                                .at(m.span)
+                                .key(format!("{ck}.mode"))
+                                .hint("an octal mode like \"0755\""),
+                        );
+                        None
+                    }
+                }
+            });
+            let exclude = self.texts(&c.exclude, &format!("{ck}.exclude"));
+            steps.push(step(
+                StepKind::Copy {
+                    src,
+                    dest,
+                    owner,
+                    mode,
+                    exclude,
+                },
+                c.span,
+            ));
+        }
+
+        let config = self.config(img, &key, user_name, workdir.map(|w| w.0));
+        let mut install_env = self.stack_install_env.clone();
+        install_env.extend(self.env_list(
+            &img.install_env,
+            &format!("{key}.install-env"),
+            Unknown::Error,
+        ));
+        let base = base?;
+        let idx = self.images.len();
+        self.images.push(PlanImage {
+            name: img.name.value.clone(),
+            kind: img.kind,
+            key,
+            span: img.span,
+            description: img.description.as_ref().map(|d| d.value.clone()),
+            base,
+            steps,
+            config,
+            venv,
+            install_env,
+        });
+        self.index.insert(img.name.value.clone(), idx);
+        Some(idx)
+    }
+
+    fn inherited_user(&self, img: &ImageDef) -> Option<String> {
+        let mut cur = img;
+        let mut seen = 0;
+        while let Some(next) = cur.from.as_ref().and_then(|f| self.stack.image(&f.value)) {
+            if let Some(u) = &next.user {
+                return Some(u.name.value.clone());
+            }
+            cur = next;
+            seen += 1;
+            if seen > self.stack.images.len() {
+                return None;
+            }
+        }
+        None
+    }
+
+    fn packages(&mut self, list: &[Sp<String>], key: &str) -> Vec<String> {
+        let mut out = vec![];
+        for p in list {
+            let v = self.text(p, key);
+            for word in v.split_whitespace() {
+                if word.starts_with('-')
+                    || !word
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+-.:=_~*".contains(c))
+                {
+                    self.diags.push(
+                        Diagnostic::error(format!("`{word}` is not an apt package name"))
+                            .at(p.span)
+                            .key(key.to_string())
+                            .hint("list package names like \"curl\" or \"libpq-dev=15.*\"; use `run` for other apt-get options"),
+                    );
+                } else {
+                    out.push(word.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    fn user(&mut self, u: &crate::stack::UserDef, key: &str) -> Option<UserPlan> {
+        let name = self.text(&u.name, &format!("{key}.name"));
+        let valid = !name.is_empty()
+            && name.len() <= 32
+            && name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if !valid {
+            self.diags.push(
+                Diagnostic::error(format!("invalid user name `{name}`"))
+                    .at(u.name.span)
+                    .key(key.to_string())
+                    .hint("lowercase letters, digits, `_` and `-`, at most 32 characters"),
+            );
+            return None;
+        }
+        Some(UserPlan {
+            name,
+            uid: u.uid.as_ref().map(|v| v.value),
+            gid: u.gid.as_ref().map(|v| v.value),
+            home: u
+                .home
+                .as_ref()
+                .map(|h| self.text(h, &format!("{key}.home"))),
+            shell: u
+                .shell
+                .as_ref()
+                .map(|h| self.text(h, &format!("{key}.shell"))),
+        })
+    }
+
+    fn command(&mut self, c: &Sp<Command>, key: &str, shell_prefix: &[&str]) -> Vec<String> {
+        match &c.value {
+            Command::Exec(items) => items
+                .iter()
+                .map(|i| self.text_with(&Sp::new(i.clone(), c.span), key, Unknown::Shell))
+                .collect(),
+            Command::Shell(s) => {
+                let mut v: Vec<String> = shell_prefix.iter().map(|s| s.to_string()).collect();
+                v.push(self.text_with(&Sp::new(s.clone(), c.span), key, Unknown::Shell));
+                v
+            }
+        }
+    }
+
+    fn duration(&mut self, s: &Option<Sp<String>>, key: &str) -> Option<u64> {
+        let s = s.as_ref()?;
+        match parse_duration(&s.value) {
+            Ok(ns) => Some(ns),
+            Err(e) => {
+                self.diags.push(
+                    Diagnostic::error(e)
+                        .at(s.span)
+                        .key(key.to_string())
+                        .hint("durations look like \"30s\", \"1m30s\" or \"500ms\""),
+                );
+                None
+            }
+        }
+    }
+
+    fn config(
+        &mut self,
+        img: &ImageDef,
+        key: &str,
+        user: Option<String>,
+        workdir: Option<String>,
+    ) -> ConfigChanges {
+        let env = self.env_list(&img.env, &format!("{key}.env"), Unknown::Keep);
+        let labels = self.env_list(&img.labels, &format!("{key}.labels"), Unknown::Error);
+        let mut ports = vec![];
+        for p in &img.expose {
+            let v = self.text(p, &format!("{key}.expose"));
+            match normalize_port(&v) {
+                Ok(n) => ports.push(n),
+                Err(e) => self.diags.push(
+                    Diagnostic::error(e)
+                        .at(p.span)
+                        .key(format!("{key}.expose"))
+                        .hint("ports look like 8000 or \"53/udp\""),
+                ),
+            }
+        }
+        let healthcheck = img.healthcheck.as_ref().map(|h| {
+            let hk = format!("{key}.healthcheck");
+            let test = h.test.as_ref()?;
+            let test = match &test.value {
+                Command::Exec(_) => {
+                    let mut v = vec!["CMD".to_string()];
+                    v.extend(self.command(test, &hk, &[]));
+                    v
+                }
+                Command::Shell(_) => {
+                    let mut v = vec!["CMD-SHELL".to_string()];
+                    v.extend(self.command(test, &hk, &[]));
+                    v
+                }
+            };
+            Some(Healthcheck {
+                test,
+                interval_ns: self.duration(&h.interval, &format!("{hk}.interval")),
+                timeout_ns: self.duration(&h.timeout, &format!("{hk}.timeout")),
+                start_period_ns: self.duration(&h.start_period, &format!("{hk}.start-period")),
+                retries: h.retries.as_ref().map(|r| r.value),
+            })
+        });
+        ConfigChanges {
+            env,
+            workdir,
+            user,
+            cmd: img
+                .cmd
+                .as_ref()
+                .map(|c| self.command(c, &format!("{key}.cmd"), &["/bin/sh", "-c"])),
+            entrypoint: img
+                .entrypoint
+                .as_ref()
+                .map(|c| self.command(c, &format!("{key}.entrypoint"), &["/bin/sh", "-c"])),
+            exposed_ports: ports,
+            healthcheck,
+            labels,
+            stop_signal: img
+                .stop_signal
+                .as_ref()
+                .map(|s| self.text(s, &format!("{key}.stop-signal"))),
+        }
+    }
+}
+
+/// Patterns of a `.dockerignore` file, as BuildKit's `local.excludepatterns` expects them:
+/// comments and blank lines dropped, paths cleaned, a leading `/` removed, `!` kept.
+pub fn dockerignore_patterns(text: &str) -> Vec<String> {
+    let mut out = vec![];
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.starts_with('#') {
+            continue;
+        }
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (neg, pat) = match line.strip_prefix('!') {
+            Some(rest) => (true, rest.trim()),
+            None => (false, line),
+        };
+        let cleaned = clean_path(pat);
+        if cleaned.is_empty() {
+            continue;
+        }
+        out.push(if neg { format!("!{cleaned}") } else { cleaned });
+    }
+    out
+}
+
+/// Lexical path cleaning (like Go's `path.Clean`), relative, without a leading `/`.
+fn clean_path(p: &str) -> String {
+    let mut parts: Vec<&str> = vec![];
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    if parts.is_empty() {
+        ".".into()
+    } else {
+        parts.join("/")
+    }
+}
+
+/// `python:3.12-slim` → `docker.io/library/python:3.12-slim` (tag `latest` when none).
+pub fn normalize_image_ref(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("empty reference".into());
+    }
+    let r = oci_spec::distribution::Reference::try_from(s).map_err(|e| e.to_string())?;
+    let mut out = format!("{}/{}", r.registry(), r.repository());
+    match (r.tag(), r.digest()) {
+        (Some(t), Some(d)) => out.push_str(&format!(":{t}@{d}")),
+        (Some(t), None) => out.push_str(&format!(":{t}")),
+        (None, Some(d)) => out.push_str(&format!("@{d}")),
+        (None, None) => out.push_str(":latest"),
+    }
+    Ok(out)
+}
+
+fn normalize_port(s: &str) -> Result<String, String> {
+    let (num, proto) = s.split_once('/').unwrap_or((s, "tcp"));
+    let n: u16 = num.parse().map_err(|_| format!("invalid port `{s}`"))?;
+    if n == 0 {
+        return Err(format!("invalid port `{s}`"));
+    }
+    if !matches!(proto, "tcp" | "udp" | "sctp") {
+        return Err(format!("invalid protocol `{proto}` in port `{s}`"));
+    }
+    Ok(format!("{n}/{proto}"))
+}
+
+/// Go-style durations: `30s`, `1m30s`, `500ms`, `2h`. Returns nanoseconds.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let err = || format!("invalid duration `{s}`");
+    if s.is_empty() {
+        return Err(err());
+    }
+    let mut total: u64 = 0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(err());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| err())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let mult: u64 = match &rest[..unit_len] {
+            "ns" => 1,
+            "us" | "µs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return Err(err()),
+        };
+        total = n
+            .checked_mul(mult)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(err)?;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SourceFile;
+    use crate::stack::parse;
+
+    fn plan_str(s: &str, target: Option<&str>) -> Result<Plan, Diagnostics> {
+        let (stack, d) = parse(&SourceFile::new("stack.toml", s));
+        assert!(!d.has_errors(), "{d:?}");
+        plan(
+            &stack,
+            &BuildOptions {
+                target: target.map(str::to_string),
+                ..BuildOptions::default()
+            },
+        )
+    }
+
+    #[test]
+    fn orders_images_and_steps() {
+        let p = plan_str(
+            r#"
+[args]
+PY = "3.12"
+[layers.base]
+from = "python:${PY}-slim"
+apt = ["curl git"]
+user = "appuser"
+workdir = "/app"
+[layers.ml]
+from = "base"
+requirements = ["libs/req.txt"]
+pip = ["numpy"]
+[services.api]
+from = "ml"
+copy = ["apps/api"]
+cmd = "python -m api"
+"#,
+            Some("api"),
+        )
+        .unwrap();
+        let names: Vec<&str> = p.images.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["base", "ml", "api"]);
+        assert_eq!(
+            p.images[0].base,
+            Base::Image {
+                reference: "docker.io/library/python:3.12-slim".into(),
+                span: p.images[0].base_span()
+            }
+        );
+        let kinds: Vec<String> = p.images[0]
+            .steps
+            .iter()
+            .map(|s| s.kind.describe())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "apt-get install curl git",
+                "useradd appuser",
+                "workdir /app"
+            ]
+        );
+        assert_eq!(
+            p.images[1].steps[0].kind.describe(),
+            "pip install -r libs/req.txt numpy"
+        );
+        // The api copy is owned by the inherited user.
+        assert!(
+            matches!(&p.images[2].steps[0].kind, StepKind::Copy { owner: Some(o), .. } if o == "appuser")
+        );
+        assert_eq!(
+            p.images[2].config.cmd.as_deref().unwrap(),
+            ["/bin/sh", "-c", "python -m api"]
+        );
+    }
+
+    #[test]
+    fn reports_cycles_and_unknown_targets() {
+        let (stack, _) = parse(&SourceFile::new(
+            "s",
+            "[layers.a]\nfrom = \"b\"\n[layers.b]\nfrom = \"a\"\n",
+        ));
+        let d = check_stack(&stack);
+        assert_eq!(d.error_count(), 1);
+        assert!(d.items[0].message.contains("cycle"), "{:?}", d.items);
+        let e = plan_str("[services.api]\nfrom = \"python:3\"\n", Some("apii")).unwrap_err();
+        assert!(
+            e.items[0]
+                .hint
+                .as_deref()
+                .unwrap()
+                .contains("did you mean `api`?"),
+            "{:?}",
+            e.items
+        );
+    }
+
+    #[test]
+    fn undefined_args_point_into_the_string() {
+        let src = "[services.api]\nfrom = \"python:${PYY}\"\n";
+        let e = plan_str(src, None).unwrap_err();
+        let d = &e.items[0];
+        assert_eq!(d.message, "`${PYY}` is not defined");
+        assert_eq!(&src[d.span.unwrap().start..d.span.unwrap().end], "${PYY}");
+    }
+
+    #[test]
+    fn dockerignore() {
+        let p = dockerignore_patterns(
+            "# comment\n\n/secret.txt\n*.pyc\n!keep.pyc\n ./build/ \nnode_modules/../x\n",
+        );
+        assert_eq!(p, ["secret.txt", "*.pyc", "!keep.pyc", "build", "x"]);
+    }
+
+    #[test]
+    fn durations_and_ports() {
+        assert_eq!(parse_duration("1m30s").unwrap(), 90_000_000_000);
+        assert_eq!(parse_duration("500ms").unwrap(), 500_000_000);
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert_eq!(normalize_port("8000").unwrap(), "8000/tcp");
+        assert!(normalize_port("70000").is_err());
+        assert_eq!(
+            normalize_image_ref("ghcr.io/a/b:v1").unwrap(),
+            "ghcr.io/a/b:v1"
+        );
+        assert_eq!(
+            normalize_image_ref("ubuntu").unwrap(),
+            "docker.io/library/ubuntu:latest"
+        );
+        assert!(normalize_image_ref("Bad Ref").is_err());
+    }
+
+    impl PlanImage {
+        fn base_span(&self) -> Span {
+            match &self.base {
+                Base::Image { span, .. } | Base::Layer { span, .. } => *span,
+            }
+        }
+    }
+}

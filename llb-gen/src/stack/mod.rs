@@ -1,0 +1,8 @@
+//! The stack model and its parser: stack.toml → [`Stack`] with spans and diagnostics.
+
+mod model;
+mod parse;
+
+pub use model::*;
+pub use parse::parse;
+pub(crate) use parse::valid_arg_name;

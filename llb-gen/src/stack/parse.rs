@@ -1,0 +1,784 @@
+//! stack.toml text → [`Stack`]: TOML with spans, every unknown key and wrong type reported at once.
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::model::*;
+use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
+use crate::source::{SourceFile, Span};
+
+const TOP_KEYS: &[&str] = &["stack", "args", "layers", "services"];
+const STACK_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "default",
+    "python",
+    "platforms",
+    "install-env",
+];
+const IMAGE_KEYS: &[&str] = &[
+    "description",
+    "from",
+    "apt",
+    "user",
+    "workdir",
+    "run",
+    "requirements",
+    "pip",
+    "index-url",
+    "extra-index-urls",
+    "install-env",
+    "env",
+    "copy",
+    "cmd",
+    "entrypoint",
+    "expose",
+    "healthcheck",
+    "labels",
+    "stop-signal",
+    "venv",
+];
+const USER_KEYS: &[&str] = &["name", "uid", "gid", "home", "shell", "create"];
+const COPY_KEYS: &[&str] = &["src", "dest", "chown", "mode", "exclude"];
+const HEALTH_KEYS: &[&str] = &["cmd", "interval", "timeout", "start-period", "retries"];
+const VENV_KEYS: &[&str] = &["path", "builder", "builder-apt"];
+const ARG_KEYS: &[&str] = &["default", "description"];
+
+type Value<'a> = Spanned<DeValue<'a>>;
+
+/// Parse a stack file. Returns the model (as complete as the input allows) and diagnostics.
+pub fn parse(file: &SourceFile) -> (Stack, Diagnostics) {
+    let mut p = Parser {
+        diags: Diagnostics::default(),
+    };
+    let mut stack = Stack {
+        syntax: syntax_directive(&file.text),
+        ..Stack::default()
+    };
+    let (root, errors) = DeTable::parse_recoverable(&file.text);
+    for e in errors {
+        let mut d = Diagnostic::error(format!("invalid TOML: {}", e.message().trim()));
+        if let Some(span) = e.span() {
+            d = d.at(span.into());
+        }
+        p.diags.push(d);
+    }
+    let root_span: Span = root.span().into();
+    let root = root.into_inner();
+    for (k, v) in root.iter() {
+        let key = k.get_ref().as_ref();
+        let kspan: Span = k.span().into();
+        match key {
+            "stack" => p.stack_table(v, &mut stack),
+            "args" => p.args(v, &mut stack),
+            "layers" => p.images(v, Kind::Layer, &mut stack),
+            "services" => p.images(v, Kind::Service, &mut stack),
+            other => p.unknown_key(other, kspan, "", TOP_KEYS),
+        }
+    }
+    let _ = root_span;
+    (stack, p.diags)
+}
+
+/// The value of a `# syntax=` directive on the first line(s), as BuildKit reads it.
+fn syntax_directive(text: &str) -> Option<Sp<String>> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            offset += line.len();
+            continue;
+        }
+        let Some(rest) = trimmed.strip_prefix('#') else {
+            return None;
+        };
+        let rest = rest.trim_start();
+        if let Some((k, v)) = rest.split_once('=') {
+            if k.trim().eq_ignore_ascii_case("syntax") {
+                let v = v.trim();
+                let start = offset + line.find(v).unwrap_or(0);
+                return Some(Sp::new(v.to_string(), Span::new(start, start + v.len())));
+            }
+        }
+        return None;
+    }
+    None
+}
+
+struct Parser {
+    diags: Diagnostics,
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+fn span_of(v: &Value<'_>) -> Span {
+    v.span().into()
+}
+
+impl Parser {
+    fn unknown_key(&mut self, key: &str, span: Span, prefix: &str, allowed: &[&str]) {
+        let mut d = Diagnostic::error(format!(
+            "unknown key `{key}`{}",
+            if prefix.is_empty() {
+                String::new()
+            } else {
+                format!(" in `{prefix}`")
+            }
+        ))
+        .at(span)
+        .key(join(prefix, key));
+        d = match did_you_mean(key, allowed.iter().copied()) {
+            Some(s) => d.hint(format!("did you mean `{s}`?")),
+            None => d.hint(format!("allowed keys: {}", allowed.join(", "))),
+        };
+        self.diags.push(d);
+    }
+
+    fn type_error(&mut self, v: &Value<'_>, key: &str, expected: &str) {
+        self.diags.push(
+            Diagnostic::error(format!(
+                "expected {expected}, found {}",
+                v.get_ref().type_str()
+            ))
+            .at(span_of(v))
+            .key(key.to_string()),
+        );
+    }
+
+    fn table<'v, 'a>(&mut self, v: &'v Value<'a>, key: &str) -> Option<&'v DeTable<'a>> {
+        match v.get_ref() {
+            DeValue::Table(t) => Some(t),
+            _ => {
+                self.type_error(v, key, "a table");
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, v: &Value<'_>, key: &str) -> Option<Sp<String>> {
+        match v.get_ref() {
+            DeValue::String(s) => Some(Sp::new(s.to_string(), span_of(v))),
+            _ => {
+                self.type_error(v, key, "a string");
+                None
+            }
+        }
+    }
+
+    /// A string, or an integer/bool written without quotes (arg defaults, labels, ports).
+    fn scalar(&mut self, v: &Value<'_>, key: &str) -> Option<Sp<String>> {
+        match v.get_ref() {
+            DeValue::String(s) => Some(Sp::new(s.to_string(), span_of(v))),
+            DeValue::Integer(i) => Some(Sp::new(i.as_str().replace('_', ""), span_of(v))),
+            DeValue::Boolean(b) => Some(Sp::new(b.to_string(), span_of(v))),
+            DeValue::Float(f) => Some(Sp::new(f.as_str().to_string(), span_of(v))),
+            _ => {
+                self.type_error(v, key, "a string");
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, v: &Value<'_>, key: &str) -> Option<Sp<bool>> {
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(Sp::new(*b, span_of(v))),
+            _ => {
+                self.type_error(v, key, "true or false");
+                None
+            }
+        }
+    }
+
+    fn u32(&mut self, v: &Value<'_>, key: &str) -> Option<Sp<u32>> {
+        let parsed = v.get_ref().as_integer().and_then(|i| {
+            let s = i.as_str().replace('_', "");
+            match i.radix() {
+                10 => s.parse::<u32>().ok(),
+                r => u32::from_str_radix(
+                    s.trim_start_matches("0x")
+                        .trim_start_matches("0o")
+                        .trim_start_matches("0b"),
+                    r,
+                )
+                .ok(),
+            }
+        });
+        match parsed {
+            Some(n) => Some(Sp::new(n, span_of(v))),
+            None => {
+                if v.get_ref().is_integer() {
+                    self.diags.push(
+                        Diagnostic::error("expected a whole number from 0 to 4294967295")
+                            .at(span_of(v))
+                            .key(key.to_string()),
+                    );
+                } else {
+                    self.type_error(v, key, "an integer");
+                }
+                None
+            }
+        }
+    }
+
+    /// A list of strings; a single string is accepted as a list of one.
+    fn strings(&mut self, v: &Value<'_>, key: &str) -> Vec<Sp<String>> {
+        match v.get_ref() {
+            DeValue::String(s) => vec![Sp::new(s.to_string(), span_of(v))],
+            DeValue::Array(a) => {
+                let mut out = vec![];
+                for (i, item) in a.iter().enumerate() {
+                    if let Some(s) = self.string(item, &format!("{key}[{i}]")) {
+                        out.push(s);
+                    }
+                }
+                out
+            }
+            _ => {
+                self.type_error(v, key, "a list of strings");
+                vec![]
+            }
+        }
+    }
+
+    fn env_table(&mut self, v: &Value<'_>, key: &str) -> Vec<EnvVar> {
+        let mut out = vec![];
+        let Some(t) = self.table(v, key) else {
+            return out;
+        };
+        for (k, val) in t.iter() {
+            let name = k.get_ref().to_string();
+            let kkey = join(key, &name);
+            if name.is_empty() || name.contains('=') {
+                self.diags.push(
+                    Diagnostic::error(format!("invalid variable name `{name}`"))
+                        .at(k.span().into())
+                        .key(kkey.clone()),
+                );
+                continue;
+            }
+            if let Some(value) = self.scalar(val, &kkey) {
+                out.push(EnvVar {
+                    name: Sp::new(name, k.span().into()),
+                    value,
+                });
+            }
+        }
+        out
+    }
+
+    fn command(&mut self, v: &Value<'_>, key: &str) -> Option<Sp<Command>> {
+        match v.get_ref() {
+            DeValue::String(s) => Some(Sp::new(Command::Shell(s.to_string()), span_of(v))),
+            DeValue::Array(_) => {
+                let items = self.strings(v, key);
+                Some(Sp::new(
+                    Command::Exec(items.into_iter().map(|s| s.value).collect()),
+                    span_of(v),
+                ))
+            }
+            _ => {
+                self.type_error(
+                    v,
+                    key,
+                    "a list of strings (exec form) or a string (shell form)",
+                );
+                None
+            }
+        }
+    }
+
+    fn stack_table(&mut self, v: &Value<'_>, stack: &mut Stack) {
+        let Some(t) = self.table(v, "stack") else {
+            return;
+        };
+        for (k, val) in t.iter() {
+            let key = k.get_ref().as_ref();
+            let path = join("stack", key);
+            match key {
+                "name" => stack.name = self.string(val, &path),
+                "description" => stack.description = self.string(val, &path),
+                "default" => stack.default_target = self.string(val, &path),
+                "python" => stack.python = self.string(val, &path),
+                "platforms" => stack.platforms = self.strings(val, &path),
+                "install-env" => stack.install_env = self.env_table(val, &path),
+                other => self.unknown_key(other, k.span().into(), "stack", STACK_KEYS),
+            }
+        }
+    }
+
+    fn args(&mut self, v: &Value<'_>, stack: &mut Stack) {
+        let Some(t) = self.table(v, "args") else {
+            return;
+        };
+        for (k, val) in t.iter() {
+            let name = k.get_ref().to_string();
+            let path = join("args", &name);
+            if !valid_arg_name(&name) {
+                self.diags.push(
+                    Diagnostic::error(format!("invalid arg name `{name}`"))
+                        .at(k.span().into())
+                        .key(path.clone())
+                        .hint("use letters, digits and `_`, not starting with a digit"),
+                );
+                continue;
+            }
+            let name = Sp::new(name, k.span().into());
+            match val.get_ref() {
+                DeValue::Table(at) => {
+                    let mut arg = ArgDef {
+                        name,
+                        default: None,
+                        description: None,
+                    };
+                    for (ak, av) in at.iter() {
+                        let akey = ak.get_ref().as_ref();
+                        let apath = join(&path, akey);
+                        match akey {
+                            "default" => arg.default = self.scalar(av, &apath),
+                            "description" => arg.description = self.string(av, &apath),
+                            other => self.unknown_key(other, ak.span().into(), &path, ARG_KEYS),
+                        }
+                    }
+                    stack.args.push(arg);
+                }
+                _ => {
+                    let default = self.scalar(val, &path);
+                    stack.args.push(ArgDef {
+                        name,
+                        default,
+                        description: None,
+                    });
+                }
+            }
+        }
+    }
+
+    fn images(&mut self, v: &Value<'_>, kind: Kind, stack: &mut Stack) {
+        let table_key = kind.table();
+        let Some(t) = self.table(v, table_key) else {
+            return;
+        };
+        for (k, val) in t.iter() {
+            let name = k.get_ref().to_string();
+            let kspan: Span = k.span().into();
+            let path = join(table_key, &name);
+            if !valid_image_name(&name) {
+                self.diags.push(
+                    Diagnostic::error(format!("invalid {} name `{name}`", kind.as_str()))
+                        .at(kspan)
+                        .key(path.clone())
+                        .hint("use lowercase letters, digits, `-` and `_`, starting with a letter"),
+                );
+            }
+            if let Some(prev) = stack.image(&name) {
+                self.diags.push(
+                    Diagnostic::error(format!(
+                        "`{name}` is defined twice (as {} `{}` already)",
+                        prev.kind.as_str(),
+                        prev.name.value
+                    ))
+                    .at(kspan)
+                    .key(path.clone())
+                    .hint("layer and service names share one namespace; rename one"),
+                );
+                continue;
+            }
+            let Some(body) = self.table(val, &path) else {
+                continue;
+            };
+            let mut img = ImageDef::new(kind, Sp::new(name, kspan), kspan);
+            self.image_body(body, &path, &mut img);
+            stack.images.push(img);
+        }
+    }
+
+    fn image_body(&mut self, t: &DeTable<'_>, path: &str, img: &mut ImageDef) {
+        for (k, val) in t.iter() {
+            let key = k.get_ref().as_ref();
+            let kp = join(path, key);
+            match key {
+                "description" => img.description = self.string(val, &kp),
+                "from" => img.from = self.string(val, &kp),
+                "apt" => img.apt = self.strings(val, &kp),
+                "user" => img.user = self.user(val, &kp),
+                "workdir" => img.workdir = self.string(val, &kp),
+                "run" => img.run = self.strings(val, &kp),
+                "requirements" => img.requirements = self.strings(val, &kp),
+                "pip" => img.pip = self.strings(val, &kp),
+                "index-url" => img.index_url = self.string(val, &kp),
+                "extra-index-urls" => img.extra_index_urls = self.strings(val, &kp),
+                "install-env" => img.install_env = self.env_table(val, &kp),
+                "env" => img.env = self.env_table(val, &kp),
+                "copy" => img.copy = self.copies(val, &kp),
+                "cmd" => img.cmd = self.command(val, &kp),
+                "entrypoint" => img.entrypoint = self.command(val, &kp),
+                "expose" => img.expose = self.ports(val, &kp),
+                "healthcheck" => img.healthcheck = self.healthcheck(val, &kp),
+                "labels" => img.labels = self.env_table(val, &kp),
+                "stop-signal" => img.stop_signal = self.scalar(val, &kp),
+                "venv" => {
+                    if img.kind == Kind::Layer {
+                        self.diags.push(
+                            Diagnostic::error("`venv` is only for services")
+                                .at(k.span().into())
+                                .key(kp.clone())
+                                .hint("a two-stage venv build makes a deployable image; move it to a [services.*] table"),
+                        );
+                    }
+                    img.venv = self.venv(val, &kp);
+                }
+                other => self.unknown_key(other, k.span().into(), path, IMAGE_KEYS),
+            }
+        }
+    }
+
+    fn user(&mut self, v: &Value<'_>, key: &str) -> Option<UserDef> {
+        match v.get_ref() {
+            DeValue::String(s) => Some(UserDef {
+                name: Sp::new(s.to_string(), span_of(v)),
+                uid: None,
+                gid: None,
+                home: None,
+                shell: None,
+                create: None,
+                span: span_of(v),
+            }),
+            DeValue::Table(t) => {
+                let mut name = None;
+                let mut u = UserDef {
+                    name: Sp::new(String::new(), span_of(v)),
+                    uid: None,
+                    gid: None,
+                    home: None,
+                    shell: None,
+                    create: None,
+                    span: span_of(v),
+                };
+                for (k, val) in t.iter() {
+                    let kk = k.get_ref().as_ref();
+                    let kp = join(key, kk);
+                    match kk {
+                        "name" => name = self.string(val, &kp),
+                        "uid" => u.uid = self.u32(val, &kp),
+                        "gid" => u.gid = self.u32(val, &kp),
+                        "home" => u.home = self.string(val, &kp),
+                        "shell" => u.shell = self.string(val, &kp),
+                        "create" => u.create = self.boolean(val, &kp),
+                        other => self.unknown_key(other, k.span().into(), key, USER_KEYS),
+                    }
+                }
+                match name {
+                    Some(n) => u.name = n,
+                    None => {
+                        self.diags.push(
+                            Diagnostic::error("`user` needs a `name`")
+                                .at(span_of(v))
+                                .key(key.to_string()),
+                        );
+                        return None;
+                    }
+                }
+                Some(u)
+            }
+            _ => {
+                self.type_error(
+                    v,
+                    key,
+                    "a user name or a table { name, uid, gid, home, shell, create }",
+                );
+                None
+            }
+        }
+    }
+
+    fn copies(&mut self, v: &Value<'_>, key: &str) -> Vec<CopyDef> {
+        let items: Vec<&Value<'_>> = match v.get_ref() {
+            DeValue::Array(a) => a.iter().collect(),
+            DeValue::String(_) | DeValue::Table(_) => vec![v],
+            _ => {
+                self.type_error(v, key, "a list of paths or { src, dest } tables");
+                return vec![];
+            }
+        };
+        let mut out = vec![];
+        for (i, item) in items.into_iter().enumerate() {
+            let ik = format!("{key}[{i}]");
+            match item.get_ref() {
+                DeValue::String(s) => out.push(CopyDef {
+                    src: Sp::new(s.to_string(), span_of(item)),
+                    dest: None,
+                    chown: Chown::Default,
+                    mode: None,
+                    exclude: vec![],
+                    span: span_of(item),
+                }),
+                DeValue::Table(t) => {
+                    let mut src = None;
+                    let mut c = CopyDef {
+                        src: Sp::new(String::new(), span_of(item)),
+                        dest: None,
+                        chown: Chown::Default,
+                        mode: None,
+                        exclude: vec![],
+                        span: span_of(item),
+                    };
+                    for (k, val) in t.iter() {
+                        let kk = k.get_ref().as_ref();
+                        let kp = join(&ik, kk);
+                        match kk {
+                            "src" => src = self.string(val, &kp),
+                            "dest" => c.dest = self.string(val, &kp),
+                            "chown" => match val.get_ref() {
+                                DeValue::Boolean(true) => c.chown = Chown::Default,
+                                DeValue::Boolean(false) => c.chown = Chown::No,
+                                DeValue::String(s) => {
+                                    c.chown = Chown::To(Sp::new(s.to_string(), span_of(val)))
+                                }
+                                _ => self.type_error(val, &kp, "true, false or \"user[:group]\""),
+                            },
+                            "mode" => c.mode = self.scalar(val, &kp),
+                            "exclude" => c.exclude = self.strings(val, &kp),
+                            other => self.unknown_key(other, k.span().into(), &ik, COPY_KEYS),
+                        }
+                    }
+                    match src {
+                        Some(s) => {
+                            c.src = s;
+                            out.push(c);
+                        }
+                        None => self.diags.push(
+                            Diagnostic::error("a copy entry needs `src`")
+                                .at(span_of(item))
+                                .key(ik),
+                        ),
+                    }
+                }
+                _ => self.type_error(item, &ik, "a path or a { src, dest } table"),
+            }
+        }
+        out
+    }
+
+    fn ports(&mut self, v: &Value<'_>, key: &str) -> Vec<Sp<String>> {
+        let items: Vec<&Value<'_>> = match v.get_ref() {
+            DeValue::Array(a) => a.iter().collect(),
+            _ => vec![v],
+        };
+        let mut out = vec![];
+        for (i, item) in items.into_iter().enumerate() {
+            if let Some(s) = self.scalar(item, &format!("{key}[{i}]")) {
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    fn healthcheck(&mut self, v: &Value<'_>, key: &str) -> Option<HealthcheckDef> {
+        let mut h = HealthcheckDef {
+            test: None,
+            interval: None,
+            timeout: None,
+            start_period: None,
+            retries: None,
+            span: span_of(v),
+        };
+        match v.get_ref() {
+            DeValue::String(s) if s.as_ref() == "none" => Some(h),
+            DeValue::String(_) | DeValue::Array(_) => {
+                h.test = self.command(v, key);
+                h.test.as_ref()?;
+                Some(h)
+            }
+            DeValue::Table(t) => {
+                for (k, val) in t.iter() {
+                    let kk = k.get_ref().as_ref();
+                    let kp = join(key, kk);
+                    match kk {
+                        "cmd" => h.test = self.command(val, &kp),
+                        "interval" => h.interval = self.string(val, &kp),
+                        "timeout" => h.timeout = self.string(val, &kp),
+                        "start-period" => h.start_period = self.string(val, &kp),
+                        "retries" => h.retries = self.u32(val, &kp),
+                        other => self.unknown_key(other, k.span().into(), key, HEALTH_KEYS),
+                    }
+                }
+                if h.test.is_none() {
+                    self.diags.push(
+                        Diagnostic::error("`healthcheck` needs `cmd`")
+                            .at(span_of(v))
+                            .key(key.to_string())
+                            .hint(
+                                "write healthcheck = \"none\" to disable an inherited healthcheck",
+                            ),
+                    );
+                    return None;
+                }
+                Some(h)
+            }
+            _ => {
+                self.type_error(
+                    v,
+                    key,
+                    "a table { cmd, interval, timeout, start-period, retries } or \"none\"",
+                );
+                None
+            }
+        }
+    }
+
+    fn venv(&mut self, v: &Value<'_>, key: &str) -> Option<VenvDef> {
+        let mut d = VenvDef {
+            path: None,
+            builder: None,
+            builder_apt: vec![],
+            span: span_of(v),
+        };
+        match v.get_ref() {
+            DeValue::Boolean(true) => Some(d),
+            DeValue::Boolean(false) => None,
+            DeValue::Table(t) => {
+                for (k, val) in t.iter() {
+                    let kk = k.get_ref().as_ref();
+                    let kp = join(key, kk);
+                    match kk {
+                        "path" => d.path = self.string(val, &kp),
+                        "builder" => d.builder = self.string(val, &kp),
+                        "builder-apt" => d.builder_apt = self.strings(val, &kp),
+                        other => self.unknown_key(other, k.span().into(), key, VENV_KEYS),
+                    }
+                }
+                Some(d)
+            }
+            _ => {
+                self.type_error(v, key, "true or a table { path, builder, builder-apt }");
+                None
+            }
+        }
+    }
+}
+
+pub(crate) fn valid_arg_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn valid_image_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && chars.all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' || c == '.'
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(s: &str) -> (Stack, Diagnostics) {
+        parse(&SourceFile::new("stack.toml", s))
+    }
+
+    #[test]
+    fn parses_a_small_stack() {
+        let (stack, diags) = parse_str(
+            r#"# syntax=layerstack:dev
+[stack]
+name = "demo"
+[args]
+PY = "3.12"
+TAG = { default = "v1", description = "the tag" }
+[layers.base]
+from = "python:${PY}-slim"
+apt = ["curl"]
+user = "appuser"
+[services.api]
+from = "base"
+copy = ["app", { src = "conf", dest = "/etc/app", chown = false }]
+cmd = ["python", "-m", "app"]
+expose = [8000, "9000/udp"]
+healthcheck = { cmd = "curl -f localhost:8000", interval = "10s", retries = 3 }
+"#,
+        );
+        assert!(diags.items.is_empty(), "{diags:?}");
+        assert_eq!(stack.syntax.as_ref().unwrap().value, "layerstack:dev");
+        assert_eq!(stack.args.len(), 2);
+        assert_eq!(stack.args[1].default.as_ref().unwrap().value, "v1");
+        let api = stack.image("api").unwrap();
+        assert_eq!(api.kind, Kind::Service);
+        assert_eq!(api.copy.len(), 2);
+        assert_eq!(api.copy[1].chown, Chown::No);
+        assert_eq!(
+            api.expose
+                .iter()
+                .map(|p| p.value.as_str())
+                .collect::<Vec<_>>(),
+            ["8000", "9000/udp"]
+        );
+        assert_eq!(
+            api.cmd.as_ref().unwrap().value,
+            Command::Exec(vec!["python".into(), "-m".into(), "app".into()])
+        );
+        assert_eq!(stack.default_target(), Some("api"));
+    }
+
+    #[test]
+    fn reports_every_problem() {
+        let (_, diags) =
+            parse_str("[layers.a]\npipp = []\napt = 3\n[services.a]\nfrom = \"x\"\n[bogus]\n");
+        let msgs: Vec<String> = diags
+            .items
+            .iter()
+            .map(|d| format!("{}|{}", d.key.clone().unwrap_or_default(), d.message))
+            .collect();
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("layers.a.pipp|unknown key")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m == "layers.a.apt|expected a list of strings, found integer"),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("services.a|`a` is defined twice")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter().any(|m| m.starts_with("bogus|unknown key")),
+            "{msgs:?}"
+        );
+        let pipp = diags
+            .items
+            .iter()
+            .find(|d| d.message.contains("pipp"))
+            .unwrap();
+        assert_eq!(pipp.hint.as_deref(), Some("did you mean `pip`?"));
+    }
+
+    #[test]
+    fn invalid_toml_is_located() {
+        let (_, diags) = parse_str("[layers.a]\nfrom = \n");
+        assert!(diags.has_errors());
+        assert!(diags.items[0].span.is_some());
+    }
+
+    #[test]
+    fn syntax_directive_on_first_line_only() {
+        assert_eq!(
+            syntax_directive("# syntax=foo/bar:1\n").unwrap().value,
+            "foo/bar:1"
+        );
+        assert_eq!(syntax_directive("\n#syntax = x\n").unwrap().value, "x");
+        assert!(syntax_directive("[stack]\n# syntax=x\n").is_none());
+        assert!(syntax_directive("# hello\n# syntax=x\n").is_none());
+    }
+}
