@@ -212,9 +212,10 @@ start_engine() {
   : >> "$LOG"
   printf '\n===== %s: dockerd start =====\n' "$(date -Is)" >> "$LOG"
   # Detach completely (own session, no inherited stdout/stderr) so that
-  # `eval "$(scripts/engine.sh)"` does not wait for dockerd to exit.
+  # `eval "$(scripts/engine.sh)"` does not wait for dockerd to exit; fd 9 (our
+  # lock) is closed too, or dockerd would hold the lock forever.
   PATH="$ENGINE_PATH:$PATH" setsid "$ROOT/usr/sbin/dockerd" --config-file "$DAEMON_JSON" \
-    </dev/null >>"$LOG" 2>&1 &
+    </dev/null >>"$LOG" 2>&1 9>&- &
   local pid=$! waited=0
   until answering; do
     if ! pid_alive "$pid"; then

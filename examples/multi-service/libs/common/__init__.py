@@ -1,0 +1,3 @@
+"""Code shared by every service."""
+
+GREETING = "hello from libs/common"

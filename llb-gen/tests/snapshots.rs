@@ -1,0 +1,178 @@
+//! Snapshot tests: the readable LLB dump of every target of every example (and the
+//! quick-start stack) must match `tests/snapshots/`; `UPDATE_SNAPSHOTS=1` rewrites them.
+
+use std::path::{Path, PathBuf};
+
+use llb_gen::convert::{NoImages, convert};
+use llb_gen::plan::{BuildOptions, ContextOptions, Network};
+use llb_gen::source::SourceFile;
+use prost::Message;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// Every stack the project ships: `stack.toml` and `examples/*/stack.toml`.
+fn stacks() -> Vec<(String, PathBuf)> {
+    let mut out = vec![("quickstart".to_string(), repo().join("stack.toml"))];
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(repo().join("examples"))
+        .expect("examples/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("stack.toml").is_file())
+        .collect();
+    dirs.sort();
+    for d in dirs {
+        let name = d.file_name().unwrap().to_string_lossy().to_string();
+        out.push((name, d.join("stack.toml")));
+    }
+    out
+}
+
+fn options(target: &str, dir: &Path) -> BuildOptions {
+    let ignore = std::fs::read_to_string(dir.join(".dockerignore")).unwrap_or_default();
+    BuildOptions {
+        target: Some(target.to_string()),
+        network: Network::Host,
+        context: ContextOptions {
+            name: "context".into(),
+            session_id: String::new(),
+            exclude_patterns: llb_gen::plan::dockerignore_patterns(&ignore),
+        },
+        ..BuildOptions::default()
+    }
+}
+
+fn generate(path: &Path, target: &str) -> (String, Vec<u8>, Vec<u8>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let file = SourceFile::new("stack.toml", text);
+    let opts = options(target, path.parent().unwrap());
+    let (_, plan) = llb_gen::load(&file, &opts)
+        .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.diagnostics.render(&e.file)));
+    let out = convert(&plan, &opts, &NoImages, &file)
+        .unwrap_or_else(|d| panic!("{}: {}", path.display(), d.render(&file)));
+    let mut dump = llb_gen::llb::dump(&out.definition);
+    dump.push_str("--- image config\n");
+    let cfg: serde_json::Value = serde_json::from_slice(&out.image_config).unwrap();
+    dump.push_str(&serde_json::to_string_pretty(&cfg["config"]).unwrap());
+    dump.push('\n');
+    (dump, out.definition.encode_to_vec(), out.image_config)
+}
+
+#[test]
+fn every_example_target_matches_its_snapshot() {
+    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
+    let mut failures = vec![];
+    let mut count = 0;
+    for (name, path) in stacks() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (stack, _) = llb_gen::stack::parse(&SourceFile::new("stack.toml", text));
+        for img in &stack.images {
+            let target = &img.name.value;
+            let (dump, _, _) = generate(&path, target);
+            let snap = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/snapshots")
+                .join(format!("{name}__{target}.txt"));
+            count += 1;
+            if update {
+                std::fs::write(&snap, &dump).unwrap();
+                continue;
+            }
+            match std::fs::read_to_string(&snap) {
+                Ok(expected) if expected == dump => {}
+                Ok(expected) => failures.push(format!(
+                    "{}: differs\n{}",
+                    snap.display(),
+                    first_difference(&expected, &dump)
+                )),
+                Err(_) => failures.push(format!(
+                    "{}: missing (run with UPDATE_SNAPSHOTS=1)",
+                    snap.display()
+                )),
+            }
+        }
+    }
+    assert!(
+        count >= 5,
+        "expected snapshots for several targets, found {count}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} snapshot(s) differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+fn first_difference(expected: &str, actual: &str) -> String {
+    for (i, (e, a)) in expected.lines().zip(actual.lines()).enumerate() {
+        if e != a {
+            return format!("  line {}:\n  - {e}\n  + {a}", i + 1);
+        }
+    }
+    format!(
+        "  lengths differ: {} vs {} lines",
+        expected.lines().count(),
+        actual.lines().count()
+    )
+}
+
+#[test]
+fn generation_is_byte_identical_across_runs() {
+    for (_, path) in stacks() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (stack, _) = llb_gen::stack::parse(&SourceFile::new("stack.toml", text));
+        for img in &stack.images {
+            let (d1, b1, c1) = generate(&path, &img.name.value);
+            let (d2, b2, c2) = generate(&path, &img.name.value);
+            assert_eq!(b1, b2, "{}: LLB bytes differ between runs", path.display());
+            assert_eq!(
+                c1,
+                c2,
+                "{}: image config differs between runs",
+                path.display()
+            );
+            assert_eq!(d1, d2);
+        }
+    }
+}
+
+#[test]
+fn the_cli_prints_the_same_definition() {
+    // The binary's output is the library's output: one code path.
+    let exe = env!("CARGO_BIN_EXE_llb-gen");
+    let path = repo().join("stack.toml");
+    let out = std::process::Command::new(exe)
+        .args([
+            "llb",
+            path.to_str().unwrap(),
+            "--target",
+            "api",
+            "--network",
+            "host",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let def =
+        llb_gen::pb::Definition::decode(out.stdout.as_slice()).expect("a marshalled Definition");
+    assert!(def.def.len() > 3);
+    let again = std::process::Command::new(exe)
+        .args([
+            "llb",
+            path.to_str().unwrap(),
+            "--target",
+            "api",
+            "--network",
+            "host",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, again.stdout);
+}
