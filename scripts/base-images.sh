@@ -227,6 +227,7 @@ import_image() {
     log "up to date: $* ($want)"
     return 0
   fi
+  local old_ids=() ; for t in "$@"; do id="$(image_id "$t")"; [[ -n "$id" ]] && old_ids+=("$id"); done
   log "docker import $(basename "$tar") as $*"
   id="$(docker import \
         -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
@@ -237,6 +238,11 @@ import_image() {
   for t in "${@:2}"; do docker tag "$1" "$t"; done
   id="$(image_id "$1")"
   echo "$id" > "$stamp"
+  # Drop the images these tags pointed at before, if nothing else uses them
+  # (`docker image rm` refuses while a container or another tag refers to one).
+  for t in "${old_ids[@]}"; do
+    if [[ "$t" != "$id" ]]; then docker image rm "$t" >/dev/null 2>&1 || true; fi
+  done
 }
 
 if ((FORCE)) || [[ ! -f "$DEBIAN_TAR" || ! -f "$PYTHON_TAR" ]]; then

@@ -25,10 +25,10 @@
 #     root, so it never collides with a system docker on /var/run/docker.sock.
 #     It spawns its own containerd. The containerd image store
 #     ("containerd-snapshotter") is on: multi-platform builds and OCI export need it.
-#     No iptables rules and no bridge are created: builds that need the network
+#     No iptables rules or sysctls are touched, so containers on the default
+#     bridge reach nothing beyond this machine: builds that need the network
 #     use `docker buildx build --network=host` (dockerd allows the network.host
-#     entitlement by default), and `docker run` should use `--network=none` or
-#     `--network=host`.
+#     entitlement by default), `docker run` that needs it uses --network=host.
 #
 # Environment knobs (defaults in brackets):
 #   LAYERSTACK_ENGINE_PREFIX  [/opt/layerstack-engine]   unpacked .debs
@@ -140,6 +140,7 @@ install_engine() {
   # Never use a runc from trixie (glibc too new for bookworm); bookworm's is on PATH.
   rm -f "$tmp/usr/bin/runc" "$tmp/usr/sbin/runc"
   rm -rf "$ROOT"; mv "$tmp" "$ROOT"
+  # shellcheck disable=SC2016  # ${Package} is dpkg-deb's syntax, not the shell's
   (cd "$debs" && for d in *.deb; do dpkg-deb -W --showformat='${Package} ${Version}\n' "$d"; done) \
     > "$PREFIX/VERSIONS"
   log "installed into $ROOT:"; sed 's/^/[engine]   /' "$PREFIX/VERSIONS" >&2
@@ -152,8 +153,11 @@ write_config() {
   # dockerd refuses to start when a setting is given both ways).
   #  - containerd-snapshotter: containerd image store; needed for
   #    multi-platform and OCI exports (BuildKit v0.13.2 inside dockerd 26.1).
-  #  - iptables/ip6tables false, bridge none: we touch no host firewall and
-  #    create no bridge interface; builds use --network=host.
+  #  - iptables/ip6tables/ip-forward/ip-masq false: we touch no host firewall
+  #    rule and no sysctl. The default bridge (docker0) still exists, because
+  #    BuildKit runs `# syntax=` frontend containers and sandboxed RUN steps on
+  #    it ("network bridge not found" without it), but nothing on it is routed
+  #    beyond this machine. Builds that need PyPI/Debian use --network=host.
   cat > "$DAEMON_JSON.tmp" <<EOF
 {
   "hosts": ["unix://$SOCK"],
@@ -165,7 +169,6 @@ write_config() {
   "ip6tables": false,
   "ip-forward": false,
   "ip-masq": false,
-  "bridge": "none",
   "features": { "containerd-snapshotter": true },
   "log-level": "info"
 }
@@ -193,7 +196,7 @@ cleanup_stale() {
       log "stopping stale process $pid (from $f)"
       kill "$pid" 2>/dev/null || true
       for _ in $(seq 1 50); do pid_alive "$pid" || break; sleep 0.2; done
-      pid_alive "$pid" && kill -9 "$pid" 2>/dev/null || true
+      if pid_alive "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
     fi
   done
   # Runtime state only; images and build cache live in $DATA_ROOT and survive.

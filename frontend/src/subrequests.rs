@@ -935,16 +935,6 @@ venv = { builder-apt = ["gcc"] }
     }
 
     #[test]
-    fn zz_show() {
-        for req in [REQUEST_OUTLINE] {
-            let r = call(req, &[("build-arg:PYTHON_VERSION","3.13")], STACK);
-            eprintln!("{}\n---\n{}\n====", String::from_utf8_lossy(&r.metadata["result.json"]), txt(&r));
-        }
-        let f = answer("frontend.lint", &opts(&[]), &inputs(STACK)).err().unwrap();
-        eprintln!("{}", f.message);
-    }
-
-    #[test]
     fn base64_matches_go() {
         assert_eq!(base64_std(b""), "");
         assert_eq!(base64_std(b"f"), "Zg==");

@@ -1,0 +1,334 @@
+//! A local Python package index for tests: tiny wheels built in the test, served on
+//! 127.0.0.1 (PEP 503 simple API) with cache headers like PyPI's, counting every download.
+//!
+//! Builds reach it with `--network=host`. It stands in for PyPI where a test must prove which
+//! files were downloaded (the cache-mount tests) or which build of a package lands where
+//! (per-platform wheels).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+
+/// A wheel to build: `name-version-tag.whl` with one module that knows its own version.
+#[derive(Clone, Debug)]
+pub struct Wheel {
+    /// Distribution name (`lsdemo-a`); the module is the normalised name (`lsdemo_a`).
+    pub name: String,
+    /// Version, local part included (`2.1.2+cpu`).
+    pub version: String,
+    /// Compatibility tag (`py3-none-any`, `cp311-cp311-manylinux_2_17_x86_64`).
+    pub tag: String,
+    /// Extra files (path inside the wheel, contents).
+    pub files: Vec<(String, String)>,
+}
+
+impl Wheel {
+    pub fn pure(name: &str, version: &str) -> Wheel {
+        Wheel {
+            name: name.into(),
+            version: version.into(),
+            tag: "py3-none-any".into(),
+            files: vec![],
+        }
+    }
+
+    fn module(&self) -> String {
+        self.name.replace('-', "_").to_lowercase()
+    }
+
+    /// `lsdemo_a-1.0-py3-none-any.whl`
+    pub fn filename(&self) -> String {
+        format!("{}-{}-{}.whl", self.module(), self.version, self.tag)
+    }
+
+    /// The wheel's bytes (a stored zip with the module, METADATA, WHEEL and RECORD).
+    pub fn build(&self) -> Vec<u8> {
+        use zip::write::SimpleFileOptions;
+        let m = self.module();
+        let dist = format!("{m}-{}.dist-info", self.version);
+        let mut files: Vec<(String, String)> = vec![(
+            format!("{m}/__init__.py"),
+            format!(
+                "__version__ = {:?}\nWHEEL_TAG = {:?}\n",
+                self.version, self.tag
+            ),
+        )];
+        files.extend(self.files.iter().cloned());
+        files.push((
+            format!("{dist}/METADATA"),
+            format!(
+                "Metadata-Version: 2.1\nName: {}\nVersion: {}\n",
+                self.name, self.version
+            ),
+        ));
+        let root_is_pure = self.tag.ends_with("-none-any");
+        files.push((
+            format!("{dist}/WHEEL"),
+            format!("Wheel-Version: 1.0\nGenerator: layerstack-tests\nRoot-Is-Purelib: {root_is_pure}\nTag: {}\n", self.tag),
+        ));
+        let mut record: String = files
+            .iter()
+            .map(|(p, c)| {
+                format!(
+                    "{p},sha256={},{}\n",
+                    b64_nopad(&Sha256::digest(c.as_bytes())),
+                    c.len()
+                )
+            })
+            .collect();
+        record.push_str(&format!("{dist}/RECORD,,\n"));
+        files.push((format!("{dist}/RECORD"), record));
+        let mut buf = std::io::Cursor::new(Vec::new());
+        {
+            let mut z = zip::ZipWriter::new(&mut buf);
+            let opts =
+                SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+            for (p, c) in &files {
+                z.start_file(p.as_str(), opts).expect("zip entry");
+                z.write_all(c.as_bytes()).expect("zip write");
+            }
+            z.finish().expect("zip finish");
+        }
+        buf.into_inner()
+    }
+}
+
+fn b64_nopad(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=c.len() {
+            out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// A running index. Dropping it leaves the listener thread parked (the test process ends).
+pub struct PackageIndex {
+    pub port: u16,
+    downloads: Arc<Mutex<BTreeMap<String, usize>>>,
+}
+
+impl PackageIndex {
+    /// Serve these wheels on 127.0.0.1 (a free port).
+    pub fn serve(wheels: &[Wheel]) -> PackageIndex {
+        let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        let mut projects: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for w in wheels {
+            let project = normalize(&w.name);
+            projects.entry(project).or_default().push(w.filename());
+            files.insert(w.filename(), w.build());
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let port = listener.local_addr().expect("local addr").port();
+        let downloads = Arc::new(Mutex::new(BTreeMap::new()));
+        let state = Arc::new((files, projects, downloads.clone()));
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let state = state.clone();
+                std::thread::spawn(move || {
+                    let _ = handle(stream, &state.0, &state.1, &state.2);
+                });
+            }
+        });
+        PackageIndex { port, downloads }
+    }
+
+    /// `http://127.0.0.1:PORT/simple`
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/simple", self.port)
+    }
+
+    /// How many times a wheel file was downloaded.
+    pub fn downloads(&self, filename: &str) -> usize {
+        self.downloads
+            .lock()
+            .unwrap()
+            .get(filename)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// PEP 503 name normalisation.
+fn normalize(name: &str) -> String {
+    let mut out = String::new();
+    let mut sep = false;
+    for c in name.chars() {
+        if c == '-' || c == '_' || c == '.' {
+            sep = true;
+        } else {
+            if sep && !out.is_empty() {
+                out.push('-');
+            }
+            sep = false;
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
+}
+
+fn handle(
+    mut stream: TcpStream,
+    files: &BTreeMap<String, Vec<u8>>,
+    projects: &BTreeMap<String, Vec<String>>,
+    downloads: &Mutex<BTreeMap<String, usize>>,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    loop {
+        let mut request = String::new();
+        if reader.read_line(&mut request)? == 0 {
+            return Ok(());
+        }
+        // Skip the headers.
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
+                break;
+            }
+        }
+        let path = request
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("/")
+            .split(['?', '#'])
+            .next()
+            .unwrap_or("/")
+            .to_string();
+        let (status, ctype, cache, body): (&str, &str, &str, Vec<u8>) =
+            if path == "/simple/" || path == "/simple" {
+                let links: String = projects
+                    .keys()
+                    .map(|p| format!("<a href=\"/simple/{p}/\">{p}</a>\n"))
+                    .collect();
+                (
+                    "200 OK",
+                    "text/html",
+                    "max-age=600",
+                    format!("<!DOCTYPE html><html><body>\n{links}</body></html>\n").into_bytes(),
+                )
+            } else if let Some(project) = path
+                .strip_prefix("/simple/")
+                .map(|p| p.trim_end_matches('/'))
+            {
+                match projects.get(&normalize(project)) {
+                    Some(names) => {
+                        let links: String = names
+                            .iter()
+                            .map(|f| {
+                                format!(
+                                    "<a href=\"/files/{f}#sha256={}\">{f}</a>\n",
+                                    hex_sha(&files[f])
+                                )
+                            })
+                            .collect();
+                        (
+                            "200 OK",
+                            "text/html",
+                            "max-age=600",
+                            format!("<!DOCTYPE html><html><body>\n{links}</body></html>\n")
+                                .into_bytes(),
+                        )
+                    }
+                    None => (
+                        "404 Not Found",
+                        "text/plain",
+                        "no-store",
+                        b"not found\n".to_vec(),
+                    ),
+                }
+            } else if let Some(f) = path.strip_prefix("/files/") {
+                match files.get(f) {
+                    Some(bytes) => {
+                        *downloads.lock().unwrap().entry(f.to_string()).or_default() += 1;
+                        (
+                            "200 OK",
+                            "application/octet-stream",
+                            "public, max-age=31536000, immutable",
+                            bytes.clone(),
+                        )
+                    }
+                    None => (
+                        "404 Not Found",
+                        "text/plain",
+                        "no-store",
+                        b"not found\n".to_vec(),
+                    ),
+                }
+            } else {
+                (
+                    "404 Not Found",
+                    "text/plain",
+                    "no-store",
+                    b"not found\n".to_vec(),
+                )
+            };
+        write!(
+            stream,
+            "HTTP/1.1 {status}\r\nDate: {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: {cache}\r\nConnection: keep-alive\r\n\r\n",
+            httpdate::fmt_http_date(std::time::SystemTime::now()),
+            body.len()
+        )?;
+        stream.write_all(&body)?;
+        stream.flush()?;
+    }
+}
+
+fn hex_sha(b: &[u8]) -> String {
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_encoding() {
+        assert_eq!(normalize("Foo_Bar.baz"), "foo-bar-baz");
+        assert_eq!(
+            Wheel::pure("lsdemo-a", "1.0").filename(),
+            "lsdemo_a-1.0-py3-none-any.whl"
+        );
+        assert_eq!(b64_nopad(b"abc"), "YWJj");
+        assert_eq!(b64_nopad(b"ab"), "YWI");
+        let bytes = Wheel::pure("x", "1").build();
+        assert_eq!(&bytes[..2], b"PK");
+    }
+
+    #[test]
+    fn serves_pages_and_counts_downloads() {
+        let idx = PackageIndex::serve(&[Wheel::pure("lsdemo-a", "1.0")]);
+        let get = |path: &str| -> String {
+            let mut s = TcpStream::connect(("127.0.0.1", idx.port)).unwrap();
+            write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut r = BufReader::new(s);
+            let mut all = String::new();
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 {
+                all.push_str(&line);
+                if line == "\r\n" {
+                    break;
+                }
+                line.clear();
+            }
+            all
+        };
+        assert!(get("/simple/lsdemo-a/").starts_with("HTTP/1.1 200"));
+        assert!(get("/files/lsdemo_a-1.0-py3-none-any.whl").contains("immutable"));
+        assert_eq!(idx.downloads("lsdemo_a-1.0-py3-none-any.whl"), 1);
+        assert!(get("/simple/nope/").starts_with("HTTP/1.1 404"));
+    }
+}
