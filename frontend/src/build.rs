@@ -78,6 +78,8 @@ pub fn source_info(file: &SourceFile) -> pb::SourceInfo {
 pub struct Inputs {
     pub file: SourceFile,
     pub exclude_patterns: Vec<String>,
+    /// The digest of the vertex that loaded the stack file (warnings attach to it).
+    pub file_vertex: String,
 }
 
 /// Solve a small definition that loads a local source and return its ref.
@@ -86,7 +88,7 @@ async fn load_local(
     name: &str,
     attrs: BTreeMap<String, String>,
     display: String,
-) -> Result<String, Failure> {
+) -> Result<(String, String), Failure> {
     let mut g = Graph::new();
     let out = g.local(
         name,
@@ -97,7 +99,8 @@ async fn load_local(
         },
     );
     let def = g.marshal(out, None);
-    Ok(gw.solve(def).await?)
+    let digest = llb_gen::llb::op_digests(&def).into_iter().next().unwrap_or_default();
+    Ok((gw.solve(def).await?, digest))
 }
 
 pub async fn read_inputs(gw: &Gateway, opts: &FrontendOpts) -> Result<Inputs, Failure> {
@@ -118,7 +121,7 @@ pub async fn read_inputs(gw: &Gateway, opts: &FrontendOpts) -> Result<Inputs, Fa
     if !sid.is_empty() {
         attrs.insert("local.session".into(), sid.to_string());
     }
-    let r = load_local(
+    let (r, file_vertex) = load_local(
         gw,
         &key,
         attrs,
@@ -155,7 +158,7 @@ pub async fn read_inputs(gw: &Gateway, opts: &FrontendOpts) -> Result<Inputs, Fa
         if !sid.is_empty() {
             attrs.insert("local.session".into(), sid.to_string());
         }
-        let r = load_local(gw, &ctx, attrs, "[internal] load .dockerignore".into()).await?;
+        let (r, _) = load_local(gw, &ctx, attrs, "[internal] load .dockerignore".into()).await?;
         ignore = match gw.read_file(&r, ".dockerignore", None).await {
             Ok(b) => Some(b),
             Err(e) if e.is_not_found() => None,
@@ -168,6 +171,7 @@ pub async fn read_inputs(gw: &Gateway, opts: &FrontendOpts) -> Result<Inputs, Fa
     Ok(Inputs {
         file: SourceFile::new(base, text),
         exclude_patterns,
+        file_vertex,
     })
 }
 
@@ -209,9 +213,10 @@ pub fn build_options(opts: &FrontendOpts, inputs: &Inputs, platform: Platform) -
         _ => Network::Sandbox,
     };
     let target = opts.target.clone();
-    let no_cache = match &opts.no_cache {
-        None => false,
-        Some(list) => list.is_empty() || target.as_ref().is_some_and(|t| list.contains(t)),
+    // `--no-cache` is an empty list (everything); `--no-cache-filter a,b` names images.
+    let (no_cache, no_cache_filter) = match &opts.no_cache {
+        None => (false, vec![]),
+        Some(list) => (list.is_empty(), list.clone()),
     };
     BuildOptions {
         target,
@@ -222,6 +227,7 @@ pub fn build_options(opts: &FrontendOpts, inputs: &Inputs, platform: Platform) -
         network,
         extra_hosts: opts.add_hosts.clone(),
         no_cache,
+        no_cache_filter,
         context: ContextOptions {
             name: opts.context_key.clone(),
             session_id: opts.session_for_local(&opts.context_key).to_string(),
@@ -259,6 +265,9 @@ pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
     for platform in platforms {
         let bo = build_options(&opts, &inputs, platform.clone());
         let (_, plan) = llb_gen::load(&inputs.file, &bo).map_err(|e| Failure::from_stack(&e))?;
+        if described.is_empty() {
+            warn_all(gw, &inputs, &plan.warnings).await;
+        }
         // Base image configs, resolved through the gateway before the pure conversion.
         let mut images = ResolvedImages::default();
         let mode = bo
@@ -323,4 +332,28 @@ pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
         );
     }
     Ok(result)
+}
+
+/// Planner warnings (undeclared build args, likely typos) as BuildKit warnings, shown by buildx
+/// with the stack.toml location. Engines without the Warn call (before v0.13) just skip them.
+async fn warn_all(gw: &Gateway, inputs: &Inputs, warnings: &llb_gen::diag::Diagnostics) {
+    let file = &inputs.file;
+    for d in &warnings.items {
+        let source = d.span.map(|span| {
+            let (first, last) = file.line_range(span);
+            let range = pb::Range {
+                start: Some(pb::Position { line: first as i32, character: 0 }),
+                end: Some(pb::Position { line: last as i32, character: 0 }),
+            };
+            (source_info(file), vec![range])
+        });
+        let mut short = d.message.clone();
+        if let Some(k) = &d.key {
+            short = format!("{k}: {short}");
+        }
+        let detail = d.hint.iter().map(|h| h.clone().into_bytes()).collect();
+        if let Err(e) = gw.warn(&inputs.file_vertex, 1, &short, detail, "", source).await {
+            eprintln!("layerstack: warning not delivered ({}): {short}", e.message);
+        }
+    }
 }

@@ -633,6 +633,7 @@ from = "alpine:3.20"
         Inputs {
             file: SourceFile::new("stack.toml", text),
             exclude_patterns: vec![],
+            file_vertex: String::new(),
         }
     }
 

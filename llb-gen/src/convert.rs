@@ -59,6 +59,9 @@ pub struct Converted {
 #[derive(Clone)]
 struct State {
     root: Output,
+    /// Ignore the build cache for this state's steps (`--no-cache`, or a no-cache filter that
+    /// names this image or one it is built on).
+    no_cache: bool,
     config: ImageConfig,
 }
 
@@ -85,7 +88,11 @@ pub fn convert(
     if c.diags.has_errors() {
         return Err(c.diags.sorted());
     }
-    let st = c.states.last().cloned().expect("plan has a target");
+    let Some(st) = c.states.last().cloned() else {
+        let mut d = Diagnostics::default();
+        d.push(Diagnostic::error("nothing to build: the plan has no images"));
+        return Err(d);
+    };
     let mut config = st.config;
     for (k, v) in &opts.labels {
         config.labels.insert(k.clone(), v.clone());
@@ -162,7 +169,7 @@ impl<'a> Converter<'a> {
                     self.opts.image_resolve_mode.as_deref(),
                     m,
                 );
-                State { root, config }
+                State { root, config, no_cache: self.opts.no_cache }
             }
         }
     }
@@ -226,19 +233,24 @@ impl<'a> Converter<'a> {
         }
     }
 
-    /// An exec that installs or runs something: as root, with the image's env plus install env.
+    /// An exec as root with the image's env; install steps (apt, run, pip) also get the
+    /// image's `install-env`.
+    #[allow(clippy::too_many_arguments)]
     fn run(
         &mut self,
         st: &State,
         args: Vec<String>,
         img: &PlanImage,
+        install: bool,
         extra_env: &[(&str, String)],
         mounts: Vec<Mount>,
         m: VertexMeta,
     ) -> Output {
         let mut config = st.config.clone();
-        for (k, v) in &img.install_env {
-            config.set_env(k, v);
+        if install {
+            for (k, v) in &img.install_env {
+                config.set_env(k, v);
+            }
         }
         for (k, v) in extra_env {
             config.set_env(k, v);
@@ -261,7 +273,7 @@ impl<'a> Converter<'a> {
             secret_env: vec![],
         };
         let mut m = m;
-        m.ignore_cache = self.opts.no_cache;
+        m.ignore_cache = st.no_cache;
         self.g.exec(st.root, exec, self.platform(), m)
     }
 
@@ -293,6 +305,7 @@ impl<'a> Converter<'a> {
             st,
             vec!["/bin/sh".into(), "-c".into(), script],
             img,
+            true,
             &[("DEBIAN_FRONTEND", "noninteractive".into())],
             mounts,
             m,
@@ -367,7 +380,7 @@ impl<'a> Converter<'a> {
             ("PIP_CACHE_DIR", "/root/.cache/pip".to_string()),
             ("PIP_DISABLE_PIP_VERSION_CHECK", "1".to_string()),
         ];
-        self.run(st, args, img, &env, mounts, m)
+        self.run(st, args, img, true, &env, mounts, m)
     }
 
     fn owner(&self, o: &Option<String>) -> Option<Owner> {
@@ -377,11 +390,15 @@ impl<'a> Converter<'a> {
     fn image(&mut self, img: &PlanImage) -> State {
         let label = img.label();
         let mut st = self.base(&img.base, &label);
+        if self.opts.no_cache_filter.iter().any(|n| *n == img.name) {
+            st.no_cache = true;
+        }
         // An image's env applies to its own steps too (like ENV before RUN).
         for (k, v) in &img.config.env {
             // `${VAR}` refers to the env as it is here (Dockerfile ENV semantics).
-            let value =
-                interpolate(v, &st.config.env_map(), Unknown::Empty).unwrap_or_else(|_| v.clone());
+            let mut env = st.config.env_map();
+            env.entry("PATH".into()).or_insert_with(|| crate::image::DEFAULT_PATH.into());
+            let value = interpolate(v, &env, Unknown::Empty).unwrap_or_else(|_| v.clone());
             st.config.set_env(k, &value);
         }
         let n = img.steps.len();
@@ -397,6 +414,7 @@ impl<'a> Converter<'a> {
                         &st,
                         vec!["/bin/sh".into(), "-c".into(), script],
                         img,
+                        false,
                         &[],
                         vec![],
                         m,
@@ -412,7 +430,7 @@ impl<'a> Converter<'a> {
                             owner: o,
                         }],
                         self.platform(),
-                        self.cacheable(m),
+                        Self::cacheable(&st, m),
                     );
                     st.config.working_dir = path.clone();
                 }
@@ -421,6 +439,7 @@ impl<'a> Converter<'a> {
                         &st,
                         vec!["/bin/sh".into(), "-c".into(), command.clone()],
                         img,
+                        true,
                         &[],
                         vec![],
                         m,
@@ -455,7 +474,7 @@ impl<'a> Converter<'a> {
                         Some(st.root),
                         vec![action],
                         self.platform(),
-                        self.cacheable(m),
+                        Self::cacheable(&st, m),
                     );
                 }
                 StepKind::CopyVenv { path, owner } => {
@@ -475,7 +494,7 @@ impl<'a> Converter<'a> {
                         Some(st.root),
                         vec![action],
                         self.platform(),
-                        self.cacheable(m),
+                        Self::cacheable(&st, m),
                     );
                     let old_path = st
                         .config
@@ -496,8 +515,8 @@ impl<'a> Converter<'a> {
         st
     }
 
-    fn cacheable(&self, mut m: VertexMeta) -> VertexMeta {
-        m.ignore_cache = self.opts.no_cache;
+    fn cacheable(st: &State, mut m: VertexMeta) -> VertexMeta {
+        m.ignore_cache = st.no_cache;
         m
     }
 
@@ -505,6 +524,9 @@ impl<'a> Converter<'a> {
     fn venv_builder(&mut self, img: &PlanImage, v: &crate::plan::VenvPlan) -> Output {
         let label = format!("{} venv", img.label());
         let mut st = self.base(&v.builder, &label);
+        if self.opts.no_cache_filter.iter().any(|n| *n == img.name) {
+            st.no_cache = true;
+        }
         let python = v.python.clone();
         let n = 2 + usize::from(!v.apt.is_empty());
         let mut i = 0;
@@ -521,6 +543,7 @@ impl<'a> Converter<'a> {
             &st,
             vec![python.clone(), "-m".into(), "venv".into(), v.path.clone()],
             img,
+            false,
             &[],
             vec![],
             meta(name, v.span),
@@ -585,6 +608,11 @@ fn resolve_dest(workdir: &str, src: &str, dest: Option<&str>) -> String {
         Some(d) if d.starts_with('/') => d.to_string(),
         Some(d) => join(d),
         None if src == "." => join("."),
+        // `scripts/*.sh` lands in `<workdir>/scripts/`.
+        None if src.contains(['*', '?', '[']) => match src.rsplit_once('/') {
+            Some((dir, _)) => format!("{}/", join(dir).trim_end_matches('/')),
+            None => join("."),
+        },
         None => join(src.trim_end_matches('/')),
     }
 }
@@ -640,6 +668,8 @@ mod tests {
         assert_eq!(resolve_dest("/app", "src", Some("./code/")), "/app/code/");
         assert_eq!(resolve_dest("/app", "src", Some("/opt/x")), "/opt/x");
         assert_eq!(resolve_dest("/app", ".", None), "/app/");
+        assert_eq!(resolve_dest("/app", "scripts/*.sh", None), "/app/scripts/");
+        assert_eq!(resolve_dest("/app", "*.py", None), "/app/");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod llb;
 pub mod pb;
 pub mod plan;
 pub mod platform;
+pub mod report;
 pub mod source;
 pub mod stack;
 

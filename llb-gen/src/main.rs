@@ -1,8 +1,10 @@
-//! `llb-gen`: check a stack and print its LLB (binary for `buildctl build`, or a readable dump).
+//! `llb-gen`: check a stack and print its LLB (binary for `buildctl build`, or a readable dump),
+//! its layer tree (`plan`), image graph (`graph`), content hashes (`hash`) and a bake file
+//! (`bake`). The only module that reads files.
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -12,7 +14,9 @@ use llb_gen::convert::{NoImages, convert};
 use llb_gen::diag::Severity;
 use llb_gen::plan::{BuildOptions, ContextOptions, Network};
 use llb_gen::platform::Platform;
+use llb_gen::report;
 use llb_gen::source::SourceFile;
+use llb_gen::stack::Stack;
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +47,70 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = Format::Binary)]
         format: Format,
     },
+    /// Print the layer tree: every layer and service under what it is built from, with its
+    /// steps and config, and which services use each layer. With `--target`: only what that
+    /// target builds.
+    Plan {
+        stack: PathBuf,
+        #[command(flatten)]
+        build: BuildArgs,
+    },
+    /// Print the image graph (external base images, layers, services; an edge from each image
+    /// to what is built on it) as Graphviz DOT or a Mermaid flowchart.
+    Graph {
+        stack: PathBuf,
+        #[command(flatten)]
+        build: BuildArgs,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+    /// Print the content hash of a layer or service: its planned definition, its bases'
+    /// hashes, and the context files it reads. Usable as a tag.
+    Hash {
+        stack: PathBuf,
+        /// The layer or service.
+        #[arg(long, value_name = "NAME")]
+        layer: String,
+        #[command(flatten)]
+        ctx: ContextArgs,
+        /// Print the whole sha256 instead of its first 12 characters.
+        #[arg(long)]
+        full: bool,
+        /// Print `{layer, hash, digest, inputs}` as JSON: everything that went into the hash.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a docker-bake.json: a target per service (group `default`) and per layer (group
+    /// `bases`), tagged from the stack's `tags` templates. `llb-gen bake stack.toml >
+    /// docker-bake.json && docker buildx bake`.
+    Bake {
+        stack: PathBuf,
+        #[command(flatten)]
+        ctx: ContextArgs,
+        /// `network` of every target (`host` needs `docker buildx bake --allow network.host`).
+        #[arg(long)]
+        network: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+#[derive(clap::Args, Clone)]
+struct ContextArgs {
+    /// The build context (default: the stack file's directory). Its `.dockerignore` applies.
+    #[arg(long, value_name = "DIR")]
+    context: Option<PathBuf>,
+    /// `NAME=value`, overriding an [args] default. Repeatable.
+    #[arg(long = "build-arg", value_name = "NAME=VALUE")]
+    build_args: Vec<String>,
+    /// Target platforms (repeatable or comma-separated; default: `stack.platforms`, else
+    /// linux/amd64).
+    #[arg(long, value_name = "PLATFORM")]
+    platform: Vec<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -79,6 +147,24 @@ fn main() -> ExitCode {
             build,
             format,
         } => llb(&stack, &build, format),
+        Cmd::Plan { stack, build } => finish(plan_cmd(&stack, &build)),
+        Cmd::Graph {
+            stack,
+            build,
+            format,
+        } => finish(graph_cmd(&stack, &build, format)),
+        Cmd::Hash {
+            stack,
+            layer,
+            ctx,
+            full,
+            json,
+        } => finish(hash_cmd(&stack, &layer, &ctx, full, json)),
+        Cmd::Bake {
+            stack,
+            ctx,
+            network,
+        } => finish(bake_cmd(&stack, &ctx, network)),
     }
 }
 
@@ -198,4 +284,347 @@ fn llb(path: &PathBuf, b: &BuildArgs, format: Format) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Print a report's text, or its error (exit 1).
+fn finish(r: Result<String, String>) -> ExitCode {
+    match r {
+        Ok(text) => {
+            let mut stdout = std::io::stdout().lock();
+            if stdout
+                .write_all(text.as_bytes())
+                .and_then(|_| stdout.flush())
+                .is_err()
+            {
+                return ExitCode::from(2);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprint!("{e}");
+            if !e.ends_with('\n') {
+                eprintln!();
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Parse a stack; parse errors (with the stack-wide checks) are rendered.
+fn parse_stack(file: &SourceFile) -> Result<Stack, String> {
+    let (stack, mut diags) = llb_gen::stack::parse(file);
+    if diags.has_errors() {
+        diags.extend(llb_gen::plan::check_stack(&stack));
+        return Err(diags.sorted().render(file));
+    }
+    if !diags.items.is_empty() {
+        eprint!("{}", diags.render(file));
+    }
+    Ok(stack)
+}
+
+fn report_error(e: report::Error, file: &SourceFile) -> String {
+    match e {
+        report::Error::Stack(d) => d.render(file),
+        report::Error::Context(msg) => format!("error: {msg}\n"),
+    }
+}
+
+fn warn(d: &llb_gen::diag::Diagnostics, file: &SourceFile) {
+    if !d.items.is_empty() {
+        eprint!("{}", d.render(file));
+    }
+}
+
+fn plan_cmd(path: &PathBuf, b: &BuildArgs) -> Result<String, String> {
+    let file = read(path)?;
+    let opts = options(b, &file)?;
+    let stack = parse_stack(&file)?;
+    // The whole stack, to tell which services use each layer (and to show it without --target).
+    let all = report::plan_all(&stack, &opts);
+    match &b.target {
+        None => {
+            let all = all.map_err(|d| d.render(&file))?;
+            warn(&all.warnings, &file);
+            Ok(report::tree::render(
+                &stack,
+                &all.images,
+                &all.images,
+                &opts.platform,
+                None,
+            ))
+        }
+        Some(t) => {
+            let shown = report::plan_target(&stack, &opts).map_err(|d| d.render(&file))?;
+            warn(&shown.warnings, &file);
+            // Images of other targets that do not plan are left out of the usage counts.
+            let all = match all {
+                Ok(a) => a.images,
+                Err(_) => stack
+                    .images
+                    .iter()
+                    .filter_map(|i| {
+                        let o = BuildOptions {
+                            target: Some(i.name.value.clone()),
+                            ..opts.clone()
+                        };
+                        llb_gen::plan::plan(&stack, &o).ok()?.images.pop()
+                    })
+                    .collect(),
+            };
+            Ok(report::tree::render(
+                &stack,
+                &shown.images,
+                &all,
+                &opts.platform,
+                Some(t),
+            ))
+        }
+    }
+}
+
+fn graph_cmd(path: &PathBuf, b: &BuildArgs, format: GraphFormat) -> Result<String, String> {
+    let file = read(path)?;
+    let opts = options(b, &file)?;
+    let stack = parse_stack(&file)?;
+    let planned = match &b.target {
+        None => report::plan_all(&stack, &opts),
+        Some(_) => report::plan_target(&stack, &opts),
+    }
+    .map_err(|d| d.render(&file))?;
+    warn(&planned.warnings, &file);
+    let title = stack
+        .name
+        .as_ref()
+        .map(|n| n.value.clone())
+        .unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_else(|| "stack".into())
+        });
+    Ok(report::graph::render(
+        &planned.images,
+        &title,
+        match format {
+            GraphFormat::Dot => report::graph::Format::Dot,
+            GraphFormat::Mermaid => report::graph::Format::Mermaid,
+        },
+    ))
+}
+
+/// The stack file's directory, `.` for a bare file name.
+fn stack_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// What `hash` and `bake` share: the stack, build options, platforms, the context and its
+/// `.dockerignore`.
+struct Setup {
+    file: SourceFile,
+    stack: Stack,
+    opts: BuildOptions,
+    platforms: Vec<Platform>,
+    context_dir: PathBuf,
+    ctx: FsContext,
+    ignore: report::Ignore,
+}
+
+fn setup(path: &PathBuf, c: &ContextArgs) -> Result<Setup, String> {
+    let file = read(path)?;
+    let b = BuildArgs {
+        target: None,
+        platform: None,
+        build_args: c.build_args.clone(),
+        network: None,
+        no_cache: false,
+    };
+    let opts = options(&b, &file)?;
+    let stack = parse_stack(&file)?;
+    let platforms = report::platforms(&stack, &c.platform).map_err(|d| d.render(&file))?;
+    let context_dir = c.context.clone().unwrap_or_else(|| stack_dir(path));
+    if !context_dir.is_dir() {
+        return Err(format!(
+            "error: context `{}` is not a directory\n",
+            context_dir.display()
+        ));
+    }
+    let ignore_text = match std::fs::read_to_string(context_dir.join(".dockerignore")) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(format!(
+                "error: {}/.dockerignore: {e}\n",
+                context_dir.display()
+            ));
+        }
+    };
+    let ignore = report::Ignore::new(&llb_gen::plan::dockerignore_patterns(&ignore_text))
+        .map_err(|e| format!("error: {}/.dockerignore: {e}\n", context_dir.display()))?;
+    Ok(Setup {
+        ctx: FsContext {
+            root: context_dir.clone(),
+        },
+        file,
+        stack,
+        opts,
+        platforms,
+        context_dir,
+        ignore,
+    })
+}
+
+fn hash_cmd(
+    path: &PathBuf,
+    layer: &str,
+    c: &ContextArgs,
+    full: bool,
+    json: bool,
+) -> Result<String, String> {
+    let s = setup(path, c)?;
+    if s.stack.image(layer).is_none() {
+        let names: Vec<&str> = s
+            .stack
+            .images
+            .iter()
+            .map(|i| i.name.value.as_str())
+            .collect();
+        let mut msg = format!(
+            "error: `{layer}` is not a layer or service of {}\n",
+            s.file.name
+        );
+        if let Some(m) = llb_gen::diag::did_you_mean(layer, names.iter().copied()) {
+            msg.push_str(&format!("  = help: did you mean `{m}`?\n"));
+        }
+        msg.push_str(&format!(
+            "  = help: {}\n",
+            llb_gen::plan::valid_targets_hint(&s.stack)
+        ));
+        return Err(msg);
+    }
+    let h = report::hash_image(&s.stack, &s.opts, &s.platforms, layer, &s.ctx, &s.ignore)
+        .map_err(|e| report_error(e, &s.file))?;
+    Ok(if json {
+        let mut t = serde_json::to_string_pretty(&h.to_json(full)).expect("JSON values");
+        t.push('\n');
+        t
+    } else if full {
+        format!("{}\n", h.digest)
+    } else {
+        format!("{}\n", h.short())
+    })
+}
+
+fn bake_cmd(path: &PathBuf, c: &ContextArgs, network: Option<String>) -> Result<String, String> {
+    let s = setup(path, c)?;
+    let abs = |p: &Path| {
+        std::fs::canonicalize(p)
+            .map_err(|e| format!("error: {}: {e}\n", p.display()))
+            .map(|p| p.to_string_lossy().to_string())
+    };
+    let dockerfile = report::bake::relative_path(&abs(&s.context_dir)?, &abs(path)?);
+    let platforms = if c.platform.is_empty() && s.stack.platforms.is_empty() {
+        vec![]
+    } else {
+        s.platforms.iter().map(|p| p.id()).collect()
+    };
+    let options = report::bake::BakeOptions {
+        context: s.context_dir.to_string_lossy().to_string(),
+        dockerfile,
+        platforms,
+        network,
+    };
+    report::bake_file(&s.stack, &s.opts, &s.platforms, &options, &s.ctx, &s.ignore)
+        .map_err(|e| report_error(e, &s.file))
+}
+
+/// The build context on disk, for hashes.
+struct FsContext {
+    root: PathBuf,
+}
+
+impl FsContext {
+    fn path(&self, rel: &str) -> PathBuf {
+        if rel.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(rel)
+        }
+    }
+}
+
+impl report::Context for FsContext {
+    fn stat(&self, rel: &str) -> Result<report::Entry, String> {
+        let p = self.path(rel);
+        let m = match std::fs::symlink_metadata(&p) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(report::Entry::Missing);
+            }
+            Err(e) => return Err(format!("{}: {e}", p.display())),
+        };
+        let t = m.file_type();
+        Ok(if t.is_dir() {
+            report::Entry::Dir
+        } else if t.is_symlink() {
+            let target = std::fs::read_link(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            report::Entry::Symlink {
+                target: target.to_string_lossy().to_string(),
+            }
+        } else if t.is_file() {
+            report::Entry::File {
+                executable: is_executable(&m),
+            }
+        } else {
+            // Sockets, fifos, devices: not something a build copies.
+            report::Entry::Missing
+        })
+    }
+
+    fn list(&self, rel: &str) -> Result<Vec<String>, String> {
+        let p = self.path(rel);
+        let mut out = vec![];
+        for e in std::fs::read_dir(&p).map_err(|e| format!("{}: {e}", p.display()))? {
+            let e = e.map_err(|e| format!("{}: {e}", p.display()))?;
+            match e.file_name().into_string() {
+                Ok(n) => out.push(n),
+                Err(n) => {
+                    return Err(format!("{}: file name {n:?} is not UTF-8", p.display()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn sha256(&self, rel: &str) -> Result<String, String> {
+        use sha2::{Digest, Sha256};
+        use std::io::Read;
+        let p = self.path(rel);
+        let mut f = std::fs::File::open(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = f
+                .read(&mut buf)
+                .map_err(|e| format!("{}: {e}", p.display()))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        Ok(hex::encode(h.finalize()))
+    }
+}
+
+#[cfg(unix)]
+fn is_executable(m: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    m.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_: &std::fs::Metadata) -> bool {
+    false
 }

@@ -36,6 +36,8 @@ pub struct BuildOptions {
     pub extra_hosts: Vec<(String, String)>,
     /// `--no-cache`: run every step again.
     pub no_cache: bool,
+    /// `--no-cache-filter`: run these images' steps (and of images built on them) again.
+    pub no_cache_filter: Vec<String>,
     /// The build context: local name, session and `.dockerignore` patterns.
     pub context: ContextOptions,
     /// How `docker-image://` sources are resolved (`default`, `pull`, `local`).
@@ -53,6 +55,7 @@ impl Default for BuildOptions {
             network: Network::Sandbox,
             extra_hosts: vec![],
             no_cache: false,
+            no_cache_filter: vec![],
             context: ContextOptions::default(),
             image_resolve_mode: None,
         }
@@ -127,6 +130,8 @@ pub struct PlanImage {
     pub venv: Option<VenvPlan>,
     /// Env for this image's install steps only.
     pub install_env: Vec<(String, String)>,
+    /// The user this image runs as, as declared in this stack (own or inherited from a layer).
+    pub declared_user: Option<String>,
 }
 
 impl PlanImage {
@@ -311,28 +316,32 @@ const CLIENT_ARGS: &[&str] = &[
 /// The arg values of one build: declared defaults, overridden by `--build-arg`, plus built-ins.
 pub fn arg_values(stack: &Stack, opts: &BuildOptions) -> BTreeMap<String, String> {
     let mut vars = BTreeMap::new();
-    for a in &stack.args {
-        let v = opts
-            .build_args
-            .get(&a.name.value)
-            .cloned()
-            .or_else(|| a.default.as_ref().map(|d| d.value.clone()))
-            .unwrap_or_default();
-        vars.insert(a.name.value.clone(), v);
-    }
     let p = &opts.platform;
     let b = &opts.build_platform;
     vars.insert("TARGETPLATFORM".into(), p.id());
     vars.insert("TARGETOS".into(), p.os.clone());
     vars.insert("TARGETARCH".into(), p.architecture.clone());
-    vars.insert(
-        "TARGETVARIANT".into(),
-        p.variant.clone().unwrap_or_default(),
-    );
+    vars.insert("TARGETVARIANT".into(), p.variant.clone().unwrap_or_default());
     vars.insert("BUILDPLATFORM".into(), b.id());
     vars.insert("BUILDOS".into(), b.os.clone());
     vars.insert("BUILDARCH".into(), b.architecture.clone());
     vars.insert("BUILDVARIANT".into(), b.variant.clone().unwrap_or_default());
+    for a in &stack.args {
+        if BUILTIN_ARGS.contains(&a.name.value.as_str()) {
+            continue; // built-ins are set by the build (warned about in check_stack)
+        }
+        // A default may use the args declared before it and the built-ins (`${A}-x`);
+        // names not known yet expand to "" as in a Dockerfile ARG default.
+        let v = match opts.build_args.get(&a.name.value) {
+            Some(v) => v.clone(),
+            None => a
+                .default
+                .as_ref()
+                .map(|d| interpolate(&d.value, &vars, Unknown::Empty).unwrap_or_else(|_| d.value.clone()))
+                .unwrap_or_default(),
+        };
+        vars.insert(a.name.value.clone(), v);
+    }
     vars
 }
 
@@ -418,6 +427,16 @@ pub fn check_stack(stack: &Stack) -> Diagnostics {
             cur = next;
         }
     }
+    for a in &stack.args {
+        if BUILTIN_ARGS.contains(&a.name.value.as_str()) {
+            diags.push(
+                Diagnostic::warning(format!("`{}` is set by the build; this declaration is ignored", a.name.value))
+                    .at(a.name.span)
+                    .key(format!("args.{}", a.name.value))
+                    .hint("built-in args come from --platform and the builder; remove it or pick another name"),
+            );
+        }
+    }
     if let Some(d) = &stack.default_target {
         if stack.image(&d.value).is_none() {
             diags.push(
@@ -497,7 +516,13 @@ pub fn plan(stack: &Stack, opts: &BuildOptions) -> Result<Plan, Diagnostics> {
     let vars = arg_values(stack, opts);
     let mut warnings = Diagnostics::default();
     for name in opts.build_args.keys() {
-        if !vars.contains_key(name) && !CLIENT_ARGS.contains(&name.as_str()) {
+        if BUILTIN_ARGS.contains(&name.as_str()) {
+            warnings.push(
+                Diagnostic::warning(format!("build arg `{name}` is set by the build; --build-arg cannot override it"))
+                    .key(format!("args.{name}"))
+                    .hint("use --platform to choose the target platform"),
+            );
+        } else if !vars.contains_key(name) && !CLIENT_ARGS.contains(&name.as_str()) {
             warnings.push(
                 Diagnostic::warning(format!(
                     "build arg `{name}` is not declared in [args]; it is ignored"
@@ -515,6 +540,7 @@ pub fn plan(stack: &Stack, opts: &BuildOptions) -> Result<Plan, Diagnostics> {
         index: BTreeMap::new(),
         python: String::new(),
         stack_install_env: vec![],
+        in_progress: BTreeSet::new(),
     };
     pl.python = stack
         .python
@@ -524,7 +550,10 @@ pub fn plan(stack: &Stack, opts: &BuildOptions) -> Result<Plan, Diagnostics> {
     pl.stack_install_env = pl.env_list(&stack.install_env, "stack.install-env", Unknown::Error);
     pl.add(target);
     let images = std::mem::take(&mut pl.images);
-    if diags.has_errors() {
+    if images.is_empty() && !diags.has_errors() {
+        diags.push(Diagnostic::error(format!("target `{target_name}` could not be planned")).at(target.span).key(target.key()));
+    }
+    if diags.has_errors() || images.is_empty() {
         return Err(diags.sorted());
     }
     warnings.extend(diags);
@@ -544,6 +573,7 @@ struct Planner<'a> {
     index: BTreeMap<String, usize>,
     python: String,
     stack_install_env: Vec<(String, String)>,
+    in_progress: BTreeSet<String>,
 }
 
 impl<'a> Planner<'a> {
@@ -552,9 +582,14 @@ impl<'a> Planner<'a> {
             Ok(v) => v,
             Err(undef) => {
                 for u in undef {
-                    // +1: the span includes the opening quote of the TOML string.
-                    let start = (s.span.start + 1 + u.start).min(s.span.end);
-                    let end = (s.span.start + 1 + u.end).min(s.span.end);
+                    // A plain one-line string spans its value plus two quotes: point into it.
+                    // Otherwise (escapes, triple quotes) point at the whole value.
+                    let plain = s.span.end - s.span.start == s.value.len() + 2;
+                    let (start, end) = if plain {
+                        (s.span.start + 1 + u.start, s.span.start + 1 + u.end)
+                    } else {
+                        (s.span.start, s.span.end)
+                    };
                     let mut d = Diagnostic::error(format!("`${{{}}}` is not defined", u.name))
                         .at(Span::new(start, end))
                         .key(key.to_string());
@@ -603,7 +638,8 @@ impl<'a> Planner<'a> {
                     .hint("use a relative path like \"apps/api\"; `..` and absolute paths cannot leave the context"),
             );
         }
-        if trimmed.is_empty() {
+        let trimmed = trimmed.trim_end_matches('/');
+        if trimmed.is_empty() || trimmed == "." {
             ".".into()
         } else {
             trimmed.to_string()
@@ -618,7 +654,13 @@ impl<'a> Planner<'a> {
         }
         if let Some(layer) = self.stack.image(&value) {
             if layer.kind == Kind::Service {
-                return None; // reported by check_stack
+                self.diags.push(
+                    Diagnostic::error(format!("`{value}` is a service; only layers can be built on"))
+                        .at(from.span)
+                        .key(key.to_string())
+                        .hint(format!("move [services.{value}] to [layers.{value}]")),
+                );
+                return None;
             }
             let index = self.add(layer)?;
             return Some(Base::Layer {
@@ -649,6 +691,23 @@ impl<'a> Planner<'a> {
         if let Some(&i) = self.index.get(&img.name.value) {
             return Some(i);
         }
+        // A cycle that only shows after interpolation (`from = "${SELF}"`).
+        if !self.in_progress.insert(img.name.value.clone()) {
+            let from = img.from.as_ref().map(|f| f.span).unwrap_or(img.span);
+            self.diags.push(
+                Diagnostic::error(format!("`from` cycle through `{}`", img.name.value))
+                    .at(from)
+                    .key(format!("{}.from", img.key()))
+                    .hint("a layer cannot be built on itself; break the cycle"),
+            );
+            return None;
+        }
+        let added = self.add_new(img);
+        self.in_progress.remove(&img.name.value);
+        added
+    }
+
+    fn add_new(&mut self, img: &'a ImageDef) -> Option<usize> {
         let key = img.key();
         let from = img.from.as_ref()?;
         let base = self.base(from, &format!("{key}.from"));
@@ -682,7 +741,10 @@ impl<'a> Planner<'a> {
             .as_ref()
             .and_then(|(u, _)| u.as_ref().map(|u| u.name.clone()));
         // The effective declared user: own, or inherited from a layer of this stack.
-        let effective_user = user_name.clone().or_else(|| self.inherited_user(img));
+        let effective_user = user_name.clone().or_else(|| match &base {
+            Some(Base::Layer { index, .. }) => self.images[*index].declared_user.clone(),
+            _ => None,
+        });
         let owner = effective_user.clone().filter(|u| u != "root" && u != "0");
         // 3. The workdir.
         let workdir = img.workdir.as_ref().map(|w| {
@@ -839,25 +901,10 @@ impl<'a> Planner<'a> {
             config,
             venv,
             install_env,
+            declared_user: effective_user,
         });
         self.index.insert(img.name.value.clone(), idx);
         Some(idx)
-    }
-
-    fn inherited_user(&self, img: &ImageDef) -> Option<String> {
-        let mut cur = img;
-        let mut seen = 0;
-        while let Some(next) = cur.from.as_ref().and_then(|f| self.stack.image(&f.value)) {
-            if let Some(u) = &next.user {
-                return Some(u.name.value.clone());
-            }
-            cur = next;
-            seen += 1;
-            if seen > self.stack.images.len() {
-                return None;
-            }
-        }
-        None
     }
 
     fn packages(&mut self, list: &[Sp<String>], key: &str) -> Vec<String> {
@@ -908,15 +955,24 @@ impl<'a> Planner<'a> {
             name,
             uid: u.uid.as_ref().map(|v| v.value),
             gid: u.gid.as_ref().map(|v| v.value),
-            home: u
-                .home
-                .as_ref()
-                .map(|h| self.text(h, &format!("{key}.home"))),
-            shell: u
-                .shell
-                .as_ref()
-                .map(|h| self.text(h, &format!("{key}.shell"))),
+            home: u.home.as_ref().map(|h| self.abs_path(h, &format!("{key}.home"))),
+            shell: u.shell.as_ref().map(|h| self.abs_path(h, &format!("{key}.shell"))),
         })
+    }
+
+    /// An absolute path made of safe characters (it ends up in a shell command).
+    fn abs_path(&mut self, s: &Sp<String>, key: &str) -> String {
+        let v = self.text(s, key);
+        let safe = v.starts_with('/') && v.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c));
+        if !safe {
+            self.diags.push(
+                Diagnostic::error(format!("`{v}` is not an absolute path"))
+                    .at(s.span)
+                    .key(key.to_string())
+                    .hint("use a path like /home/appuser or /bin/bash (letters, digits, `/._-+`)"),
+            );
+        }
+        v
     }
 
     fn command(&mut self, c: &Sp<Command>, key: &str, shell_prefix: &[&str]) -> Vec<String> {
@@ -1233,6 +1289,26 @@ cmd = "python -m api"
         let d = &e.items[0];
         assert_eq!(d.message, "`${PYY}` is not defined");
         assert_eq!(&src[d.span.unwrap().start..d.span.unwrap().end], "${PYY}");
+    }
+
+    #[test]
+    fn interpolated_from_is_checked_like_a_literal_one() {
+        // A service named through an arg: an error, not a panic.
+        let e = plan_str("[args]\nB = \"api\"\n[services.api]\nfrom = \"python:3\"\n[services.x]\nfrom = \"${B}\"\n", Some("x")).unwrap_err();
+        assert!(e.items.iter().any(|d| d.message.contains("is a service")), "{:?}", e.items);
+        // A cycle that only appears after interpolation: an error, not a stack overflow.
+        let e = plan_str("[args]\nSELF = \"a\"\n[layers.a]\nfrom = \"${SELF}\"\n", Some("a")).unwrap_err();
+        assert!(e.items.iter().any(|d| d.message.contains("cycle")), "{:?}", e.items);
+        // A venv builder that is a service is reported, not dropped.
+        let e = plan_str("[services.b]\nfrom = \"python:3\"\n[services.s]\nfrom = \"python:3\"\npip = [\"six\"]\nvenv = { builder = \"b\" }\n", Some("s")).unwrap_err();
+        assert!(e.items.iter().any(|d| d.key.as_deref() == Some("services.s.venv.builder")), "{:?}", e.items);
+    }
+
+    #[test]
+    fn arg_defaults_use_earlier_args() {
+        let p = plan_str("[args]\nA = \"x\"\nB = \"${A}-y\"\n[services.s]\nfrom = \"img:${B}\"\ncopy = [\"conf/\"]\n", None).unwrap();
+        assert!(matches!(&p.images[0].base, Base::Image { reference, .. } if reference == "docker.io/library/img:x-y"));
+        assert!(matches!(&p.images[0].steps[0].kind, StepKind::Copy { src, .. } if src == "conf"));
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub struct Stack {
     pub python: Option<Sp<String>>,
     /// Platforms built when the request names none.
     pub platforms: Vec<Sp<String>>,
+    /// Tag templates for `llb-gen bake`: `${NAME}` (the image), `${HASH}` (its content hash)
+    /// and stack args, e.g. `"${REGISTRY}/${OWNER}/${NAME}:${VERSION}"`.
+    pub tags: Vec<Sp<String>>,
     /// Env for every install step of every image (not written to images).
     pub install_env: Vec<EnvVar>,
     pub args: Vec<ArgDef>,

@@ -15,6 +15,7 @@ const STACK_KEYS: &[&str] = &[
     "python",
     "platforms",
     "install-env",
+    "tags",
 ];
 const IMAGE_KEYS: &[&str] = &[
     "description",
@@ -93,14 +94,21 @@ fn syntax_directive(text: &str) -> Option<Sp<String>> {
             return None;
         };
         let rest = rest.trim_start();
-        if let Some((k, v)) = rest.split_once('=') {
-            if k.trim().eq_ignore_ascii_case("syntax") {
-                let v = v.trim();
-                let start = offset + line.find(v).unwrap_or(0);
-                return Some(Sp::new(v.to_string(), Span::new(start, start + v.len())));
-            }
+        // Leading `# key=value` lines are BuildKit directives (`syntax`, `check`, `escape`);
+        // the first other line ends them.
+        let Some((k, v)) = rest.split_once('=') else {
+            return None;
+        };
+        let k = k.trim();
+        if k.eq_ignore_ascii_case("syntax") {
+            let v = v.trim();
+            let start = offset + line.find(v).unwrap_or(0);
+            return Some(Sp::new(v.to_string(), Span::new(start, start + v.len())));
         }
-        return None;
+        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return None;
+        }
+        offset += line.len();
     }
     None
 }
@@ -175,7 +183,15 @@ impl Parser {
     fn scalar(&mut self, v: &Value<'_>, key: &str) -> Option<Sp<String>> {
         match v.get_ref() {
             DeValue::String(s) => Some(Sp::new(s.to_string(), span_of(v))),
-            DeValue::Integer(i) => Some(Sp::new(i.as_str().replace('_', ""), span_of(v))),
+            DeValue::Integer(i) => {
+                // `0x2A` is 42: write integers in decimal whatever their TOML radix.
+                let digits = i.as_str().replace('_', "");
+                let digits = digits.trim_start_matches("0x").trim_start_matches("0o").trim_start_matches("0b");
+                match i64::from_str_radix(digits, i.radix()) {
+                    Ok(n) => Some(Sp::new(n.to_string(), span_of(v))),
+                    Err(_) => Some(Sp::new(i.as_str().to_string(), span_of(v))),
+                }
+            }
             DeValue::Boolean(b) => Some(Sp::new(b.to_string(), span_of(v))),
             DeValue::Float(f) => Some(Sp::new(f.as_str().to_string(), span_of(v))),
             _ => {
@@ -307,6 +323,7 @@ impl Parser {
                 "python" => stack.python = self.string(val, &path),
                 "platforms" => stack.platforms = self.strings(val, &path),
                 "install-env" => stack.install_env = self.env_table(val, &path),
+                "tags" => stack.tags = self.strings(val, &path),
                 other => self.unknown_key(other, k.span().into(), "stack", STACK_KEYS),
             }
         }
@@ -373,7 +390,7 @@ impl Parser {
                     Diagnostic::error(format!("invalid {} name `{name}`", kind.as_str()))
                         .at(kspan)
                         .key(path.clone())
-                        .hint("use lowercase letters, digits, `-` and `_`, starting with a letter"),
+                        .hint("use lowercase letters, digits, `-`, `_` and `.`, starting with a letter"),
                 );
             }
             if let Some(prev) = stack.image(&name) {
@@ -769,6 +786,12 @@ healthcheck = { cmd = "curl -f localhost:8000", interval = "10s", retries = 3 }
         let (_, diags) = parse_str("[layers.a]\nfrom = \n");
         assert!(diags.has_errors());
         assert!(diags.items[0].span.is_some());
+    }
+
+    #[test]
+    fn syntax_directive_after_other_directives() {
+        assert_eq!(syntax_directive("# check=skip=all\n# syntax=x/y\n").unwrap().value, "x/y");
+        assert!(syntax_directive("# check=skip=all\n# a comment\n# syntax=x\n").is_none());
     }
 
     #[test]

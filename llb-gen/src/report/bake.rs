@@ -1,0 +1,395 @@
+//! `llb-gen bake`: a `docker-bake.json` for `docker buildx bake` — one target per service (in
+//! the `default` group) and per layer (in the `bases` group), each building the stack file
+//! with `--target NAME`, tagged from the stack's `tags` template.
+//!
+//! Tag templates (`[stack] tags = ["${REGISTRY}/${OWNER}/${NAME}:${VERSION}"]`): `${NAME}` is
+//! the image's name, `${HASH}` its content hash (12 hex characters, see [`super::hash`]), any
+//! other `${…}` a stack arg (after `--build-arg`). Bake evaluates JSON strings as HCL
+//! templates, so every `${` we write is escaped as `$${`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
+use crate::interp::{Unknown, interpolate};
+use crate::plan::{self, BuildOptions, PlanImage};
+use crate::source::Span;
+use crate::stack::{Kind, Stack};
+
+/// What the bake file says besides the stack: where the context and the stack file are.
+#[derive(Clone, Debug, Default)]
+pub struct BakeOptions {
+    /// The build context, as bake should read it (relative to where bake runs).
+    pub context: String,
+    /// The stack file, relative to the context (bake joins the two).
+    pub dockerfile: String,
+    /// Platform ids for every target; empty = let the builder choose.
+    pub platforms: Vec<String>,
+    /// `network` of every target (`host` needs `--allow network.host`).
+    pub network: Option<String>,
+}
+
+/// The two placeholders a tag template has besides stack args.
+pub const NAME_VAR: &str = "NAME";
+pub const HASH_VAR: &str = "HASH";
+
+/// Whether some tag template uses `${HASH}` (then hashes must be computed, reading the context).
+pub fn uses_hash(stack: &Stack) -> bool {
+    stack
+        .tags
+        .iter()
+        .any(|t| t.value.contains(&format!("${{{HASH_VAR}}}")))
+}
+
+/// The tags of image `name`: every template of `[stack] tags`, interpolated with the args
+/// (`vars`, from [`plan::arg_values`]), `${NAME}` and `${HASH}`.
+pub fn tags(
+    stack: &Stack,
+    vars: &BTreeMap<String, String>,
+    name: &str,
+    hash: Option<&str>,
+) -> Result<Vec<String>, Diagnostics> {
+    let mut vars = vars.clone();
+    vars.insert(NAME_VAR.into(), name.into());
+    if let Some(h) = hash {
+        vars.insert(HASH_VAR.into(), h.into());
+    }
+    let mut diags = Diagnostics::default();
+    let mut out = vec![];
+    for (i, t) in stack.tags.iter().enumerate() {
+        let key = format!("stack.tags[{i}]");
+        match interpolate(&t.value, &vars, Unknown::Error) {
+            Ok(tag) => match plan::normalize_image_ref(&tag) {
+                Ok(_) if tag.contains('@') => diags.push(
+                    Diagnostic::error(format!("tag `{tag}` of `{name}` has a digest"))
+                        .at(t.span)
+                        .key(key)
+                        .hint("a tag is `registry/repository:tag`"),
+                ),
+                Ok(_) => {
+                    if !out.contains(&tag) {
+                        out.push(tag)
+                    }
+                }
+                Err(e) => diags.push(
+                    Diagnostic::error(format!(
+                        "tag `{tag}` of `{name}` is not a valid image reference: {e}"
+                    ))
+                    .at(t.span)
+                    .key(key)
+                    .hint(
+                        "tags look like \"ghcr.io/org/${NAME}:${VERSION}\"; check the args it uses",
+                    ),
+                ),
+            },
+            Err(undef) => {
+                for u in undef {
+                    let start = (t.span.start + 1 + u.start).min(t.span.end);
+                    let end = (t.span.start + 1 + u.end).min(t.span.end);
+                    let known: Vec<&str> = vars.keys().map(String::as_str).collect();
+                    let hint = match did_you_mean(&u.name, known.iter().copied()) {
+                        Some(s) => format!("did you mean `${{{s}}}`?"),
+                        None => format!(
+                            "tags can use ${{NAME}}, ${{HASH}} and the args of [args]; declare {} = \"…\" there",
+                            u.name
+                        ),
+                    };
+                    diags.push(
+                        Diagnostic::error(format!("`${{{}}}` is not defined", u.name))
+                            .at(Span::new(start, end))
+                            .key(key.clone())
+                            .hint(hint),
+                    );
+                }
+            }
+        }
+    }
+    if diags.has_errors() {
+        Err(diags.sorted())
+    } else {
+        Ok(out)
+    }
+}
+
+/// Check the tag templates of a stack without building anything (`${HASH}` gets a stand-in):
+/// undefined args and invalid references, once per template.
+pub fn check_tags(stack: &Stack, opts: &BuildOptions) -> Diagnostics {
+    let vars = plan::arg_values(stack, opts);
+    let name = stack
+        .images
+        .first()
+        .map(|i| i.name.value.as_str())
+        .unwrap_or("image");
+    match tags(stack, &vars, name, Some("0123456789ab")) {
+        Ok(_) => Diagnostics::default(),
+        Err(d) => d,
+    }
+}
+
+/// `${` → `$${`, `%{` → `%%{`: bake reads JSON strings as HCL templates.
+pub fn escape(s: &str) -> String {
+    s.replace("${", "$${").replace("%{", "%%{")
+}
+
+/// A bake target name for an image: bake allows `[a-zA-Z0-9_-]`, image names also `.`.
+pub fn target_name(image: &str) -> String {
+    image.replace('.', "_")
+}
+
+/// The bake file for every image of the stack (`images`, as [`super::plan_all`] gives them).
+/// `hashes`: short content hashes by image name, needed when a template uses `${HASH}`.
+pub fn render(
+    stack: &Stack,
+    images: &[PlanImage],
+    opts: &BuildOptions,
+    bake: &BakeOptions,
+    hashes: &BTreeMap<String, String>,
+) -> Result<String, Diagnostics> {
+    let vars = plan::arg_values(stack, opts);
+    let mut diags = Diagnostics::default();
+    let mut args = Map::new();
+    for a in &stack.args {
+        if plan::BUILTIN_ARGS.contains(&a.name.value.as_str()) {
+            continue; // set by the build itself
+        }
+        if let Some(v) = vars.get(&a.name.value) {
+            args.insert(a.name.value.clone(), Value::String(escape(v)));
+        }
+    }
+    let mut targets = Map::new();
+    let mut names: BTreeMap<String, &str> = BTreeMap::new();
+    let (mut services, mut layers) = (vec![], vec![]);
+    for img in images {
+        let tn = target_name(&img.name);
+        if tn == "default" || tn == "bases" {
+            diags.push(
+                Diagnostic::error(format!(
+                    "`{}` cannot be a bake target: `default` and `bases` are the bake groups",
+                    img.name
+                ))
+                .at(img.span)
+                .key(img.key.clone())
+                .hint("rename the layer or service"),
+            );
+            continue;
+        }
+        if let Some(other) = names.insert(tn.clone(), &img.name) {
+            diags.push(
+                Diagnostic::error(format!(
+                    "`{}` and `{other}` are the same bake target `{tn}` (bake names cannot have `.`)",
+                    img.name
+                ))
+                .at(img.span)
+                .key(img.key.clone())
+                .hint("rename one of them"),
+            );
+            continue;
+        }
+        let hash = hashes.get(&img.name).map(String::as_str);
+        if hash.is_none() && uses_hash(stack) {
+            diags.push(
+                Diagnostic::error(format!("no content hash for `{}`", img.name)).key("stack.tags"),
+            );
+            continue;
+        }
+        let image_tags = match tags(stack, &vars, &img.name, hash) {
+            Ok(t) => t,
+            Err(d) => {
+                diags.extend(d);
+                continue;
+            }
+        };
+        let mut t = Map::new();
+        t.insert("context".into(), Value::String(escape(&bake.context)));
+        t.insert("dockerfile".into(), Value::String(escape(&bake.dockerfile)));
+        t.insert("target".into(), Value::String(img.name.clone()));
+        if !image_tags.is_empty() {
+            t.insert(
+                "tags".into(),
+                Value::Array(
+                    image_tags
+                        .iter()
+                        .map(|s| Value::String(escape(s)))
+                        .collect(),
+                ),
+            );
+        }
+        if !args.is_empty() {
+            t.insert("args".into(), Value::Object(args.clone()));
+        }
+        if !bake.platforms.is_empty() {
+            t.insert("platforms".into(), json!(bake.platforms));
+        }
+        if let Some(n) = &bake.network {
+            t.insert("network".into(), Value::String(escape(n)));
+        }
+        targets.insert(tn.clone(), Value::Object(t));
+        match img.kind {
+            Kind::Service => services.push(tn),
+            Kind::Layer => layers.push(tn),
+        }
+    }
+    if diags.has_errors() {
+        return Err(diags.sorted());
+    }
+    let mut groups = Map::new();
+    let default = if services.is_empty() {
+        layers.clone()
+    } else {
+        services
+    };
+    groups.insert("default".into(), json!({ "targets": default }));
+    if !layers.is_empty() {
+        groups.insert("bases".into(), json!({ "targets": layers }));
+    }
+    let file = json!({ "group": groups, "target": targets });
+    let mut s = serde_json::to_string_pretty(&file).expect("JSON values");
+    s.push('\n');
+    Ok(s)
+}
+
+/// `to` relative to directory `from`, both absolute and clean (`/`-separated): `a/b`,
+/// `../x/stack.toml`.
+pub fn relative_path(from_dir: &str, to: &str) -> String {
+    let f: Vec<&str> = from_dir.split('/').filter(|c| !c.is_empty()).collect();
+    let t: Vec<&str> = to.split('/').filter(|c| !c.is_empty()).collect();
+    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<&str> = vec![".."; f.len() - common];
+    parts.extend(&t[common..]);
+    if parts.is_empty() {
+        ".".into()
+    } else {
+        parts.join("/")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::*;
+    use crate::report::plan_all;
+
+    const TAGGED: &str = r#"
+[stack]
+tags = ["${REGISTRY}/${OWNER}/${NAME}:${BASE_VERSION}", "${REGISTRY}/${OWNER}/${NAME}:${HASH}"]
+[args]
+REGISTRY = "gitea.example.com"
+OWNER = "harkon"
+BASE_VERSION = "v1.0.1"
+[layers.base-ml]
+from = "python:3.12-slim"
+pip = ["numpy"]
+[services.svc-ocr]
+from = "base-ml"
+copy = ["apps/ocr"]
+"#;
+
+    fn bake_opts() -> BakeOptions {
+        BakeOptions {
+            context: ".".into(),
+            dockerfile: "stack.toml".into(),
+            platforms: vec![],
+            network: None,
+        }
+    }
+
+    #[test]
+    fn a_target_per_image_with_tags_from_the_template() {
+        let s = stack(TAGGED);
+        let p = plan_all(&s, &opts()).unwrap();
+        let hashes: BTreeMap<String, String> = [
+            ("base-ml".to_string(), "aaaaaaaaaaaa".to_string()),
+            ("svc-ocr".to_string(), "bbbbbbbbbbbb".to_string()),
+        ]
+        .into();
+        let mut o = opts();
+        o.build_args.insert("BASE_VERSION".into(), "v1.0.2".into());
+        let b = BakeOptions {
+            platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
+            ..bake_opts()
+        };
+        let text = render(&s, &p.images, &o, &b, &hashes).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["group"]["default"]["targets"], json!(["svc-ocr"]));
+        assert_eq!(v["group"]["bases"]["targets"], json!(["base-ml"]));
+        let t = &v["target"]["base-ml"];
+        assert_eq!(t["context"], ".");
+        assert_eq!(t["dockerfile"], "stack.toml");
+        assert_eq!(t["target"], "base-ml");
+        assert_eq!(
+            t["tags"],
+            json!([
+                "gitea.example.com/harkon/base-ml:v1.0.2",
+                "gitea.example.com/harkon/base-ml:aaaaaaaaaaaa"
+            ])
+        );
+        assert_eq!(
+            t["args"],
+            json!({"REGISTRY": "gitea.example.com", "OWNER": "harkon", "BASE_VERSION": "v1.0.2"})
+        );
+        assert_eq!(t["platforms"], json!(["linux/amd64", "linux/arm64"]));
+        assert_eq!(
+            v["target"]["svc-ocr"]["tags"][1],
+            "gitea.example.com/harkon/svc-ocr:bbbbbbbbbbbb"
+        );
+        // Deterministic.
+        assert_eq!(text, render(&s, &p.images, &o, &b, &hashes).unwrap());
+    }
+
+    #[test]
+    fn no_template_no_tags_and_escaped_strings() {
+        let s = stack("[args]\nX = \"x\"\n[services.\"a.b\"]\nfrom = \"python:3\"\n");
+        let mut o = opts();
+        o.build_args.insert("X".into(), "${HOME}".into());
+        let p = plan_all(&s, &o).unwrap();
+        let text = render(&s, &p.images, &o, &bake_opts(), &BTreeMap::new()).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let t = &v["target"]["a_b"];
+        assert_eq!(t["target"], "a.b");
+        assert!(t.get("tags").is_none());
+        assert!(t.get("platforms").is_none());
+        // The arg's value is `${HOME}`; bake must not evaluate it.
+        assert_eq!(t["args"]["X"], "$${HOME}");
+        assert!(v["group"].get("bases").is_none());
+    }
+
+    #[test]
+    fn template_errors_point_into_the_template() {
+        let src = "[stack]\ntags = [\"reg/${NAME}:${VERSON}\"]\n[args]\nVERSION = \"1\"\n[services.a]\nfrom = \"x\"\n";
+        let s = stack(src);
+        let d = check_tags(&s, &opts());
+        assert_eq!(d.error_count(), 1);
+        let e = &d.items[0];
+        let span = e.span.unwrap();
+        assert_eq!(&src[span.start..span.end], "${VERSON}");
+        assert!(e.hint.as_deref().unwrap().contains("${VERSION}"), "{e:?}");
+        let s = stack("[stack]\ntags = [\"Bad Tag/${NAME}\"]\n[services.a]\nfrom = \"x\"\n");
+        assert!(
+            check_tags(&s, &opts()).items[0]
+                .message
+                .contains("not a valid image reference")
+        );
+        let s = stack("[stack]\ntags = [\"r/${NAME}:${HASH}\"]\n[services.a]\nfrom = \"x\"\n");
+        assert!(uses_hash(&s));
+        assert!(!check_tags(&s, &opts()).has_errors());
+    }
+
+    #[test]
+    fn reserved_and_colliding_names() {
+        let s = stack(
+            "[layers.bases]\nfrom = \"x\"\n[services.\"a.b\"]\nfrom = \"x\"\n[services.a_b]\nfrom = \"x\"\n",
+        );
+        let p = plan_all(&s, &opts()).unwrap();
+        let e = render(&s, &p.images, &opts(), &bake_opts(), &BTreeMap::new()).unwrap_err();
+        assert_eq!(e.error_count(), 2, "{:?}", e.items);
+    }
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(relative_path("/w/ex", "/w/ex/stack.toml"), "stack.toml");
+        assert_eq!(relative_path("/w/ex", "/w/stack.toml"), "../stack.toml");
+        assert_eq!(relative_path("/", "/a/b"), "a/b");
+        assert_eq!(relative_path("/a/b", "/a/b"), ".");
+    }
+}

@@ -1,0 +1,364 @@
+//! The `llb-gen` CLI end to end: `plan`, `graph`, `hash` and `bake` on
+//! `examples/multi-service` (and on copies of it in temp dirs, to change files).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn example() -> PathBuf {
+    repo().join("examples/multi-service")
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_llb-gen"))
+        .args(args)
+        .output()
+        .expect("run llb-gen")
+}
+
+/// Run and expect success; stdout.
+fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "llb-gen {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let p = std::env::temp_dir().join(format!(
+            "llb-gen-cli-{}-{}-{nanos}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    /// A copy of `examples/multi-service`.
+    fn example() -> TempDir {
+        let t = TempDir::new();
+        copy_dir(&example(), &t.0);
+        t
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+
+    fn s(&self, rel: &str) -> String {
+        self.path(rel).to_string_lossy().into_owned()
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &t);
+        } else {
+            std::fs::copy(e.path(), &t).unwrap();
+        }
+    }
+}
+
+fn stack() -> String {
+    example().join("stack.toml").to_string_lossy().into_owned()
+}
+
+fn hash(stack: &str, layer: &str) -> String {
+    let h = ok(&["hash", stack, "--layer", layer]);
+    h.trim().to_string()
+}
+
+#[test]
+fn plan_prints_the_layer_tree() {
+    let out = ok(&["plan", &stack()]);
+    assert!(
+        out.starts_with("stack multi-service: 2 layers, 3 services (linux/amd64)\n"),
+        "{out}"
+    );
+    for line in [
+        "python:3.12-slim  (docker.io/library/python:3.12-slim)\n",
+        "├── layer system — OS packages and the non-root user shared by every service\n",
+        "│   └── layer runtime — Python dependencies of all services (libs/requirements-base.txt)\n",
+        "│       │ 1. pip install -r libs/requirements-base.txt\n",
+        "│       ├── service api — HTTP API\n",
+        "│       │     1. pip install humanize==4.11.0\n",
+        "└── service ingest — ",
+        "  system   used by api, worker (via runtime)\n",
+        "  runtime  used by api, worker\n",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in\n{out}");
+    }
+    // A target shows only what it builds; build args are interpolated.
+    let out = ok(&[
+        "plan",
+        &stack(),
+        "--target",
+        "api",
+        "--build-arg",
+        "APP_VERSION=9.9",
+    ]);
+    assert!(
+        out.starts_with("target api (service) on linux/amd64: 3 images\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("org.opencontainers.image.version=9.9"),
+        "{out}"
+    );
+    assert!(!out.contains("service worker"), "{out}");
+    // Errors are the usual diagnostics.
+    let bad = run(&["plan", &stack(), "--target", "apii"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("did you mean `api`?"));
+}
+
+#[test]
+fn graph_in_dot_and_mermaid_is_deterministic() {
+    let dot = ok(&["graph", &stack()]);
+    assert_eq!(dot, ok(&["graph", &stack(), "--format", "dot"]));
+    assert!(dot.contains("digraph \"multi-service\" {"), "{dot}");
+    assert!(dot.contains("\"image_1\" -> \"layer_system\";"), "{dot}");
+    assert!(
+        dot.contains("\"layer_runtime\" -> \"service_worker\";"),
+        "{dot}"
+    );
+    assert!(
+        dot.contains("\"service_api\" [label=\"api\\nservice\", shape=component"),
+        "{dot}"
+    );
+    let m = ok(&["graph", &stack(), "--format", "mermaid"]);
+    assert!(m.starts_with("flowchart TD\n"), "{m}");
+    assert!(m.contains("  layer_runtime --> service_api\n"), "{m}");
+    assert!(m.contains("  image_1 --> service_ingest\n"), "{m}");
+    assert_eq!(m, ok(&["graph", &stack(), "--format", "mermaid"]));
+    // The committed docs are what the CLI prints today.
+    let doc = std::fs::read_to_string(repo().join("docs/graph-example.md")).unwrap();
+    assert!(
+        doc.contains(&m),
+        "docs/graph-example.md is stale: regenerate it with `llb-gen graph examples/multi-service/stack.toml --format mermaid`"
+    );
+}
+
+#[test]
+fn hash_is_short_full_or_json() {
+    let short = hash(&stack(), "runtime");
+    assert_eq!(short.len(), 12);
+    assert!(short.chars().all(|c| c.is_ascii_hexdigit()), "{short}");
+    let full = ok(&["hash", &stack(), "--layer", "runtime", "--full"]);
+    assert_eq!(full.trim().len(), 64);
+    assert!(full.starts_with(&short));
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(&["hash", &stack(), "--layer", "runtime", "--json"])).unwrap();
+    assert_eq!(j["layer"], "runtime");
+    assert_eq!(j["hash"], short.as_str());
+    assert_eq!(j["digest"], format!("sha256:{}", full.trim()));
+    let inputs = j["inputs"].as_array().unwrap();
+    let paths: Vec<&str> = inputs
+        .iter()
+        .filter(|i| i["type"] == "file")
+        .map(|i| i["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        ["libs/common/__init__.py", "libs/requirements-base.txt"]
+    );
+    assert!(
+        inputs
+            .iter()
+            .any(|i| i["type"] == "layer" && i["name"] == "system")
+    );
+    // Unknown names are an error with a suggestion.
+    let bad = run(&["hash", &stack(), "--layer", "runtim"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("did you mean `runtime`?"));
+}
+
+#[test]
+fn hash_follows_exactly_the_files_a_layer_reads() {
+    let t = TempDir::example();
+    let st = t.s("stack.toml");
+    let names = ["system", "runtime", "api", "worker", "ingest"];
+    let before: Vec<String> = names.iter().map(|n| hash(&st, n)).collect();
+    // Where the context lives does not matter; `--context` defaults to the stack's directory.
+    assert_eq!(before[1], hash(&stack(), "runtime"));
+    assert_eq!(
+        ok(&["hash", &st, "--layer", "api", "--context", &t.s("")]).trim(),
+        before[2]
+    );
+
+    // Service code: only that service changes.
+    t.write("apps/api/__main__.py", "print('changed')\n");
+    t.write("apps/api/__pycache__/junk.pyc", "ignored by .dockerignore");
+    t.write("notes.txt", "read by nothing");
+    let after: Vec<String> = names.iter().map(|n| hash(&st, n)).collect();
+    assert_ne!(before[2], after[2], "api");
+    for i in [0, 1, 3, 4] {
+        assert_eq!(before[i], after[i], "{}", names[i]);
+    }
+
+    // A file only .dockerignore mentions: nothing changes.
+    t.write("libs/common/__pycache__/x.pyc", "x");
+    let again: Vec<String> = names.iter().map(|n| hash(&st, n)).collect();
+    assert_eq!(after, again);
+
+    // The requirements of the runtime layer: it and everything on it change, system does not.
+    let req = std::fs::read_to_string(t.path("libs/requirements-base.txt")).unwrap();
+    t.write(
+        "libs/requirements-base.txt",
+        &format!("{req}attrs==24.2.0\n"),
+    );
+    let bumped: Vec<String> = names.iter().map(|n| hash(&st, n)).collect();
+    assert_eq!(after[0], bumped[0], "system");
+    for i in 1..5 {
+        assert_ne!(after[i], bumped[i], "{}", names[i]);
+    }
+
+    // A missing requirements file is an error that names it.
+    std::fs::remove_file(t.path("apps/worker/requirements.txt")).unwrap();
+    let bad = run(&["hash", &st, "--layer", "worker"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("apps/worker/requirements.txt"), "{err}");
+}
+
+#[test]
+fn bake_file_for_the_example() {
+    let out = ok(&["bake", &stack()]);
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        j["group"]["default"]["targets"],
+        serde_json::json!(["api", "worker", "ingest"])
+    );
+    assert_eq!(
+        j["group"]["bases"]["targets"],
+        serde_json::json!(["system", "runtime"])
+    );
+    let api = &j["target"]["api"];
+    assert_eq!(api["context"], example().to_string_lossy().as_ref());
+    assert_eq!(api["dockerfile"], "stack.toml");
+    assert_eq!(api["target"], "api");
+    assert_eq!(api["args"]["PYTHON_VERSION"], "3.12");
+    assert!(api.get("tags").is_none(), "the example has no tag template");
+    assert!(api.get("platforms").is_none());
+    assert_eq!(out, ok(&["bake", &stack()]), "deterministic");
+}
+
+#[test]
+fn bake_tags_from_the_template_with_content_hashes() {
+    let t = TempDir::example();
+    let text = std::fs::read_to_string(t.path("stack.toml")).unwrap();
+    let text = text
+        .replace(
+            "default = \"api\"\n",
+            "default = \"api\"\ntags = [\"${REGISTRY}/${OWNER}/${NAME}:${APP_VERSION}\", \"${REGISTRY}/${OWNER}/${NAME}:${HASH}\"]\n",
+        )
+        .replace(
+            "[args]\n",
+            "[args]\nREGISTRY = \"registry.example.com\"\nOWNER = \"team\"\n",
+        );
+    t.write("stack.toml", &text);
+    let st = t.s("stack.toml");
+    // Checked like any stack (the key is known).
+    ok(&["check", &st]);
+    // Run from a parent directory with a relative context: bake paths stay relative.
+    let parent = t.0.parent().unwrap();
+    let dir = t.0.file_name().unwrap().to_string_lossy().into_owned();
+    let out = Command::new(env!("CARGO_BIN_EXE_llb-gen"))
+        .current_dir(parent)
+        .args([
+            "bake",
+            &format!("{dir}/stack.toml"),
+            "--build-arg",
+            "APP_VERSION=v1.0.1",
+            "--platform",
+            "linux/amd64,linux/arm64",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for name in ["system", "runtime", "api", "worker", "ingest"] {
+        let tg = &j["target"][name];
+        assert_eq!(tg["context"], dir.as_str());
+        assert_eq!(tg["dockerfile"], "stack.toml");
+        assert_eq!(
+            tg["platforms"],
+            serde_json::json!(["linux/amd64", "linux/arm64"])
+        );
+        let h = ok(&[
+            "hash",
+            &st,
+            "--layer",
+            name,
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--build-arg",
+            "APP_VERSION=v1.0.1",
+        ]);
+        assert_eq!(
+            tg["tags"],
+            serde_json::json!([
+                format!("registry.example.com/team/{name}:v1.0.1"),
+                format!("registry.example.com/team/{name}:{}", h.trim()),
+            ])
+        );
+    }
+    // An undefined arg in the template is an error pointing at it.
+    t.write(
+        "stack.toml",
+        &text.replace("${OWNER}/${NAME}:${HASH}", "${OWNR}/${NAME}:${HASH}"),
+    );
+    let bad = run(&["bake", &st]);
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("`${OWNR}` is not defined"), "{err}");
+    assert!(err.contains("did you mean `${OWNER}`?"), "{err}");
+}
+
+#[test]
+fn check_and_llb_still_work() {
+    let out = ok(&["check", &stack()]);
+    assert!(out.contains(": ok (5 targets"), "{out}");
+    let text = ok(&["llb", &stack(), "--target", "api", "--format", "text"]);
+    assert!(!text.is_empty());
+}
