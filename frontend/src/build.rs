@@ -175,6 +175,23 @@ pub async fn read_inputs(gw: &Gateway, opts: &FrontendOpts) -> Result<Inputs, Fa
     })
 }
 
+/// The platforms a stack asks for when `--platform` is not given: `[stack] platforms`, else
+/// (when the worker's platform is not one of them) the first platform of the selected variant.
+pub fn stack_platforms(opts: &FrontendOpts, stack: &llb_gen::stack::Stack) -> Vec<String> {
+    if !stack.platforms.is_empty() {
+        return stack.platforms.iter().map(|p| p.value.clone()).collect();
+    }
+    let variant = plan::select_variant(stack, opts.target.as_deref()).ok().flatten();
+    let vplatforms: Vec<Platform> = variant
+        .map(|v| v.platforms.iter().filter_map(|p| Platform::parse(&p.value).ok()).collect())
+        .unwrap_or_default();
+    let worker = build_platform(opts);
+    match vplatforms.first() {
+        Some(first) if !vplatforms.contains(&worker) => vec![first.id()],
+        _ => vec![],
+    }
+}
+
 /// The platforms to build: `--platform`, else the stack's, else the worker's default.
 pub fn platforms(
     opts: &FrontendOpts,
@@ -255,7 +272,7 @@ pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
             diagnostics: d.sorted(),
         }));
     }
-    let stack_platforms: Vec<String> = stack.platforms.iter().map(|p| p.value.clone()).collect();
+    let stack_platforms = stack_platforms(&opts, &stack);
     let platforms = platforms(&opts, &stack_platforms)?;
     let multi = platforms.len() > 1 || opts.multi_platform;
     let _ = &pong;

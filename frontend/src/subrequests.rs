@@ -367,7 +367,7 @@ fn outline(opts: &FrontendOpts, inputs: &Inputs) -> Result<Outline, Failure> {
     if checks.has_errors() {
         return Err(stack_failure(file, checks));
     }
-    let stack_platforms: Vec<String> = stack.platforms.iter().map(|p| p.value.clone()).collect();
+    let stack_platforms = crate::build::stack_platforms(opts, &stack);
     let platforms = crate::build::platforms(opts, &stack_platforms)?;
 
     let mut first: Option<(Plan, std::collections::BTreeMap<String, String>)> = None;

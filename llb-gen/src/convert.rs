@@ -10,9 +10,12 @@ use crate::llb::{
     CacheSharing, Exec, FileAction, Graph, Mount, NetMode, Output, Owner, VertexMeta,
 };
 use crate::pb;
-use crate::plan::{Base, BuildOptions, Network, PipStep, Plan, PlanImage, StepKind, UserPlan};
+use crate::plan::{Installer, Base, BuildOptions, Network, PipStep, Plan, PlanImage, StepKind, UserPlan};
 use crate::platform::Platform;
 use crate::source::{SourceFile, Span};
+
+/// Where the uv tool is mounted into install steps.
+pub const UV_DIR: &str = "/run/layerstack/uv";
 
 /// Where the requirements files of a pip step are mounted.
 pub const REQUIREMENTS_DIR: &str = "/run/layerstack/requirements";
@@ -277,8 +280,17 @@ impl<'a> Converter<'a> {
         self.g.exec(st.root, exec, self.platform(), m)
     }
 
+    /// Cache ids are namespaced by platform and variant (a CUDA variant's Ubuntu apt lists
+    /// must not meet a Debian base's).
+    fn cache_slug(&self) -> String {
+        match &self.plan.variant {
+            Some(v) => format!("{}-{v}", self.platform().slug()),
+            None => self.platform().slug(),
+        }
+    }
+
     fn apt_mounts(&self) -> Vec<Mount> {
-        let slug = self.platform().slug();
+        let slug = self.cache_slug();
         vec![
             Mount::Cache {
                 id: format!("layerstack-apt-cache-{slug}"),
@@ -321,12 +333,22 @@ impl<'a> Converter<'a> {
         span: Span,
         m: VertexMeta,
     ) -> Output {
-        let mut args = vec![
-            pip.python.clone(),
-            "-m".into(),
-            "pip".into(),
-            "install".into(),
-        ];
+        let uv = match &pip.installer {
+            Installer::Pip => None,
+            Installer::Uv { version } => Some(self.uv_tool(st, img, &pip.python, version.as_deref(), label, span)),
+        };
+        let mut args = match uv {
+            None => vec![pip.python.clone(), "-m".into(), "pip".into(), "install".into()],
+            Some(_) => {
+                let mut a = vec![format!("{UV_DIR}/bin/uv"), "pip".into(), "install".into(), "--python".into(), pip.python.clone()];
+                // Outside a venv (our venvs' interpreters are `<venv>/bin/python`) uv needs
+                // to be told to install into the interpreter's own environment.
+                if !pip.python.ends_with("/bin/python") {
+                    a.push("--system".into());
+                }
+                a
+            }
+        };
         if let Some(u) = &pip.index_url {
             args.push("--index-url".into());
             args.push(u.clone());
@@ -335,11 +357,17 @@ impl<'a> Converter<'a> {
             args.push("--extra-index-url".into());
             args.push(u.clone());
         }
-        let mut mounts = vec![Mount::Cache {
-            id: format!("layerstack-pip-{}", self.platform().slug()),
-            dest: "/root/.cache/pip".into(),
-            sharing: CacheSharing::Shared,
-        }];
+        let mut mounts = match uv {
+            None => vec![Mount::Cache {
+                id: format!("layerstack-pip-{}", self.cache_slug()),
+                dest: "/root/.cache/pip".into(),
+                sharing: CacheSharing::Shared,
+            }],
+            Some(tool) => vec![
+                Mount::Cache { id: format!("layerstack-uv-{}", self.cache_slug()), dest: "/root/.cache/uv".into(), sharing: CacheSharing::Shared },
+                Mount::Bind { input: tool, selector: UV_DIR.into(), dest: UV_DIR.into() },
+            ],
+        };
         if !pip.requirements.is_empty() {
             let ctx = self.context(&pip.requirements, label, span);
             let actions = pip
@@ -376,11 +404,35 @@ impl<'a> Converter<'a> {
             }
         }
         args.extend(pip.specs.iter().cloned());
-        let env = [
-            ("PIP_CACHE_DIR", "/root/.cache/pip".to_string()),
-            ("PIP_DISABLE_PIP_VERSION_CHECK", "1".to_string()),
-        ];
+        let env: Vec<(&str, String)> = match uv {
+            None => vec![("PIP_CACHE_DIR", "/root/.cache/pip".into()), ("PIP_DISABLE_PIP_VERSION_CHECK", "1".into())],
+            Some(_) => vec![
+                ("UV_CACHE_DIR", "/root/.cache/uv".into()),
+                // The cache is a mount: copy out of it, never hard-link into it.
+                ("UV_LINK_MODE", "copy".into()),
+                ("UV_COMPILE_BYTECODE", "1".into()),
+                // Like pip on the official images: install into the interpreter given.
+                ("UV_BREAK_SYSTEM_PACKAGES", "1".into()),
+            ],
+        };
         self.run(st, args, img, true, &env, mounts, m)
+    }
+
+    /// uv, installed from PyPI with pip into a directory of a throwaway state on `st` (so it
+    /// runs on the target platform), mounted read-only into install steps.
+    fn uv_tool(&mut self, st: &State, img: &PlanImage, python: &str, version: Option<&str>, label: &str, span: Span) -> Output {
+        let spec = match version {
+            Some(v) => format!("uv=={v}"),
+            None => "uv".to_string(),
+        };
+        let args = vec![python.to_string(), "-m".into(), "pip".into(), "install".into(), "--target".into(), UV_DIR.into(), spec.clone()];
+        let mounts = vec![Mount::Cache {
+            id: format!("layerstack-pip-{}", self.cache_slug()),
+            dest: "/root/.cache/pip".into(),
+            sharing: CacheSharing::Shared,
+        }];
+        let env = [("PIP_CACHE_DIR", "/root/.cache/pip".to_string()), ("PIP_DISABLE_PIP_VERSION_CHECK", "1".to_string())];
+        self.run(st, args, img, true, &env, mounts, meta(format!("[{label}] install {spec}"), span))
     }
 
     fn owner(&self, o: &Option<String>) -> Option<Owner> {

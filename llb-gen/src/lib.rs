@@ -60,14 +60,32 @@ pub fn check(file: &SourceFile, opts: &plan::BuildOptions) -> Diagnostics {
         return diags.sorted();
     }
     let mut seen = Diagnostics::default();
-    for img in &stack.images {
-        let o = plan::BuildOptions {
-            target: Some(img.name.value.clone()),
-            ..opts.clone()
-        };
-        match plan::plan(&stack, &o) {
-            Ok(p) => seen.extend(p.warnings),
-            Err(d) => seen.extend(d),
+    // Every target, in every variant, on every platform that variant is built for: impossible
+    // combinations (a CUDA variant on arm64) are errors here, before any build.
+    let mut combos: Vec<(Option<String>, platform::Platform)> = vec![];
+    if stack.variants.is_empty() {
+        combos.push((None, opts.platform.clone()));
+    }
+    for v in &stack.variants {
+        let platforms: Vec<platform::Platform> = v.platforms.iter().filter_map(|p| platform::Platform::parse(&p.value).ok()).collect();
+        if platforms.is_empty() {
+            combos.push((Some(v.name.value.clone()), opts.platform.clone()));
+        }
+        for p in platforms {
+            combos.push((Some(v.name.value.clone()), p));
+        }
+    }
+    for (variant, platform) in combos {
+        for img in &stack.images {
+            let target = match &variant {
+                Some(v) => format!("{}@{v}", img.name.value),
+                None => img.name.value.clone(),
+            };
+            let o = plan::BuildOptions { target: Some(target), platform: platform.clone(), ..opts.clone() };
+            match plan::plan(&stack, &o) {
+                Ok(p) => seen.extend(p.warnings),
+                Err(d) => seen.extend(d),
+            }
         }
     }
     if stack.images.is_empty() {

@@ -7,7 +7,7 @@ use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::interp::{Unknown, interpolate};
 use crate::platform::Platform;
 use crate::source::Span;
-use crate::stack::{Chown, Command, EnvVar, ImageDef, Kind, Sp, Stack};
+use crate::stack::{Chown, Command, EnvVar, ImageDef, Kind, Sp, Stack, TorchUse, VariantDef};
 
 /// How RUN steps reach the network (`force-network-mode`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -77,6 +77,8 @@ pub struct ContextOptions {
 pub struct Plan {
     pub target: String,
     pub platform: Platform,
+    /// The variant built (`cpu`, `cuda`), when the stack has variants.
+    pub variant: Option<String>,
     pub images: Vec<PlanImage>,
     /// Warnings found while planning (unused build args, …).
     pub warnings: Diagnostics,
@@ -235,6 +237,16 @@ fn one_line(s: &str) -> String {
     }
 }
 
+/// What installs Python requirements.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Installer {
+    #[default]
+    Pip,
+    /// uv from PyPI (optionally pinned), run from a tool state mounted into the step, so uv
+    /// itself never lands in the image.
+    Uv { version: Option<String> },
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PipStep {
     /// Context paths of requirements files.
@@ -245,11 +257,15 @@ pub struct PipStep {
     pub extra_index_urls: Vec<String>,
     /// The interpreter that runs pip (`python3`, or the venv's python).
     pub python: String,
+    pub installer: Installer,
 }
 
 impl PipStep {
     pub fn describe(&self) -> String {
-        let mut parts = vec!["pip install".to_string()];
+        let mut parts = vec![match self.installer {
+            Installer::Pip => "pip install".to_string(),
+            Installer::Uv { .. } => "uv pip install".to_string(),
+        }];
         for r in &self.requirements {
             parts.push(format!("-r {r}"));
         }
@@ -483,11 +499,73 @@ pub fn valid_targets_hint(stack: &Stack) -> String {
 }
 
 /// Plan one target. Errors are returned all together.
+/// `api@cuda` → (`api`, Some(`cuda`)).
+pub fn split_target(t: &str) -> (&str, Option<&str>) {
+    match t.split_once('@') {
+        Some((name, variant)) => (name, Some(variant)),
+        None => (t, None),
+    }
+}
+
+/// The variant a target selects (`api@cuda`), or the stack's default variant.
+pub fn select_variant<'s>(stack: &'s Stack, target: Option<&str>) -> Result<Option<&'s VariantDef>, Diagnostic> {
+    let requested = target.and_then(|t| split_target(t).1);
+    match requested {
+        None => Ok(stack.default_variant()),
+        Some(v) => match stack.variant(v) {
+            Some(var) => Ok(Some(var)),
+            None => {
+                let names: Vec<&str> = stack.variants.iter().map(|v| v.name.value.as_str()).collect();
+                let mut d = Diagnostic::error(format!("variant `{v}` is not defined")).key("--target");
+                d = if names.is_empty() {
+                    d.hint("this stack has no [variants]; use the target name alone")
+                } else {
+                    let list = format!("variants: {}", names.join(", "));
+                    match did_you_mean(v, names.iter().copied()) {
+                        Some(s) => d.hint(format!("did you mean `{s}`? {list}")),
+                        None => d.hint(list),
+                    }
+                };
+                Err(d)
+            }
+        },
+    }
+}
+
 pub fn plan(stack: &Stack, opts: &BuildOptions) -> Result<Plan, Diagnostics> {
+    let variant = match select_variant(stack, opts.target.as_deref()) {
+        Ok(v) => v,
+        Err(d) => {
+            let mut diags = check_stack(stack);
+            diags.push(d);
+            return Err(diags.sorted());
+        }
+    };
+    let variant_stack;
+    let stack = match variant {
+        Some(v) => {
+            variant_stack = stack.with_variant(v);
+            &variant_stack
+        }
+        None => stack,
+    };
     let mut diags = check_stack(stack);
+    if let Some(v) = variant {
+        let platforms: Vec<Platform> = v.platforms.iter().filter_map(|p| Platform::parse(&p.value).ok()).collect();
+        if !platforms.is_empty() && !platforms.contains(&opts.platform) {
+            let list: Vec<String> = platforms.iter().map(Platform::id).collect();
+            diags.push(
+                Diagnostic::error(format!("variant `{}` is not built for {}", v.name.value, opts.platform))
+                    .at(v.platforms.iter().map(|p| p.span).reduce(Span::join).unwrap_or(v.span))
+                    .key(format!("variants.{}.platforms", v.name.value))
+                    .hint(format!("its platforms: {}", list.join(", "))),
+            );
+        }
+    }
     let target_name = match opts
         .target
         .as_deref()
+        .map(|t| split_target(t).0)
         .filter(|t| !t.is_empty())
         .or_else(|| stack.default_target())
     {
@@ -541,6 +619,8 @@ pub fn plan(stack: &Stack, opts: &BuildOptions) -> Result<Plan, Diagnostics> {
         python: String::new(),
         stack_install_env: vec![],
         in_progress: BTreeSet::new(),
+        platform: opts.platform.clone(),
+        variant,
     };
     pl.python = stack
         .python
@@ -560,6 +640,7 @@ pub fn plan(stack: &Stack, opts: &BuildOptions) -> Result<Plan, Diagnostics> {
     Ok(Plan {
         target: target_name,
         platform: opts.platform.clone(),
+        variant: variant.map(|v| v.name.value.clone()),
         images,
         warnings: warnings.sorted(),
     })
@@ -574,6 +655,8 @@ struct Planner<'a> {
     python: String,
     stack_install_env: Vec<(String, String)>,
     in_progress: BTreeSet<String>,
+    platform: Platform,
+    variant: Option<&'a VariantDef>,
 }
 
 impl<'a> Planner<'a> {
@@ -786,6 +869,23 @@ impl<'a> Planner<'a> {
             .map(|u| self.text(u, &format!("{key}.index-url")));
         let extra_index_urls =
             self.texts(&img.extra_index_urls, &format!("{key}.extra-index-urls"));
+        let installer = self.installer(img, &key);
+        let torch_step = match &img.torch {
+            Some(usage) => self.torch_step(usage, &key, index_url.clone(), extra_index_urls.clone()),
+            None => None,
+        };
+        if img.torch.is_some() && img.venv.is_some() {
+            self.diags.push(
+                Diagnostic::error("`torch` is not supported in a two-stage `venv` service")
+                    .at(img.torch.as_ref().map(|t| t.span).unwrap_or(img.span))
+                    .key(format!("{key}.torch"))
+                    .hint("install torch in a layer and build the service on it"),
+            );
+        }
+        if let (Some(mut t), Some(usage)) = (torch_step, &img.torch) {
+            t.installer = installer.clone();
+            steps.push(step(StepKind::Pip(t), usage.span));
+        }
         let has_pip = !requirements.is_empty() || !specs.is_empty();
         let pip_span = img
             .requirements
@@ -820,6 +920,7 @@ impl<'a> Planner<'a> {
                     index_url: index_url.clone(),
                     extra_index_urls: extra_index_urls.clone(),
                     python: format!("{path}/bin/python"),
+                    installer: installer.clone(),
                 };
                 venv = Some(VenvPlan {
                     builder,
@@ -840,6 +941,7 @@ impl<'a> Planner<'a> {
                     index_url,
                     extra_index_urls,
                     python: self.python.clone(),
+                    installer,
                 }),
                 pip_span,
             ));
@@ -905,6 +1007,139 @@ impl<'a> Planner<'a> {
         });
         self.index.insert(img.name.value.clone(), idx);
         Some(idx)
+    }
+
+    /// The image's installer: its own `installer`, else the stack's, else pip.
+    fn installer(&mut self, img: &ImageDef, key: &str) -> Installer {
+        let (value, k) = match (&img.installer, &self.stack.installer) {
+            (Some(v), _) => (v, format!("{key}.installer")),
+            (None, Some(v)) => (v, "stack.installer".to_string()),
+            (None, None) => return Installer::Pip,
+        };
+        let text = self.text(value, &k);
+        match text.as_str() {
+            "pip" => Installer::Pip,
+            "uv" => Installer::Uv { version: None },
+            other => match other.strip_prefix("uv==") {
+                Some(v) if !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') => Installer::Uv { version: Some(v.to_string()) },
+                _ => {
+                    self.diags.push(
+                        Diagnostic::error(format!("unknown installer `{other}`"))
+                            .at(value.span)
+                            .key(k)
+                            .hint("use \"pip\", \"uv\" or a pinned \"uv==0.5.11\""),
+                    );
+                    Installer::Pip
+                }
+            },
+        }
+    }
+
+    /// The pip step installing an image's `[torch]` packages: the build for this platform and
+    /// the variant's backend, from the backend's index.
+    fn torch_step(&mut self, usage: &Sp<TorchUse>, key: &str, index_url: Option<String>, extra: Vec<String>) -> Option<PipStep> {
+        let Some(t) = self.stack.torch.as_ref() else {
+            self.diags.push(
+                Diagnostic::error("`torch` is used but the stack has no [torch] table")
+                    .at(usage.span)
+                    .key(format!("{key}.torch"))
+                    .hint("add [torch] packages = { torch = \"2.1.2\" }"),
+            );
+            return None;
+        };
+        let (backend, backend_span, backend_key) = match self.variant.and_then(|v| v.torch.as_ref().map(|b| (v, b))) {
+            Some((v, b)) => (b.value.clone(), b.span, format!("variants.{}.torch", v.name.value)),
+            None => ("cpu".to_string(), usage.span, format!("{key}.torch")),
+        };
+        let backend = if backend == "cuda" {
+            t.cuda.as_ref().map(|c| c.value.clone()).unwrap_or_else(|| "cu118".into())
+        } else {
+            backend
+        };
+        let valid_backend = backend == "cpu"
+            || backend.strip_prefix("cu").is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+            || backend.strip_prefix("rocm").is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit() || c == '.'));
+        if !valid_backend {
+            self.diags.push(
+                Diagnostic::error(format!("unknown torch backend `{backend}`"))
+                    .at(backend_span)
+                    .key(backend_key)
+                    .hint("use \"cpu\", \"cuda\" (the [torch] cuda flavour) or a flavour like \"cu118\", \"cu121\", \"rocm5.6\""),
+            );
+            return None;
+        }
+        let arch = self.platform.architecture.clone();
+        let platform = self.platform.clone();
+        let names: Vec<&(Sp<String>, Sp<String>)> = match &usage.value {
+            TorchUse::All => t.packages.iter().collect(),
+            TorchUse::Only(list) => {
+                let mut out = vec![];
+                for n in list {
+                    match t.packages.iter().find(|(p, _)| p.value == *n) {
+                        Some(p) => out.push(p),
+                        None => self.diags.push(
+                            Diagnostic::error(format!("`{n}` is not a package of [torch]"))
+                                .at(usage.span)
+                                .key(format!("{key}.torch"))
+                                .hint(format!("[torch] packages: {}", t.packages.iter().map(|(p, _)| p.value.as_str()).collect::<Vec<_>>().join(", "))),
+                        ),
+                    }
+                }
+                out
+            }
+        };
+        let local = match (arch.as_str(), backend.as_str()) {
+            ("amd64", b) => Some(b.to_string()),
+            ("arm64", "cpu") => None,
+            ("arm64", b) => {
+                self.diags.push(
+                    Diagnostic::error(format!("PyTorch has no `{b}` builds for {platform}"))
+                        .at(backend_span)
+                        .key(backend_key)
+                        .hint("GPU builds exist for linux/amd64 only: build this variant for linux/amd64, or use torch = \"cpu\" on arm64"),
+                );
+                return None;
+            }
+            _ => {
+                self.diags.push(
+                    Diagnostic::error(format!("PyTorch publishes no wheels for {platform}"))
+                        .at(usage.span)
+                        .key(format!("{key}.torch"))
+                        .hint("torch images can be built for linux/amd64 and linux/arm64"),
+                );
+                return None;
+            }
+        };
+        let mut specs = vec![];
+        for (name, version) in names {
+            let v = self.text(version, &format!("torch.packages.{}", name.value));
+            if let Some((_, l)) = v.split_once('+') {
+                let msg = if l == "cpu" && arch == "arm64" {
+                    format!("`{}` has no `+cpu` build for {platform}", name.value)
+                } else {
+                    format!("write the version of `{}` without a local part (`+{l}`)", name.value)
+                };
+                self.diags.push(
+                    Diagnostic::error(msg)
+                        .at(version.span)
+                        .key(format!("torch.packages.{}", name.value))
+                        .hint("layerstack adds +cpu/+cuXXX per platform and variant"),
+                );
+                continue;
+            }
+            specs.push(match &local {
+                Some(l) => format!("{}=={v}+{l}", name.value),
+                None => format!("{}=={v}", name.value),
+            });
+        }
+        let default_index = |i: &Option<Sp<String>>, d: &str| i.as_ref().map(|u| u.value.clone()).unwrap_or_else(|| d.to_string());
+        let (index_url, mut extra_index_urls) = match &local {
+            Some(l) if l == "cpu" => (index_url, vec![default_index(&t.index_cpu, "https://download.pytorch.org/whl/cpu")]),
+            Some(l) => (index_url, vec![default_index(&t.index_cuda, "https://download.pytorch.org/whl/{cuda}").replace("{cuda}", l).replace("{backend}", l)]),
+            None => (t.index_default.as_ref().map(|u| u.value.clone()).or(index_url), vec![]),
+        };
+        extra_index_urls.extend(extra);
+        Some(PipStep { requirements: vec![], specs, index_url, extra_index_urls, python: self.python.clone(), installer: Installer::Pip })
     }
 
     fn packages(&mut self, list: &[Sp<String>], key: &str) -> Vec<String> {

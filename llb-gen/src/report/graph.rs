@@ -70,10 +70,10 @@ impl Graph {
         let mut refs: Vec<String> = vec![];
         for img in images {
             for (_, b) in bases(img) {
-                if let Base::Image { reference, .. } = b {
-                    if !refs.contains(reference) {
-                        refs.push(reference.clone());
-                    }
+                if let Base::Image { reference, .. } = b
+                    && !refs.contains(reference)
+                {
+                    refs.push(reference.clone());
                 }
             }
         }

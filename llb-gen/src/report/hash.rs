@@ -288,10 +288,10 @@ fn push_unique(v: &mut Vec<Input>, i: Input) {
 /// The images an image is made from: its `from`, and its venv builder when that differs.
 pub fn bases(img: &PlanImage) -> Vec<(&'static str, &Base)> {
     let mut out = vec![("from", &img.base)];
-    if let Some(v) = &img.venv {
-        if !same_base(&v.builder, &img.base) {
-            out.push(("venv-builder", &v.builder));
-        }
+    if let Some(v) = &img.venv
+        && !same_base(&v.builder, &img.base)
+    {
+        out.push(("venv-builder", &v.builder));
     }
     out
 }
@@ -435,8 +435,13 @@ fn pip_json(p: &PipStep) -> Value {
         index_url,
         extra_index_urls,
         python,
+        installer,
     } = p;
-    json!([requirements, specs, index_url, extra_index_urls, python])
+    let installer = match installer {
+        crate::plan::Installer::Pip => json!("pip"),
+        crate::plan::Installer::Uv { version } => json!(["uv", version]),
+    };
+    json!([requirements, specs, index_url, extra_index_urls, python, installer])
 }
 
 fn step_json(k: &StepKind) -> Value {
@@ -572,7 +577,7 @@ mod tests {
         };
         let amd = Platform::linux_amd64();
         let arm = Platform::new("linux", "arm64", None);
-        let a = one(&[amd.clone()], &s);
+        let a = one(std::slice::from_ref(&amd), &s);
         let both = one(&[amd.clone(), arm.clone()], &s);
         assert_eq!(a.digest, both.digest);
         let defs: Vec<&Input> = both
@@ -586,7 +591,7 @@ mod tests {
             "requirements = [\"libs/requirements-base.txt\"]\nrun = [\"echo ${TARGETARCH}\"]",
         ));
         assert_ne!(
-            one(&[amd.clone()], &arch).digest,
+            one(std::slice::from_ref(&amd), &arch).digest,
             one(&[amd, arm], &arch).digest
         );
     }

@@ -283,7 +283,7 @@ fn config_lines(c: &ConfigChanges) -> Vec<String> {
 
 /// Nanoseconds as people write them: `15s`, `1m30s`, `500ms`.
 fn duration(ns: u64) -> String {
-    if ns % 1_000_000_000 != 0 {
+    if !ns.is_multiple_of(1_000_000_000) {
         return format!("{}ms", ns / 1_000_000);
     }
     let s = ns / 1_000_000_000;

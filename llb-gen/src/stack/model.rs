@@ -32,6 +32,8 @@ pub struct Stack {
     pub default_target: Option<Sp<String>>,
     /// The interpreter used for pip and venv steps (`python3` unless set).
     pub python: Option<Sp<String>>,
+    /// `pip` (default), `uv` or `uv==VERSION`: what installs Python requirements.
+    pub installer: Option<Sp<String>>,
     /// Platforms built when the request names none.
     pub platforms: Vec<Sp<String>>,
     /// Tag templates for `llb-gen bake`: `${NAME}` (the image), `${HASH}` (its content hash)
@@ -42,9 +44,36 @@ pub struct Stack {
     pub args: Vec<ArgDef>,
     /// Layers and services in file order.
     pub images: Vec<ImageDef>,
+    /// `[torch]`: the PyTorch package set, resolved per platform and variant.
+    pub torch: Option<TorchDef>,
+    /// `[variants.NAME]`, in file order.
+    pub variants: Vec<VariantDef>,
 }
 
 impl Stack {
+    pub fn variant(&self, name: &str) -> Option<&VariantDef> {
+        self.variants.iter().find(|v| v.name.value == name)
+    }
+
+    /// The variant used when the target names none: the one marked `default`, else the first.
+    pub fn default_variant(&self) -> Option<&VariantDef> {
+        self.variants.iter().find(|v| v.default.as_ref().is_some_and(|d| d.value)).or(self.variants.first())
+    }
+
+    /// The stack as a variant sees it: each overlay merged into its layer or service.
+    pub fn with_variant(&self, variant: &VariantDef) -> Stack {
+        let mut out = self.clone();
+        for img in &mut out.images {
+            img.env.extend(variant.env.iter().cloned());
+        }
+        for overlay in &variant.images {
+            if let Some(img) = out.images.iter_mut().find(|i| i.name.value == overlay.name.value) {
+                img.merge(overlay);
+            }
+        }
+        out
+    }
+
     pub fn image(&self, name: &str) -> Option<&ImageDef> {
         self.images.iter().find(|i| i.name.value == name)
     }
@@ -136,6 +165,10 @@ pub struct ImageDef {
     pub labels: Vec<EnvVar>,
     pub stop_signal: Option<Sp<String>>,
     pub venv: Option<VenvDef>,
+    /// `torch = true` (the whole `[torch]` package set) or a list of its package names.
+    pub torch: Option<Sp<TorchUse>>,
+    /// Overrides `[stack] installer` for this image.
+    pub installer: Option<Sp<String>>,
 }
 
 impl ImageDef {
@@ -164,7 +197,40 @@ impl ImageDef {
             labels: vec![],
             stop_signal: None,
             venv: None,
+            torch: None,
+            installer: None,
         }
+    }
+
+    /// Apply a variant's overlay: scalars it sets replace ours, lists and tables extend ours.
+    pub fn merge(&mut self, o: &ImageDef) {
+        fn replace<T: Clone>(a: &mut Option<T>, b: &Option<T>) {
+            if b.is_some() {
+                a.clone_from(b);
+            }
+        }
+        replace(&mut self.description, &o.description);
+        replace(&mut self.from, &o.from);
+        replace(&mut self.user, &o.user);
+        replace(&mut self.workdir, &o.workdir);
+        replace(&mut self.index_url, &o.index_url);
+        replace(&mut self.cmd, &o.cmd);
+        replace(&mut self.entrypoint, &o.entrypoint);
+        replace(&mut self.healthcheck, &o.healthcheck);
+        replace(&mut self.stop_signal, &o.stop_signal);
+        replace(&mut self.venv, &o.venv);
+        replace(&mut self.torch, &o.torch);
+        replace(&mut self.installer, &o.installer);
+        self.apt.extend(o.apt.iter().cloned());
+        self.run.extend(o.run.iter().cloned());
+        self.requirements.extend(o.requirements.iter().cloned());
+        self.pip.extend(o.pip.iter().cloned());
+        self.extra_index_urls.extend(o.extra_index_urls.iter().cloned());
+        self.install_env.extend(o.install_env.iter().cloned());
+        self.env.extend(o.env.iter().cloned());
+        self.copy.extend(o.copy.iter().cloned());
+        self.expose.extend(o.expose.iter().cloned());
+        self.labels.extend(o.labels.iter().cloned());
     }
 
     /// `layers.ml` / `services.api`: the key path of the table.
@@ -234,5 +300,45 @@ pub struct VenvDef {
     pub builder: Option<Sp<String>>,
     /// apt packages for the builder only (compilers, headers).
     pub builder_apt: Vec<Sp<String>>,
+    pub span: Span,
+}
+
+/// Which packages of `[torch]` an image installs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TorchUse {
+    All,
+    Only(Vec<String>),
+}
+
+/// `[torch]`: a package set with per-backend builds (torch, torchvision, torchaudio, …).
+#[derive(Clone, Debug)]
+pub struct TorchDef {
+    /// (package, version without a local part), in file order.
+    pub packages: Vec<(Sp<String>, Sp<String>)>,
+    /// The CUDA flavour of `torch = "cuda"` variants (default `cu118`).
+    pub cuda: Option<Sp<String>>,
+    /// Index of the CPU builds (`+cpu`, amd64 only).
+    pub index_cpu: Option<Sp<String>>,
+    /// Index of the CUDA builds; `{cuda}` is replaced by the flavour.
+    pub index_cuda: Option<Sp<String>>,
+    /// Index of the regular builds (arm64 CPU); None = the image's own index (PyPI).
+    pub index_default: Option<Sp<String>>,
+    pub span: Span,
+}
+
+/// `[variants.NAME]`: a flavour of every image (cpu, cuda): its platforms, torch backend, env
+/// and per-image overlays (`[variants.cuda.layers.system] from = "nvidia/cuda:…"`).
+#[derive(Clone, Debug)]
+pub struct VariantDef {
+    pub name: Sp<String>,
+    pub description: Option<Sp<String>>,
+    pub platforms: Vec<Sp<String>>,
+    /// `cpu`, `cuda` (the `[torch] cuda` flavour) or a flavour like `cu121`.
+    pub torch: Option<Sp<String>>,
+    /// Env added to every image of the variant.
+    pub env: Vec<EnvVar>,
+    pub default: Option<Sp<bool>>,
+    /// Overlays: partial layer/service definitions merged into the stack's.
+    pub images: Vec<ImageDef>,
     pub span: Span,
 }

@@ -7,12 +7,16 @@ use super::model::*;
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::source::{SourceFile, Span};
 
-const TOP_KEYS: &[&str] = &["stack", "args", "layers", "services"];
+const TOP_KEYS: &[&str] = &["stack", "args", "layers", "services", "torch", "variants"];
+const TORCH_KEYS: &[&str] = &["packages", "cuda", "index"];
+const TORCH_INDEX_KEYS: &[&str] = &["cpu", "cuda", "default"];
+const VARIANT_KEYS: &[&str] = &["description", "platforms", "torch", "env", "default", "layers", "services"];
 const STACK_KEYS: &[&str] = &[
     "name",
     "description",
     "default",
     "python",
+    "installer",
     "platforms",
     "install-env",
     "tags",
@@ -38,6 +42,8 @@ const IMAGE_KEYS: &[&str] = &[
     "labels",
     "stop-signal",
     "venv",
+    "torch",
+    "installer",
 ];
 const USER_KEYS: &[&str] = &["name", "uid", "gid", "home", "shell", "create"];
 const COPY_KEYS: &[&str] = &["src", "dest", "chown", "mode", "exclude"];
@@ -74,6 +80,8 @@ pub fn parse(file: &SourceFile) -> (Stack, Diagnostics) {
             "args" => p.args(v, &mut stack),
             "layers" => p.images(v, Kind::Layer, &mut stack),
             "services" => p.images(v, Kind::Service, &mut stack),
+            "torch" => stack.torch = p.torch(v),
+            "variants" => p.variants(v, &mut stack),
             other => p.unknown_key(other, kspan, "", TOP_KEYS),
         }
     }
@@ -321,6 +329,7 @@ impl Parser {
                 "description" => stack.description = self.string(val, &path),
                 "default" => stack.default_target = self.string(val, &path),
                 "python" => stack.python = self.string(val, &path),
+                "installer" => stack.installer = self.string(val, &path),
                 "platforms" => stack.platforms = self.strings(val, &path),
                 "install-env" => stack.install_env = self.env_table(val, &path),
                 "tags" => stack.tags = self.strings(val, &path),
@@ -439,6 +448,8 @@ impl Parser {
                 "healthcheck" => img.healthcheck = self.healthcheck(val, &kp),
                 "labels" => img.labels = self.env_table(val, &kp),
                 "stop-signal" => img.stop_signal = self.scalar(val, &kp),
+                "torch" => img.torch = self.torch_use(val, &kp),
+                "installer" => img.installer = self.string(val, &kp),
                 "venv" => {
                     if img.kind == Kind::Layer {
                         self.diags.push(
@@ -452,6 +463,118 @@ impl Parser {
                 }
                 other => self.unknown_key(other, k.span().into(), path, IMAGE_KEYS),
             }
+        }
+    }
+
+    fn torch_use(&mut self, v: &Value<'_>, key: &str) -> Option<Sp<TorchUse>> {
+        match v.get_ref() {
+            DeValue::Boolean(true) => Some(Sp::new(TorchUse::All, span_of(v))),
+            DeValue::Boolean(false) => None,
+            DeValue::Array(_) => {
+                let names = self.strings(v, key).into_iter().map(|s| s.value).collect();
+                Some(Sp::new(TorchUse::Only(names), span_of(v)))
+            }
+            _ => {
+                self.type_error(v, key, "true or a list of [torch] package names");
+                None
+            }
+        }
+    }
+
+    fn torch(&mut self, v: &Value<'_>) -> Option<TorchDef> {
+        let t = self.table(v, "torch")?;
+        let mut d = TorchDef { packages: vec![], cuda: None, index_cpu: None, index_cuda: None, index_default: None, span: span_of(v) };
+        for (k, val) in t.iter() {
+            let key = k.get_ref().as_ref();
+            let path = join("torch", key);
+            match key {
+                "packages" => {
+                    let Some(pt) = self.table(val, &path) else { continue };
+                    for (pk, pv) in pt.iter() {
+                        let name = pk.get_ref().to_string();
+                        if let Some(ver) = self.string(pv, &join(&path, &name)) {
+                            d.packages.push((Sp::new(name, pk.span().into()), ver));
+                        }
+                    }
+                }
+                "cuda" => d.cuda = self.string(val, &path),
+                "index" => {
+                    let Some(it) = self.table(val, &path) else { continue };
+                    for (ik, iv) in it.iter() {
+                        let ikey = ik.get_ref().as_ref();
+                        let ip = join(&path, ikey);
+                        match ikey {
+                            "cpu" => d.index_cpu = self.string(iv, &ip),
+                            "cuda" => d.index_cuda = self.string(iv, &ip),
+                            "default" => d.index_default = self.string(iv, &ip),
+                            other => self.unknown_key(other, ik.span().into(), &path, TORCH_INDEX_KEYS),
+                        }
+                    }
+                }
+                other => self.unknown_key(other, k.span().into(), "torch", TORCH_KEYS),
+            }
+        }
+        if d.packages.is_empty() {
+            self.diags.push(
+                Diagnostic::error("`[torch]` lists no packages")
+                    .at(span_of(v))
+                    .key("torch.packages")
+                    .hint("e.g. packages = { torch = \"2.1.2\", torchvision = \"0.16.2\" }"),
+            );
+        }
+        Some(d)
+    }
+
+    fn variants(&mut self, v: &Value<'_>, stack: &mut Stack) {
+        let Some(t) = self.table(v, "variants") else { return };
+        for (k, val) in t.iter() {
+            let name = k.get_ref().to_string();
+            let kspan: Span = k.span().into();
+            let path = join("variants", &name);
+            if !valid_image_name(&name) {
+                self.diags.push(
+                    Diagnostic::error(format!("invalid variant name `{name}`"))
+                        .at(kspan)
+                        .key(path.clone())
+                        .hint("use lowercase letters, digits, `-`, `_` and `.`, starting with a letter"),
+                );
+            }
+            let Some(body) = self.table(val, &path) else { continue };
+            let mut var = VariantDef {
+                name: Sp::new(name, kspan),
+                description: None,
+                platforms: vec![],
+                torch: None,
+                env: vec![],
+                default: None,
+                images: vec![],
+                span: kspan,
+            };
+            for (vk, vv) in body.iter() {
+                let key = vk.get_ref().as_ref();
+                let kp = join(&path, key);
+                match key {
+                    "description" => var.description = self.string(vv, &kp),
+                    "platforms" => var.platforms = self.strings(vv, &kp),
+                    "torch" => var.torch = self.string(vv, &kp),
+                    "env" => var.env = self.env_table(vv, &kp),
+                    "default" => var.default = self.boolean(vv, &kp),
+                    "layers" | "services" => {
+                        let kind = if key == "layers" { Kind::Layer } else { Kind::Service };
+                        let Some(it) = self.table(vv, &kp) else { continue };
+                        for (ik, iv) in it.iter() {
+                            let iname = ik.get_ref().to_string();
+                            let ip = join(&kp, &iname);
+                            let Some(ib) = self.table(iv, &ip) else { continue };
+                            let mut img = ImageDef::new(kind, Sp::new(iname, ik.span().into()), ik.span().into());
+                            self.image_body(ib, &ip, &mut img);
+                            var.images.push(img);
+                        }
+                    }
+                    other => self.unknown_key(other, vk.span().into(), &path, VARIANT_KEYS),
+                }
+            }
+            stack.variants.push(var);
         }
     }
 

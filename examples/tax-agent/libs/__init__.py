@@ -1,0 +1,1 @@
+"""Code shared by every tax-agent service (copied into each image as /app/libs)."""
