@@ -116,14 +116,22 @@ pub struct PackageIndex {
 }
 
 impl PackageIndex {
-    /// Serve these wheels on 127.0.0.1 (a free port).
+    /// Serve these wheels on 127.0.0.1 (a free port) as one index at `/simple`.
     pub fn serve(wheels: &[Wheel]) -> PackageIndex {
+        PackageIndex::serve_indexes(&[("simple", wheels)])
+    }
+
+    /// Serve several indexes, each at `/<prefix>` (`simple`, `cpu/simple`, `cu118/simple`),
+    /// like PyPI and download.pytorch.org side by side. Projects are keyed `/<prefix>/<name>`.
+    pub fn serve_indexes(indexes: &[(&str, &[Wheel])]) -> PackageIndex {
         let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         let mut projects: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for w in wheels {
-            let project = normalize(&w.name);
-            projects.entry(project).or_default().push(w.filename());
-            files.insert(w.filename(), w.build());
+        for (prefix, wheels) in indexes {
+            for w in *wheels {
+                let project = format!("/{}/{}", prefix.trim_matches('/'), normalize(&w.name));
+                projects.entry(project).or_default().push(w.filename());
+                files.insert(w.filename(), w.build());
+            }
         }
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let port = listener.local_addr().expect("local addr").port();
@@ -142,7 +150,12 @@ impl PackageIndex {
 
     /// `http://127.0.0.1:PORT/simple`
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/simple", self.port)
+        self.index_url("simple")
+    }
+
+    /// `http://127.0.0.1:PORT/<prefix>`
+    pub fn index_url(&self, prefix: &str) -> String {
+        format!("http://127.0.0.1:{}/{}", self.port, prefix.trim_matches('/'))
     }
 
     /// How many times a wheel file was downloaded.
@@ -201,74 +214,27 @@ fn handle(
             .next()
             .unwrap_or("/")
             .to_string();
-        let (status, ctype, cache, body): (&str, &str, &str, Vec<u8>) =
-            if path == "/simple/" || path == "/simple" {
-                let links: String = projects
-                    .keys()
-                    .map(|p| format!("<a href=\"/simple/{p}/\">{p}</a>\n"))
-                    .collect();
-                (
-                    "200 OK",
-                    "text/html",
-                    "max-age=600",
-                    format!("<!DOCTYPE html><html><body>\n{links}</body></html>\n").into_bytes(),
-                )
-            } else if let Some(project) = path
-                .strip_prefix("/simple/")
-                .map(|p| p.trim_end_matches('/'))
-            {
-                match projects.get(&normalize(project)) {
-                    Some(names) => {
-                        let links: String = names
-                            .iter()
-                            .map(|f| {
-                                format!(
-                                    "<a href=\"/files/{f}#sha256={}\">{f}</a>\n",
-                                    hex_sha(&files[f])
-                                )
-                            })
-                            .collect();
-                        (
-                            "200 OK",
-                            "text/html",
-                            "max-age=600",
-                            format!("<!DOCTYPE html><html><body>\n{links}</body></html>\n")
-                                .into_bytes(),
-                        )
-                    }
-                    None => (
-                        "404 Not Found",
-                        "text/plain",
-                        "no-store",
-                        b"not found\n".to_vec(),
-                    ),
+        let path = percent_decode(&path);
+        let not_found = || ("404 Not Found", "text/plain", "no-store", b"not found\n".to_vec());
+        let trimmed = path.trim_end_matches('/');
+        let project = trimmed.rsplit_once('/').map(|(prefix, name)| format!("{prefix}/{}", normalize(name)));
+        let (status, ctype, cache, body): (&str, &str, &str, Vec<u8>) = if let Some(f) = path.strip_prefix("/files/") {
+            match files.get(f) {
+                Some(bytes) => {
+                    *downloads.lock().unwrap().entry(f.to_string()).or_default() += 1;
+                    ("200 OK", "application/octet-stream", "public, max-age=31536000, immutable", bytes.clone())
                 }
-            } else if let Some(f) = path.strip_prefix("/files/") {
-                match files.get(f) {
-                    Some(bytes) => {
-                        *downloads.lock().unwrap().entry(f.to_string()).or_default() += 1;
-                        (
-                            "200 OK",
-                            "application/octet-stream",
-                            "public, max-age=31536000, immutable",
-                            bytes.clone(),
-                        )
-                    }
-                    None => (
-                        "404 Not Found",
-                        "text/plain",
-                        "no-store",
-                        b"not found\n".to_vec(),
-                    ),
-                }
-            } else {
-                (
-                    "404 Not Found",
-                    "text/plain",
-                    "no-store",
-                    b"not found\n".to_vec(),
-                )
-            };
+                None => not_found(),
+            }
+        } else if let Some(names) = project.as_ref().and_then(|p| projects.get(p)) {
+            let links: String = names
+                .iter()
+                .map(|f| format!("<a href=\"/files/{f}#sha256={}\">{f}</a>\n", hex_sha(&files[f])))
+                .collect();
+            ("200 OK", "text/html", "max-age=600", format!("<!DOCTYPE html><html><body>\n{links}</body></html>\n").into_bytes())
+        } else {
+            not_found()
+        };
         write!(
             stream,
             "HTTP/1.1 {status}\r\nDate: {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: {cache}\r\nConnection: keep-alive\r\n\r\n",
@@ -278,6 +244,25 @@ fn handle(
         stream.write_all(&body)?;
         stream.flush()?;
     }
+}
+
+/// `%2B` → `+` (pip quotes the `+` of local versions in file URLs).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn hex_sha(b: &[u8]) -> String {
@@ -300,6 +285,8 @@ mod tests {
         );
         assert_eq!(b64_nopad(b"abc"), "YWJj");
         assert_eq!(b64_nopad(b"ab"), "YWI");
+        assert_eq!(percent_decode("/files/torch-2.1.2%2Bcpu.whl"), "/files/torch-2.1.2+cpu.whl");
+        assert_eq!(percent_decode("%2"), "%2");
         let bytes = Wheel::pure("x", "1").build();
         assert_eq!(&bytes[..2], b"PK");
     }

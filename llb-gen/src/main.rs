@@ -31,6 +31,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// List what `--target` accepts: services, layers, and `NAME@VARIANT` for each variant.
+    Targets {
+        /// The stack file.
+        stack: PathBuf,
+    },
     /// Validate a stack: print every diagnostic; exit 1 when there are errors.
     Check {
         /// The stack file.
@@ -141,6 +146,7 @@ struct BuildArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Cmd::Targets { stack } => finish(targets_cmd(&stack)),
         Cmd::Check { stack, build } => check(&stack, &build),
         Cmd::Llb {
             stack,
@@ -627,4 +633,43 @@ fn is_executable(m: &std::fs::Metadata) -> bool {
 #[cfg(not(unix))]
 fn is_executable(_: &std::fs::Metadata) -> bool {
     false
+}
+
+/// `llb-gen targets`: services, layers, variants and how to pick them.
+fn targets_cmd(path: &PathBuf) -> Result<String, String> {
+    let file = read(path)?;
+    let (stack, diags) = llb_gen::stack::parse(&file);
+    if diags.has_errors() {
+        return Err(diags.render(&file));
+    }
+    let default = stack.default_target().unwrap_or_default().to_string();
+    let mut out = String::new();
+    let width = stack.images.iter().map(|i| i.name.value.len()).max().unwrap_or(0).max(6);
+    for kind in [llb_gen::stack::Kind::Service, llb_gen::stack::Kind::Layer] {
+        for img in stack.images.iter().filter(|i| i.kind == kind) {
+            let mark = if img.name.value == default { " (default)" } else { "" };
+            let desc = img.description.as_ref().map(|d| d.value.as_str()).unwrap_or("");
+            out.push_str(&format!("{:<width$}  {:<7}  {desc}{mark}\n", img.name.value, kind.as_str()));
+        }
+    }
+    if !stack.variants.is_empty() {
+        let dv = stack.default_variant().map(|v| v.name.value.clone()).unwrap_or_default();
+        out.push_str("\nvariants (pick one with --target NAME@VARIANT; without one: the default):\n");
+        for v in &stack.variants {
+            let platforms: Vec<&str> = v.platforms.iter().map(|p| p.value.as_str()).collect();
+            let torch = v.torch.as_ref().map(|t| format!(", torch {}", t.value)).unwrap_or_default();
+            let mark = if v.name.value == dv { " (default)" } else { "" };
+            let desc = v.description.as_ref().map(|d| format!(" — {}", d.value)).unwrap_or_default();
+            out.push_str(&format!(
+                "  {}{mark}: platforms {}{torch}{desc}\n",
+                v.name.value,
+                if platforms.is_empty() { "any".to_string() } else { platforms.join(", ") }
+            ));
+        }
+        if let Some(first) = stack.services().next() {
+            let v = &stack.variants[stack.variants.len() - 1].name.value;
+            out.push_str(&format!("  e.g. docker buildx build -f {} --target {}@{v} .\n", file.name, first.name.value));
+        }
+    }
+    Ok(out)
 }

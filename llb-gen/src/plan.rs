@@ -1546,6 +1546,81 @@ cmd = "python -m api"
         assert!(matches!(&p.images[0].steps[0].kind, StepKind::Copy { src, .. } if src == "conf"));
     }
 
+    const TORCH: &str = r#"
+[torch]
+packages = { torch = "2.1.2", torchvision = "0.16.2" }
+[torch.index]
+cpu = "http://idx/cpu/simple"
+cuda = "http://idx/{cuda}/simple"
+default = "http://idx/simple"
+[variants.cpu]
+platforms = ["linux/amd64", "linux/arm64"]
+torch = "cpu"
+[variants.gpu]
+platforms = ["linux/amd64"]
+torch = "cuda"
+env = { NVIDIA_VISIBLE_DEVICES = "all" }
+[variants.gpu.layers.ml]
+apt = ["libgomp1"]
+[layers.ml]
+from = "python:3.11-slim"
+torch = true
+[services.app]
+from = "ml"
+"#;
+
+    fn torch_plan(target: &str, platform: &str) -> Result<Plan, Diagnostics> {
+        let (stack, d) = parse(&SourceFile::new("stack.toml", TORCH));
+        assert!(!d.has_errors(), "{d:?}");
+        plan(&stack, &BuildOptions { target: Some(target.into()), platform: Platform::parse(platform).unwrap(), ..BuildOptions::default() })
+    }
+
+    fn torch_pip(p: &Plan) -> PipStep {
+        p.images[0].steps.iter().find_map(|s| match &s.kind {
+            StepKind::Pip(p) => Some(p.clone()),
+            _ => None,
+        }).expect("a torch step")
+    }
+
+    #[test]
+    fn torch_builds_follow_platform_and_variant() {
+        let amd = torch_pip(&torch_plan("app", "linux/amd64").unwrap());
+        assert_eq!(amd.specs, ["torch==2.1.2+cpu", "torchvision==0.16.2+cpu"]);
+        assert_eq!(amd.extra_index_urls, ["http://idx/cpu/simple"]);
+        let arm = torch_pip(&torch_plan("app@cpu", "linux/arm64").unwrap());
+        assert_eq!(arm.specs, ["torch==2.1.2", "torchvision==0.16.2"]);
+        assert_eq!(arm.index_url.as_deref(), Some("http://idx/simple"));
+        assert!(arm.extra_index_urls.is_empty());
+        let gpu_plan = torch_plan("app@gpu", "linux/amd64").unwrap();
+        assert_eq!(gpu_plan.variant.as_deref(), Some("gpu"));
+        let gpu = torch_pip(&gpu_plan);
+        assert_eq!(gpu.specs, ["torch==2.1.2+cu118", "torchvision==0.16.2+cu118"]);
+        assert_eq!(gpu.extra_index_urls, ["http://idx/cu118/simple"]);
+        // The overlay added apt to the layer and the variant's env reached the images.
+        assert!(matches!(&gpu_plan.images[0].steps[0].kind, StepKind::Apt { packages } if packages == &["libgomp1".to_string()]));
+        assert!(gpu_plan.images[1].config.env.iter().any(|(k, _)| k == "NVIDIA_VISIBLE_DEVICES"));
+    }
+
+    #[test]
+    fn impossible_torch_combinations_are_errors() {
+        let e = torch_plan("app@gpu", "linux/arm64").unwrap_err();
+        assert!(e.items[0].message.contains("variant `gpu` is not built for linux/arm64"), "{:?}", e.items);
+        // A CUDA variant that claims arm64 is caught by `check` at the variant's torch line.
+        let src = TORCH.replace("platforms = [\"linux/amd64\"]\ntorch = \"cuda\"", "platforms = [\"linux/amd64\", \"linux/arm64\"]\ntorch = \"cuda\"");
+        let d = crate::check(&SourceFile::new("stack.toml", src.clone()), &BuildOptions::default());
+        let err = d.errors().find(|d| d.message.contains("no `cu118` builds for linux/arm64")).unwrap_or_else(|| panic!("{:?}", d.items));
+        assert_eq!(err.key.as_deref(), Some("variants.gpu.torch"));
+        let line = &src[err.span.unwrap().start..err.span.unwrap().end];
+        assert_eq!(line, "\"cuda\"");
+        // A pinned +cpu build on arm64.
+        let src = TORCH.replace("torch = \"2.1.2\"", "torch = \"2.1.2+cpu\"");
+        let d = crate::check(&SourceFile::new("stack.toml", src), &BuildOptions::default());
+        assert!(d.errors().any(|d| d.message.contains("has no `+cpu` build for linux/arm64")), "{:?}", d.items);
+        // An unknown variant lists the others.
+        let e = torch_plan("app@cuda", "linux/amd64").unwrap_err();
+        assert!(e.items.iter().any(|d| d.hint.as_deref().is_some_and(|h| h.contains("variants: cpu, gpu"))), "{:?}", e.items);
+    }
+
     #[test]
     fn dockerignore() {
         let p = dockerignore_patterns(

@@ -34,6 +34,8 @@ struct Args {
     crashes: PathBuf,
     worker: bool,
     current: Option<PathBuf>,
+    /// Hashes of inputs that killed an earlier worker: a new worker skips such seeds.
+    skip: Vec<u64>,
     run: Vec<PathBuf>,
     minimize: Option<PathBuf>,
     out: Option<PathBuf>,
@@ -55,6 +57,7 @@ fn parse_args() -> Args {
         crashes: repo_root().join("fuzz/crashes"),
         worker: false,
         current: None,
+        skip: vec![],
         run: vec![],
         minimize: None,
         out: None,
@@ -69,6 +72,7 @@ fn parse_args() -> Args {
             "--crashes" => a.crashes = val().into(),
             "--worker" => a.worker = true,
             "--current" => a.current = Some(val().into()),
+            "--skip" => a.skip.push(val().parse().unwrap_or_else(|_| usage())),
             "--minimize" => a.minimize = Some(val().into()),
             "--out" => a.out = Some(val().into()),
             "--run" => {
@@ -261,7 +265,11 @@ fn worker(args: &Args) {
     } else {
         args.corpus.clone()
     };
-    let seeds = load_seeds(&seed_paths);
+    let mut seeds = load_seeds(&seed_paths);
+    seeds.retain(|s| !args.skip.contains(&hash_of(s)));
+    if seeds.is_empty() {
+        seeds.push(b"[services.api]\nfrom = \"python:3.12-slim\"\n".to_vec());
+    }
     let current = args.current.as_ref().map(|p| {
         File::options()
             .create(true)
@@ -362,6 +370,7 @@ fn supervise(args: &Args) -> ExitCode {
     let mut abort_sigs: BTreeMap<String, u64> = BTreeMap::new();
     let mut panic_sigs: Vec<String> = vec![];
     let mut restarts = 0u64;
+    let mut skip: Vec<u64> = vec![];
     println!(
         "fuzz-stack: {}s, seed {}, crashes in {}",
         args.seconds,
@@ -381,6 +390,9 @@ fn supervise(args: &Args) -> ExitCode {
             .stderr(Stdio::piped());
         for c in &args.corpus {
             cmd.arg("--corpus").arg(c);
+        }
+        for h in &skip {
+            cmd.arg("--skip").arg(h.to_string());
         }
         let mut child = cmd.spawn().expect("spawn worker");
         let mut err = child.stderr.take().unwrap();
@@ -431,6 +443,7 @@ fn supervise(args: &Args) -> ExitCode {
             // The input that was running is in `current`; count the one that died too.
             *totals.entry("iterations").or_default() += 1;
             let data = std::fs::read(&current).unwrap_or_default();
+            skip.push(hash_of(&data));
             let sig = abort_signature(&stderr, &status);
             let n = abort_sigs.entry(sig.clone()).or_default();
             *n += 1;
@@ -449,6 +462,10 @@ fn supervise(args: &Args) -> ExitCode {
             );
             if let Some(p) = save_crash(&args.crashes, "abort", &sig, &detail, &data) {
                 println!("new crash: {} {sig}", p.display());
+            }
+            if aborts >= 1000 {
+                println!("stopping: 1000 workers died");
+                break;
             }
         }
     }
