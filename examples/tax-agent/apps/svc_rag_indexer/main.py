@@ -16,7 +16,7 @@ INDEX_DIR = os.environ.get("INDEX_DIR", "/tmp/index")
 
 def html_text(html: str) -> str:
     soup = BeautifulSoup(html, "html.parser")
-    for tag in soup(["script", "style", "nav"]):
+    for tag in soup(["head", "script", "style", "nav"]):
         tag.decompose()
     return " ".join(soup.get_text(" ").split())
 
