@@ -9,4 +9,4 @@ fi
 eval "$(scripts/engine.sh)"
 scripts/base-images.sh
 export LAYERSTACK_ENGINE=1
-cargo test --workspace --locked -- --test-threads=2 "$@"
+cargo test --workspace --locked --no-fail-fast -- --test-threads=2 "$@"

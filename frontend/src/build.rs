@@ -99,7 +99,10 @@ async fn load_local(
         },
     );
     let def = g.marshal(out, None);
-    let digest = llb_gen::llb::op_digests(&def).into_iter().next().unwrap_or_default();
+    let digest = llb_gen::llb::op_digests(&def)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
     Ok((gw.solve(def).await?, digest))
 }
 
@@ -181,9 +184,16 @@ pub fn stack_platforms(opts: &FrontendOpts, stack: &llb_gen::stack::Stack) -> Ve
     if !stack.platforms.is_empty() {
         return stack.platforms.iter().map(|p| p.value.clone()).collect();
     }
-    let variant = plan::select_variant(stack, opts.target.as_deref()).ok().flatten();
+    let variant = plan::select_variant(stack, opts.target.as_deref())
+        .ok()
+        .flatten();
     let vplatforms: Vec<Platform> = variant
-        .map(|v| v.platforms.iter().filter_map(|p| Platform::parse(&p.value).ok()).collect())
+        .map(|v| {
+            v.platforms
+                .iter()
+                .filter_map(|p| Platform::parse(&p.value).ok())
+                .collect()
+        })
         .unwrap_or_default();
     let worker = build_platform(opts);
     match vplatforms.first() {
@@ -251,6 +261,7 @@ pub fn build_options(opts: &FrontendOpts, inputs: &Inputs, platform: Platform) -
             exclude_patterns: inputs.exclude_patterns.clone(),
         },
         image_resolve_mode: opts.image_resolve_mode.clone(),
+        merge: false,
     }
 }
 
@@ -275,12 +286,18 @@ pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
     let stack_platforms = stack_platforms(&opts, &stack);
     let platforms = platforms(&opts, &stack_platforms)?;
     let multi = platforms.len() > 1 || opts.multi_platform;
-    let _ = &pong;
 
     let mut result = ResultBuilder::new();
     let mut described = vec![];
     for platform in platforms {
-        let bo = build_options(&opts, &inputs, platform.clone());
+        let mut bo = build_options(&opts, &inputs, platform.clone());
+        // MergeOp where the engine has it (BuildKit ≥ 0.10), plain chaining otherwise;
+        // `--build-arg LAYERSTACK_MERGE=false` opts out.
+        let merge_off = opts
+            .build_args
+            .get("LAYERSTACK_MERGE")
+            .is_some_and(|v| v == "false" || v == "0");
+        bo.merge = pong.llb_caps.contains("mergeop") && !merge_off;
         let (_, plan) = llb_gen::load(&inputs.file, &bo).map_err(|e| Failure::from_stack(&e))?;
         if described.is_empty() {
             warn_all(gw, &inputs, &plan.warnings).await;
@@ -359,8 +376,14 @@ async fn warn_all(gw: &Gateway, inputs: &Inputs, warnings: &llb_gen::diag::Diagn
         let source = d.span.map(|span| {
             let (first, last) = file.line_range(span);
             let range = pb::Range {
-                start: Some(pb::Position { line: first as i32, character: 0 }),
-                end: Some(pb::Position { line: last as i32, character: 0 }),
+                start: Some(pb::Position {
+                    line: first as i32,
+                    character: 0,
+                }),
+                end: Some(pb::Position {
+                    line: last as i32,
+                    character: 0,
+                }),
             };
             (source_info(file), vec![range])
         });
@@ -369,7 +392,10 @@ async fn warn_all(gw: &Gateway, inputs: &Inputs, warnings: &llb_gen::diag::Diagn
             short = format!("{k}: {short}");
         }
         let detail = d.hint.iter().map(|h| h.clone().into_bytes()).collect();
-        if let Err(e) = gw.warn(&inputs.file_vertex, 1, &short, detail, "", source).await {
+        if let Err(e) = gw
+            .warn(&inputs.file_vertex, 1, &short, detail, "", source)
+            .await
+        {
             eprintln!("layerstack: warning not delivered ({}): {short}", e.message);
         }
     }

@@ -155,7 +155,11 @@ impl PackageIndex {
 
     /// `http://127.0.0.1:PORT/<prefix>`
     pub fn index_url(&self, prefix: &str) -> String {
-        format!("http://127.0.0.1:{}/{}", self.port, prefix.trim_matches('/'))
+        format!(
+            "http://127.0.0.1:{}/{}",
+            self.port,
+            prefix.trim_matches('/')
+        )
     }
 
     /// How many times a wheel file was downloaded.
@@ -215,26 +219,51 @@ fn handle(
             .unwrap_or("/")
             .to_string();
         let path = percent_decode(&path);
-        let not_found = || ("404 Not Found", "text/plain", "no-store", b"not found\n".to_vec());
-        let trimmed = path.trim_end_matches('/');
-        let project = trimmed.rsplit_once('/').map(|(prefix, name)| format!("{prefix}/{}", normalize(name)));
-        let (status, ctype, cache, body): (&str, &str, &str, Vec<u8>) = if let Some(f) = path.strip_prefix("/files/") {
-            match files.get(f) {
-                Some(bytes) => {
-                    *downloads.lock().unwrap().entry(f.to_string()).or_default() += 1;
-                    ("200 OK", "application/octet-stream", "public, max-age=31536000, immutable", bytes.clone())
-                }
-                None => not_found(),
-            }
-        } else if let Some(names) = project.as_ref().and_then(|p| projects.get(p)) {
-            let links: String = names
-                .iter()
-                .map(|f| format!("<a href=\"/files/{f}#sha256={}\">{f}</a>\n", hex_sha(&files[f])))
-                .collect();
-            ("200 OK", "text/html", "max-age=600", format!("<!DOCTYPE html><html><body>\n{links}</body></html>\n").into_bytes())
-        } else {
-            not_found()
+        let not_found = || {
+            (
+                "404 Not Found",
+                "text/plain",
+                "no-store",
+                b"not found\n".to_vec(),
+            )
         };
+        let trimmed = path.trim_end_matches('/');
+        let project = trimmed
+            .rsplit_once('/')
+            .map(|(prefix, name)| format!("{prefix}/{}", normalize(name)));
+        let (status, ctype, cache, body): (&str, &str, &str, Vec<u8>) =
+            if let Some(f) = path.strip_prefix("/files/") {
+                match files.get(f) {
+                    Some(bytes) => {
+                        *downloads.lock().unwrap().entry(f.to_string()).or_default() += 1;
+                        (
+                            "200 OK",
+                            "application/octet-stream",
+                            "public, max-age=31536000, immutable",
+                            bytes.clone(),
+                        )
+                    }
+                    None => not_found(),
+                }
+            } else if let Some(names) = project.as_ref().and_then(|p| projects.get(p)) {
+                let links: String = names
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "<a href=\"/files/{f}#sha256={}\">{f}</a>\n",
+                            hex_sha(&files[f])
+                        )
+                    })
+                    .collect();
+                (
+                    "200 OK",
+                    "text/html",
+                    "max-age=600",
+                    format!("<!DOCTYPE html><html><body>\n{links}</body></html>\n").into_bytes(),
+                )
+            } else {
+                not_found()
+            };
         write!(
             stream,
             "HTTP/1.1 {status}\r\nDate: {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: {cache}\r\nConnection: keep-alive\r\n\r\n",
@@ -285,7 +314,10 @@ mod tests {
         );
         assert_eq!(b64_nopad(b"abc"), "YWJj");
         assert_eq!(b64_nopad(b"ab"), "YWI");
-        assert_eq!(percent_decode("/files/torch-2.1.2%2Bcpu.whl"), "/files/torch-2.1.2+cpu.whl");
+        assert_eq!(
+            percent_decode("/files/torch-2.1.2%2Bcpu.whl"),
+            "/files/torch-2.1.2+cpu.whl"
+        );
         assert_eq!(percent_decode("%2"), "%2");
         let bytes = Wheel::pure("x", "1").build();
         assert_eq!(&bytes[..2], b"PK");

@@ -16,60 +16,120 @@ fn header() -> String {
 
 #[test]
 fn a_failing_step_points_at_its_stack_toml_line() {
-    let Some(engine) = engine("a_failing_step_points_at_its_stack_toml_line") else { return };
+    let Some(engine) = engine("a_failing_step_points_at_its_stack_toml_line") else {
+        return;
+    };
     let stack = format!(
         "{}[layers.base]\nfrom = \"debian:bookworm-slim\"\nrun = [\n  \"echo preparing\",\n  \"echo about to fail && exit 3\",\n]\n\n[services.app]\nfrom = \"base\"\n",
         header()
     );
     let ctx = Context::new().file("stack.toml", &stack);
     let failed = engine
-        .try_buildx_build(&["--progress=plain", "-f", &ctx.join("stack.toml"), ctx.path_str()])
+        .try_buildx_build(&[
+            "--progress=plain",
+            "-f",
+            &ctx.join("stack.toml"),
+            ctx.path_str(),
+        ])
         .expect_err("the step exits 3");
     let err = &failed.output.stderr;
-    assert!(err.contains("[layer base 2/2] run echo about to fail && exit 3"), "{err}");
+    assert!(
+        err.contains("[layer base 2/2] run echo about to fail && exit 3"),
+        "{err}"
+    );
     assert!(err.contains("exit code: 3"), "{err}");
     // buildx prints the source excerpt from the Definition's source map.
     assert!(err.contains("stack.toml:6"), "{err}");
-    assert!(err.contains(">>>   \"echo about to fail && exit 3\","), "{err}");
+    assert!(
+        err.contains(">>>   \"echo about to fail && exit 3\","),
+        "{err}"
+    );
 }
 
 #[test]
 fn invalid_stacks_report_every_error_with_the_file_excerpt() {
-    let Some(engine) = engine("invalid_stacks_report_every_error_with_the_file_excerpt") else { return };
-    let stack = format!("{}[services.app]\nfrom = \"debian:bookworm-slim\"\npipp = [\"x\"]\ncopy = 3\n", header());
+    let Some(engine) = engine("invalid_stacks_report_every_error_with_the_file_excerpt") else {
+        return;
+    };
+    let stack = format!(
+        "{}[services.app]\nfrom = \"debian:bookworm-slim\"\npipp = [\"x\"]\ncopy = 3\n",
+        header()
+    );
     let ctx = Context::new().file("stack.toml", &stack);
     let failed = engine
-        .try_buildx_build(&["--progress=plain", "-f", &ctx.join("stack.toml"), ctx.path_str()])
+        .try_buildx_build(&[
+            "--progress=plain",
+            "-f",
+            &ctx.join("stack.toml"),
+            ctx.path_str(),
+        ])
         .expect_err("the stack is invalid");
     let err = &failed.output.stderr;
     assert!(err.contains("stack.toml:4:1: error: services.app.pipp: unknown key `pipp` in `services.app` (did you mean `pip`?)"), "{err}");
-    assert!(err.contains("stack.toml:5:8: error: services.app.copy: expected a list of paths"), "{err}");
-    assert!(err.contains(">>> pipp = [\"x\"]"), "the excerpt marks the first error's line:\n{err}");
+    assert!(
+        err.contains("stack.toml:5:8: error: services.app.copy: expected a list of paths"),
+        "{err}"
+    );
+    assert!(
+        err.contains(">>> pipp = [\"x\"]"),
+        "the excerpt marks the first error's line:\n{err}"
+    );
 }
 
 #[test]
 fn an_unknown_target_lists_the_valid_ones() {
-    let Some(engine) = engine("an_unknown_target_lists_the_valid_ones") else { return };
-    let stack = format!("{}[layers.base]\nfrom = \"debian:bookworm-slim\"\n[services.api]\nfrom = \"base\"\n", header());
+    let Some(engine) = engine("an_unknown_target_lists_the_valid_ones") else {
+        return;
+    };
+    let stack = format!(
+        "{}[layers.base]\nfrom = \"debian:bookworm-slim\"\n[services.api]\nfrom = \"base\"\n",
+        header()
+    );
     let ctx = Context::new().file("stack.toml", &stack);
     let failed = engine
-        .try_buildx_build(&["--progress=plain", "-f", &ctx.join("stack.toml"), "--target", "apii", ctx.path_str()])
+        .try_buildx_build(&[
+            "--progress=plain",
+            "-f",
+            &ctx.join("stack.toml"),
+            "--target",
+            "apii",
+            ctx.path_str(),
+        ])
         .expect_err("no such target");
     let line = failed.error_line().unwrap_or_default().to_string();
     let err = &failed.output.stderr;
-    assert!(err.contains("target `apii` is not a layer or service"), "{line}\n{err}");
+    assert!(
+        err.contains("target `apii` is not a layer or service"),
+        "{line}\n{err}"
+    );
     assert!(err.contains("did you mean `api`?"), "{err}");
-    assert!(err.contains("api (service)") && err.contains("base (layer)"), "{err}");
+    assert!(
+        err.contains("api (service)") && err.contains("base (layer)"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_missing_base_image_names_the_stack_and_the_image() {
-    let Some(engine) = engine("a_missing_base_image_names_the_stack_and_the_image") else { return };
-    let stack = format!("{}[services.app]\nfrom = \"layerstack-test/does-not-exist:1\"\n", header());
+    let Some(engine) = engine("a_missing_base_image_names_the_stack_and_the_image") else {
+        return;
+    };
+    let stack = format!(
+        "{}[services.app]\nfrom = \"layerstack-test/does-not-exist:1\"\n",
+        header()
+    );
     let ctx = Context::new().file("stack.toml", &stack);
     let failed = engine
-        .try_buildx_build(&["--progress=plain", "-f", &ctx.join("stack.toml"), ctx.path_str()])
+        .try_buildx_build(&[
+            "--progress=plain",
+            "-f",
+            &ctx.join("stack.toml"),
+            ctx.path_str(),
+        ])
         .expect_err("the base cannot be resolved");
     let err = &failed.output.stderr;
-    assert!(err.contains("cannot resolve base image `docker.io/layerstack-test/does-not-exist:1`"), "{err}");
+    assert!(
+        err.contains("cannot resolve base image `docker.io/layerstack-test/does-not-exist:1`"),
+        "{err}"
+    );
 }

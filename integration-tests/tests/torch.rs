@@ -69,7 +69,18 @@ cmd = ["python3", "-c", "import torch, platform; print(torch.__version__, torch.
 
 fn build_and_run(engine: &Engine, ctx: &Context, target: &str, platform: &str) -> String {
     let tag = engine.unique_tag(&format!("torch-{}", target.replace('@', "-")));
-    engine.buildx_build(&["--network=host", "--platform", platform, "-f", &ctx.join("stack.toml"), "--target", target, "-t", &tag, ctx.path_str()]);
+    engine.buildx_build(&[
+        "--network=host",
+        "--platform",
+        platform,
+        "-f",
+        &ctx.join("stack.toml"),
+        "--target",
+        target,
+        "-t",
+        &tag,
+        ctx.path_str(),
+    ]);
     let out = engine.docker_run_with(&["--network=none", "--platform", platform], &tag, &[]);
     let inspect = engine.image_inspect(&tag);
     engine.remove_image(&tag);
@@ -78,41 +89,86 @@ fn build_and_run(engine: &Engine, ctx: &Context, target: &str, platform: &str) -
 
 #[test]
 fn amd64_gets_cpu_wheels_and_the_cuda_variant_gets_cu118() {
-    let Some(engine) = engine("amd64_gets_cpu_wheels_and_the_cuda_variant_gets_cu118") else { return };
+    let Some(engine) = engine("amd64_gets_cpu_wheels_and_the_cuda_variant_gets_cu118") else {
+        return;
+    };
     let idx = index();
     let ctx = Context::new().file("stack.toml", &stack(&idx));
     // Without a variant: the first one (cpu).
     let cpu = build_and_run(engine, &ctx, "app", "linux/amd64");
-    assert!(cpu.starts_with("2.1.2+cpu py3-none-manylinux_2_17_x86_64 x86_64"), "{cpu}");
+    assert!(
+        cpu.starts_with("2.1.2+cpu py3-none-manylinux_2_17_x86_64 x86_64"),
+        "{cpu}"
+    );
     let cuda = build_and_run(engine, &ctx, "app@cuda", "linux/amd64");
-    assert!(cuda.starts_with("2.1.2+cu118 py3-none-manylinux_2_17_x86_64 x86_64"), "{cuda}");
-    assert!(cuda.contains("NVIDIA_VISIBLE_DEVICES=all"), "the variant's env: {cuda}");
+    assert!(
+        cuda.starts_with("2.1.2+cu118 py3-none-manylinux_2_17_x86_64 x86_64"),
+        "{cuda}"
+    );
+    assert!(
+        cuda.contains("NVIDIA_VISIBLE_DEVICES=all"),
+        "the variant's env: {cuda}"
+    );
     assert!(!cpu.contains("NVIDIA_VISIBLE_DEVICES"), "{cpu}");
-    assert_eq!(idx.downloads("torch-2.1.2+cpu-py3-none-manylinux_2_17_x86_64.whl"), 1);
-    assert_eq!(idx.downloads("torch-2.1.2+cu118-py3-none-manylinux_2_17_x86_64.whl"), 1);
-    assert_eq!(idx.downloads("torch-2.1.2-py3-none-manylinux_2_17_aarch64.whl"), 0);
+    assert_eq!(
+        idx.downloads("torch-2.1.2+cpu-py3-none-manylinux_2_17_x86_64.whl"),
+        1
+    );
+    assert_eq!(
+        idx.downloads("torch-2.1.2+cu118-py3-none-manylinux_2_17_x86_64.whl"),
+        1
+    );
+    assert_eq!(
+        idx.downloads("torch-2.1.2-py3-none-manylinux_2_17_aarch64.whl"),
+        0
+    );
 }
 
 #[test]
 fn arm64_gets_the_regular_wheel() {
-    let Some(engine) = engine("arm64_gets_the_regular_wheel") else { return };
+    let Some(engine) = engine("arm64_gets_the_regular_wheel") else {
+        return;
+    };
     let idx = index();
     let ctx = Context::new().file("stack.toml", &stack(&idx));
     let arm = build_and_run(engine, &ctx, "app@cpu", "linux/arm64");
-    assert!(arm.starts_with("2.1.2 py3-none-manylinux_2_17_aarch64 aarch64"), "{arm}");
-    assert_eq!(idx.downloads("torch-2.1.2-py3-none-manylinux_2_17_aarch64.whl"), 1);
+    assert!(
+        arm.starts_with("2.1.2 py3-none-manylinux_2_17_aarch64 aarch64"),
+        "{arm}"
+    );
+    assert_eq!(
+        idx.downloads("torch-2.1.2-py3-none-manylinux_2_17_aarch64.whl"),
+        1
+    );
 }
 
 #[test]
 fn cuda_on_arm64_is_refused_before_anything_runs() {
-    let Some(engine) = engine("cuda_on_arm64_is_refused_before_anything_runs") else { return };
+    let Some(engine) = engine("cuda_on_arm64_is_refused_before_anything_runs") else {
+        return;
+    };
     let idx = index();
     let ctx = Context::new().file("stack.toml", &stack(&idx));
     let failed = engine
-        .try_buildx_build(&["--progress=plain", "--platform", "linux/arm64", "-f", &ctx.join("stack.toml"), "--target", "app@cuda", ctx.path_str()])
+        .try_buildx_build(&[
+            "--progress=plain",
+            "--platform",
+            "linux/arm64",
+            "-f",
+            &ctx.join("stack.toml"),
+            "--target",
+            "app@cuda",
+            ctx.path_str(),
+        ])
         .expect_err("no CUDA builds on arm64");
     let err = &failed.output.stderr;
-    assert!(err.contains("variant `cuda` is not built for linux/arm64"), "{err}");
+    assert!(
+        err.contains("variant `cuda` is not built for linux/arm64"),
+        "{err}"
+    );
     assert!(err.contains("stack.toml:"), "{err}");
-    assert_eq!(idx.downloads("torch-2.1.2+cu118-py3-none-manylinux_2_17_x86_64.whl"), 0);
+    assert_eq!(
+        idx.downloads("torch-2.1.2+cu118-py3-none-manylinux_2_17_x86_64.whl"),
+        0
+    );
 }

@@ -10,7 +10,9 @@ use crate::llb::{
     CacheSharing, Exec, FileAction, Graph, Mount, NetMode, Output, Owner, VertexMeta,
 };
 use crate::pb;
-use crate::plan::{Installer, Base, BuildOptions, Network, PipStep, Plan, PlanImage, StepKind, UserPlan};
+use crate::plan::{
+    Base, BuildOptions, Installer, Network, PipStep, Plan, PlanImage, StepKind, UserPlan,
+};
 use crate::platform::Platform;
 use crate::source::{SourceFile, Span};
 
@@ -93,7 +95,9 @@ pub fn convert(
     }
     let Some(st) = c.states.last().cloned() else {
         let mut d = Diagnostics::default();
-        d.push(Diagnostic::error("nothing to build: the plan has no images"));
+        d.push(Diagnostic::error(
+            "nothing to build: the plan has no images",
+        ));
         return Err(d);
     };
     let mut config = st.config;
@@ -172,7 +176,11 @@ impl<'a> Converter<'a> {
                     self.opts.image_resolve_mode.as_deref(),
                     m,
                 );
-                State { root, config, no_cache: self.opts.no_cache }
+                State {
+                    root,
+                    config,
+                    no_cache: self.opts.no_cache,
+                }
             }
         }
     }
@@ -335,12 +343,25 @@ impl<'a> Converter<'a> {
     ) -> Output {
         let uv = match &pip.installer {
             Installer::Pip => None,
-            Installer::Uv { version } => Some(self.uv_tool(st, img, &pip.python, version.as_deref(), label, span)),
+            Installer::Uv { version } => {
+                Some(self.uv_tool(st, img, &pip.python, version.as_deref(), label, span))
+            }
         };
         let mut args = match uv {
-            None => vec![pip.python.clone(), "-m".into(), "pip".into(), "install".into()],
+            None => vec![
+                pip.python.clone(),
+                "-m".into(),
+                "pip".into(),
+                "install".into(),
+            ],
             Some(_) => {
-                let mut a = vec![format!("{UV_DIR}/bin/uv"), "pip".into(), "install".into(), "--python".into(), pip.python.clone()];
+                let mut a = vec![
+                    format!("{UV_DIR}/bin/uv"),
+                    "pip".into(),
+                    "install".into(),
+                    "--python".into(),
+                    pip.python.clone(),
+                ];
                 // Outside a venv (our venvs' interpreters are `<venv>/bin/python`) uv needs
                 // to be told to install into the interpreter's own environment.
                 if !pip.python.ends_with("/bin/python") {
@@ -364,8 +385,16 @@ impl<'a> Converter<'a> {
                 sharing: CacheSharing::Shared,
             }],
             Some(tool) => vec![
-                Mount::Cache { id: format!("layerstack-uv-{}", self.cache_slug()), dest: "/root/.cache/uv".into(), sharing: CacheSharing::Shared },
-                Mount::Bind { input: tool, selector: UV_DIR.into(), dest: UV_DIR.into() },
+                Mount::Cache {
+                    id: format!("layerstack-uv-{}", self.cache_slug()),
+                    dest: "/root/.cache/uv".into(),
+                    sharing: CacheSharing::Shared,
+                },
+                Mount::Bind {
+                    input: tool,
+                    selector: UV_DIR.into(),
+                    dest: UV_DIR.into(),
+                },
             ],
         };
         if !pip.requirements.is_empty() {
@@ -405,7 +434,10 @@ impl<'a> Converter<'a> {
         }
         args.extend(pip.specs.iter().cloned());
         let env: Vec<(&str, String)> = match uv {
-            None => vec![("PIP_CACHE_DIR", "/root/.cache/pip".into()), ("PIP_DISABLE_PIP_VERSION_CHECK", "1".into())],
+            None => vec![
+                ("PIP_CACHE_DIR", "/root/.cache/pip".into()),
+                ("PIP_DISABLE_PIP_VERSION_CHECK", "1".into()),
+            ],
             Some(_) => vec![
                 ("UV_CACHE_DIR", "/root/.cache/uv".into()),
                 // The cache is a mount: copy out of it, never hard-link into it.
@@ -420,19 +452,75 @@ impl<'a> Converter<'a> {
 
     /// uv, installed from PyPI with pip into a directory of a throwaway state on `st` (so it
     /// runs on the target platform), mounted read-only into install steps.
-    fn uv_tool(&mut self, st: &State, img: &PlanImage, python: &str, version: Option<&str>, label: &str, span: Span) -> Output {
+    fn uv_tool(
+        &mut self,
+        st: &State,
+        img: &PlanImage,
+        python: &str,
+        version: Option<&str>,
+        label: &str,
+        span: Span,
+    ) -> Output {
         let spec = match version {
             Some(v) => format!("uv=={v}"),
             None => "uv".to_string(),
         };
-        let args = vec![python.to_string(), "-m".into(), "pip".into(), "install".into(), "--target".into(), UV_DIR.into(), spec.clone()];
+        let args = vec![
+            python.to_string(),
+            "-m".into(),
+            "pip".into(),
+            "install".into(),
+            "--target".into(),
+            UV_DIR.into(),
+            spec.clone(),
+        ];
         let mounts = vec![Mount::Cache {
             id: format!("layerstack-pip-{}", self.cache_slug()),
             dest: "/root/.cache/pip".into(),
             sharing: CacheSharing::Shared,
         }];
-        let env = [("PIP_CACHE_DIR", "/root/.cache/pip".to_string()), ("PIP_DISABLE_PIP_VERSION_CHECK", "1".to_string())];
-        self.run(st, args, img, true, &env, mounts, meta(format!("[{label}] install {spec}"), span))
+        let env = [
+            ("PIP_CACHE_DIR", "/root/.cache/pip".to_string()),
+            ("PIP_DISABLE_PIP_VERSION_CHECK", "1".to_string()),
+        ];
+        self.run(
+            st,
+            args,
+            img,
+            true,
+            &env,
+            mounts,
+            meta(format!("[{label}] install {spec}"), span),
+        )
+    }
+
+    /// `appuser` → `1000:1000` when this plan creates the user with a uid; numbers as they are.
+    fn numeric_owner(&self, owner: &str) -> Option<String> {
+        let (user, group) = match owner.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (owner, None),
+        };
+        let ids = |name: &str| -> Option<(u32, u32)> {
+            if let Ok(n) = name.parse::<u32>() {
+                return Some((n, n));
+            }
+            self.plan
+                .images
+                .iter()
+                .flat_map(|i| i.steps.iter())
+                .find_map(|s| match &s.kind {
+                    StepKind::CreateUser(u) if u.name == name => {
+                        u.uid.map(|uid| (uid, u.gid.unwrap_or(uid)))
+                    }
+                    _ => None,
+                })
+        };
+        let (uid, gid) = ids(user)?;
+        let gid = match group {
+            Some(g) => ids(g)?.1,
+            None => gid,
+        };
+        Some(format!("{uid}:{gid}"))
     }
 
     fn owner(&self, o: &Option<String>) -> Option<Owner> {
@@ -449,7 +537,8 @@ impl<'a> Converter<'a> {
         for (k, v) in &img.config.env {
             // `${VAR}` refers to the env as it is here (Dockerfile ENV semantics).
             let mut env = st.config.env_map();
-            env.entry("PATH".into()).or_insert_with(|| crate::image::DEFAULT_PATH.into());
+            env.entry("PATH".into())
+                .or_insert_with(|| crate::image::DEFAULT_PATH.into());
             let value = interpolate(v, &env, Unknown::Empty).unwrap_or_else(|_| v.clone());
             st.config.set_env(k, &value);
         }
@@ -508,6 +597,14 @@ impl<'a> Converter<'a> {
                     let ctx = self.context(std::slice::from_ref(src), &label, step.span);
                     let dest = resolve_dest(&st.config.working_dir, src, dest.as_deref());
                     let wildcard = src.contains(['*', '?', '[']);
+                    // With MergeOp, a service's files are copied onto scratch and merged onto
+                    // its base: the copy does not depend on the base, so a new base re-runs
+                    // only the merge. That needs the owner as numbers (no /etc/passwd in
+                    // scratch); owners this stack created with a uid have them.
+                    let numeric = owner.as_deref().map(|o| self.numeric_owner(o));
+                    let merge = self.opts.merge
+                        && img.kind == crate::stack::Kind::Service
+                        && numeric.as_ref().is_none_or(|n| n.is_some());
                     let action = FileAction::Copy {
                         from: ctx,
                         src: if src == "." {
@@ -516,18 +613,34 @@ impl<'a> Converter<'a> {
                             format!("/{src}")
                         },
                         dest,
-                        owner: self.owner(owner),
+                        owner: if merge {
+                            numeric.flatten().map(|o| Owner::parse(&o))
+                        } else {
+                            self.owner(owner)
+                        },
                         mode: *mode,
                         dir_contents: true,
                         exclude: exclude.clone(),
                         wildcard,
                     };
-                    st.root = self.g.file(
-                        Some(st.root),
-                        vec![action],
-                        self.platform(),
-                        Self::cacheable(&st, m),
-                    );
+                    if merge {
+                        let files = self.g.file(
+                            None,
+                            vec![action],
+                            self.platform(),
+                            Self::cacheable(&st, m.clone()),
+                        );
+                        let mut mm = m;
+                        mm.name = format!("{} (merge)", mm.name);
+                        st.root = self.g.merge(vec![st.root, files], Self::cacheable(&st, mm));
+                    } else {
+                        st.root = self.g.file(
+                            Some(st.root),
+                            vec![action],
+                            self.platform(),
+                            Self::cacheable(&st, m),
+                        );
+                    }
                 }
                 StepKind::CopyVenv { path, owner } => {
                     let Some(v) = &img.venv else { continue };

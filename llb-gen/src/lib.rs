@@ -67,7 +67,11 @@ pub fn check(file: &SourceFile, opts: &plan::BuildOptions) -> Diagnostics {
         combos.push((None, opts.platform.clone()));
     }
     for v in &stack.variants {
-        let platforms: Vec<platform::Platform> = v.platforms.iter().filter_map(|p| platform::Platform::parse(&p.value).ok()).collect();
+        let platforms: Vec<platform::Platform> = v
+            .platforms
+            .iter()
+            .filter_map(|p| platform::Platform::parse(&p.value).ok())
+            .collect();
         if platforms.is_empty() {
             combos.push((Some(v.name.value.clone()), opts.platform.clone()));
         }
@@ -81,7 +85,11 @@ pub fn check(file: &SourceFile, opts: &plan::BuildOptions) -> Diagnostics {
                 Some(v) => format!("{}@{v}", img.name.value),
                 None => img.name.value.clone(),
             };
-            let o = plan::BuildOptions { target: Some(target), platform: platform.clone(), ..opts.clone() };
+            let o = plan::BuildOptions {
+                target: Some(target),
+                platform: platform.clone(),
+                ..opts.clone()
+            };
             match plan::plan(&stack, &o) {
                 Ok(p) => seen.extend(p.warnings),
                 Err(d) => seen.extend(d),

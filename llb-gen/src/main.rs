@@ -141,6 +141,10 @@ struct BuildArgs {
     /// Ignore the build cache for every step.
     #[arg(long)]
     no_cache: bool,
+    /// Merge services' files onto their base with MergeOp (what the frontend does on
+    /// BuildKit ≥ 0.10).
+    #[arg(long)]
+    merge: bool,
 }
 
 fn main() -> ExitCode {
@@ -183,6 +187,7 @@ fn options(b: &BuildArgs, file: &SourceFile) -> Result<BuildOptions, String> {
     let mut o = BuildOptions {
         target: b.target.clone(),
         no_cache: b.no_cache,
+        merge: b.merge,
         ..BuildOptions::default()
     };
     if let Some(p) = &b.platform {
@@ -446,6 +451,7 @@ fn setup(path: &PathBuf, c: &ContextArgs) -> Result<Setup, String> {
         build_args: c.build_args.clone(),
         network: None,
         no_cache: false,
+        merge: false,
     };
     let opts = options(&b, &file)?;
     let stack = parse_stack(&file)?;
@@ -644,31 +650,69 @@ fn targets_cmd(path: &PathBuf) -> Result<String, String> {
     }
     let default = stack.default_target().unwrap_or_default().to_string();
     let mut out = String::new();
-    let width = stack.images.iter().map(|i| i.name.value.len()).max().unwrap_or(0).max(6);
+    let width = stack
+        .images
+        .iter()
+        .map(|i| i.name.value.len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
     for kind in [llb_gen::stack::Kind::Service, llb_gen::stack::Kind::Layer] {
         for img in stack.images.iter().filter(|i| i.kind == kind) {
-            let mark = if img.name.value == default { " (default)" } else { "" };
-            let desc = img.description.as_ref().map(|d| d.value.as_str()).unwrap_or("");
-            out.push_str(&format!("{:<width$}  {:<7}  {desc}{mark}\n", img.name.value, kind.as_str()));
+            let mark = if img.name.value == default {
+                " (default)"
+            } else {
+                ""
+            };
+            let desc = img
+                .description
+                .as_ref()
+                .map(|d| d.value.as_str())
+                .unwrap_or("");
+            out.push_str(&format!(
+                "{:<width$}  {:<7}  {desc}{mark}\n",
+                img.name.value,
+                kind.as_str()
+            ));
         }
     }
     if !stack.variants.is_empty() {
-        let dv = stack.default_variant().map(|v| v.name.value.clone()).unwrap_or_default();
-        out.push_str("\nvariants (pick one with --target NAME@VARIANT; without one: the default):\n");
+        let dv = stack
+            .default_variant()
+            .map(|v| v.name.value.clone())
+            .unwrap_or_default();
+        out.push_str(
+            "\nvariants (pick one with --target NAME@VARIANT; without one: the default):\n",
+        );
         for v in &stack.variants {
             let platforms: Vec<&str> = v.platforms.iter().map(|p| p.value.as_str()).collect();
-            let torch = v.torch.as_ref().map(|t| format!(", torch {}", t.value)).unwrap_or_default();
+            let torch = v
+                .torch
+                .as_ref()
+                .map(|t| format!(", torch {}", t.value))
+                .unwrap_or_default();
             let mark = if v.name.value == dv { " (default)" } else { "" };
-            let desc = v.description.as_ref().map(|d| format!(" — {}", d.value)).unwrap_or_default();
+            let desc = v
+                .description
+                .as_ref()
+                .map(|d| format!(" — {}", d.value))
+                .unwrap_or_default();
             out.push_str(&format!(
                 "  {}{mark}: platforms {}{torch}{desc}\n",
                 v.name.value,
-                if platforms.is_empty() { "any".to_string() } else { platforms.join(", ") }
+                if platforms.is_empty() {
+                    "any".to_string()
+                } else {
+                    platforms.join(", ")
+                }
             ));
         }
         if let Some(first) = stack.services().next() {
             let v = &stack.variants[stack.variants.len() - 1].name.value;
-            out.push_str(&format!("  e.g. docker buildx build -f {} --target {}@{v} .\n", file.name, first.name.value));
+            out.push_str(&format!(
+                "  e.g. docker buildx build -f {} --target {}@{v} .\n",
+                file.name, first.name.value
+            ));
         }
     }
     Ok(out)

@@ -42,6 +42,9 @@ pub struct BuildOptions {
     pub context: ContextOptions,
     /// How `docker-image://` sources are resolved (`default`, `pull`, `local`).
     pub image_resolve_mode: Option<String>,
+    /// The engine has MergeOp (BuildKit ≥ 0.10, cap `mergeop`): services' files are built
+    /// independently of their base and merged onto it.
+    pub merge: bool,
 }
 
 impl Default for BuildOptions {
@@ -58,6 +61,7 @@ impl Default for BuildOptions {
             no_cache_filter: vec![],
             context: ContextOptions::default(),
             image_resolve_mode: None,
+            merge: false,
         }
     }
 }
@@ -310,6 +314,7 @@ pub const BUILTIN_ARGS: &[&str] = &[
 
 /// Build args that BuildKit clients send on their own; never warned about.
 const CLIENT_ARGS: &[&str] = &[
+    "LAYERSTACK_MERGE",
     "BUILDKIT_INLINE_CACHE",
     "BUILDKIT_SYNTAX",
     "SOURCE_DATE_EPOCH",
@@ -337,7 +342,10 @@ pub fn arg_values(stack: &Stack, opts: &BuildOptions) -> BTreeMap<String, String
     vars.insert("TARGETPLATFORM".into(), p.id());
     vars.insert("TARGETOS".into(), p.os.clone());
     vars.insert("TARGETARCH".into(), p.architecture.clone());
-    vars.insert("TARGETVARIANT".into(), p.variant.clone().unwrap_or_default());
+    vars.insert(
+        "TARGETVARIANT".into(),
+        p.variant.clone().unwrap_or_default(),
+    );
     vars.insert("BUILDPLATFORM".into(), b.id());
     vars.insert("BUILDOS".into(), b.os.clone());
     vars.insert("BUILDARCH".into(), b.architecture.clone());
@@ -353,7 +361,9 @@ pub fn arg_values(stack: &Stack, opts: &BuildOptions) -> BTreeMap<String, String
             None => a
                 .default
                 .as_ref()
-                .map(|d| interpolate(&d.value, &vars, Unknown::Empty).unwrap_or_else(|_| d.value.clone()))
+                .map(|d| {
+                    interpolate(&d.value, &vars, Unknown::Empty).unwrap_or_else(|_| d.value.clone())
+                })
                 .unwrap_or_default(),
         };
         vars.insert(a.name.value.clone(), v);
@@ -508,15 +518,23 @@ pub fn split_target(t: &str) -> (&str, Option<&str>) {
 }
 
 /// The variant a target selects (`api@cuda`), or the stack's default variant.
-pub fn select_variant<'s>(stack: &'s Stack, target: Option<&str>) -> Result<Option<&'s VariantDef>, Diagnostic> {
+pub fn select_variant<'s>(
+    stack: &'s Stack,
+    target: Option<&str>,
+) -> Result<Option<&'s VariantDef>, Diagnostic> {
     let requested = target.and_then(|t| split_target(t).1);
     match requested {
         None => Ok(stack.default_variant()),
         Some(v) => match stack.variant(v) {
             Some(var) => Ok(Some(var)),
             None => {
-                let names: Vec<&str> = stack.variants.iter().map(|v| v.name.value.as_str()).collect();
-                let mut d = Diagnostic::error(format!("variant `{v}` is not defined")).key("--target");
+                let names: Vec<&str> = stack
+                    .variants
+                    .iter()
+                    .map(|v| v.name.value.as_str())
+                    .collect();
+                let mut d =
+                    Diagnostic::error(format!("variant `{v}` is not defined")).key("--target");
                 d = if names.is_empty() {
                     d.hint("this stack has no [variants]; use the target name alone")
                 } else {
@@ -551,14 +569,26 @@ pub fn plan(stack: &Stack, opts: &BuildOptions) -> Result<Plan, Diagnostics> {
     };
     let mut diags = check_stack(stack);
     if let Some(v) = variant {
-        let platforms: Vec<Platform> = v.platforms.iter().filter_map(|p| Platform::parse(&p.value).ok()).collect();
+        let platforms: Vec<Platform> = v
+            .platforms
+            .iter()
+            .filter_map(|p| Platform::parse(&p.value).ok())
+            .collect();
         if !platforms.is_empty() && !platforms.contains(&opts.platform) {
             let list: Vec<String> = platforms.iter().map(Platform::id).collect();
             diags.push(
-                Diagnostic::error(format!("variant `{}` is not built for {}", v.name.value, opts.platform))
-                    .at(v.platforms.iter().map(|p| p.span).reduce(Span::join).unwrap_or(v.span))
-                    .key(format!("variants.{}.platforms", v.name.value))
-                    .hint(format!("its platforms: {}", list.join(", "))),
+                Diagnostic::error(format!(
+                    "variant `{}` is not built for {}",
+                    v.name.value, opts.platform
+                ))
+                .at(v
+                    .platforms
+                    .iter()
+                    .map(|p| p.span)
+                    .reduce(Span::join)
+                    .unwrap_or(v.span))
+                .key(format!("variants.{}.platforms", v.name.value))
+                .hint(format!("its platforms: {}", list.join(", "))),
             );
         }
     }
@@ -596,9 +626,11 @@ pub fn plan(stack: &Stack, opts: &BuildOptions) -> Result<Plan, Diagnostics> {
     for name in opts.build_args.keys() {
         if BUILTIN_ARGS.contains(&name.as_str()) {
             warnings.push(
-                Diagnostic::warning(format!("build arg `{name}` is set by the build; --build-arg cannot override it"))
-                    .key(format!("args.{name}"))
-                    .hint("use --platform to choose the target platform"),
+                Diagnostic::warning(format!(
+                    "build arg `{name}` is set by the build; --build-arg cannot override it"
+                ))
+                .key(format!("args.{name}"))
+                .hint("use --platform to choose the target platform"),
             );
         } else if !vars.contains_key(name) && !CLIENT_ARGS.contains(&name.as_str()) {
             warnings.push(
@@ -631,7 +663,11 @@ pub fn plan(stack: &Stack, opts: &BuildOptions) -> Result<Plan, Diagnostics> {
     pl.add(target);
     let images = std::mem::take(&mut pl.images);
     if images.is_empty() && !diags.has_errors() {
-        diags.push(Diagnostic::error(format!("target `{target_name}` could not be planned")).at(target.span).key(target.key()));
+        diags.push(
+            Diagnostic::error(format!("target `{target_name}` could not be planned"))
+                .at(target.span)
+                .key(target.key()),
+        );
     }
     if diags.has_errors() || images.is_empty() {
         return Err(diags.sorted());
@@ -738,10 +774,12 @@ impl<'a> Planner<'a> {
         if let Some(layer) = self.stack.image(&value) {
             if layer.kind == Kind::Service {
                 self.diags.push(
-                    Diagnostic::error(format!("`{value}` is a service; only layers can be built on"))
-                        .at(from.span)
-                        .key(key.to_string())
-                        .hint(format!("move [services.{value}] to [layers.{value}]")),
+                    Diagnostic::error(format!(
+                        "`{value}` is a service; only layers can be built on"
+                    ))
+                    .at(from.span)
+                    .key(key.to_string())
+                    .hint(format!("move [services.{value}] to [layers.{value}]")),
                 );
                 return None;
             }
@@ -871,7 +909,9 @@ impl<'a> Planner<'a> {
             self.texts(&img.extra_index_urls, &format!("{key}.extra-index-urls"));
         let installer = self.installer(img, &key);
         let torch_step = match &img.torch {
-            Some(usage) => self.torch_step(usage, &key, index_url.clone(), extra_index_urls.clone()),
+            Some(usage) => {
+                self.torch_step(usage, &key, index_url.clone(), extra_index_urls.clone())
+            }
             None => None,
         };
         if img.torch.is_some() && img.venv.is_some() {
@@ -1021,7 +1061,14 @@ impl<'a> Planner<'a> {
             "pip" => Installer::Pip,
             "uv" => Installer::Uv { version: None },
             other => match other.strip_prefix("uv==") {
-                Some(v) if !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') => Installer::Uv { version: Some(v.to_string()) },
+                Some(v)
+                    if !v.is_empty()
+                        && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') =>
+                {
+                    Installer::Uv {
+                        version: Some(v.to_string()),
+                    }
+                }
                 _ => {
                     self.diags.push(
                         Diagnostic::error(format!("unknown installer `{other}`"))
@@ -1037,7 +1084,13 @@ impl<'a> Planner<'a> {
 
     /// The pip step installing an image's `[torch]` packages: the build for this platform and
     /// the variant's backend, from the backend's index.
-    fn torch_step(&mut self, usage: &Sp<TorchUse>, key: &str, index_url: Option<String>, extra: Vec<String>) -> Option<PipStep> {
+    fn torch_step(
+        &mut self,
+        usage: &Sp<TorchUse>,
+        key: &str,
+        index_url: Option<String>,
+        extra: Vec<String>,
+    ) -> Option<PipStep> {
         let Some(t) = self.stack.torch.as_ref() else {
             self.diags.push(
                 Diagnostic::error("`torch` is used but the stack has no [torch] table")
@@ -1047,18 +1100,30 @@ impl<'a> Planner<'a> {
             );
             return None;
         };
-        let (backend, backend_span, backend_key) = match self.variant.and_then(|v| v.torch.as_ref().map(|b| (v, b))) {
-            Some((v, b)) => (b.value.clone(), b.span, format!("variants.{}.torch", v.name.value)),
-            None => ("cpu".to_string(), usage.span, format!("{key}.torch")),
-        };
+        let (backend, backend_span, backend_key) =
+            match self.variant.and_then(|v| v.torch.as_ref().map(|b| (v, b))) {
+                Some((v, b)) => (
+                    b.value.clone(),
+                    b.span,
+                    format!("variants.{}.torch", v.name.value),
+                ),
+                None => ("cpu".to_string(), usage.span, format!("{key}.torch")),
+            };
         let backend = if backend == "cuda" {
-            t.cuda.as_ref().map(|c| c.value.clone()).unwrap_or_else(|| "cu118".into())
+            t.cuda
+                .as_ref()
+                .map(|c| c.value.clone())
+                .unwrap_or_else(|| "cu118".into())
         } else {
             backend
         };
         let valid_backend = backend == "cpu"
-            || backend.strip_prefix("cu").is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
-            || backend.strip_prefix("rocm").is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit() || c == '.'));
+            || backend
+                .strip_prefix("cu")
+                .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+            || backend.strip_prefix("rocm").is_some_and(|n| {
+                !n.is_empty() && n.chars().all(|c| c.is_ascii_digit() || c == '.')
+            });
         if !valid_backend {
             self.diags.push(
                 Diagnostic::error(format!("unknown torch backend `{backend}`"))
@@ -1081,7 +1146,14 @@ impl<'a> Planner<'a> {
                             Diagnostic::error(format!("`{n}` is not a package of [torch]"))
                                 .at(usage.span)
                                 .key(format!("{key}.torch"))
-                                .hint(format!("[torch] packages: {}", t.packages.iter().map(|(p, _)| p.value.as_str()).collect::<Vec<_>>().join(", "))),
+                                .hint(format!(
+                                    "[torch] packages: {}",
+                                    t.packages
+                                        .iter()
+                                        .map(|(p, _)| p.value.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )),
                         ),
                     }
                 }
@@ -1117,7 +1189,10 @@ impl<'a> Planner<'a> {
                 let msg = if l == "cpu" && arch == "arm64" {
                     format!("`{}` has no `+cpu` build for {platform}", name.value)
                 } else {
-                    format!("write the version of `{}` without a local part (`+{l}`)", name.value)
+                    format!(
+                        "write the version of `{}` without a local part (`+{l}`)",
+                        name.value
+                    )
                 };
                 self.diags.push(
                     Diagnostic::error(msg)
@@ -1132,14 +1207,44 @@ impl<'a> Planner<'a> {
                 None => format!("{}=={v}", name.value),
             });
         }
-        let default_index = |i: &Option<Sp<String>>, d: &str| i.as_ref().map(|u| u.value.clone()).unwrap_or_else(|| d.to_string());
+        let default_index = |i: &Option<Sp<String>>, d: &str| {
+            i.as_ref()
+                .map(|u| u.value.clone())
+                .unwrap_or_else(|| d.to_string())
+        };
         let (index_url, mut extra_index_urls) = match &local {
-            Some(l) if l == "cpu" => (index_url, vec![default_index(&t.index_cpu, "https://download.pytorch.org/whl/cpu")]),
-            Some(l) => (index_url, vec![default_index(&t.index_cuda, "https://download.pytorch.org/whl/{cuda}").replace("{cuda}", l).replace("{backend}", l)]),
-            None => (t.index_default.as_ref().map(|u| u.value.clone()).or(index_url), vec![]),
+            Some(l) if l == "cpu" => (
+                index_url,
+                vec![default_index(
+                    &t.index_cpu,
+                    "https://download.pytorch.org/whl/cpu",
+                )],
+            ),
+            Some(l) => (
+                index_url,
+                vec![
+                    default_index(&t.index_cuda, "https://download.pytorch.org/whl/{cuda}")
+                        .replace("{cuda}", l)
+                        .replace("{backend}", l),
+                ],
+            ),
+            None => (
+                t.index_default
+                    .as_ref()
+                    .map(|u| u.value.clone())
+                    .or(index_url),
+                vec![],
+            ),
         };
         extra_index_urls.extend(extra);
-        Some(PipStep { requirements: vec![], specs, index_url, extra_index_urls, python: self.python.clone(), installer: Installer::Pip })
+        Some(PipStep {
+            requirements: vec![],
+            specs,
+            index_url,
+            extra_index_urls,
+            python: self.python.clone(),
+            installer: Installer::Pip,
+        })
     }
 
     fn packages(&mut self, list: &[Sp<String>], key: &str) -> Vec<String> {
@@ -1190,15 +1295,23 @@ impl<'a> Planner<'a> {
             name,
             uid: u.uid.as_ref().map(|v| v.value),
             gid: u.gid.as_ref().map(|v| v.value),
-            home: u.home.as_ref().map(|h| self.abs_path(h, &format!("{key}.home"))),
-            shell: u.shell.as_ref().map(|h| self.abs_path(h, &format!("{key}.shell"))),
+            home: u
+                .home
+                .as_ref()
+                .map(|h| self.abs_path(h, &format!("{key}.home"))),
+            shell: u
+                .shell
+                .as_ref()
+                .map(|h| self.abs_path(h, &format!("{key}.shell"))),
         })
     }
 
     /// An absolute path made of safe characters (it ends up in a shell command).
     fn abs_path(&mut self, s: &Sp<String>, key: &str) -> String {
         let v = self.text(s, key);
-        let safe = v.starts_with('/') && v.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c));
+        let safe = v.starts_with('/')
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c));
         if !safe {
             self.diags.push(
                 Diagnostic::error(format!("`{v}` is not an absolute path"))
@@ -1530,19 +1643,39 @@ cmd = "python -m api"
     fn interpolated_from_is_checked_like_a_literal_one() {
         // A service named through an arg: an error, not a panic.
         let e = plan_str("[args]\nB = \"api\"\n[services.api]\nfrom = \"python:3\"\n[services.x]\nfrom = \"${B}\"\n", Some("x")).unwrap_err();
-        assert!(e.items.iter().any(|d| d.message.contains("is a service")), "{:?}", e.items);
+        assert!(
+            e.items.iter().any(|d| d.message.contains("is a service")),
+            "{:?}",
+            e.items
+        );
         // A cycle that only appears after interpolation: an error, not a stack overflow.
-        let e = plan_str("[args]\nSELF = \"a\"\n[layers.a]\nfrom = \"${SELF}\"\n", Some("a")).unwrap_err();
-        assert!(e.items.iter().any(|d| d.message.contains("cycle")), "{:?}", e.items);
+        let e = plan_str(
+            "[args]\nSELF = \"a\"\n[layers.a]\nfrom = \"${SELF}\"\n",
+            Some("a"),
+        )
+        .unwrap_err();
+        assert!(
+            e.items.iter().any(|d| d.message.contains("cycle")),
+            "{:?}",
+            e.items
+        );
         // A venv builder that is a service is reported, not dropped.
         let e = plan_str("[services.b]\nfrom = \"python:3\"\n[services.s]\nfrom = \"python:3\"\npip = [\"six\"]\nvenv = { builder = \"b\" }\n", Some("s")).unwrap_err();
-        assert!(e.items.iter().any(|d| d.key.as_deref() == Some("services.s.venv.builder")), "{:?}", e.items);
+        assert!(
+            e.items
+                .iter()
+                .any(|d| d.key.as_deref() == Some("services.s.venv.builder")),
+            "{:?}",
+            e.items
+        );
     }
 
     #[test]
     fn arg_defaults_use_earlier_args() {
         let p = plan_str("[args]\nA = \"x\"\nB = \"${A}-y\"\n[services.s]\nfrom = \"img:${B}\"\ncopy = [\"conf/\"]\n", None).unwrap();
-        assert!(matches!(&p.images[0].base, Base::Image { reference, .. } if reference == "docker.io/library/img:x-y"));
+        assert!(
+            matches!(&p.images[0].base, Base::Image { reference, .. } if reference == "docker.io/library/img:x-y")
+        );
         assert!(matches!(&p.images[0].steps[0].kind, StepKind::Copy { src, .. } if src == "conf"));
     }
 
@@ -1572,14 +1705,25 @@ from = "ml"
     fn torch_plan(target: &str, platform: &str) -> Result<Plan, Diagnostics> {
         let (stack, d) = parse(&SourceFile::new("stack.toml", TORCH));
         assert!(!d.has_errors(), "{d:?}");
-        plan(&stack, &BuildOptions { target: Some(target.into()), platform: Platform::parse(platform).unwrap(), ..BuildOptions::default() })
+        plan(
+            &stack,
+            &BuildOptions {
+                target: Some(target.into()),
+                platform: Platform::parse(platform).unwrap(),
+                ..BuildOptions::default()
+            },
+        )
     }
 
     fn torch_pip(p: &Plan) -> PipStep {
-        p.images[0].steps.iter().find_map(|s| match &s.kind {
-            StepKind::Pip(p) => Some(p.clone()),
-            _ => None,
-        }).expect("a torch step")
+        p.images[0]
+            .steps
+            .iter()
+            .find_map(|s| match &s.kind {
+                StepKind::Pip(p) => Some(p.clone()),
+                _ => None,
+            })
+            .expect("a torch step")
     }
 
     #[test]
@@ -1594,31 +1738,72 @@ from = "ml"
         let gpu_plan = torch_plan("app@gpu", "linux/amd64").unwrap();
         assert_eq!(gpu_plan.variant.as_deref(), Some("gpu"));
         let gpu = torch_pip(&gpu_plan);
-        assert_eq!(gpu.specs, ["torch==2.1.2+cu118", "torchvision==0.16.2+cu118"]);
+        assert_eq!(
+            gpu.specs,
+            ["torch==2.1.2+cu118", "torchvision==0.16.2+cu118"]
+        );
         assert_eq!(gpu.extra_index_urls, ["http://idx/cu118/simple"]);
         // The overlay added apt to the layer and the variant's env reached the images.
-        assert!(matches!(&gpu_plan.images[0].steps[0].kind, StepKind::Apt { packages } if packages == &["libgomp1".to_string()]));
-        assert!(gpu_plan.images[1].config.env.iter().any(|(k, _)| k == "NVIDIA_VISIBLE_DEVICES"));
+        assert!(
+            matches!(&gpu_plan.images[0].steps[0].kind, StepKind::Apt { packages } if packages == &["libgomp1".to_string()])
+        );
+        assert!(
+            gpu_plan.images[1]
+                .config
+                .env
+                .iter()
+                .any(|(k, _)| k == "NVIDIA_VISIBLE_DEVICES")
+        );
     }
 
     #[test]
     fn impossible_torch_combinations_are_errors() {
         let e = torch_plan("app@gpu", "linux/arm64").unwrap_err();
-        assert!(e.items[0].message.contains("variant `gpu` is not built for linux/arm64"), "{:?}", e.items);
+        assert!(
+            e.items[0]
+                .message
+                .contains("variant `gpu` is not built for linux/arm64"),
+            "{:?}",
+            e.items
+        );
         // A CUDA variant that claims arm64 is caught by `check` at the variant's torch line.
-        let src = TORCH.replace("platforms = [\"linux/amd64\"]\ntorch = \"cuda\"", "platforms = [\"linux/amd64\", \"linux/arm64\"]\ntorch = \"cuda\"");
-        let d = crate::check(&SourceFile::new("stack.toml", src.clone()), &BuildOptions::default());
-        let err = d.errors().find(|d| d.message.contains("no `cu118` builds for linux/arm64")).unwrap_or_else(|| panic!("{:?}", d.items));
+        let src = TORCH.replace(
+            "platforms = [\"linux/amd64\"]\ntorch = \"cuda\"",
+            "platforms = [\"linux/amd64\", \"linux/arm64\"]\ntorch = \"cuda\"",
+        );
+        let d = crate::check(
+            &SourceFile::new("stack.toml", src.clone()),
+            &BuildOptions::default(),
+        );
+        let err = d
+            .errors()
+            .find(|d| d.message.contains("no `cu118` builds for linux/arm64"))
+            .unwrap_or_else(|| panic!("{:?}", d.items));
         assert_eq!(err.key.as_deref(), Some("variants.gpu.torch"));
         let line = &src[err.span.unwrap().start..err.span.unwrap().end];
         assert_eq!(line, "\"cuda\"");
         // A pinned +cpu build on arm64.
         let src = TORCH.replace("torch = \"2.1.2\"", "torch = \"2.1.2+cpu\"");
-        let d = crate::check(&SourceFile::new("stack.toml", src), &BuildOptions::default());
-        assert!(d.errors().any(|d| d.message.contains("has no `+cpu` build for linux/arm64")), "{:?}", d.items);
+        let d = crate::check(
+            &SourceFile::new("stack.toml", src),
+            &BuildOptions::default(),
+        );
+        assert!(
+            d.errors()
+                .any(|d| d.message.contains("has no `+cpu` build for linux/arm64")),
+            "{:?}",
+            d.items
+        );
         // An unknown variant lists the others.
         let e = torch_plan("app@cuda", "linux/amd64").unwrap_err();
-        assert!(e.items.iter().any(|d| d.hint.as_deref().is_some_and(|h| h.contains("variants: cpu, gpu"))), "{:?}", e.items);
+        assert!(
+            e.items.iter().any(|d| d
+                .hint
+                .as_deref()
+                .is_some_and(|h| h.contains("variants: cpu, gpu"))),
+            "{:?}",
+            e.items
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 
 `python -m src.operator --once` runs one reconcile cycle on sample metrics (no cluster needed),
 renders the dashboard and prints a JSON summary. Without --once it serves the dashboard on
-:8080 and reconciles every 30 s (against the cluster when running in one, else sample data).
+:8080 and reconciles every 30 s. The metrics are sample data here; the real operator reads
+them from the metrics API of the cluster it runs in.
 """
 import json
 import os
@@ -10,8 +11,8 @@ import sqlite3
 import sys
 import threading
 import time
+from importlib.metadata import version
 
-import flask
 import kubernetes
 from flask import Flask, render_template
 
@@ -72,7 +73,7 @@ if __name__ == "__main__":
         print(json.dumps({
             "service": "autoscaler",
             "kubernetes": kubernetes.__version__,
-            "flask": flask.__version__ if hasattr(flask, "__version__") else None,
+            "flask": version("flask"),
             "sqlite_rows": len(history(1000)),
             "dashboard_title": page.split("<title>")[1].split("</title>")[0],
             "dashboard_rows": page.count('<tr class="decision">'),

@@ -441,7 +441,14 @@ fn pip_json(p: &PipStep) -> Value {
         crate::plan::Installer::Pip => json!("pip"),
         crate::plan::Installer::Uv { version } => json!(["uv", version]),
     };
-    json!([requirements, specs, index_url, extra_index_urls, python, installer])
+    json!([
+        requirements,
+        specs,
+        index_url,
+        extra_index_urls,
+        python,
+        installer
+    ])
 }
 
 fn step_json(k: &StepKind) -> Value {

@@ -57,7 +57,10 @@ impl Stack {
 
     /// The variant used when the target names none: the one marked `default`, else the first.
     pub fn default_variant(&self) -> Option<&VariantDef> {
-        self.variants.iter().find(|v| v.default.as_ref().is_some_and(|d| d.value)).or(self.variants.first())
+        self.variants
+            .iter()
+            .find(|v| v.default.as_ref().is_some_and(|d| d.value))
+            .or(self.variants.first())
     }
 
     /// The stack as a variant sees it: each overlay merged into its layer or service.
@@ -67,7 +70,11 @@ impl Stack {
             img.env.extend(variant.env.iter().cloned());
         }
         for overlay in &variant.images {
-            if let Some(img) = out.images.iter_mut().find(|i| i.name.value == overlay.name.value) {
+            if let Some(img) = out
+                .images
+                .iter_mut()
+                .find(|i| i.name.value == overlay.name.value)
+            {
                 img.merge(overlay);
             }
         }
@@ -225,7 +232,8 @@ impl ImageDef {
         self.run.extend(o.run.iter().cloned());
         self.requirements.extend(o.requirements.iter().cloned());
         self.pip.extend(o.pip.iter().cloned());
-        self.extra_index_urls.extend(o.extra_index_urls.iter().cloned());
+        self.extra_index_urls
+            .extend(o.extra_index_urls.iter().cloned());
         self.install_env.extend(o.install_env.iter().cloned());
         self.env.extend(o.env.iter().cloned());
         self.copy.extend(o.copy.iter().cloned());

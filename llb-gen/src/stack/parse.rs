@@ -10,7 +10,15 @@ use crate::source::{SourceFile, Span};
 const TOP_KEYS: &[&str] = &["stack", "args", "layers", "services", "torch", "variants"];
 const TORCH_KEYS: &[&str] = &["packages", "cuda", "index"];
 const TORCH_INDEX_KEYS: &[&str] = &["cpu", "cuda", "default"];
-const VARIANT_KEYS: &[&str] = &["description", "platforms", "torch", "env", "default", "layers", "services"];
+const VARIANT_KEYS: &[&str] = &[
+    "description",
+    "platforms",
+    "torch",
+    "env",
+    "default",
+    "layers",
+    "services",
+];
 const STACK_KEYS: &[&str] = &[
     "name",
     "description",
@@ -113,7 +121,11 @@ fn syntax_directive(text: &str) -> Option<Sp<String>> {
             let start = offset + line.find(v).unwrap_or(0);
             return Some(Sp::new(v.to_string(), Span::new(start, start + v.len())));
         }
-        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if k.is_empty()
+            || !k
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return None;
         }
         offset += line.len();
@@ -194,7 +206,10 @@ impl Parser {
             DeValue::Integer(i) => {
                 // `0x2A` is 42: write integers in decimal whatever their TOML radix.
                 let digits = i.as_str().replace('_', "");
-                let digits = digits.trim_start_matches("0x").trim_start_matches("0o").trim_start_matches("0b");
+                let digits = digits
+                    .trim_start_matches("0x")
+                    .trim_start_matches("0o")
+                    .trim_start_matches("0b");
                 match i64::from_str_radix(digits, i.radix()) {
                     Ok(n) => Some(Sp::new(n.to_string(), span_of(v))),
                     Err(_) => Some(Sp::new(i.as_str().to_string(), span_of(v))),
@@ -483,13 +498,22 @@ impl Parser {
 
     fn torch(&mut self, v: &Value<'_>) -> Option<TorchDef> {
         let t = self.table(v, "torch")?;
-        let mut d = TorchDef { packages: vec![], cuda: None, index_cpu: None, index_cuda: None, index_default: None, span: span_of(v) };
+        let mut d = TorchDef {
+            packages: vec![],
+            cuda: None,
+            index_cpu: None,
+            index_cuda: None,
+            index_default: None,
+            span: span_of(v),
+        };
         for (k, val) in t.iter() {
             let key = k.get_ref().as_ref();
             let path = join("torch", key);
             match key {
                 "packages" => {
-                    let Some(pt) = self.table(val, &path) else { continue };
+                    let Some(pt) = self.table(val, &path) else {
+                        continue;
+                    };
                     for (pk, pv) in pt.iter() {
                         let name = pk.get_ref().to_string();
                         if let Some(ver) = self.string(pv, &join(&path, &name)) {
@@ -499,7 +523,9 @@ impl Parser {
                 }
                 "cuda" => d.cuda = self.string(val, &path),
                 "index" => {
-                    let Some(it) = self.table(val, &path) else { continue };
+                    let Some(it) = self.table(val, &path) else {
+                        continue;
+                    };
                     for (ik, iv) in it.iter() {
                         let ikey = ik.get_ref().as_ref();
                         let ip = join(&path, ikey);
@@ -507,7 +533,9 @@ impl Parser {
                             "cpu" => d.index_cpu = self.string(iv, &ip),
                             "cuda" => d.index_cuda = self.string(iv, &ip),
                             "default" => d.index_default = self.string(iv, &ip),
-                            other => self.unknown_key(other, ik.span().into(), &path, TORCH_INDEX_KEYS),
+                            other => {
+                                self.unknown_key(other, ik.span().into(), &path, TORCH_INDEX_KEYS)
+                            }
                         }
                     }
                 }
@@ -526,7 +554,9 @@ impl Parser {
     }
 
     fn variants(&mut self, v: &Value<'_>, stack: &mut Stack) {
-        let Some(t) = self.table(v, "variants") else { return };
+        let Some(t) = self.table(v, "variants") else {
+            return;
+        };
         for (k, val) in t.iter() {
             let name = k.get_ref().to_string();
             let kspan: Span = k.span().into();
@@ -539,7 +569,9 @@ impl Parser {
                         .hint("use lowercase letters, digits, `-`, `_` and `.`, starting with a letter"),
                 );
             }
-            let Some(body) = self.table(val, &path) else { continue };
+            let Some(body) = self.table(val, &path) else {
+                continue;
+            };
             let mut var = VariantDef {
                 name: Sp::new(name, kspan),
                 description: None,
@@ -560,13 +592,25 @@ impl Parser {
                     "env" => var.env = self.env_table(vv, &kp),
                     "default" => var.default = self.boolean(vv, &kp),
                     "layers" | "services" => {
-                        let kind = if key == "layers" { Kind::Layer } else { Kind::Service };
-                        let Some(it) = self.table(vv, &kp) else { continue };
+                        let kind = if key == "layers" {
+                            Kind::Layer
+                        } else {
+                            Kind::Service
+                        };
+                        let Some(it) = self.table(vv, &kp) else {
+                            continue;
+                        };
                         for (ik, iv) in it.iter() {
                             let iname = ik.get_ref().to_string();
                             let ip = join(&kp, &iname);
-                            let Some(ib) = self.table(iv, &ip) else { continue };
-                            let mut img = ImageDef::new(kind, Sp::new(iname, ik.span().into()), ik.span().into());
+                            let Some(ib) = self.table(iv, &ip) else {
+                                continue;
+                            };
+                            let mut img = ImageDef::new(
+                                kind,
+                                Sp::new(iname, ik.span().into()),
+                                ik.span().into(),
+                            );
                             self.image_body(ib, &ip, &mut img);
                             var.images.push(img);
                         }
@@ -913,7 +957,12 @@ healthcheck = { cmd = "curl -f localhost:8000", interval = "10s", retries = 3 }
 
     #[test]
     fn syntax_directive_after_other_directives() {
-        assert_eq!(syntax_directive("# check=skip=all\n# syntax=x/y\n").unwrap().value, "x/y");
+        assert_eq!(
+            syntax_directive("# check=skip=all\n# syntax=x/y\n")
+                .unwrap()
+                .value,
+            "x/y"
+        );
         assert!(syntax_directive("# check=skip=all\n# a comment\n# syntax=x\n").is_none());
     }
 

@@ -1,0 +1,1 @@
+"""Converts draw.io diagrams to PNG and SVG."""

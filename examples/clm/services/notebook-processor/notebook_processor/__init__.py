@@ -1,0 +1,1 @@
+"""Turns percent-format slide sources into the notebooks a course ships."""

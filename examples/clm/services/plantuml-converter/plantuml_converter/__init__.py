@@ -1,0 +1,1 @@
+"""Converts PlantUML diagrams to SVG and PNG."""

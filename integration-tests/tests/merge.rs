@@ -1,0 +1,107 @@
+//! MergeOp app layers: a service's files are copied onto scratch and merged onto its base, so
+//! a changed base re-runs only the base steps and the merge, never the service's copies; and
+//! the fallback (plain chaining, as on engines without the `mergeop` cap) re-runs them.
+
+use integration_tests::{Context, Engine, engine_or_skip, ensure_frontend, frontend_image};
+
+fn engine(test: &str) -> Option<&'static Engine> {
+    let e = engine_or_skip(test)?;
+    ensure_frontend(e);
+    Some(e)
+}
+
+fn stack(base_step: &str) -> String {
+    format!(
+        "# syntax={}\n[layers.base]\nfrom = \"debian:bookworm-slim\"\nuser = {{ name = \"appuser\", uid = 1234 }}\nworkdir = \"/app\"\nrun = [\"echo {base_step} > /base-version\"]\n\
+         [services.app]\nfrom = \"base\"\ncopy = [\"src\"]\ncmd = [\"sh\", \"-c\", \"cat /base-version /app/src/main.txt; stat -c '%u %n' /app /app/src/main.txt\"]\n",
+        frontend_image()
+    )
+}
+
+fn rebuild_after_base_change(
+    engine: &Engine,
+    extra: &[&str],
+) -> (integration_tests::Build, String) {
+    let nonce = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let ctx = Context::new()
+        .file("stack.toml", &stack(&format!("v1-{nonce}")))
+        .file("src/main.txt", "app code\n");
+    let tag = engine.unique_tag("merge");
+    let mut args: Vec<String> = vec![
+        "-f".into(),
+        ctx.join("stack.toml"),
+        "-t".into(),
+        tag.clone(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push(ctx.path_str().into());
+    let build =
+        |a: &[String]| engine.buildx_build(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    build(&args);
+    std::fs::write(ctx.path().join("stack.toml"), stack(&format!("v2-{nonce}"))).unwrap();
+    let second = build(&args);
+    let out = engine.docker_run(&tag, &[]);
+    engine.remove_image(&tag);
+    assert!(
+        out.contains(&format!("v2-{nonce}")),
+        "the new base is in the image:\n{out}"
+    );
+    assert!(out.contains("app code"), "{out}");
+    assert!(
+        out.contains("1234 /app\n") && out.contains("1234 /app/src/main.txt"),
+        "ownership survives the merge:\n{out}"
+    );
+    (second, out)
+}
+
+fn exact<'b>(build: &'b integration_tests::Build, name: &str) -> &'b integration_tests::Vertex {
+    build
+        .progress
+        .vertices
+        .iter()
+        .find(|v| v.name == name)
+        .unwrap_or_else(|| panic!("no vertex named {name:?}:\n{}", build.progress.summary()))
+}
+
+#[test]
+fn with_mergeop_a_new_base_does_not_rerun_the_service_copy() {
+    let Some(engine) = engine("with_mergeop_a_new_base_does_not_rerun_the_service_copy") else {
+        return;
+    };
+    let (second, _) = rebuild_after_base_change(engine, &[]);
+    let copy = exact(&second, "[service app 1/1] copy src");
+    assert!(
+        copy.cached,
+        "the service's copy must come from the cache after a base change: {copy:?}"
+    );
+    let merge = second.vertex("copy src (merge)").expect("the merge vertex");
+    assert!(!merge.cached, "only the merge re-runs: {merge:?}");
+    let base = second
+        .vertex("[layer base 3/3] run")
+        .expect("the base step");
+    assert!(!base.cached, "{base:?}");
+}
+
+#[test]
+fn without_mergeop_the_copy_is_chained_and_reruns() {
+    let Some(engine) = engine("without_mergeop_the_copy_is_chained_and_reruns") else {
+        return;
+    };
+    let (second, _) = rebuild_after_base_change(engine, &["--build-arg", "LAYERSTACK_MERGE=false"]);
+    assert!(
+        second.vertex("(merge)").is_none(),
+        "no merge vertex in the fallback"
+    );
+    let copy = exact(&second, "[service app 1/1] copy src");
+    assert!(
+        !copy.cached,
+        "chained on the new base, the copy runs again: {copy:?}"
+    );
+}
