@@ -11,10 +11,13 @@ use crate::llb::{
 };
 use crate::pb;
 use crate::plan::{
-    Base, BuildOptions, Installer, Network, PipStep, Plan, PlanImage, StepKind, UserPlan,
+    Base, BuildOptions, CondaStep, Installer, Network, PipStep, Plan, PlanImage, StepKind, UserPlan,
 };
 use crate::platform::Platform;
 use crate::source::{SourceFile, Span};
+
+/// Where a conda environment file is mounted.
+pub const CONDA_DIR: &str = "/run/layerstack/conda";
 
 /// Where the uv tool is mounted into install steps.
 pub const UV_DIR: &str = "/run/layerstack/uv";
@@ -77,6 +80,12 @@ pub fn convert(
     images: &dyn ImageResolver,
     file: &SourceFile,
 ) -> Result<Converted, Diagnostics> {
+    // SOURCE_DATE_EPOCH: the image's `created` and its history entries (reproducible configs).
+    let created = opts
+        .build_args
+        .get("SOURCE_DATE_EPOCH")
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .map(rfc3339);
     let mut c = Converter {
         g: Graph::new(),
         opts,
@@ -85,6 +94,7 @@ pub fn convert(
         diags: Diagnostics::default(),
         states: vec![],
         contexts: BTreeMap::new(),
+        created: created.clone(),
     };
     for img in &plan.images {
         let st = c.image(img);
@@ -104,11 +114,6 @@ pub fn convert(
     for (k, v) in &opts.labels {
         config.labels.insert(k.clone(), v.clone());
     }
-    let created = opts
-        .build_args
-        .get("SOURCE_DATE_EPOCH")
-        .and_then(|s| s.parse::<i64>().ok())
-        .map(rfc3339);
     let image_config = config
         .to_json(&plan.platform, created.as_deref())
         .map_err(|e| {
@@ -135,6 +140,8 @@ struct Converter<'a> {
     states: Vec<State>,
     /// One context source per set of paths, so a layer's vertices depend only on its own files.
     contexts: BTreeMap<Vec<String>, Output>,
+    /// RFC 3339 time of SOURCE_DATE_EPOCH, for history entries.
+    created: Option<String>,
 }
 
 fn meta(name: String, span: Span) -> VertexMeta {
@@ -269,6 +276,26 @@ impl<'a> Converter<'a> {
         if config.get_env("HOME").is_none() {
             config.set_env("HOME", "/root");
         }
+        // Reproducible builds: the steps see the build's SOURCE_DATE_EPOCH.
+        if let Some(epoch) = self.opts.build_args.get("SOURCE_DATE_EPOCH") {
+            config.set_env("SOURCE_DATE_EPOCH", epoch);
+        }
+        let mut mounts = mounts;
+        let mut secret_env = vec![];
+        if install {
+            for sec in &self.plan.secrets {
+                if let Some(target) = &sec.target {
+                    mounts.push(Mount::Secret {
+                        id: sec.id.clone(),
+                        dest: target.clone(),
+                        optional: !sec.required,
+                    });
+                }
+                if let Some(env) = &sec.env {
+                    secret_env.push((env.clone(), sec.id.clone()));
+                }
+            }
+        }
         let exec = Exec {
             args,
             env: config.process_env(),
@@ -281,7 +308,7 @@ impl<'a> Converter<'a> {
             network: self.network(),
             extra_hosts: self.opts.extra_hosts.clone(),
             mounts,
-            secret_env: vec![],
+            secret_env,
         };
         let mut m = m;
         m.ignore_cache = st.no_cache;
@@ -398,30 +425,7 @@ impl<'a> Converter<'a> {
             ],
         };
         if !pip.requirements.is_empty() {
-            let ctx = self.context(&pip.requirements, label, span);
-            let actions = pip
-                .requirements
-                .iter()
-                .map(|r| FileAction::Copy {
-                    from: ctx,
-                    src: format!("/{r}"),
-                    dest: format!("/{r}"),
-                    owner: None,
-                    mode: None,
-                    dir_contents: false,
-                    exclude: vec![],
-                    wildcard: false,
-                })
-                .collect();
-            let files = self.g.file(
-                None,
-                actions,
-                self.platform(),
-                meta(
-                    format!("[{label}] requirements {}", pip.requirements.join(" ")),
-                    span,
-                ),
-            );
+            let files = self.staged_files(&pip.requirements, label, "requirements", span);
             mounts.push(Mount::Bind {
                 input: files,
                 selector: String::new(),
@@ -448,6 +452,70 @@ impl<'a> Converter<'a> {
             ],
         };
         self.run(st, args, img, true, &env, mounts, m)
+    }
+
+    /// Context files copied onto scratch (keeping their paths), to mount read-only into a step:
+    /// the step's cache key then depends on exactly these files.
+    fn staged_files(&mut self, paths: &[String], label: &str, what: &str, span: Span) -> Output {
+        let ctx = self.context(paths, label, span);
+        let actions = paths
+            .iter()
+            .map(|r| FileAction::Copy {
+                from: ctx,
+                src: format!("/{r}"),
+                dest: format!("/{r}"),
+                owner: None,
+                mode: None,
+                dir_contents: false,
+                exclude: vec![],
+                wildcard: false,
+            })
+            .collect();
+        self.g.file(
+            None,
+            actions,
+            self.platform(),
+            meta(format!("[{label}] {what} {}", paths.join(" ")), span),
+        )
+    }
+
+    /// `micromamba install -y -n ENV -f FILE` with the package cache as a locked cache mount.
+    fn conda(
+        &mut self,
+        st: &State,
+        c: &CondaStep,
+        img: &PlanImage,
+        label: &str,
+        span: Span,
+        m: VertexMeta,
+    ) -> Output {
+        let files = self.staged_files(std::slice::from_ref(&c.file), label, "environment", span);
+        let mut args = vec![
+            c.installer.clone(),
+            "install".into(),
+            "-y".into(),
+            "-n".into(),
+            c.env.clone(),
+            "-f".into(),
+            format!("{CONDA_DIR}/{}", c.file),
+        ];
+        for ch in &c.channels {
+            args.push("-c".into());
+            args.push(ch.clone());
+        }
+        let mounts = vec![
+            Mount::Cache {
+                id: format!("layerstack-conda-{}", self.cache_slug()),
+                dest: c.cache.clone(),
+                sharing: CacheSharing::Locked,
+            },
+            Mount::Bind {
+                input: files,
+                selector: String::new(),
+                dest: CONDA_DIR.into(),
+            },
+        ];
+        self.run(st, args, img, true, &[], mounts, m)
     }
 
     /// uv, installed from PyPI with pip into a directory of a throwaway state on `st` (so it
@@ -587,6 +655,7 @@ impl<'a> Converter<'a> {
                     );
                 }
                 StepKind::Pip(p) => st.root = self.pip(&st, p, img, &label, step.span, m),
+                StepKind::Conda(c) => st.root = self.conda(&st, c, img, &label, step.span, m),
                 StepKind::Copy {
                     src,
                     dest,
@@ -673,7 +742,7 @@ impl<'a> Converter<'a> {
             st.config.history.push(HistoryEntry {
                 created_by,
                 empty_layer: false,
-                created: None,
+                created: self.created.clone(),
             });
         }
         self.apply_config(img, &mut st.config);
@@ -753,7 +822,7 @@ impl<'a> Converter<'a> {
         c.history.push(HistoryEntry {
             created_by: summary,
             empty_layer: true,
-            created: None,
+            created: self.created.clone(),
         });
     }
 }

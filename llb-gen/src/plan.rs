@@ -83,6 +83,8 @@ pub struct Plan {
     pub platform: Platform,
     /// The variant built (`cpu`, `cuda`), when the stack has variants.
     pub variant: Option<String>,
+    /// Secrets every install step gets.
+    pub secrets: Vec<SecretPlan>,
     pub images: Vec<PlanImage>,
     /// Warnings found while planning (unused build args, …).
     pub warnings: Diagnostics,
@@ -194,6 +196,8 @@ pub enum StepKind {
         command: String,
     },
     Pip(PipStep),
+    /// A conda environment file installed with micromamba/mamba/conda.
+    Conda(CondaStep),
     /// Copy from the build context.
     Copy {
         src: String,
@@ -218,6 +222,7 @@ impl StepKind {
             StepKind::Mkdir { path, .. } => format!("workdir {path}"),
             StepKind::Run { command } => format!("run {}", one_line(command)),
             StepKind::Pip(p) => p.describe(),
+            StepKind::Conda(c) => format!("{} install -f {}", c.installer, c.file),
             StepKind::Copy { src, .. } => format!("copy {src}"),
             StepKind::CopyVenv { path, .. } => format!("copy venv {path}"),
         }
@@ -239,6 +244,29 @@ fn one_line(s: &str) -> String {
     } else {
         flat
     }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CondaStep {
+    /// The environment file's context path.
+    pub file: String,
+    pub channels: Vec<String>,
+    /// `micromamba`, `mamba` or `conda`.
+    pub installer: String,
+    /// The package cache directory (a cache mount).
+    pub cache: String,
+    pub env: String,
+}
+
+/// A BuildKit secret given to install steps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretPlan {
+    pub id: String,
+    /// Exposed as this env var.
+    pub env: Option<String>,
+    /// Mounted as a file here.
+    pub target: Option<String>,
+    pub required: bool,
 }
 
 /// What installs Python requirements.
@@ -662,6 +690,7 @@ pub fn plan(stack: &Stack, opts: &BuildOptions) -> Result<Plan, Diagnostics> {
     pl.stack_install_env = pl.env_list(&stack.install_env, "stack.install-env", Unknown::Error);
     pl.add(target);
     let images = std::mem::take(&mut pl.images);
+    let secrets = pl.secrets();
     if images.is_empty() && !diags.has_errors() {
         diags.push(
             Diagnostic::error(format!("target `{target_name}` could not be planned"))
@@ -677,6 +706,7 @@ pub fn plan(stack: &Stack, opts: &BuildOptions) -> Result<Plan, Diagnostics> {
         target: target_name,
         platform: opts.platform.clone(),
         variant: variant.map(|v| v.name.value.clone()),
+        secrets,
         images,
         warnings: warnings.sorted(),
     })
@@ -893,7 +923,45 @@ impl<'a> Planner<'a> {
             let command = self.text_with(r, &format!("{key}.run[{i}]"), Unknown::Shell);
             steps.push(step(StepKind::Run { command }, r.span));
         }
-        // 5. Python deps.
+        // 5. A conda environment, then Python deps (pip installs into it).
+        if let Some(c) = &img.conda {
+            let ck = format!("{key}.conda");
+            let file = self.context_path(&c.file, &format!("{ck}.file"));
+            let channels = self.texts(&c.channels, &format!("{ck}.channels"));
+            let installer = c
+                .installer
+                .as_ref()
+                .map(|i| self.text(i, &format!("{ck}.installer")))
+                .unwrap_or_else(|| "micromamba".into());
+            if !matches!(installer.as_str(), "micromamba" | "mamba" | "conda") {
+                self.diags.push(
+                    Diagnostic::error(format!("unknown conda installer `{installer}`"))
+                        .at(c.installer.as_ref().map(|i| i.span).unwrap_or(c.span))
+                        .key(format!("{ck}.installer"))
+                        .hint("use \"micromamba\", \"mamba\" or \"conda\""),
+                );
+            }
+            let cache = c
+                .cache
+                .as_ref()
+                .map(|p| self.abs_path(p, &format!("{ck}.cache")))
+                .unwrap_or_else(|| "/opt/conda/pkgs".into());
+            let env = c
+                .env
+                .as_ref()
+                .map(|e| self.text(e, &format!("{ck}.env")))
+                .unwrap_or_else(|| "base".into());
+            steps.push(step(
+                StepKind::Conda(CondaStep {
+                    file,
+                    channels,
+                    installer,
+                    cache,
+                    env,
+                }),
+                c.span,
+            ));
+        }
         let requirements: Vec<String> = img
             .requirements
             .iter()
@@ -1047,6 +1115,36 @@ impl<'a> Planner<'a> {
         });
         self.index.insert(img.name.value.clone(), idx);
         Some(idx)
+    }
+
+    /// The stack's secrets, validated.
+    fn secrets(&mut self) -> Vec<SecretPlan> {
+        let mut out = vec![];
+        for d in &self.stack.secrets {
+            let key = format!("secrets.{}", d.name.value);
+            let env = d.env.as_ref().map(|e| {
+                if !crate::stack::valid_arg_name(&e.value) {
+                    self.diags.push(
+                        Diagnostic::error(format!("invalid env var name `{}`", e.value))
+                            .at(e.span)
+                            .key(format!("{key}.env")),
+                    );
+                }
+                e.value.clone()
+            });
+            let target = match (&d.target, &env) {
+                (Some(t), _) => Some(self.abs_path(t, &format!("{key}.target"))),
+                (None, None) => Some(format!("/run/secrets/{}", d.name.value)),
+                (None, Some(_)) => None,
+            };
+            out.push(SecretPlan {
+                id: d.name.value.clone(),
+                env,
+                target,
+                required: d.required.as_ref().is_none_or(|r| r.value),
+            });
+        }
+        out
     }
 
     /// The image's installer: its own `installer`, else the stack's, else pip.

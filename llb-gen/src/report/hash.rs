@@ -321,6 +321,7 @@ pub fn context_reads(img: &PlanImage) -> Vec<(String, Vec<String>)> {
                     out.push((r.clone(), vec![]));
                 }
             }
+            StepKind::Conda(c) => out.push((c.file.clone(), vec![])),
             StepKind::Copy { src, exclude, .. } => out.push((src.clone(), exclude.clone())),
             _ => {}
         }
@@ -464,6 +465,13 @@ fn step_json(k: &StepKind) -> Value {
         StepKind::Mkdir { path, owner } => json!(["mkdir", path, owner]),
         StepKind::Run { command } => json!(["run", command]),
         StepKind::Pip(p) => json!(["pip", pip_json(p)]),
+        StepKind::Conda(crate::plan::CondaStep {
+            file,
+            channels,
+            installer,
+            cache,
+            env,
+        }) => json!(["conda", file, channels, installer, cache, env]),
         StepKind::Copy {
             src,
             dest,

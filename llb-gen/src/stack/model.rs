@@ -48,6 +48,8 @@ pub struct Stack {
     pub torch: Option<TorchDef>,
     /// `[variants.NAME]`, in file order.
     pub variants: Vec<VariantDef>,
+    /// `[secrets.NAME]`: BuildKit secrets (`--secret id=NAME,…`) given to every install step.
+    pub secrets: Vec<SecretDef>,
 }
 
 impl Stack {
@@ -176,6 +178,8 @@ pub struct ImageDef {
     pub torch: Option<Sp<TorchUse>>,
     /// Overrides `[stack] installer` for this image.
     pub installer: Option<Sp<String>>,
+    /// A conda environment file installed with micromamba (or another installer).
+    pub conda: Option<CondaDef>,
 }
 
 impl ImageDef {
@@ -206,6 +210,7 @@ impl ImageDef {
             venv: None,
             torch: None,
             installer: None,
+            conda: None,
         }
     }
 
@@ -228,6 +233,7 @@ impl ImageDef {
         replace(&mut self.venv, &o.venv);
         replace(&mut self.torch, &o.torch);
         replace(&mut self.installer, &o.installer);
+        replace(&mut self.conda, &o.conda);
         self.apt.extend(o.apt.iter().cloned());
         self.run.extend(o.run.iter().cloned());
         self.requirements.extend(o.requirements.iter().cloned());
@@ -348,5 +354,34 @@ pub struct VariantDef {
     pub default: Option<Sp<bool>>,
     /// Overlays: partial layer/service definitions merged into the stack's.
     pub images: Vec<ImageDef>,
+    pub span: Span,
+}
+
+/// `[secrets.NAME]`: a secret every install step can read, never written to a layer, the
+/// image config or the LLB (only its id is).
+#[derive(Clone, Debug)]
+pub struct SecretDef {
+    pub name: Sp<String>,
+    /// Expose as this env var (`PIP_INDEX_URL` with credentials).
+    pub env: Option<Sp<String>>,
+    /// Mount as a file here (default `/run/secrets/NAME` when `env` is not set).
+    pub target: Option<Sp<String>>,
+    /// Fail when the build does not pass it (default true).
+    pub required: Option<Sp<bool>>,
+    pub span: Span,
+}
+
+/// `conda = { file = "packages.yaml", … }`: a conda environment installed into the image.
+#[derive(Clone, Debug)]
+pub struct CondaDef {
+    /// The environment file in the build context.
+    pub file: Sp<String>,
+    pub channels: Vec<Sp<String>>,
+    /// `micromamba` (default), `mamba` or `conda`.
+    pub installer: Option<Sp<String>>,
+    /// The package cache (default `/opt/conda/pkgs`): a cache mount.
+    pub cache: Option<Sp<String>>,
+    /// The environment (default `base`).
+    pub env: Option<Sp<String>>,
     pub span: Span,
 }

@@ -7,7 +7,11 @@ use super::model::*;
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::source::{SourceFile, Span};
 
-const TOP_KEYS: &[&str] = &["stack", "args", "layers", "services", "torch", "variants"];
+const TOP_KEYS: &[&str] = &[
+    "stack", "args", "layers", "services", "torch", "variants", "secrets",
+];
+const SECRET_KEYS: &[&str] = &["env", "target", "required"];
+const CONDA_KEYS: &[&str] = &["file", "channels", "installer", "cache", "env"];
 const TORCH_KEYS: &[&str] = &["packages", "cuda", "index"];
 const TORCH_INDEX_KEYS: &[&str] = &["cpu", "cuda", "default"];
 const VARIANT_KEYS: &[&str] = &[
@@ -52,6 +56,7 @@ const IMAGE_KEYS: &[&str] = &[
     "venv",
     "torch",
     "installer",
+    "conda",
 ];
 const USER_KEYS: &[&str] = &["name", "uid", "gid", "home", "shell", "create"];
 const COPY_KEYS: &[&str] = &["src", "dest", "chown", "mode", "exclude"];
@@ -90,6 +95,7 @@ pub fn parse(file: &SourceFile) -> (Stack, Diagnostics) {
             "services" => p.images(v, Kind::Service, &mut stack),
             "torch" => stack.torch = p.torch(v),
             "variants" => p.variants(v, &mut stack),
+            "secrets" => p.secrets(v, &mut stack),
             other => p.unknown_key(other, kspan, "", TOP_KEYS),
         }
     }
@@ -465,6 +471,7 @@ impl Parser {
                 "stop-signal" => img.stop_signal = self.scalar(val, &kp),
                 "torch" => img.torch = self.torch_use(val, &kp),
                 "installer" => img.installer = self.string(val, &kp),
+                "conda" => img.conda = self.conda(val, &kp),
                 "venv" => {
                     if img.kind == Kind::Layer {
                         self.diags.push(
@@ -477,6 +484,90 @@ impl Parser {
                     img.venv = self.venv(val, &kp);
                 }
                 other => self.unknown_key(other, k.span().into(), path, IMAGE_KEYS),
+            }
+        }
+    }
+
+    fn secrets(&mut self, v: &Value<'_>, stack: &mut Stack) {
+        let Some(t) = self.table(v, "secrets") else {
+            return;
+        };
+        for (k, val) in t.iter() {
+            let name = k.get_ref().to_string();
+            let path = join("secrets", &name);
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                self.diags.push(
+                    Diagnostic::error(format!("invalid secret id `{name}`"))
+                        .at(k.span().into())
+                        .key(path.clone())
+                        .hint("letters, digits, `-`, `_` and `.`"),
+                );
+                continue;
+            }
+            let mut d = SecretDef {
+                name: Sp::new(name, k.span().into()),
+                env: None,
+                target: None,
+                required: None,
+                span: span_of(val),
+            };
+            let Some(body) = self.table(val, &path) else {
+                continue;
+            };
+            for (sk, sv) in body.iter() {
+                let key = sk.get_ref().as_ref();
+                let kp = join(&path, key);
+                match key {
+                    "env" => d.env = self.string(sv, &kp),
+                    "target" => d.target = self.string(sv, &kp),
+                    "required" => d.required = self.boolean(sv, &kp),
+                    other => self.unknown_key(other, sk.span().into(), &path, SECRET_KEYS),
+                }
+            }
+            stack.secrets.push(d);
+        }
+    }
+
+    fn conda(&mut self, v: &Value<'_>, key: &str) -> Option<CondaDef> {
+        let t = self.table(v, key)?;
+        let mut file = None;
+        let mut d = CondaDef {
+            file: Sp::new(String::new(), span_of(v)),
+            channels: vec![],
+            installer: None,
+            cache: None,
+            env: None,
+            span: span_of(v),
+        };
+        for (k, val) in t.iter() {
+            let kk = k.get_ref().as_ref();
+            let kp = join(key, kk);
+            match kk {
+                "file" => file = self.string(val, &kp),
+                "channels" => d.channels = self.strings(val, &kp),
+                "installer" => d.installer = self.string(val, &kp),
+                "cache" => d.cache = self.string(val, &kp),
+                "env" => d.env = self.string(val, &kp),
+                other => self.unknown_key(other, k.span().into(), key, CONDA_KEYS),
+            }
+        }
+        match file {
+            Some(f) => {
+                d.file = f;
+                Some(d)
+            }
+            None => {
+                self.diags.push(
+                    Diagnostic::error("`conda` needs `file` (an environment file in the context)")
+                        .at(span_of(v))
+                        .key(key.to_string())
+                        .hint("conda = { file = \"packages.yaml\" }"),
+                );
+                None
             }
         }
     }

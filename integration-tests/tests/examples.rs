@@ -1,0 +1,578 @@
+//! The seed examples (`examples/fks`, `examples/tax-agent`, `examples/autoscaler`,
+//! `examples/clm`) built through `# syntax=` with the layerstack frontend, then run offline
+//! (`--network=none`) and inspected.
+//!
+//! CI runs one representative target (or two) per example. `every_example_target_builds`
+//! builds and smoke-runs EVERY target of every example, multi-service included; it runs only
+//! with `LAYERSTACK_FULL=1` (the full integration run) and says so when skipped.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use integration_tests::{Build, Context, Engine, engine_or_skip, ensure_frontend, repo_root, run};
+use serde_json::Value;
+
+fn engine(test: &str) -> Option<&'static Engine> {
+    let e = engine_or_skip(test)?;
+    ensure_frontend(e);
+    Some(e)
+}
+
+fn example(name: &str) -> PathBuf {
+    repo_root().join("examples").join(name)
+}
+
+fn s(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// `docker buildx build --network=host -f DIR/stack.toml --target TARGET [EXTRA…] -t TAG DIR`
+/// (the example's directory is its build context), timed on stderr as example `name`.
+fn build(engine: &Engine, name: &str, dir: &Path, target: &str, extra: &[&str]) -> (String, Build) {
+    let tag = engine.unique_tag(&format!("{name}-{target}"));
+    let (stack, ctx) = (s(&dir.join("stack.toml")), s(dir));
+    let mut args = vec!["--network=host", "-f", &stack, "--target", target];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-t", &tag, &ctx]);
+    let t0 = Instant::now();
+    let b = engine.buildx_build(&args);
+    eprintln!(
+        "examples: built {name} --target {target} in {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
+    (tag, b)
+}
+
+fn run_json(engine: &Engine, tag: &str, args: &[&str]) -> Value {
+    let out = engine.docker_run(tag, args);
+    serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("{tag} {args:?}: expected one JSON object ({e}):\n{out}"))
+}
+
+fn assert_vertex(build: &Build, name: &str) {
+    assert!(
+        build.vertex(name).is_some(),
+        "no vertex {name:?}:\n{}",
+        build.progress.summary()
+    );
+}
+
+/// Starts the image's server (CMD) in the background inside one container and runs the
+/// image's own declared healthcheck (`CMD-SHELL`) until it passes, for at most ~10 s.
+fn healthcheck_passes(engine: &Engine, tag: &str, server: &str) -> String {
+    let inspect = engine.image_inspect(tag);
+    let test = &inspect["Config"]["Healthcheck"]["Test"];
+    assert_eq!(test[0], "CMD-SHELL", "{test}");
+    let check = test[1].as_str().unwrap();
+    let script = format!(
+        "{server} >/tmp/server.log 2>&1 & for i in $(seq 1 40); do if ( {check} ); then exit 0; fi; sleep 0.25; done; cat /tmp/server.log; exit 1"
+    );
+    engine.docker_run(tag, &["sh", "-c", &script])
+}
+
+fn env_of(engine: &Engine, tag: &str) -> Vec<String> {
+    engine.image_inspect(tag)["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap().to_string())
+        .collect()
+}
+
+// ------------------------------------------------------------------------ fks (seed 000) --
+
+#[test]
+fn fks_services_use_the_c_library_compiled_in_the_cpu_base() {
+    let Some(engine) = engine("fks_services_use_the_c_library_compiled_in_the_cpu_base") else {
+        return;
+    };
+    let (name, dir) = ("fks", example("fks"));
+
+    // ML service: cpu-toolchain → cpu → ml → ai.
+    let (ai, b) = build(engine, name, &dir, "ai", &[]);
+    for v in [
+        "[layer cpu-toolchain 1/2] apt-get install build-essential curl",
+        "[layer cpu-toolchain 2/2] copy native/ta-lite",
+        "[layer cpu 3/3] run make -C /usr/local/src/ta-lite install",
+        "[layer ml 1/1] pip install -r requirements/ml.txt",
+        "[service ai 2/2] copy apps/ai",
+    ] {
+        assert_vertex(&b, v);
+    }
+    let out = run_json(engine, &ai, &[]);
+    assert_eq!(out["service"], "ai");
+    assert_eq!(
+        out["ta_lite"], "0.4.0",
+        "the C library's own version string"
+    );
+    assert_eq!(out["numpy"], "2.4.6");
+    assert_eq!(
+        out["sma_matches_numpy"], true,
+        "ta-lite's SMA must equal numpy's: {out}"
+    );
+    assert!(
+        ["buy", "sell", "hold"].contains(&out["action"].as_str().unwrap()),
+        "{out}"
+    );
+
+    // CPU service on the same cpu layer: the library is found through the linker cache that
+    // ldconfig refreshed, and the declared healthcheck passes against the running server.
+    let (api, _) = build(engine, name, &dir, "api", &[]);
+    let out = run_json(engine, &api, &["python3", "-m", "apps.api", "--once"]);
+    assert_eq!(out["library"], "libta_lite.so.0", "{out}");
+    let rsi = out["rsi_14"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&rsi), "{out}");
+    healthcheck_passes(engine, &api, "python3 -m apps.api");
+
+    let files = engine.docker_run(
+        &api,
+        &[
+            "sh",
+            "-c",
+            "id -un; ls /usr/local/lib/libta_lite.so* /usr/local/include/ta_lite.h",
+        ],
+    );
+    assert!(files.starts_with("appuser\n"), "{files}");
+    assert!(
+        files.contains("/usr/local/lib/libta_lite.so.0.4.0"),
+        "{files}"
+    );
+    assert!(files.contains("/usr/local/include/ta_lite.h"), "{files}");
+    let sources = engine.docker_run(&api, &["ls", "/usr/local/src/ta-lite"]);
+    assert_eq!(
+        sources, "Makefile\nta_lite.c\nta_lite.h\n",
+        "make clean left no build output next to the sources"
+    );
+    let c = &engine.image_inspect(&api)["Config"];
+    assert_eq!(c["User"], "appuser");
+    assert_eq!(c["Labels"]["org.opencontainers.image.title"], "fks-api");
+    for t in [ai, api] {
+        engine.remove_image(&t);
+    }
+}
+
+// ------------------------------------------------------------------ tax-agent (seed 001) --
+
+#[test]
+fn tax_agent_ml_service_on_base_ml_and_a_two_stage_service() {
+    let Some(engine) = engine("tax_agent_ml_service_on_base_ml_and_a_two_stage_service") else {
+        return;
+    };
+    let (name, dir) = ("tax-agent", example("tax-agent"));
+
+    let (retriever, b) = build(engine, name, &dir, "svc-rag-retriever", &[]);
+    for v in [
+        "[layer base-runtime 4/4] pip install -r libs/requirements-base.txt",
+        "[layer base-ml 1/1] pip install -r libs/requirements-ml.txt",
+        "[service svc-rag-retriever 1/3] pip install -r apps/svc_rag_retriever/requirements.txt",
+        "[service svc-rag-retriever 2/3] copy libs",
+    ] {
+        assert_vertex(&b, v);
+    }
+    let out = run_json(
+        engine,
+        &retriever,
+        &[
+            "python",
+            "-m",
+            "apps.svc_rag_retriever",
+            "--once",
+            "persnal alowance",
+        ],
+    );
+    assert_eq!(
+        out["corrected"], "personal allowance",
+        "rapidfuzz (base-ml) corrects the query: {out}"
+    );
+    assert_eq!(out["hits"][0]["doc"], "personal-allowance.md", "{out}");
+    let inspect = engine.image_inspect(&retriever);
+    let c = &inspect["Config"];
+    assert_eq!(c["User"], "appuser");
+    assert_eq!(c["WorkingDir"], "/app");
+    assert_eq!(
+        c["Labels"]["org.opencontainers.image.base.name"],
+        "gitea.example.com/harkon/base-ml:v1.0.1"
+    );
+    assert_eq!(c["Labels"]["org.opencontainers.image.version"], "v1.0.1");
+    assert_eq!(
+        c["Labels"]["org.opencontainers.image.title"],
+        "svc-rag-retriever"
+    );
+    healthcheck_passes(
+        engine,
+        &retriever,
+        "uvicorn apps.svc_rag_retriever.main:app --port 8000",
+    );
+
+    // Non-ML service: deps in a venv built in a builder stage, copied into python slim.
+    let (ingestion, b) = build(
+        engine,
+        name,
+        &dir,
+        "svc-ingestion",
+        &["--build-arg", "BASE_VERSION=v1.0.2"],
+    );
+    assert_vertex(
+        &b,
+        "[service svc-ingestion venv 1/2] python3 -m venv /opt/venv",
+    );
+    assert_vertex(&b, "[service svc-ingestion 1/3] copy venv /opt/venv");
+    let out = run_json(
+        engine,
+        &ingestion,
+        &["python", "-m", "apps.svc_ingestion", "--once"],
+    );
+    assert_eq!(out["python"], "/opt/venv/bin/python", "{out}");
+    assert_eq!(out["status"], 201, "{out}");
+    assert_eq!(out["roundtrip"], true, "{out}");
+    assert_eq!(out["python_multipart"], "0.0.34");
+    let c = &engine.image_inspect(&ingestion)["Config"];
+    assert_eq!(c["Labels"]["org.opencontainers.image.version"], "v1.0.2");
+    assert_eq!(c["User"], "appuser");
+    assert!(
+        env_of(engine, &ingestion)
+            .iter()
+            .any(|e| e.starts_with("PATH=/opt/venv/bin:")),
+        "the venv is first on PATH"
+    );
+    let clean = engine.docker_run(
+        &ingestion,
+        &[
+            "sh",
+            "-c",
+            "command -v curl gcc || true; /usr/bin/python3 -c 'import fastapi' 2>&1 | tail -1",
+        ],
+    );
+    assert!(
+        clean.contains("No module named"),
+        "fastapi only in the venv: {clean}"
+    );
+    assert!(
+        !clean.contains("/curl") && !clean.contains("/gcc"),
+        "no curl or compiler in the slim image: {clean}"
+    );
+    for t in [retriever, ingestion] {
+        engine.remove_image(&t);
+    }
+}
+
+// ----------------------------------------------------------------- autoscaler (seed 003) --
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_name() == "__pycache__" {
+            continue;
+        }
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+#[test]
+fn autoscaler_code_change_reruns_only_the_copy() {
+    let Some(engine) = engine("autoscaler_code_change_reruns_only_the_copy") else {
+        return;
+    };
+    // A copy of the example, so the test can edit a template.
+    let ctx = Context::new();
+    copy_dir(&example("autoscaler"), ctx.path());
+
+    let (first, _) = build(engine, "autoscaler", ctx.path(), "autoscaler", &[]);
+    let out = run_json(engine, &first, &["python3", "-m", "src.operator", "--once"]);
+    assert_eq!(out["kubernetes"], "37.0.2", "{out}");
+    assert_eq!(out["flask"], "3.1.3", "{out}");
+    assert_eq!(out["dashboard_title"], "Smart autoscaler", "{out}");
+    assert_eq!(out["dashboard_rows"], 3, "{out}");
+    assert_eq!(out["decisions"][0]["action"], "scale-up", "{out}");
+    let c = &engine.image_inspect(&first)["Config"];
+    assert_eq!(c["User"], "10001", "numeric, for runAsNonRoot");
+    assert_eq!(c["Labels"]["org.opencontainers.image.version"], "0.0.23");
+    let owner = engine.docker_run(
+        &first,
+        &[
+            "stat",
+            "-c",
+            "%u %n",
+            "/app/src/operator.py",
+            "/app/templates/dashboard.html",
+        ],
+    );
+    assert_eq!(owner.matches("10001 ").count(), 2, "{owner}");
+
+    // A template-only change: the base layer (apt, pip) is cached, only the copy runs. A nonce
+    // keeps the edited template new to the build cache on every run.
+    let nonce = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let title = format!("Smart autoscaler ({nonce})");
+    let html = ctx.path().join("templates/dashboard.html");
+    let text = std::fs::read_to_string(&html).unwrap();
+    std::fs::write(
+        &html,
+        text.replace(
+            "<title>Smart autoscaler</title>",
+            &format!("<title>{title}</title>"),
+        ),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let (second, b) = build(engine, "autoscaler", ctx.path(), "autoscaler", &[]);
+    let rebuild = t0.elapsed();
+    b.progress
+        .assert_cached("base layer step", |v| v.name.starts_with("[layer base "));
+    b.progress
+        .assert_cached("copy src", |v| v.name.contains("copy src"));
+    let templates = b.progress.matching("copy templates");
+    assert!(
+        templates.iter().any(|v| !v.cached),
+        "the template copy must run again:\n{}",
+        b.progress.summary()
+    );
+    let out = run_json(
+        engine,
+        &second,
+        &["python3", "-m", "src.operator", "--once"],
+    );
+    assert_eq!(out["dashboard_title"], title.as_str(), "{out}");
+    eprintln!(
+        "examples: autoscaler code-only rebuild took {:.1}s",
+        rebuild.as_secs_f64()
+    );
+    for t in [first, second] {
+        engine.remove_image(&t);
+    }
+}
+
+// ------------------------------------------------------------------------ clm (seed 004) --
+
+#[test]
+fn clm_notebook_processor_builds_from_the_repository_root() {
+    let Some(engine) = engine("clm_notebook_processor_builds_from_the_repository_root") else {
+        return;
+    };
+    let (tag, b) = build(engine, "clm", &example("clm"), "notebook-processor", &[]);
+    assert_vertex(
+        &b,
+        "[layer common 3/3] pip install -r clm-common/requirements.txt",
+    );
+    assert_vertex(
+        &b,
+        "[service notebook-processor 1/3] pip install -r services/notebook-processor/requirements.txt",
+    );
+    let out = run_json(
+        engine,
+        &tag,
+        &[
+            "python3",
+            "-m",
+            "notebook_processor",
+            "--once",
+            "notebook_processor/samples/slides_010_functions.py",
+        ],
+    );
+    assert_eq!(out["ok"], true, "{out}");
+    let d = &out["detail"];
+    assert_eq!(d["cells"], 5, "{out}");
+    assert_eq!(d["code_along_cleared"], 2, "{out}");
+    assert_eq!(d["notes_dropped"], 1, "{out}");
+    assert_eq!(d["nbformat"], "5.11.1");
+
+    // clm-common comes from the shared directory; .dockerignore kept tests/ out of the copy
+    // of the service directory.
+    let files = engine.docker_run(
+        &tag,
+        &[
+            "sh",
+            "-c",
+            "id -un; find /app /opt/clm-common -name '*.py' | sort",
+        ],
+    );
+    assert!(files.starts_with("clm\n"), "{files}");
+    assert!(
+        files.contains("/opt/clm-common/clm_common/worker.py"),
+        "{files}"
+    );
+    assert!(
+        files.contains("/app/notebook_processor/process.py"),
+        "{files}"
+    );
+    assert!(
+        !files.contains("tests/"),
+        ".dockerignore excludes **/tests: {files}"
+    );
+    assert!(env_of(engine, &tag).contains(&"PYTHONPATH=/opt/clm-common".to_string()));
+    let c = &engine.image_inspect(&tag)["Config"];
+    assert_eq!(c["Labels"]["org.opencontainers.image.version"], "0.3.0");
+    assert_eq!(
+        c["Cmd"],
+        serde_json::json!(["python3", "-m", "notebook_processor"])
+    );
+    engine.remove_image(&tag);
+}
+
+// --------------------------------------------------------------- the full integration run --
+
+/// Every target of a stack, as the frontend lists them (`--print=targets`, the subrequest
+/// buildx 0.13 sends with `BUILDX_EXPERIMENTAL=1`): services first, then layers.
+fn targets(engine: &Engine, dir: &Path) -> Vec<String> {
+    let stack = s(&dir.join("stack.toml"));
+    let mut cmd = engine.docker(["buildx", "build", "--print=targets", "-f", &stack, &s(dir)]);
+    cmd.env("BUILDX_EXPERIMENTAL", "1");
+    run(cmd)
+        .stdout
+        .lines()
+        .skip(1) // TARGET  DESCRIPTION
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+/// A command that exercises a target and a text its output must contain.
+fn smoke(example: &str, target: &str) -> (Vec<&'static str>, &'static str) {
+    let (cmd, expect): (&[&'static str], &'static str) = match (example, target) {
+        ("fks", "api") => (
+            &["python3", "-m", "apps.api", "--once"],
+            "\"ta_lite\": \"0.4.0\"",
+        ),
+        ("fks", "ai") => (&[], "\"sma_matches_numpy\": true"),
+        ("fks", "training") => (&[], "\"weights_roundtrip\": true"),
+        ("fks", "web") => (
+            &["python3", "-m", "apps.web", "--once"],
+            "\"asset_linked\": true",
+        ),
+        ("fks", "cpu" | "ml" | "gpu" | "web-src") => (
+            &[
+                "python3",
+                "-c",
+                "import ctypes.util; print(ctypes.util.find_library('ta_lite'))",
+            ],
+            "libta_lite.so.0",
+        ),
+        ("tax-agent", "svc-ocr") => (
+            &["python", "-m", "apps.svc_ocr", "--once"],
+            "P60 End of Year Certificate",
+        ),
+        ("tax-agent", "svc-rag-indexer") => (
+            &["python", "-m", "apps.svc_rag_indexer", "--once"],
+            "\"chunks\": 9",
+        ),
+        ("tax-agent", "svc-rag-retriever") => (
+            &["python", "-m", "apps.svc_rag_retriever", "--once"],
+            "\"corrected\": \"personal allowance\"",
+        ),
+        ("tax-agent", "svc-ingestion") => (
+            &["python", "-m", "apps.svc_ingestion", "--once"],
+            "\"roundtrip\": true",
+        ),
+        ("tax-agent", "svc-extract") => (
+            &["python", "-m", "apps.svc_extract", "--once"],
+            "\"utrs\": [{\"value\": \"1955839661\", \"valid\": true}]",
+        ),
+        ("tax-agent", "base-runtime" | "base-ml") => (
+            &[
+                "python3",
+                "-c",
+                "import fastapi, uvicorn; print('fastapi', fastapi.__version__)",
+            ],
+            "fastapi 0.165.0",
+        ),
+        ("autoscaler", "autoscaler") => (
+            &["python3", "-m", "src.operator", "--once"],
+            "\"action\": \"scale-up\"",
+        ),
+        ("autoscaler", "base") => (
+            &[
+                "python3",
+                "-c",
+                "import kubernetes, flask; print('k8s', kubernetes.__version__)",
+            ],
+            "k8s 37.0.2",
+        ),
+        ("clm", "drawio-converter") => (
+            &[
+                "python3",
+                "-m",
+                "drawio_converter",
+                "--once",
+                "drawio_converter/samples/architecture.drawio",
+            ],
+            "\"png_size\": [440, 200]",
+        ),
+        ("clm", "plantuml-converter") => (
+            &[
+                "python3",
+                "-m",
+                "plantuml_converter",
+                "--once",
+                "plantuml_converter/samples/pipeline.puml",
+            ],
+            "\"svg_has_nodes\": true",
+        ),
+        ("clm", "notebook-processor") => (
+            &[
+                "python3",
+                "-m",
+                "notebook_processor",
+                "--once",
+                "notebook_processor/samples/slides_010_functions.py",
+            ],
+            "\"code_along_cleared\": 2",
+        ),
+        ("multi-service", "api") => (
+            &["python3", "-m", "apps.api", "--once"],
+            "hello from libs/common",
+        ),
+        ("multi-service", "worker") => (&[], "\"jq\": true"),
+        ("multi-service", "ingest") => (&[], "/opt/venv"),
+        // Any other layer (or a target added later): it runs Python.
+        _ => (&["python3", "-c", "print('smoke ok')"], "smoke ok"),
+    };
+    (cmd.to_vec(), expect)
+}
+
+#[test]
+fn every_example_target_builds() {
+    if std::env::var("LAYERSTACK_FULL").as_deref() != Ok("1") {
+        eprintln!(
+            "\n*** SKIPPED: every_example_target_builds: the full integration run builds every target of \
+             every example; set LAYERSTACK_FULL=1 to run it ***\n"
+        );
+        return;
+    }
+    let Some(engine) = engine("every_example_target_builds") else {
+        return;
+    };
+    let mut timings = vec![];
+    for name in ["fks", "tax-agent", "autoscaler", "clm", "multi-service"] {
+        let dir = example(name);
+        let all = targets(engine, &dir);
+        assert!(!all.is_empty(), "{name}: --print=targets listed nothing");
+        for target in all {
+            let t0 = Instant::now();
+            let (tag, _) = build(engine, name, &dir, &target, &[]);
+            let secs = t0.elapsed().as_secs_f64();
+            let (cmd, expect) = smoke(name, &target);
+            let out = engine.docker_run(&tag, &cmd);
+            assert!(
+                out.contains(expect),
+                "{name} --target {target}: {cmd:?} printed no {expect:?}:\n{out}"
+            );
+            engine.remove_image(&tag);
+            timings.push(format!("{name:>14} {target:<20} {secs:6.1}s"));
+        }
+    }
+    eprintln!(
+        "examples: every target built and ran:\n{}",
+        timings.join("\n")
+    );
+}
