@@ -5,6 +5,8 @@
 #   eval "$(scripts/engine.sh)"      # install if needed, start if needed, export env
 #   scripts/engine.sh env            # same as above (explicit)
 #   scripts/engine.sh status         # exit 0 iff our engine answers (prints nothing on stdout)
+#   scripts/engine.sh emulation      # only make sure foreign platforms run under QEMU (see below);
+#                                    # exit 1 if that cannot be done (prints nothing on stdout)
 #   scripts/engine.sh stop           # stop our dockerd (and the containerd it spawned)
 #
 # Contract: on stdout this script prints ONLY `export VAR=value` lines
@@ -29,6 +31,15 @@
 #     bridge reach nothing beyond this machine: builds that need the network
 #     use `docker buildx build --network=host` (dockerd allows the network.host
 #     entitlement by default), `docker run` that needs it uses --network=host.
+#   * Foreign platforms under QEMU (`--platform linux/arm64` on an amd64 machine):
+#     bookworm's qemu-user-static + binfmt-support, binfmt_misc mounted, and the
+#     emulator registered with the F ("fix binary") flag, so the kernel opens the
+#     interpreter once at registration and it works inside containers and chroots
+#     that do not contain it. BuildKit notices registered emulators by itself
+#     (`docker buildx inspect` lists linux/arm64). This is kernel-wide state: it
+#     is checked on every run (cheaply) and redone after a reboot. If it cannot
+#     be set up (no binfmt_misc, no permission) `env` only warns: native builds
+#     still work.
 #
 # Environment knobs (defaults in brackets):
 #   LAYERSTACK_ENGINE_PREFIX  [/opt/layerstack-engine]   unpacked .debs
@@ -36,6 +47,8 @@
 #   LAYERSTACK_CACHE          [/var/cache/layerstack]     downloaded .debs, private apt lists
 #   LAYERSTACK_ENGINE_TIMEOUT [90]                        seconds to wait for dockerd
 #   LAYERSTACK_TRIXIE_MIRROR  [http://deb.debian.org/debian]
+#   LAYERSTACK_EMULATE        [arm64 on amd64, amd64 on arm64] Debian arch names to
+#                             run under QEMU; empty: none
 set -euo pipefail
 
 PREFIX="${LAYERSTACK_ENGINE_PREFIX:-/opt/layerstack-engine}"
@@ -54,6 +67,14 @@ LOG="$STATE/dockerd.log"
 DAEMON_JSON="$STATE/daemon.json"
 DOCKER_CONFIG_DIR="$STATE/docker-config"
 LOCK="$STATE/engine.lock"
+NATIVE_ARCH="$(dpkg --print-architecture 2>/dev/null || echo unknown)"
+case "$NATIVE_ARCH" in
+  amd64) DEFAULT_EMULATE=arm64 ;;
+  arm64) DEFAULT_EMULATE=amd64 ;;
+  *)     DEFAULT_EMULATE="" ;;
+esac
+EMULATE="${LAYERSTACK_EMULATE-$DEFAULT_EMULATE}"
+BINFMT_DIR=/proc/sys/fs/binfmt_misc
 
 # The .debs we take from trixie. Keep in sync with the check in `installed`.
 TRIXIE_PKGS=(docker.io docker-cli docker-buildx containerd)
@@ -62,6 +83,8 @@ TRIXIE_PKGS=(docker.io docker-cli docker-buildx containerd)
 # plus the libraries dockerd is linked against (normally present already).
 HOST_PKGS=(runc tini debootstrap ca-certificates xz-utils iproute2 util-linux
            libsystemd0 libcap2 libgcrypt20 liblzma5 libzstd1 liblz4-1)
+# Host (bookworm) packages for foreign platforms (only when EMULATE is not empty).
+EMU_PKGS=(qemu-user-static binfmt-support)
 
 log() { printf '[engine] %s\n' "$*" >&2; }
 die() { printf '[engine] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -101,6 +124,70 @@ install_host_packages() {
   # A fresh machine has no package lists; an old machine may have stale ones.
   apt-get update -qq >&2 || apt-get update >&2
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# ------------------------------------------------------------- emulation ---
+
+# Debian arch name -> QEMU's name (binfmt entry qemu-<name>).
+qemu_arch() {
+  case "$1" in
+    amd64) echo x86_64 ;; arm64) echo aarch64 ;; armhf|armel) echo arm ;;
+    ppc64el) echo ppc64le ;; *) echo "$1" ;;
+  esac
+}
+
+# True iff the kernel runs binaries of that QEMU arch with an emulator that
+# works inside containers: entry enabled and flags include F.
+binfmt_ready() {
+  local f="$BINFMT_DIR/qemu-$1"
+  [[ -r "$f" ]] && grep -qx enabled "$f" && grep -q '^flags: [A-Z]*F' "$f"
+}
+
+emulation_ready() {
+  local a
+  for a in $EMULATE; do binfmt_ready "$(qemu_arch "$a")" || return 1; done
+  return 0
+}
+
+# Install qemu-user-static + binfmt-support and register the emulators with the
+# F flag. Returns non-zero (with a message) when that is impossible here.
+ensure_binfmt() {
+  emulation_ready && return 0
+  local missing=() p a q f
+  for p in "${EMU_PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    log "installing ${missing[*]} (foreign platforms: $EMULATE)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 \
+      || { apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2; } \
+      || { log "cannot install ${missing[*]}"; return 1; }
+  fi
+  if [[ ! -e "$BINFMT_DIR/register" ]]; then
+    mount -t binfmt_misc binfmt_misc "$BINFMT_DIR" 2>/dev/null \
+      || { log "cannot mount binfmt_misc on $BINFMT_DIR"; return 1; }
+  fi
+  for a in $EMULATE; do
+    q="$(qemu_arch "$a")"; f="$BINFMT_DIR/qemu-$q"
+    binfmt_ready "$q" && continue
+    if [[ -e "$f" ]]; then
+      # Registered without the F flag (or disabled): the interpreter would have
+      # to exist inside every container. Replace it with Debian's definition
+      # (/usr/share/binfmts/qemu-$q has fix_binary yes).
+      log "re-registering qemu-$q (was: $(tr '\n' ' ' < "$f"))"
+      echo -1 > "$f" 2>/dev/null || { log "cannot remove the binfmt entry $f"; return 1; }
+    fi
+    [[ -f "/usr/share/binfmts/qemu-$q" ]] || { log "qemu-user-static has no binfmt definition for $q"; return 1; }
+    # --import (re)reads the definition and enables it when binfmt_misc is mounted.
+    update-binfmts --import "qemu-$q" >/dev/null 2>&1 || true
+    binfmt_ready "$q" || update-binfmts --enable "qemu-$q" >&2 || true
+    if ! binfmt_ready "$q"; then
+      log "could not register qemu-$q with the F flag: $(tr '\n' ' ' < "$f" 2>/dev/null || echo 'no entry')"
+      return 1
+    fi
+    log "registered qemu-$q for linux/$a ($(grep '^flags:' "$f"))"
+  done
 }
 
 installed() {
@@ -263,11 +350,13 @@ stop_engine() {
 cmd="${1:-env}"
 case "$cmd" in
   env|start|"")
-    # Fast path: our engine already answers.
-    if answering; then print_env; exit 0; fi
+    # Fast path: our engine already answers (and foreign platforms are set up).
+    if answering && emulation_ready; then print_env; exit 0; fi
     mkdir -p "$STATE"
     exec 9>"$LOCK"
     flock 9   # one starter at a time
+    # Before dockerd starts, so BuildKit sees the emulators from the first build on.
+    ensure_binfmt || log "WARNING: cannot run ${EMULATE} binaries under QEMU here; builds for those platforms will fail"
     if ! answering; then
       install_host_packages
       install_engine
@@ -280,6 +369,12 @@ case "$cmd" in
   status)
     answering
     ;;
+  emulation)
+    mkdir -p "$STATE"
+    exec 9>"$LOCK"
+    flock 9
+    ensure_binfmt || die "foreign platforms ($EMULATE) cannot run under QEMU here"
+    ;;
   stop)
     mkdir -p "$STATE"
     exec 9>"$LOCK"
@@ -287,6 +382,6 @@ case "$cmd" in
     stop_engine
     ;;
   *)
-    die "unknown command '$cmd' (use: env | status | stop)"
+    die "unknown command '$cmd' (use: env | status | stop | emulation)"
     ;;
 esac

@@ -47,6 +47,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod conda;
 mod frontend;
 pub mod pyindex;
 pub use frontend::ensure_frontend;
