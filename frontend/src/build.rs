@@ -409,47 +409,85 @@ async fn warn_all(gw: &Gateway, inputs: &Inputs, warnings: &llb_gen::diag::Diagn
 /// exist before any install runs: each `local://` source of the definition is solved on its
 /// own (the same vertex the build then reuses) and its paths are looked up. All missing paths
 /// are reported at once, at the stack.toml lines that name them.
-async fn check_context(gw: &Gateway, def: &pb::Definition, plan: &plan::Plan, inputs: &Inputs) -> Result<(), Failure> {
+async fn check_context(
+    gw: &Gateway,
+    def: &pb::Definition,
+    plan: &plan::Plan,
+    inputs: &Inputs,
+) -> Result<(), Failure> {
     use prost::Message;
     let mut missing = llb_gen::diag::Diagnostics::default();
     let mut checked = std::collections::BTreeSet::new();
     for bytes in &def.def {
-        let Ok(op) = pb::Op::decode(bytes.as_slice()) else { continue };
-        let Some(pb::op::Op::Source(src)) = &op.op else { continue };
+        let Ok(op) = pb::Op::decode(bytes.as_slice()) else {
+            continue;
+        };
+        let Some(pb::op::Op::Source(src)) = &op.op else {
+            continue;
+        };
         if !src.identifier.starts_with("local://") {
             continue;
         }
-        let paths: Vec<String> = src.attrs.get("local.includepattern").and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
-        let paths: Vec<String> = paths.into_iter().filter(|p| !p.contains(['*', '?', '[']) && checked.insert(p.clone())).collect();
+        let paths: Vec<String> = src
+            .attrs
+            .get("local.includepattern")
+            .and_then(|p| serde_json::from_str(p).ok())
+            .unwrap_or_default();
+        let paths: Vec<String> = paths
+            .into_iter()
+            .filter(|p| !p.contains(['*', '?', '[']) && checked.insert(p.clone()))
+            .collect();
         if paths.is_empty() {
             continue;
         }
         let one = pb::Definition {
-            def: vec![bytes.clone(), pb::Op { inputs: vec![pb::Input { digest: llb_gen::llb::op_digests(&pb::Definition { def: vec![bytes.clone()], ..Default::default() })[0].clone(), index: 0 }], ..Default::default() }.encode_to_vec()],
+            def: vec![
+                bytes.clone(),
+                pb::Op {
+                    inputs: vec![pb::Input {
+                        digest: llb_gen::llb::op_digests(&pb::Definition {
+                            def: vec![bytes.clone()],
+                            ..Default::default()
+                        })[0]
+                            .clone(),
+                        index: 0,
+                    }],
+                    ..Default::default()
+                }
+                .encode_to_vec(),
+            ],
             ..Default::default()
         };
         let r = gw.solve(one).await.map_err(|e| Failure::plain(e.message))?;
         for p in paths {
             if gw.stat_file(&r, &p).await?.is_none() {
                 for (key, span) in reads_of(plan, &p) {
-                    let excluded = inputs.exclude_patterns.iter().any(|x| x == &p || p.starts_with(&format!("{}/", x.trim_end_matches('/'))));
+                    let excluded = inputs.exclude_patterns.iter().any(|x| {
+                        x == &p || p.starts_with(&format!("{}/", x.trim_end_matches('/')))
+                    });
                     let hint = if excluded {
-                        "it is excluded by .dockerignore; remove it from there or from the stack".to_string()
+                        "it is excluded by .dockerignore; remove it from there or from the stack"
+                            .to_string()
                     } else {
                         "paths are relative to the build context, the directory given last to docker buildx build".to_string()
                     };
                     missing.push(
-                        llb_gen::diag::Diagnostic::error(format!("`{p}` is not in the build context"))
-                            .at(span)
-                            .key(key)
-                            .hint(hint),
+                        llb_gen::diag::Diagnostic::error(format!(
+                            "`{p}` is not in the build context"
+                        ))
+                        .at(span)
+                        .key(key)
+                        .hint(hint),
                     );
                 }
             }
         }
     }
     if missing.has_errors() {
-        return Err(Failure::from_stack(&StackError { file: inputs.file.clone(), diagnostics: missing.sorted() }));
+        return Err(Failure::from_stack(&StackError {
+            file: inputs.file.clone(),
+            diagnostics: missing.sorted(),
+        }));
     }
     Ok(())
 }
@@ -458,7 +496,10 @@ async fn check_context(gw: &Gateway, def: &pb::Definition, plan: &plan::Plan, in
 fn reads_of(plan: &plan::Plan, path: &str) -> Vec<(String, llb_gen::source::Span)> {
     let mut out = vec![];
     for img in &plan.images {
-        let venv_reads = img.venv.as_ref().map(|v| (v.pip.requirements.clone(), v.pip_span));
+        let venv_reads = img
+            .venv
+            .as_ref()
+            .map(|v| (v.pip.requirements.clone(), v.pip_span));
         if let Some((reqs, span)) = venv_reads {
             if reqs.iter().any(|r| r == path) {
                 out.push((format!("{}.requirements", img.key), span));
@@ -466,9 +507,17 @@ fn reads_of(plan: &plan::Plan, path: &str) -> Vec<(String, llb_gen::source::Span
         }
         for s in &img.steps {
             let hit = match &s.kind {
-                plan::StepKind::Pip(p) => p.requirements.iter().any(|r| r == path).then(|| format!("{}.requirements", img.key)),
-                plan::StepKind::Conda(c) => (c.file == path).then(|| format!("{}.conda.file", img.key)),
-                plan::StepKind::Copy { src, .. } => (src == path).then(|| format!("{}.copy", img.key)),
+                plan::StepKind::Pip(p) => p
+                    .requirements
+                    .iter()
+                    .any(|r| r == path)
+                    .then(|| format!("{}.requirements", img.key)),
+                plan::StepKind::Conda(c) => {
+                    (c.file == path).then(|| format!("{}.conda.file", img.key))
+                }
+                plan::StepKind::Copy { src, .. } => {
+                    (src == path).then(|| format!("{}.copy", img.key))
+                }
                 _ => None,
             };
             if let Some(k) = hit {

@@ -303,7 +303,7 @@ fn targets(inputs: &Inputs) -> Result<TargetList, Failure> {
     // `stack.default`) do not stop anyone from seeing what the stack defines.
     let stack = parse_stack(file)?;
     let default = stack.default_target();
-    let targets = stack
+    let mut targets: Vec<Target> = stack
         .services()
         .chain(stack.layers())
         .map(|img| Target {
@@ -321,6 +321,32 @@ fn targets(inputs: &Inputs) -> Result<TargetList, Failure> {
             location: Some(location(file, &[img.span])),
         })
         .collect();
+    // `NAME@VARIANT` for every service in every variant (pick one with --target alone).
+    for v in &stack.variants {
+        for img in stack.services() {
+            let platforms: Vec<&str> = v.platforms.iter().map(|p| p.value.as_str()).collect();
+            let what = v
+                .description
+                .as_ref()
+                .map(|d| d.value.clone())
+                .unwrap_or_else(|| format!("variant {}", v.name.value));
+            targets.push(Target {
+                name: format!("{}@{}", img.name.value, v.name.value),
+                default: false,
+                description: format!(
+                    "service {} in variant {}: {what}",
+                    img.name.value, v.name.value
+                ),
+                base: img
+                    .from
+                    .as_ref()
+                    .map(|f| f.value.clone())
+                    .unwrap_or_default(),
+                platform: platforms.join(","),
+                location: Some(location(file, &[v.span])),
+            });
+        }
+    }
     Ok(TargetList {
         targets,
         sources: vec![base64_std(file.text.as_bytes())],

@@ -316,10 +316,16 @@ impl CondaChannel {
         }
         for subdir in SUBDIRS {
             let packages = by_subdir.remove(*subdir).unwrap_or_default();
-            files.insert(format!("/{subdir}/repodata.json"), repodata(subdir, packages));
+            files.insert(
+                format!("/{subdir}/repodata.json"),
+                repodata(subdir, packages),
+            );
         }
         for (subdir, packages) in by_subdir {
-            files.insert(format!("/{subdir}/repodata.json"), repodata(&subdir, packages));
+            files.insert(
+                format!("/{subdir}/repodata.json"),
+                repodata(&subdir, packages),
+            );
         }
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let port = listener.local_addr().expect("local addr").port();

@@ -136,19 +136,43 @@ fn a_missing_base_image_names_the_stack_and_the_image() {
 
 #[test]
 fn missing_context_files_are_reported_before_any_install_runs() {
-    let Some(engine) = engine("missing_context_files_are_reported_before_any_install_runs") else { return };
+    let Some(engine) = engine("missing_context_files_are_reported_before_any_install_runs") else {
+        return;
+    };
     let stack = format!(
         "{}[layers.base]\nfrom = \"python:3.12-slim\"\napt = [\"jq\"]\nrequirements = [\"requirements.txt\"]\n\
          [services.app]\nfrom = \"base\"\ncopy = [\"src\", \"secret.env\"]\n",
         header()
     );
-    let ctx = Context::new().file("stack.toml", &stack).file(".dockerignore", "secret.env\n").file("secret.env", "x\n");
+    let ctx = Context::new()
+        .file("stack.toml", &stack)
+        .file(".dockerignore", "secret.env\n")
+        .file("secret.env", "x\n");
     let failed = engine
-        .try_buildx_build(&["--progress=rawjson", "--network=host", "-f", &ctx.join("stack.toml"), ctx.path_str()])
+        .try_buildx_build(&[
+            "--progress=rawjson",
+            "--network=host",
+            "-f",
+            &ctx.join("stack.toml"),
+            ctx.path_str(),
+        ])
         .expect_err("files are missing");
     let err = failed.output.stderr.clone();
     assert!(err.contains("stack.toml:5:17: error: layers.base.requirements: `requirements.txt` is not in the build context"), "{err}");
-    assert!(err.contains("services.app.copy: `src` is not in the build context"), "{err}");
-    assert!(err.contains("`secret.env` is not in the build context (it is excluded by .dockerignore"), "{err}");
-    assert!(failed.progress.vertex("apt-get install").is_none_or(|v| v.started.is_none()), "no install may run:\n{}", failed.progress.summary());
+    assert!(
+        err.contains("services.app.copy: `src` is not in the build context"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`secret.env` is not in the build context (it is excluded by .dockerignore"),
+        "{err}"
+    );
+    assert!(
+        failed
+            .progress
+            .vertex("apt-get install")
+            .is_none_or(|v| v.started.is_none()),
+        "no install may run:\n{}",
+        failed.progress.summary()
+    );
 }

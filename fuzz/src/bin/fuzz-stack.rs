@@ -219,6 +219,7 @@ impl Worker<'_> {
             let detail = full.unwrap_or_default();
             if let Some(p) = save_crash(&self.args.crashes, "panic", &sig, &detail, &data) {
                 println!("crash {} {sig}", p.display());
+                self.report("progress");
             }
             return;
         }
