@@ -51,14 +51,20 @@ fn env_file(channel: &CondaChannel, deps: &[&str]) -> String {
     s
 }
 
-/// Everything the build's steps printed.
+/// Everything the build's steps printed; the installer's per-package lines are echoed.
 fn logs(build: &Build) -> String {
-    build
+    let all: String = build
         .progress
         .vertices
         .iter()
         .map(|v| v.logs.as_str())
-        .collect()
+        .collect();
+    for line in all.lines() {
+        if line.starts_with("cached: ") || line.starts_with("downloaded: ") {
+            eprintln!("  micromamba: {line}");
+        }
+    }
+    all
 }
 
 /// What the image has: the data files, the script's output (found on PATH), the cache dir.
