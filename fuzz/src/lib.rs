@@ -54,7 +54,8 @@ pub fn run_one(data: &[u8]) -> Outcome {
                         out.converted += 1;
                         let dump = llb_gen::llb::dump(&c.definition);
                         let bytes = c.definition.encode_to_vec();
-                        out.shapes.insert(format!("converted:{}", plan.images.len()));
+                        out.shapes
+                            .insert(format!("converted:{}", plan.images.len()));
                         if n == 1 {
                             let again = convert(&plan, &opts, &NoImages, &file)
                                 .expect("second convert of the same plan");
@@ -174,7 +175,7 @@ impl Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -185,7 +186,7 @@ impl Rng {
 
     /// Uniform in `0..n` (n > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        (self.next_u64() % n.max(1) as u64) as usize
     }
 
     pub fn chance(&mut self, one_in: usize) -> bool {
@@ -199,36 +200,153 @@ impl Rng {
 
 /// Every key the parser knows, at every level (and a few near misses).
 pub const KEYS: &[&str] = &[
-    "name", "description", "default", "python", "platforms", "install-env", "from", "apt",
-    "user", "workdir", "run", "requirements", "pip", "index-url", "extra-index-urls", "env",
-    "copy", "cmd", "entrypoint", "expose", "healthcheck", "labels", "stop-signal", "venv",
-    "uid", "gid", "home", "shell", "create", "src", "dest", "chown", "mode", "exclude",
-    "interval", "timeout", "start-period", "retries", "path", "builder", "builder-apt",
-    "pipp", "PY", "BASE", "APP", "A", "B", "HOME", "PATH",
+    "name",
+    "description",
+    "default",
+    "python",
+    "platforms",
+    "install-env",
+    "from",
+    "apt",
+    "user",
+    "workdir",
+    "run",
+    "requirements",
+    "pip",
+    "index-url",
+    "extra-index-urls",
+    "env",
+    "copy",
+    "cmd",
+    "entrypoint",
+    "expose",
+    "healthcheck",
+    "labels",
+    "stop-signal",
+    "venv",
+    "uid",
+    "gid",
+    "home",
+    "shell",
+    "create",
+    "src",
+    "dest",
+    "chown",
+    "mode",
+    "exclude",
+    "interval",
+    "timeout",
+    "start-period",
+    "retries",
+    "path",
+    "builder",
+    "builder-apt",
+    "pipp",
+    "PY",
+    "BASE",
+    "APP",
+    "A",
+    "B",
+    "HOME",
+    "PATH",
 ];
 
 /// Table headers.
 pub const TABLES: &[&str] = &[
-    "[stack]", "[args]", "[layers.base]", "[layers.a]", "[layers.b]", "[layers.ml]",
-    "[services.api]", "[services.worker]", "[services.a]", "[stack.install-env]",
-    "[layers.base.env]", "[services.api.healthcheck]", "[services.api.venv]",
-    "[services.api.user]", "[[services.api.copy]]", "[layers]", "[services]", "[args.PY]",
+    "[stack]",
+    "[args]",
+    "[layers.base]",
+    "[layers.a]",
+    "[layers.b]",
+    "[layers.ml]",
+    "[services.api]",
+    "[services.worker]",
+    "[services.a]",
+    "[stack.install-env]",
+    "[layers.base.env]",
+    "[services.api.healthcheck]",
+    "[services.api.venv]",
+    "[services.api.user]",
+    "[[services.api.copy]]",
+    "[layers]",
+    "[services]",
+    "[args.PY]",
 ];
 
 /// Values of every TOML type, including the interesting strings.
 pub const VALUES: &[&str] = &[
-    "\"python:3.12-slim\"", "\"base\"", "\"a\"", "\"b\"", "\"api\"", "\"worker\"", "\"ml\"",
-    "\"${PY}\"", "\"${BASE}\"", "\"${A}\"", "\"${NOPE}\"", "\"${TARGETARCH}\"", "\"$${A}\"",
-    "\"python:${PY}-slim\"", "\"${\"", "\"${}\"", "\"$\"", "\"\"", "\"/\"", "\".\"", "\"..\"",
-    "\"../x\"", "\"/abs\"", "\"apps/api\"", "\"*.py\"", "\"0755\"", "\"10s\"", "\"1m30s\"",
-    "\"none\"", "\"root\"", "\"0\"", "\"app:app\"", "\"8000/udp\"", "\"linux/arm64\"",
-    "\"linux/arm/v7\"", "\"-o x\"", "\"curl git\"", "\"é\"", "\"\\u00e9\"", "'lit${A}'",
-    "\"\"\"multi\n${A}\nline\"\"\"", "'''raw'''", "0", "1", "-1", "8000", "65536", "0x1F90",
-    "0o755", "0b1", "4294967296", "99999999999999999999", "1.5", "inf", "nan", "true",
-    "false", "1979-05-27", "1979-05-27T07:32:00Z", "[]", "[\"curl\"]", "[\"a\", \"b\"]",
-    "[1, 2]", "[[1]]", "{}", "{ src = \"a\" }", "{ name = \"app\", uid = 1000 }",
-    "{ cmd = \"true\" }", "{ path = \"/opt/venv\", builder = \"base\" }", "{ default = \"x\" }",
-    "{ A = \"1\" }", "[{ src = \"a\", dest = \"/b\", chown = false, mode = 420 }]",
+    "\"python:3.12-slim\"",
+    "\"base\"",
+    "\"a\"",
+    "\"b\"",
+    "\"api\"",
+    "\"worker\"",
+    "\"ml\"",
+    "\"${PY}\"",
+    "\"${BASE}\"",
+    "\"${A}\"",
+    "\"${NOPE}\"",
+    "\"${TARGETARCH}\"",
+    "\"$${A}\"",
+    "\"python:${PY}-slim\"",
+    "\"${\"",
+    "\"${}\"",
+    "\"$\"",
+    "\"\"",
+    "\"/\"",
+    "\".\"",
+    "\"..\"",
+    "\"../x\"",
+    "\"/abs\"",
+    "\"apps/api\"",
+    "\"*.py\"",
+    "\"0755\"",
+    "\"10s\"",
+    "\"1m30s\"",
+    "\"none\"",
+    "\"root\"",
+    "\"0\"",
+    "\"app:app\"",
+    "\"8000/udp\"",
+    "\"linux/arm64\"",
+    "\"linux/arm/v7\"",
+    "\"-o x\"",
+    "\"curl git\"",
+    "\"é\"",
+    "\"\\u00e9\"",
+    "'lit${A}'",
+    "\"\"\"multi\n${A}\nline\"\"\"",
+    "'''raw'''",
+    "0",
+    "1",
+    "-1",
+    "8000",
+    "65536",
+    "0x1F90",
+    "0o755",
+    "0b1",
+    "4294967296",
+    "99999999999999999999",
+    "1.5",
+    "inf",
+    "nan",
+    "true",
+    "false",
+    "1979-05-27",
+    "1979-05-27T07:32:00Z",
+    "[]",
+    "[\"curl\"]",
+    "[\"a\", \"b\"]",
+    "[1, 2]",
+    "[[1]]",
+    "{}",
+    "{ src = \"a\" }",
+    "{ name = \"app\", uid = 1000 }",
+    "{ cmd = \"true\" }",
+    "{ path = \"/opt/venv\", builder = \"base\" }",
+    "{ default = \"x\" }",
+    "{ A = \"1\" }",
+    "[{ src = \"a\", dest = \"/b\", chown = false, mode = 420 }]",
 ];
 
 /// Fragments inserted inside strings.
@@ -248,7 +366,9 @@ pub struct Mutator {
 
 impl Mutator {
     pub fn new(seed: u64) -> Mutator {
-        Mutator { rng: Rng::new(seed) }
+        Mutator {
+            rng: Rng::new(seed),
+        }
     }
 
     /// A mutated copy of `parent`, sometimes spliced with `other`.
@@ -474,10 +594,10 @@ fn extract_to_arg(data: &mut Vec<u8>, r: &mut Rng) {
 
 fn insert_line(data: &mut Vec<u8>, r: &mut Rng, line: &[u8]) {
     let mut lines = split_lines(data);
-    if let Some(last) = lines.last_mut() {
-        if !last.ends_with(b"\n") {
-            last.push(b'\n');
-        }
+    if let Some(last) = lines.last_mut()
+        && !last.ends_with(b"\n")
+    {
+        last.push(b'\n');
     }
     let at = r.below(lines.len() + 1);
     lines.insert(at, line.to_vec());
@@ -530,7 +650,10 @@ mod tests {
         extract_to_arg(&mut d, &mut r);
         let s = String::from_utf8(d).unwrap();
         assert!(s.starts_with("[layers.base]\nfrom = \"${A"), "{s}");
-        assert!(s.contains("\n[args]\nA") && s.ends_with(" = \"base\"\n"), "{s}");
+        assert!(
+            s.contains("\n[args]\nA") && s.ends_with(" = \"base\"\n"),
+            "{s}"
+        );
         let mut d = b"[args]\nX = \"1\"\n[services.a]\napt = [\"curl\", \"git\"]\n".to_vec();
         extract_to_arg(&mut d, &mut r);
         let s = String::from_utf8(d).unwrap();

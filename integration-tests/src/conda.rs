@@ -112,12 +112,13 @@ impl CondaPackage {
         }
     }
 
-    /// A build string no earlier test run used (`h<8 hex>_<build number>`). BuildKit cache
-    /// mounts outlive a test run (layerstack's conda cache id is fixed), so a package that a
-    /// test counts downloads of must be new to the cache: same name, version and build string
-    /// would be answered from a package cache an earlier run filled.
+    /// A build string no other package built by this or an earlier test run has
+    /// (`h<8 hex>_<build number>`). BuildKit cache mounts outlive a test run (layerstack's
+    /// conda cache id is fixed, and tests run in parallel), so a package that a test counts
+    /// downloads of must be new to the package cache: one with the same name, version and
+    /// build string could be answered from a cache another build filled.
     pub fn unique_build(mut self) -> CondaPackage {
-        self.build_string = format!("{}_{}", run_hash(), self.build_number);
+        self.build_string = format!("{}_{}", unique_hash(), self.build_number);
         self
     }
 
@@ -264,18 +265,16 @@ impl CondaPackage {
     }
 }
 
-/// 8 hex digits, the same for every call in one test process, different between runs.
-fn run_hash() -> String {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let digest = Sha256::digest(format!("{}-{nanos}", std::process::id()).as_bytes());
-        format!("h{}", &hex(&digest)[..8])
-    })
-    .clone()
+/// `h` + 8 hex digits, different on every call (process id, time, a counter).
+fn unique_hash() -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let digest = Sha256::digest(format!("{}-{nanos}-{n}", std::process::id()).as_bytes());
+    format!("h{}", &hex(&digest)[..8])
 }
 
 fn pretty(v: &Value) -> String {
@@ -515,7 +514,8 @@ mod tests {
         let p = demo().unique_build();
         assert!(p.build_string.starts_with('h') && p.build_string.ends_with("_0"));
         assert_eq!(p.build_string.len(), "h12345678_0".len());
-        assert_eq!(p.build_string, demo().unique_build().build_string);
+        assert_ne!(p.build_string, demo().unique_build().build_string);
+        assert_eq!(p.clone().dist(), p.dist());
         let linux = CondaPackage {
             subdir: "linux-64".into(),
             ..demo()

@@ -123,6 +123,14 @@ fn is_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
+/// The engine with the frontend image built and loaded (once per test binary), or `None`
+/// after `SKIPPED` (never under CI): what every test that builds a stack starts with.
+pub fn engine_with_frontend(test: &str) -> Option<&'static Engine> {
+    let engine = engine_or_skip(test)?;
+    ensure_frontend(engine);
+    Some(engine)
+}
+
 /// The frontend image name tests use in `# syntax=` lines.
 pub fn frontend_image() -> String {
     std::env::var("LAYERSTACK_FRONTEND_IMAGE")

@@ -3,14 +3,10 @@
 
 use std::process::Command;
 
-use integration_tests::{
-    Context, Engine, engine_or_skip, ensure_frontend, exec, frontend_image, repo_root, run,
-};
+use integration_tests::{Context, Engine, exec, frontend_image, repo_root, run};
 
 fn engine(test: &str) -> Option<&'static Engine> {
-    let e = engine_or_skip(test)?;
-    ensure_frontend(e);
-    Some(e)
+    integration_tests::engine_with_frontend(test)
 }
 
 fn llb_gen(args: &[&str], cwd: &std::path::Path) -> String {

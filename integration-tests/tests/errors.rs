@@ -2,12 +2,10 @@
 //! (source map), frontend-side errors show the file excerpt and every diagnostic, and the
 //! frontend always answers (never a protocol error or a hang).
 
-use integration_tests::{Context, Engine, engine_or_skip, ensure_frontend, frontend_image};
+use integration_tests::{Context, Engine, frontend_image};
 
 fn engine(test: &str) -> Option<&'static Engine> {
-    let e = engine_or_skip(test)?;
-    ensure_frontend(e);
-    Some(e)
+    integration_tests::engine_with_frontend(test)
 }
 
 fn header() -> String {

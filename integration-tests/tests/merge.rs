@@ -2,12 +2,10 @@
 //! a changed base re-runs only the base steps and the merge, never the service's copies; and
 //! the fallback (plain chaining, as on engines without the `mergeop` cap) re-runs them.
 
-use integration_tests::{Context, Engine, engine_or_skip, ensure_frontend, frontend_image};
+use integration_tests::{Context, Engine, frontend_image};
 
 fn engine(test: &str) -> Option<&'static Engine> {
-    let e = engine_or_skip(test)?;
-    ensure_frontend(e);
-    Some(e)
+    integration_tests::engine_with_frontend(test)
 }
 
 fn stack(base_step: &str) -> String {

@@ -2,18 +2,14 @@
 //! `docker buildx build` with the layerstack frontend image, then inspected and run.
 
 use integration_tests::pyindex::{PackageIndex, Wheel};
-use integration_tests::{
-    Context, Engine, engine_or_skip, ensure_frontend, frontend_image, repo_root,
-};
+use integration_tests::{Context, Engine, frontend_image, repo_root};
 
 fn root() -> String {
     repo_root().to_string_lossy().into_owned()
 }
 
 fn engine(test: &str) -> Option<&'static Engine> {
-    let e = engine_or_skip(test)?;
-    ensure_frontend(e);
-    Some(e)
+    integration_tests::engine_with_frontend(test)
 }
 
 #[test]

@@ -1,13 +1,11 @@
 //! Secrets reach install steps (as a file and as an env var) and nowhere else: every layer
 //! tarball and the image config are scanned for the values. SOURCE_DATE_EPOCH sets `created`.
 
-use integration_tests::{Context, Engine, engine_or_skip, ensure_frontend, exec, frontend_image};
+use integration_tests::{Context, Engine, exec, frontend_image};
 use sha2::{Digest, Sha256};
 
 fn engine(test: &str) -> Option<&'static Engine> {
-    let e = engine_or_skip(test)?;
-    ensure_frontend(e);
-    Some(e)
+    integration_tests::engine_with_frontend(test)
 }
 
 fn sha(s: &str) -> String {

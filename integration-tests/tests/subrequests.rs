@@ -2,12 +2,10 @@
 //! targets lists services, layers and variants; outline lists args and cache mounts. Never a
 //! fallback to the Dockerfile frontend.
 
-use integration_tests::{Context, Engine, engine_or_skip, ensure_frontend, exec, frontend_image};
+use integration_tests::{Context, Engine, exec, frontend_image};
 
 fn engine(test: &str) -> Option<&'static Engine> {
-    let e = engine_or_skip(test)?;
-    ensure_frontend(e);
-    Some(e)
+    integration_tests::engine_with_frontend(test)
 }
 
 fn print(engine: &Engine, what: &str, ctx: &Context, extra: &[&str]) -> String {

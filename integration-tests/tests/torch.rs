@@ -4,12 +4,10 @@
 //! The stack overrides the index URLs; the real ones stay the defaults.
 
 use integration_tests::pyindex::{PackageIndex, Wheel};
-use integration_tests::{Context, Engine, engine_or_skip, ensure_frontend, frontend_image};
+use integration_tests::{Context, Engine, frontend_image};
 
 fn engine(test: &str) -> Option<&'static Engine> {
-    let e = engine_or_skip(test)?;
-    ensure_frontend(e);
-    Some(e)
+    integration_tests::engine_with_frontend(test)
 }
 
 fn wheel(version: &str, arch: &str) -> Wheel {

@@ -173,7 +173,12 @@ fn load_seeds(paths: &[PathBuf]) -> Vec<Vec<u8>> {
     for p in paths {
         if p.is_dir() {
             let mut v: Vec<PathBuf> = std::fs::read_dir(p)
-                .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect())
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.is_file())
+                        .collect()
+                })
                 .unwrap_or_default();
             v.sort();
             files.extend(v);
@@ -181,10 +186,7 @@ fn load_seeds(paths: &[PathBuf]) -> Vec<Vec<u8>> {
             files.push(p.clone());
         }
     }
-    let mut seeds: Vec<Vec<u8>> = files
-        .iter()
-        .filter_map(|f| std::fs::read(f).ok())
-        .collect();
+    let mut seeds: Vec<Vec<u8>> = files.iter().filter_map(|f| std::fs::read(f).ok()).collect();
     if seeds.is_empty() {
         seeds.push(b"[services.api]\nfrom = \"python:3.12-slim\"\n".to_vec());
     }
@@ -379,10 +381,16 @@ fn supervise(args: &Args) -> ExitCode {
         args.crashes.display()
     );
     while Instant::now() + Duration::from_secs(1) < deadline {
-        let left = deadline.saturating_duration_since(Instant::now()).as_secs().max(1);
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .as_secs()
+            .max(1);
         let mut cmd = Command::new(&exe);
         cmd.args(["--worker", "--seconds", &left.to_string()])
-            .args(["--seed", &(args.seed.wrapping_add(restarts * 7919)).to_string()])
+            .args([
+                "--seed",
+                &(args.seed.wrapping_add(restarts * 7919)).to_string(),
+            ])
             .arg("--crashes")
             .arg(&args.crashes)
             .arg("--current")
@@ -414,7 +422,8 @@ fn supervise(args: &Args) -> ExitCode {
                 }
                 if last_print.elapsed() >= Duration::from_secs(10) {
                     last_print = Instant::now();
-                    let it = totals.get("iterations").unwrap_or(&0) + last.get("iterations").unwrap_or(&0);
+                    let it = totals.get("iterations").unwrap_or(&0)
+                        + last.get("iterations").unwrap_or(&0);
                     println!(
                         "[{:>5}s] iterations {it} ({:.0}/s), panics {}, aborts {aborts}, pool {}, shapes {}",
                         start.elapsed().as_secs(),
@@ -518,7 +527,11 @@ fn run_files(files: &[PathBuf]) -> ExitCode {
             }
         }
     }
-    if bad { ExitCode::from(3) } else { ExitCode::SUCCESS }
+    if bad {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// How an input fails, run in a child process: None when it does not.
