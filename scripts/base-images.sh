@@ -105,9 +105,17 @@ uname_m() {
     ppc64el) echo ppc64le ;; *) echo "$1" ;;
   esac
 }
+((${#ARCHES[@]})) || die "LAYERSTACK_BASE_ARCHES is empty"
+# Only the containerd image store keeps several platforms under one tag (an
+# engine with the classic store, e.g. an old dockerd, gets the native images).
+if ((${#ARCHES[@]} > 1)) && ! docker info --format '{{json .DriverStatus}}' 2>/dev/null | grep -q 'io.containerd.snapshotter'; then
+  [[ -z "${LAYERSTACK_BASE_ARCHES:-}" ]] \
+    || die "LAYERSTACK_BASE_ARCHES='${LAYERSTACK_BASE_ARCHES}': this engine's image store cannot hold multi-platform images"
+  log "this engine has the classic image store (no multi-platform images): making $NATIVE_ARCH images only"
+  ARCHES=("$NATIVE_ARCH")
+fi
 PLATFORMS=""
 for a in "${ARCHES[@]}"; do PLATFORMS+="${PLATFORMS:+,}$(oci_platform "$a")"; done
-((${#ARCHES[@]})) || die "LAYERSTACK_BASE_ARCHES is empty"
 
 # Foreign architectures run under QEMU (debootstrap's second stage, apt, and
 # later every RUN step of a build for that platform).
@@ -336,7 +344,10 @@ image_id() { docker image inspect -f '{{.Id}}' "$1" 2>/dev/null || true; }
 make_index() {
   local kind="$1" cmd="$2"; shift 2
   local name="$kind-$SUITE-slim" tar
-  local stamp="$CACHE/$name-$KEY-$(IFS=-; echo "${ARCHES[*]}").index"
+  # Per engine too: engines may share this cache (the index digest is the same
+  # on every containerd-store engine, an image id on a classic store is not).
+  local engine; engine="$(printf '%s' "${DOCKER_HOST:-default}" | sha256sum | cut -c1-8)"
+  local stamp="$CACHE/$name-$KEY-$(IFS=-; echo "${ARCHES[*]}")-engine-$engine.index"
   local want="" t id up_to_date=1
   [[ -f "$stamp" ]] && want="$(cat "$stamp")"
   for t in "$@"; do

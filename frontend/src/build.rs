@@ -41,18 +41,8 @@ impl Failure {
         message.push_str(&errors.join("\n"));
         let mut details = vec![];
         if let Some(span) = e.primary().and_then(|d| d.span) {
-            let (first, last) = e.file.line_range(span);
             let info = source_info(&e.file);
-            let range = pb::Range {
-                start: Some(pb::Position {
-                    line: first as i32,
-                    character: 0,
-                }),
-                end: Some(pb::Position {
-                    line: last as i32,
-                    character: 0,
-                }),
-            };
+            let range = llb_gen::llb::source_range(&e.file, span);
             details.push(source_detail(&info, &[range]));
         }
         Failure { message, details }
@@ -378,17 +368,7 @@ async fn warn_all(gw: &Gateway, inputs: &Inputs, warnings: &llb_gen::diag::Diagn
     let file = &inputs.file;
     for d in &warnings.items {
         let source = d.span.map(|span| {
-            let (first, last) = file.line_range(span);
-            let range = pb::Range {
-                start: Some(pb::Position {
-                    line: first as i32,
-                    character: 0,
-                }),
-                end: Some(pb::Position {
-                    line: last as i32,
-                    character: 0,
-                }),
-            };
+            let range = llb_gen::llb::source_range(file, span);
             (source_info(file), vec![range])
         });
         let mut short = d.message.clone();

@@ -47,7 +47,7 @@ use llb_gen::stack::{ImageDef, Stack};
 use serde::Serialize;
 
 use crate::build::{Failure, Inputs};
-use crate::gateway::ResultBuilder;
+use crate::gateway::{ResultBuilder, base64_std};
 use crate::opts::FrontendOpts;
 
 /// `frontend.subrequests.describe`: the list of supported subrequests.
@@ -587,24 +587,6 @@ fn tabwrite(rows: &[Vec<String>], padding: usize) -> String {
             }
         }
         out.push('\n');
-    }
-    out
-}
-
-/// Standard base64 with padding: how Go's encoding/json writes a `[]byte`.
-fn base64_std(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for c in data.chunks(3) {
-        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
     }
     out
 }

@@ -553,7 +553,7 @@ mod tests {
     #[test]
     fn serves_repodata_and_packages_and_counts_downloads() {
         let p = demo();
-        let ch = CondaChannel::serve(&[p.clone()]);
+        let ch = CondaChannel::serve(std::slice::from_ref(&p));
         let (head, body) = get(&ch, "GET", "/noarch/repodata.json");
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         let rd: Value = serde_json::from_slice(&body).unwrap();

@@ -532,6 +532,21 @@ fn chown(o: &Owner) -> pb::ChownOpt {
     }
 }
 
+/// The whole lines of `span` as an LLB source range (1-based lines; character 0).
+pub fn source_range(file: &SourceFile, span: Span) -> pb::Range {
+    let (first, last) = file.line_range(span);
+    let pos = |line: usize| {
+        Some(pb::Position {
+            line: line as i32,
+            character: 0,
+        })
+    };
+    pb::Range {
+        start: pos(first),
+        end: pos(last),
+    }
+}
+
 pub fn pb_platform(p: &Platform) -> pb::Platform {
     pb::Platform {
         architecture: p.architecture.clone(),
@@ -590,17 +605,7 @@ impl Marshaller<'_> {
                 self.metadata.insert(digest.clone(), md);
             }
             if let (Some(span), Some(file)) = (meta.span, self.source) {
-                let (first, last) = file.line_range(span);
-                let range = pb::Range {
-                    start: Some(pb::Position {
-                        line: first as i32,
-                        character: 0,
-                    }),
-                    end: Some(pb::Position {
-                        line: last as i32,
-                        character: 0,
-                    }),
-                };
+                let range = source_range(file, span);
                 self.locations.insert(
                     digest.clone(),
                     pb::Locations {
