@@ -33,9 +33,8 @@
 # `docker import --platform`ed into a temporary tag, then a Dockerfile that is
 # only `FROM <temporary tag of $TARGETARCH>` is built with
 # `docker buildx build --platform linux/amd64,linux/arm64 -t <tags>`, which
-# stores an index in the image store (same layers, same configs; the index
-# digest is a function of the imported images). `imagetools create` would need
-# a registry.
+# stores an index in the image store (same layers, same configs as imported).
+# `imagetools create` would need a registry.
 #
 # All images also trust the CA certificates this machine added locally
 # (/usr/local/share/ca-certificates/*.crt): package registries are reached
@@ -344,8 +343,8 @@ image_id() { docker image inspect -f '{{.Id}}' "$1" 2>/dev/null || true; }
 make_index() {
   local kind="$1" cmd="$2"; shift 2
   local name="$kind-$SUITE-slim" tar
-  # Per engine too: engines may share this cache (the index digest is the same
-  # on every containerd-store engine, an image id on a classic store is not).
+  # Per engine: engines may share this cache, and each imports on its own
+  # (`docker import` stamps the time, so each engine's index digest differs).
   local engine; engine="$(printf '%s' "${DOCKER_HOST:-default}" | sha256sum | cut -c1-8)"
   local stamp="$CACHE/$name-$KEY-$(IFS=-; echo "${ARCHES[*]}")-engine-$engine.index"
   local want="" t id up_to_date=1

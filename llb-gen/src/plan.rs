@@ -1062,7 +1062,27 @@ impl<'a> Planner<'a> {
             let owner = match &c.chown {
                 Chown::Default => owner.clone(),
                 Chown::No => None,
-                Chown::To(s) => Some(self.text(s, &format!("{ck}.chown"))),
+                Chown::To(s) => {
+                    let v = self.text(s, &format!("{ck}.chown"));
+                    let ok_part = |p: &str| {
+                        !p.is_empty()
+                            && (p.chars().all(|c| c.is_ascii_digit())
+                                || (p.len() <= 32 && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')))
+                    };
+                    let valid = match v.split_once(':') {
+                        Some((u, g)) => ok_part(u) && ok_part(g),
+                        None => ok_part(&v),
+                    };
+                    if !valid {
+                        self.diags.push(
+                            Diagnostic::error(format!("invalid owner `{v}`"))
+                                .at(s.span)
+                                .key(format!("{ck}.chown"))
+                                .hint("use \"user\", \"user:group\" or numeric ids like \"1000:1000\""),
+                        );
+                    }
+                    Some(v)
+                }
             };
             let mode = c.mode.as_ref().and_then(|m| {
                 match u32::from_str_radix(m.value.trim_start_matches("0o"), 8) {
@@ -1348,7 +1368,11 @@ impl<'a> Planner<'a> {
     fn packages(&mut self, list: &[Sp<String>], key: &str) -> Vec<String> {
         let mut out = vec![];
         for p in list {
+            let before = self.diags.error_count();
             let v = self.text(p, key);
+            if self.diags.error_count() > before {
+                continue; // an undefined ${ARG}: one error is enough
+            }
             for word in v.split_whitespace() {
                 if word.starts_with('-')
                     || !word

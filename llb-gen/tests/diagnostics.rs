@@ -28,10 +28,7 @@ const KEYLESS_PREFIX: &str = "invalid TOML:";
 /// Corpus entries that are invalid but that `check` accepts today: gaps in the library, kept
 /// so that the snapshot records what it prints. When one starts reporting an error, remove it
 /// from this list (the test says so).
-const KNOWN_SILENT: &[&str] = &[
-    // `chown` is never validated (plan.rs, copy steps): "", "Bad User:" and ":::" pass.
-    "68-copy-bad-chown",
-];
+const KNOWN_SILENT: &[&str] = &[];
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/invalid")

@@ -572,6 +572,27 @@ impl Parser {
         }
     }
 
+    /// A file mode as octal digits: `"0755"`, `0o755` (TOML octal) and `755` all give `755`.
+    fn mode(&mut self, v: &Value<'_>, key: &str) -> Option<Sp<String>> {
+        match v.get_ref() {
+            DeValue::Integer(i) if i.radix() == 8 => {
+                let digits = i.as_str().replace('_', "");
+                let digits = digits.trim_start_matches("0o");
+                Some(Sp::new(digits.to_string(), span_of(v)))
+            }
+            DeValue::Integer(i) if i.radix() == 10 => Some(Sp::new(i.as_str().replace('_', ""), span_of(v))),
+            DeValue::Integer(i) => {
+                let digits = i.as_str().replace('_', "");
+                let digits = digits.trim_start_matches("0x").trim_start_matches("0b");
+                match u32::from_str_radix(digits, i.radix()) {
+                    Ok(n) => Some(Sp::new(format!("{n:o}"), span_of(v))),
+                    Err(_) => Some(Sp::new(i.as_str().to_string(), span_of(v))),
+                }
+            }
+            _ => self.string(v, key),
+        }
+    }
+
     fn torch_use(&mut self, v: &Value<'_>, key: &str) -> Option<Sp<TorchUse>> {
         match v.get_ref() {
             DeValue::Boolean(true) => Some(Sp::new(TorchUse::All, span_of(v))),
@@ -817,7 +838,7 @@ impl Parser {
                                 }
                                 _ => self.type_error(val, &kp, "true, false or \"user[:group]\""),
                             },
-                            "mode" => c.mode = self.scalar(val, &kp),
+                            "mode" => c.mode = self.mode(val, &kp),
                             "exclude" => c.exclude = self.strings(val, &kp),
                             other => self.unknown_key(other, k.span().into(), &ik, COPY_KEYS),
                         }
