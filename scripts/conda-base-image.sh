@@ -41,6 +41,10 @@ if ! docker image inspect "$BASE" >/dev/null 2>&1; then
   "$HERE/base-images.sh"
 fi
 [[ -f "$STANDIN_DIR/micromamba" ]] || die "missing $STANDIN_DIR/micromamba"
+LOCKDIR="${LAYERSTACK_CACHE:-/var/cache/layerstack}"
+mkdir -p "$LOCKDIR"
+exec 9>"$LOCKDIR/conda-base-image.lock"
+flock 9   # one builder at a time (test binaries may call this concurrently)
 
 DOCKERFILE="$(cat <<EOF
 FROM $BASE

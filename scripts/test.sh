@@ -8,5 +8,6 @@ if ! command -v cargo >/dev/null; then
 fi
 eval "$(scripts/engine.sh)"
 scripts/base-images.sh
+scripts/conda-base-image.sh
 export LAYERSTACK_ENGINE=1
 cargo test --workspace --locked --no-fail-fast -- --test-threads=2 "$@"

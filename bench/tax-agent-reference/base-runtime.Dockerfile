@@ -2,7 +2,9 @@
 # examples/tax-agent (libs/requirements-base.txt, curl, appuser). Builtin Dockerfile frontend:
 # no `# syntax=` line (no image can be pulled here). Context: examples/tax-agent (or a copy).
 ARG PYTHON_VERSION=3.12
-FROM python:${PYTHON_VERSION}-slim
+# The python slim image; bench/run.py pins it to a private tag for the whole run.
+ARG PYTHON_IMAGE=python:${PYTHON_VERSION}-slim
+FROM ${PYTHON_IMAGE}
 ARG BASE_VERSION=v1.0.1
 ARG OWNER=harkon
 ARG PYTHON_VERSION

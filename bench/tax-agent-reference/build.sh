@@ -9,7 +9,8 @@
 # Usage (engine env loaded: eval "$(scripts/engine.sh)"):
 #   bench/tax-agent-reference/build.sh [CONTEXT] [-- extra docker buildx build args…]
 #   CONTEXT defaults to examples/tax-agent. Env: REGISTRY [layerstack-bench], OWNER [ref],
-#   BASE_VERSION [v1.0.1], PYTHON_VERSION [3.12], ONLY ["" = all 7 images, or a space-separated
+#   BASE_VERSION [v1.0.1], PYTHON_VERSION [3.12], PYTHON_IMAGE
+#   [python:${PYTHON_VERSION}-slim], ONLY ["" = all 7 images, or a space-separated
 #   subset in build order], PROGRESS [plain].
 # Prints one line per image to stderr: `ref: NAME N.NNs`.
 set -euo pipefail
@@ -22,6 +23,7 @@ REGISTRY="${REGISTRY:-layerstack-bench}"
 OWNER="${OWNER:-ref}"
 BASE_VERSION="${BASE_VERSION:-v1.0.1}"
 PYTHON_VERSION="${PYTHON_VERSION:-3.12}"
+PYTHON_IMAGE="${PYTHON_IMAGE:-python:$PYTHON_VERSION-slim}"
 PROGRESS="${PROGRESS:-plain}"
 ALL="base-runtime base-ml svc-ocr svc-rag-indexer svc-rag-retriever svc-ingestion svc-extract"
 ONLY="${ONLY:-$ALL}"
@@ -31,7 +33,7 @@ for name in $ONLY; do
   docker buildx build --network=host --progress="$PROGRESS" \
     -f "$HERE/$name.Dockerfile" \
     --build-arg "REGISTRY=$REGISTRY" --build-arg "OWNER=$OWNER" \
-    --build-arg "BASE_VERSION=$BASE_VERSION" --build-arg "PYTHON_VERSION=$PYTHON_VERSION" \
+    --build-arg "BASE_VERSION=$BASE_VERSION" --build-arg "PYTHON_VERSION=$PYTHON_VERSION" --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE" \
     ${EXTRA[@]+"${EXTRA[@]}"} \
     -t "$REGISTRY/$OWNER/$name:$BASE_VERSION" "$CONTEXT"
   t1=$(date +%s.%N)

@@ -3,7 +3,9 @@
 # build-essential and curl; examples/tax-agent dropped that because every dependency has a
 # wheel, so it is dropped here too.)
 ARG PYTHON_VERSION=3.12
-FROM python:${PYTHON_VERSION}-slim AS builder
+# The python slim image; bench/run.py pins it to a private tag for the whole run.
+ARG PYTHON_IMAGE=python:${PYTHON_VERSION}-slim
+FROM ${PYTHON_IMAGE} AS builder
 ARG BENCH_NONCE=
 RUN python -m venv /opt/venv
 ENV PATH="/opt/venv/bin:$PATH"
@@ -13,7 +15,7 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     PIP_DEFAULT_TIMEOUT=60 PIP_DISABLE_PIP_VERSION_CHECK=1 pip install -r /tmp/libs-requirements.txt -r /tmp/requirements.txt
 
 # Production stage
-FROM python:${PYTHON_VERSION}-slim
+FROM ${PYTHON_IMAGE}
 ARG BASE_VERSION=v1.0.1
 ARG OWNER=harkon
 ARG BENCH_NONCE=

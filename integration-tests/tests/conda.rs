@@ -139,8 +139,13 @@ fn assert_second_build(
     );
 }
 
+/// The stand-in (py-rattler) aborts when two installs run at once on this engine, so the two
+/// tests take turns; real micromamba has no such limit (the cache mount is `sharing=locked`).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn conda_cache_mount_with_a_plain_dockerfile() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(engine) = engine("conda_cache_mount_with_a_plain_dockerfile") else {
         return;
     };
@@ -174,6 +179,7 @@ fn conda_cache_mount_with_a_plain_dockerfile() {
 
 #[test]
 fn conda_layer_through_layerstack() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(engine) = engine("conda_layer_through_layerstack") else {
         return;
     };

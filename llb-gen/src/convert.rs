@@ -490,15 +490,38 @@ impl<'a> Converter<'a> {
         m: VertexMeta,
     ) -> Output {
         let files = self.staged_files(std::slice::from_ref(&c.file), label, "environment", span);
-        let mut args = vec![
-            c.installer.clone(),
-            "install".into(),
-            "-y".into(),
-            "-n".into(),
-            c.env.clone(),
-            "-f".into(),
-            format!("{CONDA_DIR}/{}", c.file),
-        ];
+        let file = format!("{CONDA_DIR}/{}", c.file);
+        // micromamba: `install` into base, `create` for another env; conda/mamba read an
+        // environment file with `env update` (`install -f` means --force there).
+        let mut args: Vec<String> = match (c.installer.as_str(), c.env.as_str()) {
+            ("micromamba", "base") => vec![
+                "micromamba".into(),
+                "install".into(),
+                "-y".into(),
+                "-n".into(),
+                "base".into(),
+                "-f".into(),
+                file,
+            ],
+            ("micromamba", env) => vec![
+                "micromamba".into(),
+                "create".into(),
+                "-y".into(),
+                "-n".into(),
+                env.into(),
+                "-f".into(),
+                file,
+            ],
+            (tool, env) => vec![
+                tool.into(),
+                "env".into(),
+                "update".into(),
+                "-n".into(),
+                env.into(),
+                "-f".into(),
+                file,
+            ],
+        };
         for ch in &c.channels {
             args.push("-c".into());
             args.push(ch.clone());
@@ -515,7 +538,16 @@ impl<'a> Converter<'a> {
                 dest: CONDA_DIR.into(),
             },
         ];
-        self.run(st, args, img, true, &[], mounts, m)
+        // Whatever the image's root prefix, the packages go to the cache mount.
+        self.run(
+            st,
+            args,
+            img,
+            true,
+            &[("CONDA_PKGS_DIRS", c.cache.clone())],
+            mounts,
+            m,
+        )
     }
 
     /// uv, installed from PyPI with pip into a directory of a throwaway state on `st` (so it

@@ -26,7 +26,10 @@ pub fn load(
 ) -> Result<(stack::Stack, plan::Plan), StackError> {
     let (stack, mut diags) = stack::parse(file);
     if let Some(d) = syntax_errors_only(&diags) {
-        return Err(StackError { file: file.clone(), diagnostics: d });
+        return Err(StackError {
+            file: file.clone(),
+            diagnostics: d,
+        });
     }
     if diags.has_errors() {
         let more = plan::check_stack(&stack);
@@ -119,7 +122,13 @@ pub fn check(file: &SourceFile, opts: &plan::BuildOptions) -> Diagnostics {
 /// With TOML syntax errors, what follows the first one is parsed by guesswork: report the
 /// syntax errors and only the findings before the first of them (no follow-on noise).
 fn syntax_errors_only(diags: &Diagnostics) -> Option<Diagnostics> {
-    let first = diags.items.iter().filter(|d| d.message.starts_with("invalid TOML")).filter_map(|d| d.span).map(|s| s.start).min()?;
+    let first = diags
+        .items
+        .iter()
+        .filter(|d| d.message.starts_with("invalid TOML"))
+        .filter_map(|d| d.span)
+        .map(|s| s.start)
+        .min()?;
     let mut out = Diagnostics::default();
     for d in &diags.items {
         if d.message.starts_with("invalid TOML") || d.span.is_some_and(|s| s.start < first) {

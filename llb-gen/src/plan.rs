@@ -1067,7 +1067,13 @@ impl<'a> Planner<'a> {
                     let ok_part = |p: &str| {
                         !p.is_empty()
                             && (p.chars().all(|c| c.is_ascii_digit())
-                                || (p.len() <= 32 && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')))
+                                || (p.len() <= 32
+                                    && p.chars().all(|c| {
+                                        c.is_ascii_lowercase()
+                                            || c.is_ascii_digit()
+                                            || c == '_'
+                                            || c == '-'
+                                    })))
                     };
                     let valid = match v.split_once(':') {
                         Some((u, g)) => ok_part(u) && ok_part(g),

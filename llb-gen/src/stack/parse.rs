@@ -580,7 +580,9 @@ impl Parser {
                 let digits = digits.trim_start_matches("0o");
                 Some(Sp::new(digits.to_string(), span_of(v)))
             }
-            DeValue::Integer(i) if i.radix() == 10 => Some(Sp::new(i.as_str().replace('_', ""), span_of(v))),
+            DeValue::Integer(i) if i.radix() == 10 => {
+                Some(Sp::new(i.as_str().replace('_', ""), span_of(v)))
+            }
             DeValue::Integer(i) => {
                 let digits = i.as_str().replace('_', "");
                 let digits = digits.trim_start_matches("0x").trim_start_matches("0b");
