@@ -171,9 +171,6 @@ pub async fn read_inputs(gw: &Gateway, opts: &FrontendOpts) -> Result<Inputs, Fa
 /// The platforms a stack asks for when `--platform` is not given: `[stack] platforms`, else
 /// (when the worker's platform is not one of them) the first platform of the selected variant.
 pub fn stack_platforms(opts: &FrontendOpts, stack: &llb_gen::stack::Stack) -> Vec<String> {
-    if !stack.platforms.is_empty() {
-        return stack.platforms.iter().map(|p| p.value.clone()).collect();
-    }
     let variant = plan::select_variant(stack, opts.target.as_deref())
         .ok()
         .flatten();
@@ -185,6 +182,22 @@ pub fn stack_platforms(opts: &FrontendOpts, stack: &llb_gen::stack::Stack) -> Ve
                 .collect()
         })
         .unwrap_or_default();
+    if !stack.platforms.is_empty() {
+        // The stack's platforms, limited to the ones the selected variant is built for.
+        let all: Vec<String> = stack.platforms.iter().map(|p| p.value.clone()).collect();
+        if vplatforms.is_empty() {
+            return all;
+        }
+        let kept: Vec<String> = all
+            .into_iter()
+            .filter(|p| Platform::parse(p).is_ok_and(|p| vplatforms.contains(&p)))
+            .collect();
+        return if kept.is_empty() {
+            vec![vplatforms[0].id()]
+        } else {
+            kept
+        };
+    }
     let worker = build_platform(opts);
     match vplatforms.first() {
         Some(first) if !vplatforms.contains(&worker) => vec![first.id()],
@@ -259,6 +272,12 @@ pub fn build_options(opts: &FrontendOpts, inputs: &Inputs, platform: Platform) -
 pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
     let opts = FrontendOpts::from_env()
         .map_err(|e| Failure::plain(format!("invalid frontend options: {e}")))?;
+    // Before anything is read: a git/URL context has no local sources to read from.
+    if let Some(url) = &opts.remote_context {
+        return Err(Failure::plain(format!(
+            "layerstack builds from a local context; the remote context `{url}` is not supported (clone it and pass the directory)"
+        )));
+    }
     let pong = gw.ping().await?;
     let inputs = read_inputs(gw, &opts).await?;
     if let Some(req) = opts.request_id.as_deref().filter(|r| !r.is_empty()) {

@@ -231,6 +231,19 @@ impl Engine {
         run(cmd).stdout
     }
 
+    /// True on an old engine: dockerd before 23, i.e. `scripts/engine-old.sh`'s Debian
+    /// bookworm dockerd 20.10 with its embedded BuildKit v0.8 and the legacy (graphdriver)
+    /// image store. There: no `mergeop`/`diffop` caps, no `exec.secretenv`, no `Warn` RPC; buildx
+    /// refuses multi-platform builds and the OCI exporter (docker driver without the containerd
+    /// store); an image name holds one platform (no arm64 base images); and dockerd 20.10 does
+    /// not pass error details to the client, so buildx shows no stack.toml excerpts. Tests
+    /// branch on this to assert the fallback or the clear failure instead (see
+    /// docs/old-engines.md). Detected from the server version, so it cannot go stale;
+    /// `LAYERSTACK_ENGINE=old` (which engine-old.sh exports) is not consulted.
+    pub fn is_old(&self) -> bool {
+        server_major(&self.server_version).is_some_and(|major| major < 23)
+    }
+
     /// A tag no other test (or test run) uses: `layerstack-test/NAME:PID-N`.
     pub fn unique_tag(&self, name: &str) -> String {
         static N: AtomicUsize = AtomicUsize::new(0);
@@ -253,6 +266,11 @@ impl Engine {
         let mut cmd = self.docker(["image", "rm", "--force", name]);
         let _ = exec(&mut cmd, Some(Duration::from_secs(120)));
     }
+}
+
+/// The major version of a dockerd version string (`20.10.24+dfsg1` → 20).
+fn server_major(version: &str) -> Option<u32> {
+    version.split(['.', '+', '-']).next()?.trim().parse().ok()
 }
 
 fn timeout() -> Duration {
@@ -773,5 +791,19 @@ ERROR: failed to solve: process "/bin/sh -c pip install requests" did not comple
         let b = e.unique_tag("My Test");
         assert_ne!(a, b);
         assert!(a.starts_with("layerstack-test/my-test:"));
+    }
+
+    #[test]
+    fn old_engines_by_server_version() {
+        let e = |v: &str| Engine {
+            host: String::new(),
+            server_version: v.into(),
+        };
+        assert!(e("20.10.24+dfsg1").is_old());
+        assert!(e("19.03.15").is_old());
+        assert!(!e("26.1.5+dfsg1").is_old());
+        assert!(!e("23.0.0").is_old());
+        assert!(!e("").is_old());
+        assert_eq!(server_major("28.2.2"), Some(28));
     }
 }

@@ -74,6 +74,20 @@ fn with_mergeop_a_new_base_does_not_rerun_the_service_copy() {
         return;
     };
     let (second, _) = rebuild_after_base_change(engine, &[]);
+    if engine.is_old() {
+        // BuildKit v0.8 (dockerd 20.10) has no `mergeop` cap: the frontend chains instead.
+        assert!(
+            second.vertex("(merge)").is_none(),
+            "no merge vertex without the mergeop cap:\n{}",
+            second.progress.summary()
+        );
+        let copy = exact(&second, "[service app 1/1] copy src");
+        assert!(
+            !copy.cached,
+            "chained on the new base (fallback), the copy runs again: {copy:?}"
+        );
+        return;
+    }
     let copy = exact(&second, "[service app 1/1] copy src");
     assert!(
         copy.cached,
@@ -101,5 +115,42 @@ fn without_mergeop_the_copy_is_chained_and_reruns() {
     assert!(
         !copy.cached,
         "chained on the new base, the copy runs again: {copy:?}"
+    );
+}
+
+#[test]
+fn copies_outside_the_workdir_are_chained_so_parents_keep_their_owner() {
+    let Some(engine) = engine("copies_outside_the_workdir_are_chained_so_parents_keep_their_owner")
+    else {
+        return;
+    };
+    let stack = format!(
+        "# syntax={}\n[layers.base]\nfrom = \"debian:bookworm-slim\"\nuser = {{ name = \"appuser\", uid = 1234 }}\nworkdir = \"/app\"\n\
+         [services.app]\nfrom = \"base\"\ncopy = [{{ src = \"conf\", dest = \"/etc/app\" }}, {{ src = \"src\", chown = false }}]\ncmd = [\"stat\", \"-c\", \"%u %n\", \"/etc\", \"/etc/app\", \"/app\", \"/app/src\"]\n",
+        frontend_image()
+    );
+    let ctx = Context::new()
+        .file("stack.toml", &stack)
+        .file("conf/app.ini", "x=1\n")
+        .file("src/main.txt", "code\n");
+    let tag = engine.unique_tag("merge-parents");
+    let build = engine.buildx_build(&["-f", &ctx.join("stack.toml"), "-t", &tag, ctx.path_str()]);
+    // Neither copy may be merged: one leaves the workdir, the other has another owner.
+    assert!(
+        build.vertex("(merge)").is_none(),
+        "{}",
+        build.progress.summary()
+    );
+    let out = engine.docker_run(&tag, &[]);
+    engine.remove_image(&tag);
+    assert!(out.contains("0 /etc\n"), "/etc must stay root's:\n{out}");
+    assert!(out.contains("1234 /etc/app\n"), "{out}");
+    assert!(
+        out.contains("1234 /app\n"),
+        "the workdir keeps its owner:\n{out}"
+    );
+    assert!(
+        out.contains("0 /app/src"),
+        "chown = false copies as root:\n{out}"
     );
 }

@@ -25,18 +25,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use integration_tests::pyindex::{PackageIndex, Wheel};
-use integration_tests::{
-    Build, Context, Engine, engine_or_skip, ensure_frontend, exec, frontend_image, repo_root,
-};
+use integration_tests::{Build, Context, Engine, exec, frontend_image, repo_root};
 use serde_json::Value;
 
 /// The base image of the cpu variant's system layer (`python:${PYTHON_VERSION}-slim`).
 const CPU_BASE: &str = "python:3.11-slim";
 
 fn engine(test: &str) -> Option<&'static Engine> {
-    let e = engine_or_skip(test)?;
-    ensure_frontend(e);
-    Some(e)
+    integration_tests::engine_with_frontend(test)
 }
 
 fn example() -> PathBuf {
@@ -397,6 +393,30 @@ fn ragex_cpu_variant_builds_for_amd64_and_arm64() {
     let Some(engine) = engine(test) else {
         return;
     };
+    if engine.is_old() {
+        // dockerd 20.10 (legacy image store): buildx's docker driver refuses a multi-platform
+        // build before the frontend runs.
+        let idx = index();
+        let ctx = context(&idx);
+        let failed = engine
+            .try_buildx_build(&[
+                "--network=host",
+                "--platform",
+                "linux/amd64,linux/arm64",
+                "-f",
+                &ctx.join("stack.toml"),
+                "--target",
+                "app@cpu",
+                ctx.path_str(),
+            ])
+            .expect_err("no multi-platform build on the old engine");
+        let err = &failed.output.stderr;
+        assert!(
+            err.contains("Multi-platform build is not supported for the docker driver"),
+            "{err}"
+        );
+        return;
+    }
     if !is_ci() && !arm64_base_exists(engine) {
         eprintln!(
             "\n*** SKIPPED: {test}: no linux/arm64 {CPU_BASE} in the image store \

@@ -129,6 +129,31 @@ fn arm64_gets_the_regular_wheel() {
     };
     let idx = index();
     let ctx = Context::new().file("stack.toml", &stack(&idx));
+    if engine.is_old() {
+        // The legacy image store holds one platform per name: no arm64 python:3.12-slim, and
+        // nothing to pull here. The frontend names the image and the platform.
+        let failed = engine
+            .try_buildx_build(&[
+                "--progress=plain",
+                "--network=host",
+                "--platform",
+                "linux/arm64",
+                "-f",
+                &ctx.join("stack.toml"),
+                "--target",
+                "app@cpu",
+                ctx.path_str(),
+            ])
+            .expect_err("no linux/arm64 base image on the old engine");
+        let err = &failed.output.stderr;
+        assert!(
+            err.contains(
+                "cannot resolve base image `docker.io/library/python:3.12-slim` for linux/arm64"
+            ),
+            "{err}"
+        );
+        return;
+    }
     let arm = build_and_run(engine, &ctx, "app@cpu", "linux/arm64");
     assert!(
         arm.starts_with("2.1.2 py3-none-manylinux_2_17_aarch64 aarch64"),

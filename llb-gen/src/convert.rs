@@ -70,6 +70,9 @@ struct State {
     /// Ignore the build cache for this state's steps (`--no-cache`, or a no-cache filter that
     /// names this image or one it is built on).
     no_cache: bool,
+    /// The workdir this stack created (mkdir) and its owner: the one directory whose metadata
+    /// a merged copy may safely restate.
+    made_workdir: Option<(String, Option<String>)>,
     config: ImageConfig,
 }
 
@@ -187,6 +190,7 @@ impl<'a> Converter<'a> {
                     root,
                     config,
                     no_cache: self.opts.no_cache,
+                    made_workdir: None,
                 }
             }
         }
@@ -292,7 +296,7 @@ impl<'a> Converter<'a> {
                     });
                 }
                 if let Some(env) = &sec.env {
-                    secret_env.push((env.clone(), sec.id.clone()));
+                    secret_env.push((env.clone(), sec.id.clone(), !sec.required));
                 }
             }
         }
@@ -674,6 +678,7 @@ impl<'a> Converter<'a> {
                         Self::cacheable(&st, m),
                     );
                     st.config.working_dir = path.clone();
+                    st.made_workdir = Some((path.clone(), owner.clone()));
                 }
                 StepKind::Run { command } => {
                     st.root = self.run(
@@ -703,8 +708,16 @@ impl<'a> Converter<'a> {
                     // only the merge. That needs the owner as numbers (no /etc/passwd in
                     // scratch); owners this stack created with a uid have them.
                     let numeric = owner.as_deref().map(|o| self.numeric_owner(o));
+                    // The merged layer restates the metadata of every parent directory the copy
+                    // creates on scratch: merge only into a workdir this stack made, owned by
+                    // the copy's owner, so the parents it restates are the same as the base's.
+                    let safe_parents = st.made_workdir.as_ref().is_some_and(|(wd, wd_owner)| {
+                        dest.starts_with(&format!("{}/", wd.trim_end_matches('/')))
+                            && wd_owner == owner
+                    });
                     let merge = self.opts.merge
                         && img.kind == crate::stack::Kind::Service
+                        && safe_parents
                         && numeric.as_ref().is_none_or(|n| n.is_some());
                     let action = FileAction::Copy {
                         from: ctx,

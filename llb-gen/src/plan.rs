@@ -481,6 +481,66 @@ pub fn check_stack(stack: &Stack) -> Diagnostics {
             cur = next;
         }
     }
+    let defaults: Vec<&VariantDef> = stack
+        .variants
+        .iter()
+        .filter(|v| v.default.as_ref().is_some_and(|d| d.value))
+        .collect();
+    if defaults.len() > 1 {
+        diags.push(
+            Diagnostic::warning(format!(
+                "{} variants say `default = true`; the first, `{}`, is used",
+                defaults.len(),
+                defaults[0].name.value
+            ))
+            .at(defaults[1].name.span)
+            .key(format!("variants.{}.default", defaults[1].name.value))
+            .hint("mark one variant as the default"),
+        );
+    }
+    for v in &stack.variants {
+        for p in &v.platforms {
+            if let Err(e) = Platform::parse(&p.value) {
+                diags.push(
+                    Diagnostic::error(e)
+                        .at(p.span)
+                        .key(format!("variants.{}.platforms", v.name.value))
+                        .hint("e.g. \"linux/amd64\" or \"linux/arm64\""),
+                );
+            }
+        }
+        for o in &v.images {
+            let key = format!(
+                "variants.{}.{}.{}",
+                v.name.value,
+                o.kind.table(),
+                o.name.value
+            );
+            match stack.image(&o.name.value) {
+                None => diags.push(
+                    Diagnostic::error(format!(
+                        "variant `{}` changes `{}`, which is not a layer or service",
+                        v.name.value, o.name.value
+                    ))
+                    .at(o.name.span)
+                    .key(key)
+                    .hint(valid_targets_hint(stack)),
+                ),
+                Some(img) if img.kind != o.kind => diags.push(
+                    Diagnostic::error(format!(
+                        "`{}` is a {}; write its overlay under [variants.{}.{}]",
+                        o.name.value,
+                        img.kind.as_str(),
+                        v.name.value,
+                        img.kind.table()
+                    ))
+                    .at(o.name.span)
+                    .key(key),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
     for a in &stack.args {
         if BUILTIN_ARGS.contains(&a.name.value.as_str()) {
             diags.push(

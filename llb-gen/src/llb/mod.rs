@@ -103,8 +103,8 @@ pub struct Exec {
     pub network: Option<NetMode>,
     pub extra_hosts: Vec<(String, String)>,
     pub mounts: Vec<Mount>,
-    /// Env vars whose values come from secrets: (name, secret id).
-    pub secret_env: Vec<(String, String)>,
+    /// Env vars whose values come from secrets: (name, secret id, optional).
+    pub secret_env: Vec<(String, String, bool)>,
 }
 
 /// Owner of created or copied files: a user (and group) name or id.
@@ -321,11 +321,7 @@ impl Graph {
                 secretenv: exec
                     .secret_env
                     .into_iter()
-                    .map(|(name, id)| pb::SecretEnv {
-                        id,
-                        name,
-                        optional: false,
-                    })
+                    .map(|(name, id, optional)| pb::SecretEnv { id, name, optional })
                     .collect(),
                 ..Default::default()
             })),
