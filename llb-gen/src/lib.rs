@@ -108,6 +108,8 @@ pub fn check(file: &SourceFile, opts: &plan::BuildOptions) -> Diagnostics {
     if stack.images.is_empty() {
         seen.extend(plan::check_stack(&stack));
     }
+    // Tag templates (used by `llb-gen bake`) are checked here too.
+    seen.extend(report::bake::check_tags(&stack, opts));
     if stack.syntax.is_none() {
         seen.push(
             diag::Diagnostic::warning("line 1 has no `# syntax=` directive; `docker buildx build -f` will read this file as a Dockerfile")

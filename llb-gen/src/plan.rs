@@ -1391,34 +1391,26 @@ impl<'a> Planner<'a> {
                 None => format!("{}=={v}", name.value),
             });
         }
-        let default_index = |i: &Option<Sp<String>>, d: &str| {
-            i.as_ref()
-                .map(|u| u.value.clone())
-                .unwrap_or_else(|| d.to_string())
+        // Index URLs may use args (`cpu = "${TORCH_CPU_INDEX}"`), like every other string.
+        let cpu_index = match &t.index_cpu {
+            Some(u) => self.text(u, "torch.index.cpu"),
+            None => "https://download.pytorch.org/whl/cpu".to_string(),
         };
+        let cuda_index = match &t.index_cuda {
+            Some(u) => self.text(u, "torch.index.cuda"),
+            None => "https://download.pytorch.org/whl/{cuda}".to_string(),
+        };
+        let default_index = t
+            .index_default
+            .as_ref()
+            .map(|u| self.text(u, "torch.index.default"));
         let (index_url, mut extra_index_urls) = match &local {
-            Some(l) if l == "cpu" => (
-                index_url,
-                vec![default_index(
-                    &t.index_cpu,
-                    "https://download.pytorch.org/whl/cpu",
-                )],
-            ),
+            Some(l) if l == "cpu" => (index_url, vec![cpu_index]),
             Some(l) => (
                 index_url,
-                vec![
-                    default_index(&t.index_cuda, "https://download.pytorch.org/whl/{cuda}")
-                        .replace("{cuda}", l)
-                        .replace("{backend}", l),
-                ],
+                vec![cuda_index.replace("{cuda}", l).replace("{backend}", l)],
             ),
-            None => (
-                t.index_default
-                    .as_ref()
-                    .map(|u| u.value.clone())
-                    .or(index_url),
-                vec![],
-            ),
+            None => (default_index.or(index_url), vec![]),
         };
         extra_index_urls.extend(extra);
         Some(PipStep {
