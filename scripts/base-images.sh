@@ -97,6 +97,9 @@ oci_platform() {
     riscv64) echo linux/riscv64 ;; *) die "unsupported architecture '$1' in LAYERSTACK_BASE_ARCHES" ;;
   esac
 }
+# ... the Dockerfile stage that stands for it when the index is assembled
+# (base-$TARGETARCH$TARGETVARIANT: base-amd64, base-arm64, base-armv7, ...) ...
+stage_of() { local p; p="$(oci_platform "$1")"; p="${p#linux/}"; echo "base-${p//\//}"; }
 # ... and what `uname -m` prints on it (the smoke test after making an index).
 uname_m() {
   case "$1" in
@@ -361,9 +364,9 @@ make_index() {
   local ctx a tmp tags=() ; ctx="$(mktemp -d "$CACHE/index.XXXXXX")"; WORKS+=("$ctx")
   {
     echo "# made by scripts/base-images.sh: one manifest per platform under one tag"
-    for a in "${ARCHES[@]}"; do echo "FROM layerstack-base/$name:$a AS base-$a"; done
-    # TARGETARCH is amd64, arm64, arm (+ TARGETVARIANT v7), ... — Debian's names for these.
-    echo 'FROM base-${TARGETARCH}'
+    for a in "${ARCHES[@]}"; do echo "FROM layerstack-base/$name:$a AS $(stage_of "$a")"; done
+    # shellcheck disable=SC2016  # the Dockerfile's variables, not the shell's
+    echo 'FROM base-${TARGETARCH}${TARGETVARIANT}'
   } > "$ctx/Dockerfile"
   for a in "${ARCHES[@]}"; do
     tmp="layerstack-base/$name:$a"

@@ -5,7 +5,8 @@
 //! Needs, besides the engine: linux/arm64 binaries running under QEMU (`scripts/engine.sh`
 //! registers qemu-user-static with binfmt_misc) and multi-platform base images
 //! (`scripts/base-images.sh` makes `python:3.12-slim` an index of linux/amd64 and linux/arm64).
-//! Without emulation the tests are skipped, except under `CI=true`, where that is a failure.
+//! Without emulation the tests are skipped, except under `CI=true`, where that is a failure;
+//! base images without an arm64 manifest are always a failure.
 //!
 //! Engine facts these tests rely on (dockerd 26.1, BuildKit v0.13, buildx 0.13.1):
 //! - `--output type=oci,dest=…` writes the index to a tarball (OCI layout). Two exporters in one
@@ -17,8 +18,11 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
-use integration_tests::{Build, Context, Engine, engine_or_skip, ensure_frontend, repo_root, run};
+use integration_tests::{
+    Build, Context, Engine, display_command, engine_with_frontend, exec, repo_root, run,
+};
 use serde_json::{Value, json};
 
 /// A platform the tests build for, and what it looks like from inside a container.
@@ -59,32 +63,50 @@ fn stack() -> String {
     format!("{}/stack.toml", root())
 }
 
-/// The engine with the frontend image built, if linux/arm64 also runs on it.
+/// The engine with the frontend image built (`engine_or_skip`, then `ensure_frontend`), if
+/// linux/arm64 binaries also run on it.
 fn engine(test: &str) -> Option<&'static Engine> {
-    let e = engine_or_skip(test)?;
-    if !arm64_runs(e, test) {
-        return None;
-    }
-    ensure_frontend(e);
-    Some(e)
+    let e = engine_with_frontend(test)?;
+    arm64_runs(e, test).then_some(e)
 }
 
-/// Whether the engine's builder lists linux/arm64 (BuildKit lists a platform when its binaries
-/// run, natively or under a binfmt_misc emulator). Skips loudly without, fails under CI.
+/// Whether linux/arm64 binaries run on the engine: an arm64 container of the base image says
+/// `aarch64`. (`docker buildx inspect` is no help: BuildKit keeps listing an emulated platform
+/// after its emulator is gone.) Without emulation ("exec format error") the test is skipped
+/// loudly, or fails under CI; a base image without an arm64 manifest is always a failure.
 fn arm64_runs(engine: &Engine, test: &str) -> bool {
-    let out = run(engine.docker(["buildx", "inspect"])).stdout;
-    let platforms = out
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Platforms:"))
-        .unwrap_or("")
-        .to_string();
-    if platforms.split(',').any(|p| p.trim() == "linux/arm64") {
+    let mut cmd = engine.docker([
+        "run",
+        "--rm",
+        "--pull=never",
+        "--network=none",
+        "--platform",
+        ARM64.platform,
+        "debian:bookworm-slim",
+        "uname",
+        "-m",
+    ]);
+    let out =
+        exec(&mut cmd, Some(Duration::from_secs(120))).unwrap_or_else(|e| panic!("{test}: {e}"));
+    if out.status.success() && out.stdout.trim() == ARM64.uname {
         return true;
     }
+    let said = format!(
+        "{}: {}, stdout {:?}, stderr {:?}",
+        display_command(&cmd),
+        out.status,
+        out.stdout.trim(),
+        out.stderr.trim()
+    );
+    if !out.stderr.contains("exec format error") {
+        panic!(
+            "{test}: no linux/arm64 base image? ({said})\nhint: scripts/base-images.sh makes \
+             debian:bookworm-slim and python:3.1x-slim for linux/amd64 and linux/arm64"
+        );
+    }
     let reason = format!(
-        "the builder does not list linux/arm64 (Platforms: {}); scripts/engine.sh registers \
-         qemu-user-static with binfmt_misc (`scripts/engine.sh emulation` to see why it cannot)",
-        platforms.trim()
+        "linux/arm64 binaries do not run here ({said}); scripts/engine.sh registers \
+         qemu-user-static with binfmt_misc (`scripts/engine.sh emulation` says why it cannot)"
     );
     if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
         panic!("{test}: {reason}");
