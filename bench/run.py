@@ -248,9 +248,15 @@ class Bench:
         f["started"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
         f["git_head"] = sh(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]).stdout.strip()
         f["loadavg_start"] = open("/proc/loadavg").read().strip()
-        # Pin the frontend and the python base: other people rebuild both while we run.
+        # Pin the frontend and the python base: other people rebuild both while we run, and
+        # scripts/base-images.sh removes the image python:3.12-slim pointed at before (which
+        # takes a plain second tag with it). So each pin is a derived image with its own id:
+        # FROM the image + one label (same layers, same entrypoint; single platform).
         for src, dst in (("layerstack:dev", self.frontend), ("python:3.12-slim", self.python)):
-            sh(["docker", "tag", src, dst])
+            d = self.out / "pin" / dst.split(":")[0].split("/")[-1]
+            d.mkdir(parents=True, exist_ok=True)
+            (d / "Dockerfile").write_text(f"FROM {src}\nLABEL org.layerstack.bench.pin={self.rid}\n")
+            sh(["docker", "buildx", "build", "--network=none", "--provenance=false", "-t", dst, str(d)])
             self.tags.append(dst)
         insp = json.loads(sh(["docker", "image", "inspect", "layerstack:dev"]).stdout)[0]
         f["frontend_image"] = {"id": insp["Id"], "created": insp.get("Created"), "size_bytes": insp.get("Size")}
@@ -297,14 +303,24 @@ class Bench:
         bake = sh([str(self.llb_gen), "bake", str(self.ctx / "stack.toml"), "--context", str(self.ctx),
                    "--network", "host", "--build-arg", f"BENCH_NONCE={nonce}"]).stdout
         d = json.loads(bake)
+        (self.out / "docker-bake.json").write_text(bake)
+        # buildx 0.13.1's bake has no `network` attribute: the `"network": "host"` that
+        # `llb-gen bake --network host` writes is silently dropped, and in the sandbox network
+        # pip cannot reach PyPI here. Its compose reader does honour `build.network`, so the
+        # same targets (context, stack file, target, args) go to bake as a compose file: still
+        # one `docker buildx bake`, one session, all services concurrently.
+        services = {}
         for t in d["group"]["default"]["targets"]:
+            x = d["target"][t]
             tag = f"{self.ls_repo}/{t}:v1.0.1"
-            d["target"][t]["tags"] = [tag]
             if tag not in self.tags:
                 self.tags.append(tag)
-        bf = self.out / "docker-bake.json"
-        bf.write_text(json.dumps(d, indent=2))
-        p = subprocess.run(["docker", "buildx", "bake", "--progress=rawjson", "-f", str(bf), "default"],
+            services[t] = {"image": tag, "build": {"context": x["context"], "dockerfile": x["dockerfile"],
+                                                   "target": x["target"], "network": "host",
+                                                   "args": x.get("args", {})}}
+        bf = self.out / "compose.yaml"  # JSON is YAML
+        bf.write_text(json.dumps({"services": services}, indent=2))
+        p = subprocess.run(["docker", "buildx", "bake", "--progress=rawjson", "-f", str(bf)],
                            cwd=self.out, text=True, capture_output=True)
         secs = time.monotonic() - t0
         logf.write_text(p.stderr)
@@ -485,8 +501,8 @@ class Bench:
                          "best": best, "ratio": (best[0] / row["ref"][0]) if best else None}
             fmt = lambda r: f"{r[0]:.1f}" if r else "—"
             lines.append(f"| {sc} | {fmt(row['ref'])} | {fmt(row['ls-bake'])} | {fmt(row['ls-seq'])} | "
-                         f"{best[0]:.1f} ({best[1]}) | **{best[0] / row['ref'][0]:.2f}x** | "
-                         f"{'/'.join(str(row[i][1]) if row[i] else '0' for i in ('ref', 'ls-bake', 'ls-seq'))} |")
+                         + (f"{best[0]:.1f} ({best[1]}) | **{best[0] / row['ref'][0]:.2f}x** | " if best else "— | — | ")
+                         + f"{'/'.join(str(row[i][1]) if row[i] else '0' for i in ('ref', 'ls-bake', 'ls-seq'))} |")
         self.results["table"] = {k: {"ref": v["ref"][0], "ls_bake": v["ls-bake"][0] if v["ls-bake"] else None,
                                      "ls_seq": v["ls-seq"][0] if v["ls-seq"] else None,
                                      "best": v["best"][1] if v["best"] else None, "ratio": v["ratio"]}
@@ -560,8 +576,10 @@ def main():
         b.run_scenarios()
     finally:
         b.results["facts"]["total_seconds"] = round(time.monotonic() - t0, 1)
-        text = b.report()
-        b.cleanup()
+        try:
+            text = b.report()
+        finally:
+            b.cleanup()
     print(text)
     log(f"done in {time.monotonic() - t0:.0f}s; results: {b.out}/results.md and results.json")
 

@@ -54,9 +54,8 @@ RUN --mount=type=cache,id=layerstack-micromamba-standin-pip,target=/root/.cache/
  && /opt/micromamba-standin/bin/pip install --disable-pip-version-check \\
       py-rattler==$PY_RATTLER_VERSION pyyaml==$PYYAML_VERSION
 COPY micromamba /opt/micromamba-standin/micromamba.py
-RUN printf '#!/bin/sh\n# layerstack TEST STAND-IN for micromamba: /opt/micromamba-standin/micromamba.py\nexec /opt/micromamba-standin/bin/python /opt/micromamba-standin/micromamba.py "\$@"\n' \\
-      > /usr/local/bin/micromamba \\
- && chmod 0755 /usr/local/bin/micromamba \\
+COPY micromamba-wrapper.sh /usr/local/bin/micromamba
+RUN chmod 0755 /usr/local/bin/micromamba \\
  && mkdir -p /opt/conda/conda-meta /opt/conda/pkgs \\
  && micromamba --version
 ENV MAMBA_ROOT_PREFIX=/opt/conda
@@ -66,7 +65,7 @@ LABEL org.opencontainers.image.title="layerstack-test/micromamba" \\
 EOF
 )"
 
-KEY="$( { printf '%s\n' "$DOCKERFILE"; cat "$STANDIN_DIR/micromamba";
+KEY="$( { printf '%s\n' "$DOCKERFILE"; cat "$STANDIN_DIR/micromamba" "$STANDIN_DIR/micromamba-wrapper.sh";
           docker image inspect -f '{{.Id}}' "$BASE"; } | sha256sum | cut -c1-16)"
 HAVE="$(docker image inspect -f '{{index .Config.Labels "layerstack.micromamba-standin.key"}}' "$IMAGE" 2>/dev/null || true)"
 if [[ "$HAVE" == "$KEY" ]] && ((!FORCE)); then
@@ -77,7 +76,7 @@ fi
 log "building $IMAGE (py-rattler $PY_RATTLER_VERSION, key $KEY)"
 CTX="$(mktemp -d)"
 trap 'rm -rf "$CTX"' EXIT
-cp "$STANDIN_DIR/micromamba" "$CTX/micromamba"
+cp "$STANDIN_DIR/micromamba" "$STANDIN_DIR/micromamba-wrapper.sh" "$CTX/"
 printf '%s\nLABEL layerstack.micromamba-standin.key="%s"\n' "$DOCKERFILE" "$KEY" > "$CTX/Dockerfile"
 OLD="$(docker image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
 docker buildx build --network=host --provenance=false --progress=plain --load \

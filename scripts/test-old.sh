@@ -4,15 +4,15 @@
 #
 # Usage: scripts/test-old.sh [cargo test args after --, e.g. merge or --test-threads=1]
 #
-# Base images: the old engine's legacy image store holds one platform per name, so
-# scripts/base-images.sh makes the native architecture's images only (LAYERSTACK_BASE_ARCHES);
-# the root filesystem tarballs are shared with the new engine's run.
+# Base images: scripts/base-images.sh sees the old engine's classic image store (one platform
+# per name) and makes the native architecture's images only; the root filesystem tarballs are
+# shared with the new engine's runs, the import records are per engine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v cargo >/dev/null; then
   echo "test-old: cargo is required (rustup toolchain)" >&2; exit 1
 fi
 eval "$(scripts/engine-old.sh)"
-LAYERSTACK_BASE_ARCHES="$(dpkg --print-architecture)" scripts/base-images.sh
+scripts/base-images.sh
 scripts/conda-base-image.sh
 cargo test -p integration-tests --locked --no-fail-fast -- --test-threads=2 "$@"

@@ -176,3 +176,33 @@ fn the_cli_prints_the_same_definition() {
         .unwrap();
     assert_eq!(out.stdout, again.stdout);
 }
+
+/// A conda layer (micromamba with a locked package cache) with pip after it, as the clm seed's
+/// notebook service needs: its LLB is pinned by a snapshot too.
+#[test]
+fn conda_layer_matches_its_snapshot() {
+    let text = r#"# syntax=layerstack:dev
+[layers.notebook]
+from = "mambaorg/micromamba:1.5.8"
+conda = { file = "docker/notebook/packages.yaml", channels = ["conda-forge"] }
+pip = ["jupytext==1.16.4"]
+
+[services.notebook-processor]
+from = "notebook"
+copy = ["services/notebook"]
+cmd = ["python", "-m", "notebook_processor"]
+"#;
+    let file = SourceFile::new("stack.toml", text);
+    let opts = BuildOptions { target: Some("notebook-processor".into()), network: Network::Host, ..BuildOptions::default() };
+    let (_, plan) = llb_gen::load(&file, &opts).unwrap_or_else(|e| panic!("{}", e.diagnostics.render(&e.file)));
+    let out = convert(&plan, &opts, &NoImages, &file).unwrap_or_else(|d| panic!("{}", d.render(&file)));
+    let dump = llb_gen::llb::dump(&out.definition);
+    let snap = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/conda__notebook-processor.txt");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&snap, &dump).unwrap();
+    }
+    let expected = std::fs::read_to_string(&snap).expect("snapshot (run with UPDATE_SNAPSHOTS=1)");
+    assert_eq!(expected, dump, "{}", first_difference(&expected, &dump));
+    assert!(dump.contains("args: micromamba install -y -n base -f /run/layerstack/conda/docker/notebook/packages.yaml -c conda-forge"), "{dump}");
+    assert!(dump.contains("mount /opt/conda/pkgs cache id=layerstack-conda-linux-amd64 sharing=locked"), "{dump}");
+}
