@@ -131,10 +131,12 @@ fetch_buildx() {
   if [[ -x "$src" ]]; then
     log "buildx: copying $src"
     cp "$src" "$dest"
-    echo "docker-buildx $(cat "$NEW_PREFIX/VERSIONS" 2>/dev/null | awk '$1 == "docker-buildx" { print $2 }') (from $NEW_PREFIX)"
+    echo "docker-buildx $(awk '$1 == "docker-buildx" { print $2 }' "$NEW_PREFIX/VERSIONS" 2>/dev/null) (from $NEW_PREFIX)"
     return 0
   fi
-  deb="$(ls "$CACHE"/debs/docker-buildx_*.deb 2>/dev/null | head -n1 || true)"
+  local found=()
+  shopt -s nullglob; found=("$CACHE"/debs/docker-buildx_*.deb); shopt -u nullglob
+  deb="${found[0]:-}"
   if [[ -z "$deb" ]]; then
     local apt_dir="$CACHE/apt-trixie-old"
     mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$CACHE/debs-buildx"
@@ -149,7 +151,9 @@ fetch_buildx() {
     log "buildx: downloading docker-buildx from trixie (private apt config in $apt_dir)"
     apt-get "${apt_opts[@]}" update -qq >&2
     (cd "$CACHE/debs-buildx" && rm -f ./*.deb && apt-get "${apt_opts[@]}" download docker-buildx >&2)
-    deb="$(ls "$CACHE"/debs-buildx/docker-buildx_*.deb | head -n1)"
+    shopt -s nullglob; found=("$CACHE"/debs-buildx/docker-buildx_*.deb); shopt -u nullglob
+    deb="${found[0]:-}"
+    [[ -n "$deb" ]] || die "docker-buildx could not be downloaded from trixie"
   fi
   log "buildx: unpacking $deb"
   local x="$tmp/.buildx"; mkdir -p "$x"; dpkg -x "$deb" "$x"

@@ -308,8 +308,16 @@ pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
             .is_some_and(|v| v == "false" || v == "0");
         bo.merge = pong.llb_caps.contains("mergeop") && !merge_off;
         let (_, plan) = llb_gen::load(&inputs.file, &bo).map_err(|e| Failure::from_stack(&e))?;
+        missing_caps(&pong.llb_caps, &stack, &plan, &inputs)?;
         if described.is_empty() {
-            warn_all(gw, &inputs, &plan.warnings).await;
+            if pong.frontend_caps.contains("gateway.warnings") {
+                warn_all(gw, &inputs, &plan.warnings).await;
+            } else {
+                // Engines before BuildKit 0.13 have no Warn call: the log is all we have.
+                for d in &plan.warnings.items {
+                    eprintln!("layerstack: {}", d.one_line(&inputs.file));
+                }
+            }
         }
         // Base image configs, resolved through the gateway before the pure conversion.
         let mut images = ResolvedImages::default();
@@ -525,4 +533,49 @@ fn reads_of(plan: &plan::Plan, path: &str) -> Vec<(String, llb_gen::source::Span
         }
     }
     out
+}
+
+/// Features this plan uses that the engine lacks (from Ping's LLB caps) fail the build here,
+/// at the stack.toml line that asks for them — never ignored by an old BuildKit.
+fn missing_caps(
+    caps: &std::collections::BTreeSet<String>,
+    stack: &llb_gen::stack::Stack,
+    plan: &plan::Plan,
+    inputs: &Inputs,
+) -> Result<(), Failure> {
+    use llb_gen::diag::{Diagnostic, Diagnostics};
+    let mut d = Diagnostics::default();
+    if !caps.contains("exec.secretenv") {
+        for s in stack.secrets.iter().filter(|s| s.env.is_some()) {
+            d.push(
+                Diagnostic::error(format!("this engine's BuildKit lacks the `exec.secretenv` capability: secret `{}` cannot be given as an env var", s.name.value))
+                    .at(s.env.as_ref().map(|e| e.span).unwrap_or(s.span))
+                    .key(format!("secrets.{}.env", s.name.value))
+                    .hint("use a file secret (`target = \"/run/secrets/...\"`) or BuildKit >= 0.12 (dockerd >= 24)"),
+            );
+        }
+    }
+    if !caps.contains("file.copy.includeexcludepatterns") {
+        for img in &plan.images {
+            for st in &img.steps {
+                if let plan::StepKind::Copy { exclude, .. } = &st.kind {
+                    if !exclude.is_empty() {
+                        d.push(
+                            Diagnostic::error("this engine's BuildKit lacks the `file.copy.includeexcludepatterns` capability: copy `exclude` would be ignored")
+                                .at(st.span)
+                                .key(format!("{}.copy", img.key))
+                                .hint("exclude the files with .dockerignore, or use BuildKit >= 0.9"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if d.has_errors() {
+        return Err(Failure::from_stack(&StackError {
+            file: inputs.file.clone(),
+            diagnostics: d.sorted(),
+        }));
+    }
+    Ok(())
 }

@@ -67,6 +67,11 @@ fn stack() -> String {
 /// linux/arm64 binaries also run on it.
 fn engine(test: &str) -> Option<&'static Engine> {
     let e = engine_with_frontend(test)?;
+    if e.is_old() {
+        // The old engine's classic image store has no arm64 base images: the tests assert
+        // its clear failures instead (see `Engine::is_old`).
+        return Some(e);
+    }
     arm64_runs(e, test).then_some(e)
 }
 

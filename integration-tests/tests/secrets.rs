@@ -174,7 +174,10 @@ fn source_date_epoch_sets_created_and_reaches_the_steps() {
 
 #[test]
 fn no_cache_reruns_every_step_and_the_filter_only_the_named_image() {
-    let Some(engine) = engine("no_cache_reruns_every_step_and_the_filter_only_the_named_image") else { return };
+    let Some(engine) = engine("no_cache_reruns_every_step_and_the_filter_only_the_named_image")
+    else {
+        return;
+    };
     let stack = format!(
         "# syntax={}\n[layers.base]\nfrom = \"debian:bookworm-slim\"\nrun = [\"echo base-{n}\"]\n[services.app]\nfrom = \"base\"\nrun = [\"echo app-{n}\"]\n",
         frontend_image(),
@@ -184,13 +187,18 @@ fn no_cache_reruns_every_step_and_the_filter_only_the_named_image() {
     let file = ctx.join("stack.toml");
     engine.buildx_build(&["-f", &file, ctx.path_str()]);
     let cached = engine.buildx_build(&["-f", &file, ctx.path_str()]);
-    cached.progress.assert_cached("the base step", |v| v.name.contains("[layer base 1/1] run"));
+    cached
+        .progress
+        .assert_cached("the base step", |v| v.name.contains("[layer base 1/1] run"));
     let all = engine.buildx_build(&["--no-cache", "-f", &file, ctx.path_str()]);
     for step in ["[layer base 1/1] run", "[service app 1/1] run"] {
         let v = all.vertex(step).unwrap_or_else(|| panic!("{step}"));
         assert!(!v.cached, "--no-cache must re-run {step}: {v:?}");
     }
     let only_app = engine.buildx_build(&["--no-cache-filter", "app", "-f", &file, ctx.path_str()]);
-    assert!(only_app.vertex("[layer base 1/1] run").unwrap().cached, "the filter names only the service");
+    assert!(
+        only_app.vertex("[layer base 1/1] run").unwrap().cached,
+        "the filter names only the service"
+    );
     assert!(!only_app.vertex("[service app 1/1] run").unwrap().cached);
 }

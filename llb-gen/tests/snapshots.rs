@@ -193,16 +193,26 @@ copy = ["services/notebook"]
 cmd = ["python", "-m", "notebook_processor"]
 "#;
     let file = SourceFile::new("stack.toml", text);
-    let opts = BuildOptions { target: Some("notebook-processor".into()), network: Network::Host, ..BuildOptions::default() };
-    let (_, plan) = llb_gen::load(&file, &opts).unwrap_or_else(|e| panic!("{}", e.diagnostics.render(&e.file)));
-    let out = convert(&plan, &opts, &NoImages, &file).unwrap_or_else(|d| panic!("{}", d.render(&file)));
+    let opts = BuildOptions {
+        target: Some("notebook-processor".into()),
+        network: Network::Host,
+        ..BuildOptions::default()
+    };
+    let (_, plan) =
+        llb_gen::load(&file, &opts).unwrap_or_else(|e| panic!("{}", e.diagnostics.render(&e.file)));
+    let out =
+        convert(&plan, &opts, &NoImages, &file).unwrap_or_else(|d| panic!("{}", d.render(&file)));
     let dump = llb_gen::llb::dump(&out.definition);
-    let snap = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/conda__notebook-processor.txt");
+    let snap =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/conda__notebook-processor.txt");
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(&snap, &dump).unwrap();
     }
     let expected = std::fs::read_to_string(&snap).expect("snapshot (run with UPDATE_SNAPSHOTS=1)");
     assert_eq!(expected, dump, "{}", first_difference(&expected, &dump));
     assert!(dump.contains("args: micromamba install -y -n base -f /run/layerstack/conda/docker/notebook/packages.yaml -c conda-forge"), "{dump}");
-    assert!(dump.contains("mount /opt/conda/pkgs cache id=layerstack-conda-linux-amd64 sharing=locked"), "{dump}");
+    assert!(
+        dump.contains("mount /opt/conda/pkgs cache id=layerstack-conda-linux-amd64 sharing=locked"),
+        "{dump}"
+    );
 }
