@@ -230,10 +230,66 @@ pub fn render(
             Kind::Layer => layers.push(tn),
         }
     }
+    // A target per service per variant (`api-cuda` building `--target api@cuda`), with the
+    // variant's platforms; grouped as `variants`. Content hashes are per default variant, so
+    // these targets get the templates' tags only when they do not use `${HASH}`.
+    let mut variant_targets = vec![];
+    for v in &stack.variants {
+        for svc in &services {
+            let Some(Value::Object(base)) = targets.get(svc).cloned() else {
+                continue;
+            };
+            let image = names.get(svc).copied().unwrap_or(svc.as_str()).to_string();
+            let tn = format!("{svc}-{}", target_name(&v.name.value));
+            if targets.contains_key(&tn) {
+                diags.push(
+                    Diagnostic::error(format!("bake target `{tn}` (service `{image}` in variant `{}`) collides with an image of that name", v.name.value))
+                        .at(v.span)
+                        .key(format!("variants.{}", v.name.value))
+                        .hint("rename the variant or the image"),
+                );
+                continue;
+            }
+            let mut t = base;
+            t.insert(
+                "target".into(),
+                Value::String(format!("{image}@{}", v.name.value)),
+            );
+            if bake.platforms.is_empty() && !v.platforms.is_empty() {
+                t.insert(
+                    "platforms".into(),
+                    json!(
+                        v.platforms
+                            .iter()
+                            .map(|p| p.value.clone())
+                            .collect::<Vec<_>>()
+                    ),
+                );
+            }
+            t.remove("tags");
+            if !uses_hash(stack) {
+                match tags(stack, &vars, &tn, None) {
+                    Ok(list) if !list.is_empty() => {
+                        t.insert(
+                            "tags".into(),
+                            Value::Array(list.iter().map(|s| Value::String(escape(s))).collect()),
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(d) => diags.extend(d),
+                }
+            }
+            targets.insert(tn.clone(), Value::Object(t));
+            variant_targets.push(tn);
+        }
+    }
     if diags.has_errors() {
         return Err(diags.sorted());
     }
     let mut groups = Map::new();
+    if !variant_targets.is_empty() {
+        groups.insert("variants".into(), json!({ "targets": variant_targets }));
+    }
     let default = if services.is_empty() {
         layers.clone()
     } else {
@@ -335,6 +391,27 @@ copy = ["apps/ocr"]
         );
         // Deterministic.
         assert_eq!(text, render(&s, &p.images, &o, &b, &hashes).unwrap());
+    }
+
+    #[test]
+    fn a_target_per_service_per_variant() {
+        let s = stack(
+            "[variants.cpu]\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n[variants.cuda]\nplatforms = [\"linux/amd64\"]\n[layers.base]\nfrom = \"python:3\"\n[services.api]\nfrom = \"base\"\n",
+        );
+        let p = plan_all(&s, &opts()).unwrap();
+        let text = render(&s, &p.images, &opts(), &bake_opts(), &BTreeMap::new()).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            v["group"]["variants"]["targets"],
+            json!(["api-cpu", "api-cuda"])
+        );
+        assert_eq!(v["target"]["api-cuda"]["target"], "api@cuda");
+        assert_eq!(v["target"]["api-cuda"]["platforms"], json!(["linux/amd64"]));
+        assert_eq!(
+            v["target"]["api-cpu"]["platforms"],
+            json!(["linux/amd64", "linux/arm64"])
+        );
+        assert_eq!(v["group"]["default"]["targets"], json!(["api"]));
     }
 
     #[test]
