@@ -7,7 +7,9 @@ Runs, in ONE invocation on ONE engine, the same scenarios for
             then each of the 5 services, one `docker buildx build` after another, with seed
             004's cache mounts (7 builds, 7 tagged images);
   ls-bake   layerstack, all 5 services at once: `llb-gen bake` → `docker buildx bake`
-            (one session, shared vertices solved once, targets concurrently);
+            (one session, shared vertices solved once, targets concurrently). buildx 0.13.1's
+            bake drops the bake file's `network` attribute, so the targets of `llb-gen bake`
+            are handed to bake as a compose file, whose `build.network: host` it honours;
   ls-seq    layerstack, the 5 services one after another with `docker buildx build`;
 
 and reports seconds per scenario (median of N runs), layerstack's better mode and the ratio
@@ -41,11 +43,12 @@ How cold is cold (no global prune by default; other people use this engine):
 
 Fairness:
   * Both sides build from the same temp copy of examples/tax-agent (never the repository), use
-    the same python slim image pinned to a private tag at start (other people re-create
-    python:3.12-slim with scripts/base-images.sh while we run), `--network=host`, default
-    provenance, and tag every image under layerstack-bench/.
-  * The layerstack frontend is pinned too: layerstack:dev is tagged
-    layerstack-bench/frontend:RUNID at start and the temp stack's `# syntax=` names that tag.
+    the same python slim image pinned at start (other people re-create python:3.12-slim with
+    scripts/base-images.sh while we run, and it removes the image the tag pointed at before),
+    `--network=host`, default provenance, and tag every image under layerstack-bench/.
+  * The layerstack frontend is pinned too. Each pin is `FROM <image>` + one label, built as
+    layerstack-bench/{python,frontend}:…RUNID (own image id, same layers and entrypoint); the
+    temp stack's `# syntax=` and both sides' python base name the pins.
   * ls-bake and ls-seq use different nonces, so they have separate cache chains and never
     see each other's results.
   * The order of implementations rotates from one repetition to the next.
@@ -54,8 +57,10 @@ Usage:
   eval "$(scripts/engine.sh)"   # optional: run.py loads the engine env itself
   python3 bench/run.py                      # everything (~25 min on 2 busy cores)
   python3 bench/run.py --runs 1 --scenarios noop,code --skip-llb --skip-frontend
-Options: --runs N (3), --base-req-seq-runs N (1), --no-cold-seq,
-  --scenarios LIST, --out DIR, --llb-iters N (51), --overhead-runs N (5), --keep-images.
+Options: --runs N (5), --cold-runs N (3), --base-req-runs N (3), --base-req-seq-runs N (3),
+  --no-cold-seq,
+  --scenarios LIST, --out DIR, --llb-iters N (51), --overhead-runs N (9), --keep-images,
+  --report-only DIR (re-read an earlier run's logs, rewrite its results.md).
 """
 
 import argparse
@@ -187,35 +192,81 @@ def vertex_seconds(v):
     return max(0.0, (b - a).total_seconds()) if a and b else 0.0
 
 
-EXPORT_RE = re.compile(r"^(exporting to|exporting|naming to|unpacking to|writing image)")
+BAKE_PREFIX = re.compile(r"^\[(" + "|".join(map(re.escape, SERVICES)) + r")(?:\] | )")
 
 
-def summarize(builds):
-    """Executed (not cached) steps, export time, counts."""
-    executed, exports, cached, total = [], 0.0, 0, 0
+def normalize(name):
+    """Drop bake's target prefix: `[svc-ocr internal] x` → `[internal] x`, `[svc-ocr] x` → `x`,
+    `[svc-ocr layer base-ml 1/1] x` → `[layer base-ml 1/1] x`."""
+    m = BAKE_PREFIX.match(name)
+    if not m:
+        return name
+    rest = name[m.end():]
+    return rest if m.group(0).endswith("] ") else "[" + rest
+
+
+def kind(name):
+    """work (an exec or file step of the build), context (sending files), export, or meta
+    (frontend, definitions, image metadata)."""
+    if re.match(r"^(exporting to|exporting|naming to|unpacking to|writing image)", name):
+        return "export"
+    if name.startswith("local://") or name == "[internal] load build context" or " load context " in name:
+        return "context"
+    if re.match(r"^\[(layer|service|stage-|builder|[a-z0-9-]+ \d+/\d+\]|[a-z0-9-]+\])", name) and \
+            not name.startswith("[internal]") and " from docker.io/" not in name and not re.match(r"^\[[^\]]*\] FROM ", name):
+        return "work"
+    return "meta"
+
+
+def summarize(builds, per_build_wall=None):
+    """Executed (not cached) steps by kind, and per build: engine-side span, time before the
+    first `load metadata` (the frontend phase), context transfer, export."""
+    executed, cached, total = [], 0, 0
+    spans, pre, ctx_s, exp_s = 0.0, 0.0, 0.0, 0.0
     for b in builds:
+        # The build starts at its first reported vertex (a cached vertex can carry the
+        # timestamps of an older build, so min() over all of them would be wrong).
+        starts, ends, meta_starts = [], [], []
         for v in b["vertices"]:
             total += 1
+            name = normalize(v["name"])
+            a = parse_ts(v["started"]) if v["started"] else None
+            z = parse_ts(v["completed"]) if v["completed"] else None
+            if a:
+                starts.append(a)
+                if name.startswith("[internal] load metadata for"):
+                    meta_starts.append(a)
+            if z and not v["cached"]:
+                ends.append(z)
             if v["cached"]:
                 cached += 1
                 continue
-            s = vertex_seconds(v)
-            name = v["name"]
-            if EXPORT_RE.match(name):
-                exports += s
+            if not a:
                 continue
-            if not v["started"]:
-                continue
-            executed.append({"build": b["label"], "name": name, "s": round(s, 2)})
-    work = [e for e in executed if not e["name"].startswith("[internal]") and "resolve image config" not in e["name"]]
-    return {
+            k, s = kind(name), vertex_seconds(v)
+            if k == "context":
+                ctx_s += s
+            elif k == "export":
+                exp_s += s
+            executed.append({"build": b["label"], "name": name, "kind": k, "s": round(s, 2)})
+        if starts and ends:
+            spans += max(0.0, (max(ends) - starts[0]).total_seconds())
+            if meta_starts:
+                pre += max(0.0, (min(meta_starts) - starts[0]).total_seconds())
+    work = [e for e in executed if e["kind"] == "work"]
+    out = {
+        "builds": len(builds),
         "vertices": total,
         "cached": cached,
         "executed": executed,
         "n_work_steps": len(work),
         "work_step_seconds": round(sum(e["s"] for e in work), 2),
-        "export_seconds": round(exports, 2),
+        "export_seconds": round(exp_s, 2),
+        "context_seconds": round(ctx_s, 2),
+        "engine_span_seconds": round(spans, 2),
+        "pre_metadata_seconds": round(pre, 2),
     }
+    return out
 
 
 # ------------------------------------------------------------ implementations ---
@@ -411,11 +462,11 @@ class Bench:
                     self.nonce[impl] = f"warm-{self.rid}-{impl}"
                     log(f"preparing {impl} (untimed)")
                     self.measure(impl, "prep", 0)
-            runs = a.runs
+            runs = max(a.runs_for(sc), a.base_req_seq_runs if sc == "base-req" else 0)
             for rep in range(runs):
                 self.change(sc, rep)
                 for impl in self.order(rep, impls):
-                    if impl == "ls-seq" and sc == "base-req" and rep >= a.base_req_seq_runs:
+                    if sc == "base-req" and rep >= (a.base_req_seq_runs if impl == "ls-seq" else a.base_req_runs):
                         continue
                     self.measure(impl, sc, rep)
 
@@ -510,19 +561,41 @@ class Bench:
         lines.append("\nAll runs (s):\n")
         for sc, v in table.items():
             lines.append(f"* {sc}: " + "; ".join(f"{i} {v[i][2]}" for i in ("ref", "ls-bake", "ls-seq") if v[i]))
+        # Where the time goes: medians over the runs of each implementation.
+        lines.append("\n## Where the time goes (medians over runs)\n")
+        lines.append("client = wall − Σ engine span per build (buildx start, session, gRPC); frontend = "
+                     "from a build's first vertex to its first `load metadata` (Dockerfile parse, or "
+                     "starting the layerstack frontend container + reading stack.toml/.dockerignore); "
+                     "context = file transfer vertices; steps = Σ durations of the exec/file steps that "
+                     "ran (overlapping under bake); export = Σ `exporting to image`.\n")
+        lines.append("| scenario | impl | wall | builds | client | frontend | context | steps ran | Σ step s | export |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|")
+        med = lambda xs: statistics.median(xs) if xs else 0.0
+        for sc in table:
+            for impl in ("ref", "ls-bake", "ls-seq"):
+                runs = [m for m in ms if m["scenario"] == sc and m["impl"] == impl]
+                if not runs:
+                    continue
+                client = med([m["seconds"] - m["engine_span_seconds"] for m in runs])
+                lines.append(f"| {sc} | {impl} | {med([m['seconds'] for m in runs]):.1f} | {runs[0]['builds']} | "
+                             f"{client:.1f} | {med([m['pre_metadata_seconds'] for m in runs]):.2f} | "
+                             f"{med([m['context_seconds'] for m in runs]):.2f} | {med([m['n_work_steps'] for m in runs]):.0f} | "
+                             f"{med([m['work_step_seconds'] for m in runs]):.1f} | {med([m['export_seconds'] for m in runs]):.1f} |")
         # What ran: the median run of each implementation per scenario.
-        lines.append("\n## Steps that ran (not cached), median run of each\n")
+        lines.append("\n## Steps that ran (not cached) and exports, median run of each\n")
         for sc in table:
             for impl in ("ref", "ls-bake", "ls-seq"):
                 runs = sorted([m for m in ms if m["scenario"] == sc and m["impl"] == impl], key=lambda m: m["seconds"])
                 if not runs:
                     continue
                 m = runs[len(runs) // 2]
-                lines.append(f"### {sc} — {impl}: {m['seconds']:.1f}s wall, {m['n_work_steps']} steps ran "
-                             f"({m['work_step_seconds']:.1f}s summed step time), export/unpack {m['export_seconds']:.1f}s"
+                lines.append(f"### {sc} — {impl} (rep {m['rep']}): {m['seconds']:.1f}s wall, {m['n_work_steps']} steps ran "
+                             f"({m['work_step_seconds']:.1f}s summed), export {m['export_seconds']:.1f}s"
                              + (f", per build: {m['per_build']}" if m["per_build"] else "") + "\n")
                 for e in m["executed"]:
-                    nm = e["name"] if len(e["name"]) < 140 else e["name"][:137] + "..."
+                    if e["kind"] not in ("work", "export"):
+                        continue
+                    nm = e["name"] if len(e["name"]) < 130 else e["name"][:127] + "..."
                     lines.append(f"    {e['s']:6.2f}s  [{e['build']}] {nm}")
                 lines.append("")
         fo = self.results.get("frontend_overhead")
@@ -545,26 +618,38 @@ class Bench:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--runs", type=int, default=3, help="repetitions of noop/code/svc-req/base-req (median)")
-    ap.add_argument("--cold-runs", type=int, default=1)
+    ap.add_argument("--runs", type=int, default=5, help="repetitions of noop/code/svc-req (median)")
+    ap.add_argument("--base-req-runs", type=int, default=3, help="repetitions of base-req for ref and ls-bake")
+    ap.add_argument("--cold-runs", type=int, default=3)
     ap.add_argument("--no-cold-seq", dest="cold_seq", action="store_false",
                     help="skip ls-seq cold (its cache chain is then prepared untimed: same cost)")
-    ap.add_argument("--base-req-seq-runs", type=int, default=1, help="ls-seq repetitions of base-req")
+    ap.add_argument("--base-req-seq-runs", type=int, default=3, help="ls-seq repetitions of base-req")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--out")
     ap.add_argument("--llb-iters", type=int, default=51)
-    ap.add_argument("--overhead-runs", type=int, default=5)
+    ap.add_argument("--overhead-runs", type=int, default=9)
     ap.add_argument("--skip-llb", action="store_true")
     ap.add_argument("--skip-frontend", action="store_true")
     ap.add_argument("--keep-images", action="store_true")
     ap.add_argument("--rebuild-tools", action="store_true", help="rebuild llb-gen even if present")
+    ap.add_argument("--report-only", metavar="DIR", help="re-read the logs of an earlier run in DIR and rewrite its report")
     a = ap.parse_args()
     a.scenarios = [s for s in a.scenarios.split(",") if s]
+    a.runs_for = lambda sc: a.base_req_runs if sc == "base-req" else a.runs
     bad = set(a.scenarios) - set(SCENARIOS)
     if bad:
         ap.error(f"unknown scenarios {bad}; known: {SCENARIOS}")
     if os.environ.get("BENCH_ALLOW_PRUNE") == "1" and "cold" in a.scenarios:
         log("BENCH_ALLOW_PRUNE=1: cold runs will GLOBALLY prune cache mounts (everyone's) on this engine")
+    if a.report_only:
+        b = Bench(a)
+        b.out = Path(a.report_only)
+        b.results = json.loads((b.out / "results.json").read_text())
+        b.rid = b.results["run_id"]
+        for m in b.results["measurements"]:
+            m.update(summarize(parse_rawjson(Path(m["log"]).read_text())))
+        print(b.report())
+        return
     b = Bench(a)
     t0 = time.monotonic()
     b.setup()
