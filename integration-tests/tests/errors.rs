@@ -8,6 +8,16 @@ fn engine(test: &str) -> Option<&'static Engine> {
     integration_tests::engine_with_frontend(test)
 }
 
+/// Build `stack` (a fresh context holding only it) and expect the build to fail.
+fn fails(engine: &Engine, stack: &str, extra: &[&str], why: &str) -> integration_tests::Build {
+    let ctx = Context::new().file("stack.toml", stack);
+    let file = ctx.join("stack.toml");
+    let mut args = vec!["--progress=plain"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-f", &file, ctx.path_str()]);
+    *engine.try_buildx_build(&args).expect_err(why)
+}
+
 fn header() -> String {
     format!("# syntax={}\n", frontend_image())
 }
@@ -21,15 +31,7 @@ fn a_failing_step_points_at_its_stack_toml_line() {
         "{}[layers.base]\nfrom = \"debian:bookworm-slim\"\nrun = [\n  \"echo preparing\",\n  \"echo about to fail && exit 3\",\n]\n\n[services.app]\nfrom = \"base\"\n",
         header()
     );
-    let ctx = Context::new().file("stack.toml", &stack);
-    let failed = engine
-        .try_buildx_build(&[
-            "--progress=plain",
-            "-f",
-            &ctx.join("stack.toml"),
-            ctx.path_str(),
-        ])
-        .expect_err("the step exits 3");
+    let failed = fails(engine, &stack, &[], "the step exits 3");
     let err = &failed.output.stderr;
     assert!(
         err.contains("[layer base 2/2] run echo about to fail && exit 3"),
@@ -58,15 +60,7 @@ fn invalid_stacks_report_every_error_with_the_file_excerpt() {
         "{}[services.app]\nfrom = \"debian:bookworm-slim\"\npipp = [\"x\"]\ncopy = 3\n",
         header()
     );
-    let ctx = Context::new().file("stack.toml", &stack);
-    let failed = engine
-        .try_buildx_build(&[
-            "--progress=plain",
-            "-f",
-            &ctx.join("stack.toml"),
-            ctx.path_str(),
-        ])
-        .expect_err("the stack is invalid");
+    let failed = fails(engine, &stack, &[], "the stack is invalid");
     let err = &failed.output.stderr;
     assert!(err.contains("stack.toml:4:1: error: services.app.pipp: unknown key `pipp` in `services.app` (did you mean `pip`?)"), "{err}");
     assert!(
@@ -93,17 +87,7 @@ fn an_unknown_target_lists_the_valid_ones() {
         "{}[layers.base]\nfrom = \"debian:bookworm-slim\"\n[services.api]\nfrom = \"base\"\n",
         header()
     );
-    let ctx = Context::new().file("stack.toml", &stack);
-    let failed = engine
-        .try_buildx_build(&[
-            "--progress=plain",
-            "-f",
-            &ctx.join("stack.toml"),
-            "--target",
-            "apii",
-            ctx.path_str(),
-        ])
-        .expect_err("no such target");
+    let failed = fails(engine, &stack, &["--target", "apii"], "no such target");
     let line = failed.error_line().unwrap_or_default().to_string();
     let err = &failed.output.stderr;
     assert!(
@@ -126,15 +110,7 @@ fn a_missing_base_image_names_the_stack_and_the_image() {
         "{}[services.app]\nfrom = \"layerstack-test/does-not-exist:1\"\n",
         header()
     );
-    let ctx = Context::new().file("stack.toml", &stack);
-    let failed = engine
-        .try_buildx_build(&[
-            "--progress=plain",
-            "-f",
-            &ctx.join("stack.toml"),
-            ctx.path_str(),
-        ])
-        .expect_err("the base cannot be resolved");
+    let failed = fails(engine, &stack, &[], "the base cannot be resolved");
     let err = &failed.output.stderr;
     assert!(
         err.contains("cannot resolve base image `docker.io/layerstack-test/does-not-exist:1`"),
