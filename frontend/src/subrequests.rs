@@ -41,7 +41,7 @@
 use std::collections::BTreeSet;
 
 use llb_gen::diag::{Diagnostics, StackError};
-use llb_gen::plan::{self, Plan, StepKind};
+use llb_gen::plan::{self, Plan};
 use llb_gen::source::{SourceFile, Span};
 use llb_gen::stack::{ImageDef, Stack};
 use serde::Serialize;
@@ -402,7 +402,7 @@ fn outline(opts: &FrontendOpts, inputs: &Inputs) -> Result<Outline, Failure> {
     for platform in platforms {
         let bo = crate::build::build_options(opts, inputs, platform);
         let (_, plan) = llb_gen::load(file, &bo).map_err(|e| Failure::from_stack(&e))?;
-        for (id, span) in cache_mounts(&plan) {
+        for (id, span) in cache_mounts(&plan, &bo, file)? {
             if seen.insert(id.clone()) {
                 cache.push(CacheMount {
                     id,
@@ -447,41 +447,49 @@ fn outline(opts: &FrontendOpts, inputs: &Inputs) -> Result<Outline, Failure> {
     })
 }
 
-/// The cache mount ids the converter gives this plan's steps (`llb_gen::convert`: apt steps
-/// mount `layerstack-apt-cache-<slug>` and `layerstack-apt-lib-<slug>`, pip steps
-/// `layerstack-pip-<slug>`; a venv builder runs its own apt and pip steps), in order of first
-/// use, with the span of the step that first uses each.
-fn cache_mounts(plan: &Plan) -> Vec<(String, Span)> {
-    let slug = plan.platform.slug();
-    let apt = [
-        format!("layerstack-apt-cache-{slug}"),
-        format!("layerstack-apt-lib-{slug}"),
-    ];
-    let pip = format!("layerstack-pip-{slug}");
+/// The cache mount ids of this plan's steps, read from the LLB the converter makes for it (so
+/// they are exactly the build's: apt, pip, uv and conda caches, namespaced by platform and
+/// variant), in order of first use, with the stack.toml lines of the step that uses each.
+fn cache_mounts(
+    plan: &Plan,
+    bo: &plan::BuildOptions,
+    file: &SourceFile,
+) -> Result<Vec<(String, Span)>, Failure> {
+    use prost::Message;
+    let converted = llb_gen::convert::convert(plan, bo, &llb_gen::convert::NoImages, file)
+        .map_err(|d| stack_failure(file, d))?;
+    let def = &converted.definition;
+    let digests = llb_gen::llb::op_digests(def);
     let mut out: Vec<(String, Span)> = vec![];
-    let mut add = |id: &String, span: Span| {
-        if !out.iter().any(|(i, _)| i == id) {
-            out.push((id.clone(), span));
-        }
-    };
-    for img in &plan.images {
-        for step in &img.steps {
-            match &step.kind {
-                StepKind::Apt { .. } => apt.iter().for_each(|id| add(id, step.span)),
-                StepKind::Pip(_) => add(&pip, step.span),
-                StepKind::CopyVenv { .. } => {
-                    if let Some(v) = &img.venv {
-                        if !v.apt.is_empty() {
-                            apt.iter().for_each(|id| add(id, v.span));
-                        }
-                        add(&pip, v.pip_span);
-                    }
+    for (bytes, digest) in def.def.iter().zip(&digests) {
+        let Ok(op) = llb_gen::pb::Op::decode(bytes.as_slice()) else {
+            continue;
+        };
+        let Some(llb_gen::pb::op::Op::Exec(exec)) = &op.op else {
+            continue;
+        };
+        let line = def
+            .source
+            .as_ref()
+            .and_then(|s| s.locations.get(digest))
+            .and_then(|l| l.locations.first())
+            .and_then(|l| l.ranges.first())
+            .and_then(|r| r.start.as_ref())
+            .map(|p| p.line.max(1) as usize)
+            .unwrap_or(1);
+        for m in &exec.mounts {
+            if let Some(c) = m
+                .cache_opt
+                .as_ref()
+                .filter(|_| m.mount_type == llb_gen::pb::MountType::Cache as i32)
+            {
+                if !out.iter().any(|(i, _)| *i == c.id) {
+                    out.push((c.id.clone(), file.line_span(line)));
                 }
-                _ => {}
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// As `outline.PrintOutline`, plus a table of cache mount ids (upstream prints none).

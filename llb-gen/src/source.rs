@@ -101,6 +101,13 @@ impl SourceFile {
         (start, end)
     }
 
+    /// The span of a 1-based line's text (without its newline).
+    pub fn line_span(&self, line: usize) -> Span {
+        let line = line.clamp(1, self.line_starts.len());
+        let start = self.line_starts[line - 1];
+        Span::new(start, start + self.line_text(line).len())
+    }
+
     pub fn line_count(&self) -> usize {
         self.line_starts.len()
     }
