@@ -20,8 +20,6 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -29,6 +27,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::http::Response;
 use crate::{Engine, display_command, exec, repo_root};
 
 /// The base image with the micromamba stand-in (`scripts/conda-base-image.sh`).
@@ -292,11 +291,6 @@ pub struct CondaChannel {
     requests: Arc<Mutex<BTreeMap<String, usize>>>,
 }
 
-struct ChannelFiles {
-    /// `/SUBDIR/FILE` → bytes (packages and every subdir's repodata.json).
-    files: BTreeMap<String, Vec<u8>>,
-}
-
 impl CondaChannel {
     /// Serves these packages on 127.0.0.1 (a free port) as one channel: `/SUBDIR/repodata.json`
     /// and `/SUBDIR/FILE`. Every subdir's repodata.json exists (empty where there are no
@@ -326,17 +320,24 @@ impl CondaChannel {
                 repodata(&subdir, packages),
             );
         }
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        let port = listener.local_addr().expect("local addr").port();
         let requests = Arc::new(Mutex::new(BTreeMap::new()));
-        let state = Arc::new((ChannelFiles { files }, requests.clone()));
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let state = state.clone();
-                std::thread::spawn(move || {
-                    let _ = handle(stream, &state.0, &state.1);
-                });
+        let counts = requests.clone();
+        let port = crate::http::serve(move |method, path| {
+            let r = match files.get(path) {
+                Some(bytes) if path.ends_with("/repodata.json") => {
+                    Response::ok("application/json", "no-cache", bytes.clone())
+                }
+                Some(bytes) => Response::ok(
+                    "application/x-tar",
+                    "public, max-age=31536000, immutable",
+                    bytes.clone(),
+                ),
+                None => Response::not_found(),
+            };
+            if r.status.starts_with("200") && !method.eq_ignore_ascii_case("HEAD") {
+                *counts.lock().unwrap().entry(path.to_string()).or_default() += 1;
             }
+            r
         });
         CondaChannel { port, requests }
     }
@@ -384,68 +385,12 @@ fn repodata(subdir: &str, packages: BTreeMap<String, Value>) -> Vec<u8> {
     .into_bytes()
 }
 
-fn handle(
-    mut stream: TcpStream,
-    channel: &ChannelFiles,
-    requests: &Mutex<BTreeMap<String, usize>>,
-) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    loop {
-        let mut request = String::new();
-        if reader.read_line(&mut request)? == 0 {
-            return Ok(());
-        }
-        // Skip the headers (GET and HEAD carry no body).
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
-                break;
-            }
-        }
-        let mut parts = request.split_whitespace();
-        let method = parts.next().unwrap_or("GET").to_string();
-        let path = parts
-            .next()
-            .unwrap_or("/")
-            .split(['?', '#'])
-            .next()
-            .unwrap_or("/")
-            .to_string();
-        let (status, ctype, cache, body): (&str, &str, &str, &[u8]) = match channel.files.get(&path)
-        {
-            Some(bytes) if path.ends_with("/repodata.json") => {
-                ("200 OK", "application/json", "no-cache", bytes)
-            }
-            Some(bytes) => (
-                "200 OK",
-                "application/x-tar",
-                "public, max-age=31536000, immutable",
-                bytes,
-            ),
-            None => ("404 Not Found", "text/plain", "no-store", b"not found\n"),
-        };
-        let head = method.eq_ignore_ascii_case("HEAD");
-        if status.starts_with("200") && !head {
-            *requests.lock().unwrap().entry(path.clone()).or_default() += 1;
-        }
-        write!(
-            stream,
-            "HTTP/1.1 {status}\r\nDate: {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: {cache}\r\nConnection: keep-alive\r\n\r\n",
-            httpdate::fmt_http_date(std::time::SystemTime::now()),
-            body.len()
-        )?;
-        if !head {
-            stream.write_all(body)?;
-        }
-        stream.flush()?;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     //! The package format and the server, without an engine.
     use super::*;
-    use std::io::Read;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpStream;
 
     fn demo() -> CondaPackage {
         CondaPackage::noarch("lsdemo-conda", "1.0")

@@ -49,6 +49,7 @@ use serde_json::Value;
 
 pub mod conda;
 mod frontend;
+pub mod http;
 pub mod pyindex;
 pub use frontend::ensure_frontend;
 

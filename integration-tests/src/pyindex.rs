@@ -6,9 +6,10 @@
 //! (per-platform wheels).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 use std::sync::{Arc, Mutex};
+
+use crate::http::Response;
 
 use sha2::{Digest, Sha256};
 
@@ -133,18 +134,9 @@ impl PackageIndex {
                 files.insert(w.filename(), w.build());
             }
         }
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        let port = listener.local_addr().expect("local addr").port();
         let downloads = Arc::new(Mutex::new(BTreeMap::new()));
-        let state = Arc::new((files, projects, downloads.clone()));
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let state = state.clone();
-                std::thread::spawn(move || {
-                    let _ = handle(stream, &state.0, &state.1, &state.2);
-                });
-            }
-        });
+        let counts = downloads.clone();
+        let port = crate::http::serve(move |_method, path| page(path, &files, &projects, &counts));
         PackageIndex { port, downloads }
     }
 
@@ -191,107 +183,65 @@ fn normalize(name: &str) -> String {
     out
 }
 
-fn handle(
-    mut stream: TcpStream,
+/// The answer to one request: an index page (`/<prefix>/<project>/`) or a wheel (`/files/…`,
+/// counted in `downloads`).
+fn page(
+    path: &str,
     files: &BTreeMap<String, Vec<u8>>,
     projects: &BTreeMap<String, Vec<String>>,
     downloads: &Mutex<BTreeMap<String, usize>>,
-) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    loop {
-        let mut request = String::new();
-        if reader.read_line(&mut request)? == 0 {
-            return Ok(());
-        }
-        // Skip the headers.
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
-                break;
-            }
-        }
-        let path = request
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or("/")
-            .split(['?', '#'])
-            .next()
-            .unwrap_or("/")
-            .to_string();
-        let path = percent_decode(&path);
-        let not_found = || {
-            (
-                "404 Not Found",
-                "text/plain",
-                "no-store",
-                b"not found\n".to_vec(),
-            )
-        };
-        let trimmed = path.trim_end_matches('/');
-        let project = trimmed
-            .rsplit_once('/')
-            .map(|(prefix, name)| format!("{prefix}/{}", normalize(name)));
-        let (status, ctype, cache, body): (&str, &str, &str, Vec<u8>) =
-            if let Some(f) = path.strip_prefix("/files/") {
-                match files.get(f) {
-                    Some(bytes) => {
-                        *downloads.lock().unwrap().entry(f.to_string()).or_default() += 1;
-                        (
-                            "200 OK",
-                            "application/octet-stream",
-                            "public, max-age=31536000, immutable",
-                            bytes.clone(),
-                        )
-                    }
-                    None => not_found(),
+) -> Response {
+    let not_found = || {
+        (
+            "404 Not Found",
+            "text/plain",
+            "no-store",
+            b"not found\n".to_vec(),
+        )
+    };
+    let trimmed = path.trim_end_matches('/');
+    let project = trimmed
+        .rsplit_once('/')
+        .map(|(prefix, name)| format!("{prefix}/{}", normalize(name)));
+    let (status, ctype, cache, body): (&str, &str, &str, Vec<u8>) =
+        if let Some(f) = path.strip_prefix("/files/") {
+            match files.get(f) {
+                Some(bytes) => {
+                    *downloads.lock().unwrap().entry(f.to_string()).or_default() += 1;
+                    (
+                        "200 OK",
+                        "application/octet-stream",
+                        "public, max-age=31536000, immutable",
+                        bytes.clone(),
+                    )
                 }
-            } else if let Some(names) = project.as_ref().and_then(|p| projects.get(p)) {
-                let links: String = names
-                    .iter()
-                    .map(|f| {
-                        format!(
-                            "<a href=\"/files/{f}#sha256={}\">{f}</a>\n",
-                            hex_sha(&files[f])
-                        )
-                    })
-                    .collect();
-                (
-                    "200 OK",
-                    "text/html",
-                    "max-age=600",
-                    format!("<!DOCTYPE html><html><body>\n{links}</body></html>\n").into_bytes(),
-                )
-            } else {
-                not_found()
-            };
-        write!(
-            stream,
-            "HTTP/1.1 {status}\r\nDate: {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: {cache}\r\nConnection: keep-alive\r\n\r\n",
-            httpdate::fmt_http_date(std::time::SystemTime::now()),
-            body.len()
-        )?;
-        stream.write_all(&body)?;
-        stream.flush()?;
-    }
-}
-
-/// `%2B` → `+` (pip quotes the `+` of local versions in file URLs).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
+                None => not_found(),
             }
-        }
-        out.push(b[i]);
-        i += 1;
+        } else if let Some(names) = project.as_ref().and_then(|p| projects.get(p)) {
+            let links: String = names
+                .iter()
+                .map(|f| {
+                    format!(
+                        "<a href=\"/files/{f}#sha256={}\">{f}</a>\n",
+                        hex_sha(&files[f])
+                    )
+                })
+                .collect();
+            (
+                "200 OK",
+                "text/html",
+                "max-age=600",
+                format!("<!DOCTYPE html><html><body>\n{links}</body></html>\n").into_bytes(),
+            )
+        } else {
+            not_found()
+        };
+    Response {
+        status,
+        content_type: ctype,
+        cache_control: cache,
+        body,
     }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn hex_sha(b: &[u8]) -> String {
@@ -304,6 +254,8 @@ fn hex_sha(b: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpStream;
 
     #[test]
     fn names_and_encoding() {
@@ -315,10 +267,10 @@ mod tests {
         assert_eq!(b64_nopad(b"abc"), "YWJj");
         assert_eq!(b64_nopad(b"ab"), "YWI");
         assert_eq!(
-            percent_decode("/files/torch-2.1.2%2Bcpu.whl"),
+            crate::http::percent_decode("/files/torch-2.1.2%2Bcpu.whl"),
             "/files/torch-2.1.2+cpu.whl"
         );
-        assert_eq!(percent_decode("%2"), "%2");
+        assert_eq!(crate::http::percent_decode("%2"), "%2");
         let bytes = Wheel::pure("x", "1").build();
         assert_eq!(&bytes[..2], b"PK");
     }
