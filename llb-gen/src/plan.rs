@@ -91,10 +91,6 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn target_image(&self) -> &PlanImage {
-        self.images.last().expect("a plan has at least its target")
-    }
-
     /// Every image reference the plan builds on, for resolving their configs first.
     pub fn image_refs(&self) -> BTreeSet<String> {
         let mut refs = BTreeSet::new();
@@ -226,14 +222,6 @@ impl StepKind {
             StepKind::Copy { src, .. } => format!("copy {src}"),
             StepKind::CopyVenv { path, .. } => format!("copy venv {path}"),
         }
-    }
-
-    /// Steps that install packages (the ones `install-env` applies to).
-    pub fn is_install(&self) -> bool {
-        matches!(
-            self,
-            StepKind::Apt { .. } | StepKind::Run { .. } | StepKind::Pip(_)
-        )
     }
 }
 
