@@ -74,47 +74,21 @@ HOST_PKGS=(ca-certificates xz-utils iproute2 util-linux debootstrap
            libdevmapper1.02.1 libsystemd0 libcap2 libgcrypt20 liblzma5 libzstd1 liblz4-1
            libselinux1 libudev1)
 
-log() { printf '[engine-old] %s\n' "$*" >&2; }
-die() { printf '[engine-old] ERROR: %s\n' "$*" >&2; exit 1; }
+LOG_TAG=engine-old
+# log, die, dk, answering, pid_alive, print_env, lock_engine, install_host_packages, trixie_apt,
+# deb_versions, cleanup_stale, start_dockerd, check_buildx, stop_dockerd (shared with
+# scripts/engine.sh).
+# shellcheck source-path=SCRIPTDIR source=lib/engine-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/engine-common.sh"
 
-# All docker calls in this script go to our socket with our config and binaries.
-dk() {
-  DOCKER_HOST="unix://$SOCK" DOCKER_CONFIG="$DOCKER_CONFIG_DIR" PATH="$ENGINE_PATH:$PATH" \
-    "$ROOT/usr/bin/docker" "$@"
-}
-
-answering() {
-  [[ -S "$SOCK" && -x "$ROOT/usr/bin/docker" ]] && dk version >/dev/null 2>&1
-}
-
-pid_alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
-
-print_env() {
-  printf 'export DOCKER_HOST=%q\n' "unix://$SOCK"
-  printf 'export DOCKER_CONFIG=%q\n' "$DOCKER_CONFIG_DIR"
-  # Our bin dirs first (bookworm's docker CLI 20.10), unless they are already in front.
-  case "$PATH" in
-    "$ENGINE_PATH:"*) printf 'export PATH=%q\n' "$PATH" ;;
-    *) printf 'export PATH=%q\n' "$ENGINE_PATH:$PATH" ;;
-  esac
-  # Tells the integration tests (and people) which engine this is; the harness also
-  # detects it from the server version (< 23).
+# engine.sh's exports, and LAYERSTACK_ENGINE=old: tells the integration tests (and people)
+# which engine this is; the harness also detects it from the server version (< 23).
+print_old_env() {
+  print_env
   printf 'export LAYERSTACK_ENGINE=old\n'
 }
 
 # ---------------------------------------------------------------- install ---
-
-install_host_packages() {
-  local missing=() p
-  for p in "${HOST_PKGS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-  done
-  ((${#missing[@]} == 0)) && return 0
-  log "installing host packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2 || apt-get update >&2
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-}
 
 installed() {
   [[ -x "$ROOT/usr/sbin/dockerd" && -x "$ROOT/usr/bin/docker" && -x "$ROOT/usr/bin/containerd" \
@@ -139,18 +113,10 @@ fetch_buildx() {
   deb="${found[0]:-}"
   if [[ -z "$deb" ]]; then
     local apt_dir="$CACHE/apt-trixie-old"
-    mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$CACHE/debs-buildx"
-    printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s trixie main\n' "$MIRROR" \
-      > "$apt_dir/sources.list"
-    local apt_opts=(
-      -o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
-      -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir"
-      -o "Dir::Cache::archives=$apt_dir/archives" -o "Dir::Cache::pkgcache="
-      -o "Dir::Cache::srcpkgcache=" -o "APT::Sandbox::User=root" -o "Debug::NoLocking=1"
-    )
+    mkdir -p "$CACHE/debs-buildx"
     log "buildx: downloading docker-buildx from trixie (private apt config in $apt_dir)"
-    apt-get "${apt_opts[@]}" update -qq >&2
-    (cd "$CACHE/debs-buildx" && rm -f ./*.deb && apt-get "${apt_opts[@]}" download docker-buildx >&2)
+    trixie_apt "$apt_dir" update -qq >&2
+    (cd "$CACHE/debs-buildx" && rm -f ./*.deb && trixie_apt "$apt_dir" download docker-buildx >&2)
     shopt -s nullglob; found=("$CACHE"/debs-buildx/docker-buildx_*.deb); shopt -u nullglob
     deb="${found[0]:-}"
     [[ -n "$deb" ]] || die "docker-buildx could not be downloaded from trixie"
@@ -181,9 +147,7 @@ install_engine() {
   local buildx_version
   buildx_version="$(fetch_buildx "$tmp")"
   rm -rf "$ROOT"; mv "$tmp" "$ROOT"
-  # shellcheck disable=SC2016  # ${Package} is dpkg-deb's syntax, not the shell's
-  { (cd "$debs" && for d in *.deb; do dpkg-deb -W --showformat='${Package} ${Version}\n' "$d"; done)
-    echo "$buildx_version"; } > "$PREFIX/VERSIONS"
+  { deb_versions "$debs"; echo "$buildx_version"; } > "$PREFIX/VERSIONS"
   log "installed into $ROOT:"; sed 's/^/[engine-old]   /' "$PREFIX/VERSIONS" >&2
 }
 
@@ -199,105 +163,28 @@ ensure_bridge() {
 }
 
 write_config() {
-  mkdir -p "$STATE" "$DATA_ROOT" "$DOCKER_CONFIG_DIR/cli-plugins"
-  chmod 700 "$STATE"
-  # dockerd 20.10 refuses unknown keys and settings given both here and as flags.
-  #  - bridge: our own (see above); docker0 is the other engine's.
+  # Besides the shared keys (scripts/lib/engine-common.sh):
   #  - deprecated-key-path: 20.10 keeps a libtrust key (the engine ID); by default in
   #    /etc/docker/key.json, here under our state dir.
+  #  - bridge: our own (see above); docker0 is the other engine's.
   #  - storage-driver overlay2: the legacy graphdriver image store.
   #  - features.buildkit: plain `docker build` uses BuildKit too.
-  cat > "$DAEMON_JSON.tmp" <<EOF
-{
-  "hosts": ["unix://$SOCK"],
-  "data-root": "$DATA_ROOT",
-  "exec-root": "$EXEC_ROOT",
-  "pidfile": "$PIDFILE",
-  "deprecated-key-path": "$STATE/key.json",
-  "group": "root",
-  "bridge": "$BRIDGE",
-  "iptables": false,
-  "ip-forward": false,
-  "ip-masq": false,
-  "storage-driver": "overlay2",
-  "features": { "buildkit": true },
-  "log-level": "info"
-}
-EOF
-  mv "$DAEMON_JSON.tmp" "$DAEMON_JSON"
-  ln -sfn "$BUILDX" "$DOCKER_CONFIG_DIR/cli-plugins/docker-buildx"
-  [[ -f "$DOCKER_CONFIG_DIR/config.json" ]] || echo '{}' > "$DOCKER_CONFIG_DIR/config.json"
+  write_engine_config "$BUILDX" \
+"\"deprecated-key-path\": \"$STATE/key.json\"
+\"bridge\": \"$BRIDGE\"
+\"storage-driver\": \"overlay2\"
+\"features\": { \"buildkit\": true }"
 }
 
 # ------------------------------------------------------------ start/stop ---
 
-# Kill leftovers of a previous run: our dockerd by its pidfile and the containerd it
-# spawned by its pidfile under our exec root. Only these two pids are ever signalled.
-cleanup_stale() {
-  local pid f
-  for f in "$PIDFILE" "$EXEC_ROOT/containerd/containerd.pid"; do
-    pid="$(cat "$f" 2>/dev/null || true)"
-    if pid_alive "$pid"; then
-      log "stopping stale process $pid (from $f)"
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do pid_alive "$pid" || break; sleep 0.2; done
-      if pid_alive "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
-    fi
-  done
-  if [[ -d "$EXEC_ROOT" ]]; then
-    awk -v r="$EXEC_ROOT/" 'index($2, r) == 1 { print $2 }' /proc/mounts | sort -r |
-      while read -r m; do umount -l "$m" 2>/dev/null || true; done
-    rm -rf "$EXEC_ROOT"
-  fi
-  rm -f "$SOCK" "$PIDFILE"
-}
-
 start_engine() {
-  cleanup_stale
   ensure_bridge
-  log "starting dockerd 20.10 (log: $LOG)"
-  : >> "$LOG"
-  printf '\n===== %s: dockerd start =====\n' "$(date -Is)" >> "$LOG"
-  # Detached (own session, no inherited stdout/stderr, lock fd 9 closed). PATH puts our
-  # prefix first: dockerd finds containerd, containerd-shim-runc-v2, runc, docker-proxy and
-  # docker-init there.
-  PATH="$ENGINE_PATH:$PATH" setsid "$ROOT/usr/sbin/dockerd" --config-file "$DAEMON_JSON" \
-    </dev/null >>"$LOG" 2>&1 9>&- &
-  local pid=$! waited=0
-  until answering; do
-    if ! pid_alive "$pid"; then
-      tail -n 40 "$LOG" | sed 's/^/[dockerd] /' >&2
-      die "dockerd exited during startup (full log: $LOG)"
-    fi
-    if ((waited >= TIMEOUT * 5)); then
-      tail -n 40 "$LOG" | sed 's/^/[dockerd] /' >&2
-      die "dockerd did not answer on $SOCK within ${TIMEOUT}s (full log: $LOG)"
-    fi
-    sleep 0.2; waited=$((waited + 1))
-  done
-  log "dockerd $(dk version -f '{{.Server.Version}}' 2>/dev/null) answering on unix://$SOCK (pid $pid, $((waited / 5))s)"
-}
-
-check_buildx() {
-  dk buildx version >/dev/null 2>&1 || die "docker buildx does not work (plugin: $DOCKER_CONFIG_DIR/cli-plugins)"
-  dk buildx use default >/dev/null 2>&1 || true
-  local driver
-  driver="$(dk buildx inspect 2>/dev/null | awk '/^Driver:/ { print $2; exit }')"
-  [[ "$driver" == docker ]] || die "current buildx builder uses driver '$driver', expected 'docker'"
+  start_dockerd "dockerd 20.10"
 }
 
 stop_engine() {
-  local pid
-  pid="$(cat "$PIDFILE" 2>/dev/null || true)"
-  if pid_alive "$pid"; then
-    log "stopping dockerd (pid $pid)"
-    kill "$pid"
-    for _ in $(seq 1 150); do pid_alive "$pid" || break; sleep 0.2; done
-    pid_alive "$pid" && { log "dockerd did not stop in 30s; killing"; kill -9 "$pid" 2>/dev/null || true; }
-  else
-    log "dockerd not running"
-  fi
-  cleanup_stale
+  stop_dockerd
   if ip link show "$BRIDGE" >/dev/null 2>&1; then
     log "removing bridge $BRIDGE"
     ip link del "$BRIDGE" 2>/dev/null || true
@@ -309,10 +196,8 @@ stop_engine() {
 cmd="${1:-env}"
 case "$cmd" in
   env|start|"")
-    if answering; then print_env; exit 0; fi
-    mkdir -p "$STATE"
-    exec 9>"$LOCK"
-    flock 9
+    if answering; then print_old_env; exit 0; fi
+    lock_engine
     if ! answering; then
       install_host_packages
       install_engine
@@ -320,15 +205,13 @@ case "$cmd" in
       start_engine
     fi
     check_buildx
-    print_env
+    print_old_env
     ;;
   status)
     answering
     ;;
   stop)
-    mkdir -p "$STATE"
-    exec 9>"$LOCK"
-    flock 9
+    lock_engine
     stop_engine
     ;;
   *)

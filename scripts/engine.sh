@@ -86,45 +86,14 @@ HOST_PKGS=(runc tini debootstrap ca-certificates xz-utils iproute2 util-linux
 # Host (bookworm) packages for foreign platforms (only when EMULATE is not empty).
 EMU_PKGS=(qemu-user-static binfmt-support)
 
-log() { printf '[engine] %s\n' "$*" >&2; }
-die() { printf '[engine] ERROR: %s\n' "$*" >&2; exit 1; }
-
-# All docker calls in this script go to our socket with our config and binaries.
-dk() {
-  DOCKER_HOST="unix://$SOCK" DOCKER_CONFIG="$DOCKER_CONFIG_DIR" PATH="$ENGINE_PATH:$PATH" \
-    "$ROOT/usr/bin/docker" "$@"
-}
-
-answering() {
-  [[ -S "$SOCK" && -x "$ROOT/usr/bin/docker" ]] && dk version >/dev/null 2>&1
-}
-
-pid_alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
-
-print_env() {
-  printf 'export DOCKER_HOST=%q\n' "unix://$SOCK"
-  printf 'export DOCKER_CONFIG=%q\n' "$DOCKER_CONFIG_DIR"
-  # Prepend our bin dirs unless they are already in front.
-  case ":$PATH:" in
-    *":$ROOT/usr/bin:$ROOT/usr/sbin:"*) printf 'export PATH=%q\n' "$PATH" ;;
-    *) printf 'export PATH=%q\n' "$ENGINE_PATH:$PATH" ;;
-  esac
-}
+LOG_TAG=engine
+# log, die, dk, answering, pid_alive, print_env, lock_engine, install_host_packages, trixie_apt,
+# deb_versions, cleanup_stale, start_dockerd, check_buildx, stop_dockerd (shared with
+# scripts/engine-old.sh).
+# shellcheck source-path=SCRIPTDIR source=lib/engine-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/engine-common.sh"
 
 # ---------------------------------------------------------------- install ---
-
-install_host_packages() {
-  local missing=() p
-  for p in "${HOST_PKGS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-  done
-  ((${#missing[@]} == 0)) && return 0
-  log "installing host packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  # A fresh machine has no package lists; an old machine may have stale ones.
-  apt-get update -qq >&2 || apt-get update >&2
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-}
 
 # ------------------------------------------------------------- emulation ---
 
@@ -199,27 +168,11 @@ installed() {
 install_engine() {
   installed && return 0
   local apt_dir="$CACHE/apt-trixie" debs="$CACHE/debs"
-  mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$debs"
-  printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s trixie main\n' "$MIRROR" \
-    > "$apt_dir/sources.list"
-  # A private apt configuration: own sources, own lists, own cache. Nothing of
-  # the host's apt state is read or changed. The host's debian-archive-keyring
-  # (bookworm's) already carries the trixie signing keys.
-  local apt_opts=(
-    -o "Dir::Etc::SourceList=$apt_dir/sources.list"
-    -o "Dir::Etc::SourceParts=/dev/null"
-    -o "Dir::State::Lists=$apt_dir/lists"
-    -o "Dir::Cache=$apt_dir"
-    -o "Dir::Cache::archives=$apt_dir/archives"
-    -o "Dir::Cache::pkgcache="
-    -o "Dir::Cache::srcpkgcache="
-    -o "APT::Sandbox::User=root"
-    -o "Debug::NoLocking=1"
-  )
+  mkdir -p "$debs"
   log "fetching trixie package lists (private apt config in $apt_dir)"
-  apt-get "${apt_opts[@]}" update -qq >&2
+  trixie_apt "$apt_dir" update -qq >&2
   log "downloading ${TRIXIE_PKGS[*]} from trixie"
-  (cd "$debs" && rm -f ./*.deb && apt-get "${apt_opts[@]}" download "${TRIXIE_PKGS[@]}" >&2)
+  (cd "$debs" && rm -f ./*.deb && trixie_apt "$apt_dir" download "${TRIXIE_PKGS[@]}" >&2)
 
   local tmp="$PREFIX/root.new.$$" d
   rm -rf "$tmp"; mkdir -p "$tmp"
@@ -227,123 +180,30 @@ install_engine() {
   # Never use a runc from trixie (glibc too new for bookworm); bookworm's is on PATH.
   rm -f "$tmp/usr/bin/runc" "$tmp/usr/sbin/runc"
   rm -rf "$ROOT"; mv "$tmp" "$ROOT"
-  # shellcheck disable=SC2016  # ${Package} is dpkg-deb's syntax, not the shell's
-  (cd "$debs" && for d in *.deb; do dpkg-deb -W --showformat='${Package} ${Version}\n' "$d"; done) \
-    > "$PREFIX/VERSIONS"
+  deb_versions "$debs" > "$PREFIX/VERSIONS"
   log "installed into $ROOT:"; sed 's/^/[engine]   /' "$PREFIX/VERSIONS" >&2
 }
 
 write_config() {
-  mkdir -p "$STATE" "$DATA_ROOT" "$DOCKER_CONFIG_DIR/cli-plugins"
-  chmod 700 "$STATE"
-  # Everything dockerd needs is in daemon.json (no duplicate command-line flags:
-  # dockerd refuses to start when a setting is given both ways).
+  # Besides the shared keys (scripts/lib/engine-common.sh):
   #  - containerd-snapshotter: containerd image store; needed for
   #    multi-platform and OCI exports (BuildKit v0.13.2 inside dockerd 26.1).
-  #  - iptables/ip6tables/ip-forward/ip-masq false: we touch no host firewall
-  #    rule and no sysctl. The default bridge (docker0) still exists, because
-  #    BuildKit runs `# syntax=` frontend containers and sandboxed RUN steps on
-  #    it ("network bridge not found" without it), but nothing on it is routed
-  #    beyond this machine. Builds that need PyPI/Debian use --network=host.
-  cat > "$DAEMON_JSON.tmp" <<EOF
-{
-  "hosts": ["unix://$SOCK"],
-  "data-root": "$DATA_ROOT",
-  "exec-root": "$EXEC_ROOT",
-  "pidfile": "$PIDFILE",
-  "group": "root",
-  "iptables": false,
-  "ip6tables": false,
-  "ip-forward": false,
-  "ip-masq": false,
-  "features": { "containerd-snapshotter": true },
-  "log-level": "info"
-}
-EOF
-  mv "$DAEMON_JSON.tmp" "$DAEMON_JSON"
-  # buildx as a CLI plugin of *our* docker config (works with the trixie CLI
-  # and with any other docker CLI that honours DOCKER_CONFIG).
-  ln -sfn "$ROOT/usr/libexec/docker/cli-plugins/docker-buildx" "$DOCKER_CONFIG_DIR/cli-plugins/docker-buildx"
+  #  - ip6tables false, like iptables: we touch no host firewall rule and no
+  #    sysctl. The default bridge (docker0) still exists, because BuildKit runs
+  #    `# syntax=` frontend containers and sandboxed RUN steps on it ("network
+  #    bridge not found" without it), but nothing on it is routed beyond this
+  #    machine. Builds that need PyPI/Debian use --network=host.
+  write_engine_config "$ROOT/usr/libexec/docker/cli-plugins/docker-buildx" \
+'"ip6tables": false
+"features": { "containerd-snapshotter": true }'
   # docker.io ships docker-init -> tini-static (from trixie's tini, not fetched):
   # point it at bookworm's tini-static instead.
   ln -sfn /usr/bin/tini-static "$ROOT/usr/bin/docker-init"
-  [[ -f "$DOCKER_CONFIG_DIR/config.json" ]] || echo '{}' > "$DOCKER_CONFIG_DIR/config.json"
 }
 
 # ------------------------------------------------------------ start/stop ---
 
-# Kill leftovers of a previous run (dockerd died, machine restarted, ...): our
-# dockerd by its pidfile and the containerd it spawned by its pidfile under the
-# exec root. Only these two pids are ever signalled.
-cleanup_stale() {
-  local pid f
-  for f in "$PIDFILE" "$EXEC_ROOT/containerd/containerd.pid"; do
-    pid="$(cat "$f" 2>/dev/null || true)"
-    if pid_alive "$pid"; then
-      log "stopping stale process $pid (from $f)"
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do pid_alive "$pid" || break; sleep 0.2; done
-      if pid_alive "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
-    fi
-  done
-  # Runtime state only; images and build cache live in $DATA_ROOT and survive.
-  if [[ -d "$EXEC_ROOT" ]]; then
-    # netns files may be bind mounts; unmount anything under the exec root first.
-    awk -v r="$EXEC_ROOT/" 'index($2, r) == 1 { print $2 }' /proc/mounts | sort -r |
-      while read -r m; do umount -l "$m" 2>/dev/null || true; done
-    rm -rf "$EXEC_ROOT"
-  fi
-  rm -f "$SOCK" "$PIDFILE"
-}
-
-start_engine() {
-  cleanup_stale
-  log "starting dockerd (log: $LOG)"
-  : >> "$LOG"
-  printf '\n===== %s: dockerd start =====\n' "$(date -Is)" >> "$LOG"
-  # Detach completely (own session, no inherited stdout/stderr) so that
-  # `eval "$(scripts/engine.sh)"` does not wait for dockerd to exit; fd 9 (our
-  # lock) is closed too, or dockerd would hold the lock forever.
-  PATH="$ENGINE_PATH:$PATH" setsid "$ROOT/usr/sbin/dockerd" --config-file "$DAEMON_JSON" \
-    </dev/null >>"$LOG" 2>&1 9>&- &
-  local pid=$! waited=0
-  until answering; do
-    if ! pid_alive "$pid"; then
-      tail -n 40 "$LOG" | sed 's/^/[dockerd] /' >&2
-      die "dockerd exited during startup (full log: $LOG)"
-    fi
-    if ((waited >= TIMEOUT * 5)); then
-      tail -n 40 "$LOG" | sed 's/^/[dockerd] /' >&2
-      die "dockerd did not answer on $SOCK within ${TIMEOUT}s (full log: $LOG)"
-    fi
-    sleep 0.2; waited=$((waited + 1))
-  done
-  log "dockerd $(dk version -f '{{.Server.Version}}' 2>/dev/null) answering on unix://$SOCK (pid $pid, $((waited / 5))s)"
-}
-
-check_buildx() {
-  dk buildx version >/dev/null 2>&1 || die "docker buildx does not work (plugin: $DOCKER_CONFIG_DIR/cli-plugins)"
-  # The default builder of the default context is the docker driver, i.e.
-  # dockerd's embedded BuildKit. Make it the current one in our config.
-  dk buildx use default >/dev/null 2>&1 || true
-  local driver
-  driver="$(dk buildx inspect 2>/dev/null | awk '/^Driver:/ { print $2; exit }')"
-  [[ "$driver" == docker ]] || die "current buildx builder uses driver '$driver', expected 'docker'"
-}
-
-stop_engine() {
-  local pid
-  pid="$(cat "$PIDFILE" 2>/dev/null || true)"
-  if pid_alive "$pid"; then
-    log "stopping dockerd (pid $pid)"
-    kill "$pid"
-    for _ in $(seq 1 150); do pid_alive "$pid" || break; sleep 0.2; done
-    pid_alive "$pid" && { log "dockerd did not stop in 30s; killing"; kill -9 "$pid" 2>/dev/null || true; }
-  else
-    log "dockerd not running"
-  fi
-  cleanup_stale
-}
+# cleanup_stale, start_dockerd, check_buildx and stop_dockerd: scripts/lib/engine-common.sh.
 
 # ------------------------------------------------------------------- main ---
 
@@ -352,16 +212,14 @@ case "$cmd" in
   env|start|"")
     # Fast path: our engine already answers (and foreign platforms are set up).
     if answering && emulation_ready; then print_env; exit 0; fi
-    mkdir -p "$STATE"
-    exec 9>"$LOCK"
-    flock 9   # one starter at a time
+    lock_engine   # one starter at a time
     # Before dockerd starts, so BuildKit sees the emulators from the first build on.
     ensure_binfmt || log "WARNING: cannot run ${EMULATE} binaries under QEMU here; builds for those platforms will fail"
     if ! answering; then
       install_host_packages
       install_engine
       write_config
-      start_engine
+      start_dockerd dockerd
     fi
     check_buildx
     print_env
@@ -370,16 +228,12 @@ case "$cmd" in
     answering
     ;;
   emulation)
-    mkdir -p "$STATE"
-    exec 9>"$LOCK"
-    flock 9
+    lock_engine
     ensure_binfmt || die "foreign platforms ($EMULATE) cannot run under QEMU here"
     ;;
   stop)
-    mkdir -p "$STATE"
-    exec 9>"$LOCK"
-    flock 9
-    stop_engine
+    lock_engine
+    stop_dockerd
     ;;
   *)
     die "unknown command '$cmd' (use: env | status | stop | emulation)"

@@ -3,20 +3,54 @@
 
 use std::process::Command;
 
-use integration_tests::{Context, Engine, exec, frontend_image, repo_root, run};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use integration_tests::http::{self, Response};
+use integration_tests::{Context, Engine, Output, exec, frontend_image, repo_root, run};
 
 fn engine(test: &str) -> Option<&'static Engine> {
     integration_tests::engine_with_frontend(test)
 }
 
-fn llb_gen(args: &[&str], cwd: &std::path::Path) -> String {
+/// `cargo run -q -p llb-gen -- ARGS` in `cwd`, which must succeed: its stdout and stderr.
+fn llb_gen_output(args: &[&str], cwd: &std::path::Path) -> Output {
     let mut cmd = Command::new(env!("CARGO"));
     cmd.args(["run", "-q", "--manifest-path"])
         .arg(repo_root().join("Cargo.toml"))
         .args(["-p", "llb-gen", "--"])
         .args(args)
         .current_dir(cwd);
-    run(cmd).stdout
+    run(cmd)
+}
+
+fn llb_gen(args: &[&str], cwd: &std::path::Path) -> String {
+    llb_gen_output(args, cwd).stdout
+}
+
+/// `docker buildx bake --progress=rawjson ARGS` in `cwd`, whatever its exit status.
+fn buildx_bake(engine: &Engine, args: &[&str], cwd: &std::path::Path) -> Output {
+    let mut cmd = engine.docker(["buildx", "bake", "--progress=rawjson"]);
+    cmd.args(args).current_dir(cwd);
+    exec(&mut cmd, None).expect("docker buildx bake runs")
+}
+
+/// The buildx version as (major, minor): `github.com/docker/buildx 0.13.1+ds1 0.13.1+ds1-3` →
+/// (0, 13).
+fn buildx_version(engine: &Engine) -> (u32, u32) {
+    let out = run(engine.docker(["buildx", "version"])).stdout;
+    let v = out
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("buildx version: {out}"));
+    let mut parts = v
+        .trim_start_matches('v')
+        .split(['.', '+', '-'])
+        .map(|p| p.parse::<u32>());
+    match (parts.next(), parts.next()) {
+        (Some(Ok(major)), Some(Ok(minor))) => (major, minor),
+        _ => panic!("buildx version: {out}"),
+    }
 }
 
 #[test]
@@ -25,14 +59,7 @@ fn bake_builds_all_services_and_runs_each_shared_step_once() {
         return;
     };
     // A nonce makes the base steps new, so this run really executes them.
-    let nonce = format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
+    let nonce = integration_tests::nonce();
     let stack = format!(
         "# syntax={}\n[stack]\ntags = [\"layerstack-test/bake-${{NAME}}:${{HASH}}\"]\n\
          [layers.base]\nfrom = \"debian:bookworm-slim\"\nrun = [\"echo BASE-STEP-{nonce} && sleep 2\"]\n\
@@ -58,15 +85,7 @@ fn bake_builds_all_services_and_runs_each_shared_step_once() {
         .collect();
     assert_eq!(services, ["ocr", "indexer", "retriever"]);
 
-    let mut cmd = engine.docker([
-        "buildx",
-        "bake",
-        "--progress=rawjson",
-        "-f",
-        "docker-bake.json",
-    ]);
-    cmd.current_dir(ctx.path());
-    let out = exec(&mut cmd, None).expect("docker buildx bake runs");
+    let out = buildx_bake(engine, &["-f", "docker-bake.json"], ctx.path());
     assert!(out.status.success(), "bake failed:\n{}", out.stderr);
     let progress = integration_tests::Progress::parse(&out.stderr);
 
@@ -99,4 +118,129 @@ fn bake_builds_all_services_and_runs_each_shared_step_once() {
         assert_eq!(engine.docker_run(&tag, &[]).trim(), s);
         engine.remove_image(&tag);
     }
+}
+
+/// `llb-gen bake --network host` for a stack whose RUN step needs the host's network: it fetches
+/// a token from a server on the host's 127.0.0.1, which the default build network cannot reach.
+/// buildx 0.13 (the engine's) drops `network` from the JSON file and rejects `--set
+/// '*.network=host'`; llb-gen says so and prints the way that works, `--format compose` baked
+/// next to the JSON file: the network from the compose file, the groups from the JSON file.
+#[test]
+fn bake_network_host_reaches_the_build_through_a_compose_file() {
+    let Some(engine) = engine("bake_network_host_reaches_the_build_through_a_compose_file") else {
+        return;
+    };
+    let nonce = integration_tests::nonce();
+    let fetched = Arc::new(AtomicUsize::new(0));
+    let counter = fetched.clone();
+    let token = format!("token-{nonce}");
+    let body = token.clone();
+    let port = http::serve(move |_, path| {
+        if path == "/token" {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Response::ok("text/plain", "no-store", body.clone().into_bytes())
+        } else {
+            Response::not_found()
+        }
+    });
+    let stack = format!(
+        r#"# syntax={frontend}
+[stack]
+tags = ["layerstack-test/bake-net-${{NAME}}:${{NONCE}}"]
+[args]
+NONCE = "{nonce}"
+[layers.base]
+from = "python:3.12-slim"
+run = ["python3 -c \"import urllib.request; open('/token', 'wb').write(urllib.request.urlopen('http://127.0.0.1:{port}/token', timeout=10).read())\" # ${{NONCE}}"]
+[services.app]
+from = "base"
+cmd = ["cat", "/token"]
+"#,
+        frontend = frontend_image(),
+    );
+    let ctx = Context::new().file("stack.toml", &stack);
+    let json = llb_gen_output(&["bake", "stack.toml", "--network", "host"], ctx.path());
+    let plan: serde_json::Value = serde_json::from_str(&json.stdout).expect("bake JSON");
+    assert_eq!(plan["target"]["app"]["network"], "host");
+    let warning = &json.stderr;
+    assert!(
+        warning.contains("buildx before 0.17.0 ignores `network` in a bake file")
+            && warning.contains(
+                "llb-gen bake stack.toml --network host --format compose > docker-bake.network.yml"
+            )
+            && warning
+                .contains("docker buildx bake -f docker-bake.json -f docker-bake.network.yml"),
+        "{warning}"
+    );
+    std::fs::write(ctx.path().join("docker-bake.json"), &json.stdout).unwrap();
+    let compose = llb_gen_output(
+        &[
+            "bake",
+            "stack.toml",
+            "--network",
+            "host",
+            "--format",
+            "compose",
+        ],
+        ctx.path(),
+    );
+    assert_eq!(compose.stderr, "", "no warning for the compose file");
+    std::fs::write(ctx.path().join("docker-bake.network.yml"), &compose.stdout).unwrap();
+    let app = format!("layerstack-test/bake-net-app:{nonce}");
+    let base = format!("layerstack-test/bake-net-base:{nonce}");
+
+    let (major, minor) = buildx_version(engine);
+    if (major, minor) >= (0, 17) {
+        // The bake file's `network` is read; host networking needs the entitlement.
+        let out = buildx_bake(
+            engine,
+            &["--allow", "network.host", "-f", "docker-bake.json"],
+            ctx.path(),
+        );
+        assert!(out.status.success(), "bake failed:\n{}", out.stderr);
+    } else {
+        // What llb-gen warns about: the JSON file alone builds in the default network…
+        let out = buildx_bake(engine, &["-f", "docker-bake.json"], ctx.path());
+        let logs: String = integration_tests::Progress::parse(&out.stderr)
+            .vertices
+            .iter()
+            .map(|v| v.logs.as_str())
+            .collect();
+        assert!(
+            !out.status.success() && logs.contains("Connection refused"),
+            "buildx {major}.{minor} was expected to drop `network` (llb-gen's warning says so); \
+             it built:\n{}",
+            out.stderr
+        );
+        assert_eq!(fetched.load(Ordering::SeqCst), 0);
+        // …and `--set '*.network=host'` is no way out.
+        let out = buildx_bake(
+            engine,
+            &["-f", "docker-bake.json", "--set", "*.network=host"],
+            ctx.path(),
+        );
+        assert!(
+            !out.status.success() && out.stderr.contains("unknown key: network"),
+            "{}",
+            out.stderr
+        );
+        // The way that works: both files.
+        let out = buildx_bake(
+            engine,
+            &["-f", "docker-bake.json", "-f", "docker-bake.network.yml"],
+            ctx.path(),
+        );
+        assert!(out.status.success(), "bake failed:\n{}", out.stderr);
+    }
+    assert_eq!(
+        fetched.load(Ordering::SeqCst),
+        1,
+        "the RUN step reached the host"
+    );
+    assert_eq!(engine.docker_run(&app, &[]), token);
+    assert!(
+        !engine.image_exists(&base),
+        "the JSON file's `default` group (the services) was built, not every compose service"
+    );
+    engine.remove_image(&app);
 }

@@ -5,17 +5,22 @@
 //! CI runs one representative target (or two) per example. `every_example_target_builds`
 //! builds and smoke-runs EVERY target of every example, multi-service included; it runs only
 //! with `LAYERSTACK_FULL=1` (the full integration run) and says so when skipped.
+//!
+//! clm's notebook-processor is a micromamba environment from conda-forge; here (no conda channel
+//! is reachable) it is built with `--build-arg`s pointing at a local channel and the micromamba
+//! stand-in image, see [`ClmConda`].
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use integration_tests::{Build, Context, Engine, engine_or_skip, ensure_frontend, repo_root, run};
+use integration_tests::conda::{
+    CondaChannel, CondaPackage, MICROMAMBA_IMAGE, ensure_micromamba_image,
+};
+use integration_tests::{Build, Context, Engine, copy_dir, engine_with_frontend, repo_root, run};
 use serde_json::Value;
 
 fn engine(test: &str) -> Option<&'static Engine> {
-    let e = engine_or_skip(test)?;
-    ensure_frontend(e);
-    Some(e)
+    engine_with_frontend(test)
 }
 
 fn example(name: &str) -> PathBuf {
@@ -26,35 +31,15 @@ fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
-/// `docker buildx build --network=host -f DIR/stack.toml --target TARGET [EXTRA…] -t TAG DIR`
-/// (the example's directory is its build context), timed on stderr as example `name`.
+/// `--target TARGET [EXTRA…]` of an example (its directory is the context), timed on stderr as
+/// example `name` (see [`Engine::build_target`]).
 fn build(engine: &Engine, name: &str, dir: &Path, target: &str, extra: &[&str]) -> (String, Build) {
-    let tag = engine.unique_tag(&format!("{name}-{target}"));
-    let (stack, ctx) = (s(&dir.join("stack.toml")), s(dir));
-    let mut args = vec!["--network=host", "-f", &stack, "--target", target];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&["-t", &tag, &ctx]);
-    let t0 = Instant::now();
-    let b = engine.buildx_build(&args);
-    eprintln!(
-        "examples: built {name} --target {target} in {:.1}s",
-        t0.elapsed().as_secs_f64()
-    );
-    (tag, b)
+    engine.build_target(name, dir, target, extra)
 }
 
+/// `docker run --rm --network=none TAG ARGS…`, stdout as one JSON value.
 fn run_json(engine: &Engine, tag: &str, args: &[&str]) -> Value {
-    let out = engine.docker_run(tag, args);
-    serde_json::from_str(out.trim())
-        .unwrap_or_else(|e| panic!("{tag} {args:?}: expected one JSON object ({e}):\n{out}"))
-}
-
-fn assert_vertex(build: &Build, name: &str) {
-    assert!(
-        build.vertex(name).is_some(),
-        "no vertex {name:?}:\n{}",
-        build.progress.summary()
-    );
+    engine.run_json(&["--network=none"], tag, args)
 }
 
 /// Starts the image's server (CMD) in the background inside one container and runs the
@@ -97,7 +82,7 @@ fn fks_services_use_the_c_library_compiled_in_the_cpu_base() {
         "[layer ml 1/1] pip install -r requirements/ml.txt",
         "[service ai 2/2] copy apps/ai",
     ] {
-        assert_vertex(&b, v);
+        b.assert_vertex(v);
     }
     let out = run_json(engine, &ai, &[]);
     assert_eq!(out["service"], "ai");
@@ -167,7 +152,7 @@ fn tax_agent_ml_service_on_base_ml_and_a_two_stage_service() {
         "[service svc-rag-retriever 1/3] pip install -r apps/svc_rag_retriever/requirements.txt",
         "[service svc-rag-retriever 2/3] copy libs",
     ] {
-        assert_vertex(&b, v);
+        b.assert_vertex(v);
     }
     let out = run_json(
         engine,
@@ -212,11 +197,8 @@ fn tax_agent_ml_service_on_base_ml_and_a_two_stage_service() {
         "svc-ingestion",
         &["--build-arg", "BASE_VERSION=v1.0.2"],
     );
-    assert_vertex(
-        &b,
-        "[service svc-ingestion venv 1/2] python3 -m venv /opt/venv",
-    );
-    assert_vertex(&b, "[service svc-ingestion 1/3] copy venv /opt/venv");
+    b.assert_vertex("[service svc-ingestion venv 1/2] python3 -m venv /opt/venv");
+    b.assert_vertex("[service svc-ingestion 1/3] copy venv /opt/venv");
     let out = run_json(
         engine,
         &ingestion,
@@ -258,22 +240,6 @@ fn tax_agent_ml_service_on_base_ml_and_a_two_stage_service() {
 
 // ----------------------------------------------------------------- autoscaler (seed 003) --
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_name() == "__pycache__" {
-            continue;
-        }
-        let (src, dst) = (e.path(), to.join(e.file_name()));
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&src, &dst);
-        } else {
-            std::fs::copy(&src, &dst).unwrap();
-        }
-    }
-}
-
 #[test]
 fn autoscaler_code_change_reruns_only_the_copy() {
     let Some(engine) = engine("autoscaler_code_change_reruns_only_the_copy") else {
@@ -307,14 +273,7 @@ fn autoscaler_code_change_reruns_only_the_copy() {
 
     // A template-only change: the base layer (apt, pip) is cached, only the copy runs. A nonce
     // keeps the edited template new to the build cache on every run.
-    let nonce = format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
+    let nonce = integration_tests::nonce();
     let title = format!("Smart autoscaler ({nonce})");
     let html = ctx.path().join("templates/dashboard.html");
     let text = std::fs::read_to_string(&html).unwrap();
@@ -356,20 +315,96 @@ fn autoscaler_code_change_reruns_only_the_copy() {
 
 // ------------------------------------------------------------------------ clm (seed 004) --
 
+/// The conda environment of clm's notebook-processor (`services/notebook-processor/packages.yaml`:
+/// `python=3.12`, `pip`, `ipykernel>=6.29`) from a local channel, since no conda channel is
+/// reachable here: test builds of those packages. `python` and `pip` are empty (the micromamba
+/// stand-in image already has a Python with pip); `ipykernel` carries what the processor reads
+/// from the real one, `share/jupyter/kernels/python3/kernel.json`, its interpreter written with
+/// the prefix placeholder that the installer replaces. Build strings are new on every run, so the
+/// channel's download counts are this build's.
+struct ClmConda {
+    channel: CondaChannel,
+    ipykernel: CondaPackage,
+}
+
+const IPYKERNEL_KERNEL_JSON: &str = r#"{
+ "argv": ["/opt/anaconda1anaconda2anaconda3/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+ "display_name": "Python 3 (ipykernel)",
+ "language": "python",
+ "metadata": {"debugger": true}
+}
+"#;
+
+impl ClmConda {
+    fn serve(engine: &Engine) -> ClmConda {
+        ensure_micromamba_image(engine);
+        let python = CondaPackage::noarch("python", "3.12.7").unique_build();
+        let pip = CondaPackage::noarch("pip", "24.2")
+            .unique_build()
+            .depends("python >=3.8");
+        let ipykernel = CondaPackage::noarch("ipykernel", "6.29.5")
+            .unique_build()
+            .depends("python >=3.8")
+            .file(
+                "share/jupyter/kernels/python3/kernel.json",
+                IPYKERNEL_KERNEL_JSON,
+            );
+        let channel = CondaChannel::serve(&[python, pip, ipykernel.clone()]);
+        ClmConda { channel, ipykernel }
+    }
+
+    /// What points the example at this channel and the micromamba stand-in: the args a user with
+    /// a conda mirror and a micromamba image of their own would pass.
+    fn build_args(&self) -> Vec<String> {
+        vec![
+            "--build-arg".into(),
+            format!("MICROMAMBA_IMAGE={MICROMAMBA_IMAGE}"),
+            "--build-arg".into(),
+            format!("CONDA_CHANNEL={}", self.channel.url()),
+        ]
+    }
+}
+
+/// The micromamba stand-in (py-rattler) aborts when two installs run at once on this engine, so
+/// the conda builds of this file take turns (see tests/conda.rs).
+static CONDA_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
-fn clm_notebook_processor_builds_from_the_repository_root() {
-    let Some(engine) = engine("clm_notebook_processor_builds_from_the_repository_root") else {
+fn clm_notebook_processor_is_a_conda_environment_built_from_the_repository_root() {
+    let Some(engine) =
+        engine("clm_notebook_processor_is_a_conda_environment_built_from_the_repository_root")
+    else {
         return;
     };
-    let (tag, b) = build(engine, "clm", &example("clm"), "notebook-processor", &[]);
-    assert_vertex(
-        &b,
-        "[layer common 3/3] pip install -r clm-common/requirements.txt",
+    let conda = ClmConda::serve(engine);
+    let args = conda.build_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (tag, b) = {
+        let _turn = CONDA_TURN.lock().unwrap_or_else(|e| e.into_inner());
+        build(engine, "clm", &example("clm"), "notebook-processor", &args)
+    };
+    b.assert_vertex(
+        "[service notebook-processor 3/6] micromamba install -f services/notebook-processor/packages.yaml",
     );
-    assert_vertex(
-        &b,
-        "[service notebook-processor 1/3] pip install -r services/notebook-processor/requirements.txt",
+    b.assert_vertex(
+        "[service notebook-processor 4/6] pip install -r clm-common/requirements.txt -r services/notebook-processor/",
     );
+    let install = b.vertex("micromamba install").unwrap();
+    assert!(
+        install
+            .logs
+            .contains(&format!("downloaded: {}", conda.ipykernel.dist())),
+        "ipykernel comes from CONDA_CHANNEL:\n{}",
+        install.logs
+    );
+    assert_eq!(
+        conda.channel.downloads(&conda.ipykernel.filename()),
+        1,
+        "{}",
+        install.logs
+    );
+
+    // The worker converts the slides and gives both notebooks the environment's kernel.
     let out = run_json(
         engine,
         &tag,
@@ -387,18 +422,42 @@ fn clm_notebook_processor_builds_from_the_repository_root() {
     assert_eq!(d["code_along_cleared"], 2, "{out}");
     assert_eq!(d["notes_dropped"], 1, "{out}");
     assert_eq!(d["nbformat"], "5.11.1");
+    assert_eq!(d["kernel"]["display_name"], "Python 3 (ipykernel)", "{out}");
+    assert_eq!(
+        d["kernel"]["python"], "/opt/conda/bin/python",
+        "the prefix placeholder in kernel.json became the environment's prefix: {out}"
+    );
+    let along = run_json(
+        engine,
+        &tag,
+        &[
+            "sh",
+            "-c",
+            "python3 -m notebook_processor --once notebook_processor/samples/slides_010_functions.py /tmp/s.ipynb >/dev/null && cat /tmp/s.code-along.ipynb",
+        ],
+    );
+    assert_eq!(
+        along["metadata"]["kernelspec"],
+        serde_json::json!({"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"})
+    );
 
-    // clm-common comes from the shared directory; .dockerignore kept tests/ out of the copy
-    // of the service directory.
+    // The packages are recorded in the environment, the package cache (a cache mount) stayed
+    // out of the image, clm-common comes from the shared directory, and .dockerignore kept
+    // tests/ out of the copy of the service directory.
     let files = engine.docker_run(
         &tag,
         &[
             "sh",
             "-c",
-            "id -un; find /app /opt/clm-common -name '*.py' | sort",
+            "id -un; ls /opt/conda/conda-meta; echo \"pkgs entries: $(ls -A /opt/conda/pkgs | wc -l)\"; \
+             find /app /opt/clm-common -name '*.py' | sort",
         ],
     );
     assert!(files.starts_with("clm\n"), "{files}");
+    for p in ["python-3.12.7-", "pip-24.2-", "ipykernel-6.29.5-"] {
+        assert!(files.contains(p), "{p}*.json in conda-meta: {files}");
+    }
+    assert!(files.contains("pkgs entries: 0"), "{files}");
     assert!(
         files.contains("/opt/clm-common/clm_common/worker.py"),
         "{files}"
@@ -411,9 +470,22 @@ fn clm_notebook_processor_builds_from_the_repository_root() {
         !files.contains("tests/"),
         ".dockerignore excludes **/tests: {files}"
     );
-    assert!(env_of(engine, &tag).contains(&"PYTHONPATH=/opt/clm-common".to_string()));
+    let env = env_of(engine, &tag);
+    assert!(
+        env.contains(&"PYTHONPATH=/opt/clm-common".to_string()),
+        "{env:?}"
+    );
+    assert!(
+        env.iter().any(|e| e.starts_with("PATH=/opt/conda/bin:")),
+        "{env:?}"
+    );
     let c = &engine.image_inspect(&tag)["Config"];
+    assert_eq!(c["User"], "clm");
     assert_eq!(c["Labels"]["org.opencontainers.image.version"], "0.3.0");
+    assert_eq!(
+        c["Labels"]["org.opencontainers.image.title"],
+        "clm-notebook-processor"
+    );
     assert_eq!(
         c["Cmd"],
         serde_json::json!(["python3", "-m", "notebook_processor"])
@@ -526,7 +598,7 @@ fn smoke(example: &str, target: &str) -> (Vec<&'static str>, &'static str) {
                 "--once",
                 "notebook_processor/samples/slides_010_functions.py",
             ],
-            "\"code_along_cleared\": 2",
+            "\"python\": \"/opt/conda/bin/python\"",
         ),
         ("multi-service", "api") => (
             &["python3", "-m", "apps.api", "--once"],
@@ -558,8 +630,19 @@ fn every_example_target_builds() {
         let all = targets(engine, &dir);
         assert!(!all.is_empty(), "{name}: --print=targets listed nothing");
         for target in all {
+            // clm's notebook-processor needs a conda channel and a micromamba image: the local
+            // ones, as in its own test.
+            let conda =
+                (name == "clm" && target == "notebook-processor").then(|| ClmConda::serve(engine));
+            let args = conda.as_ref().map(ClmConda::build_args).unwrap_or_default();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let t0 = Instant::now();
-            let (tag, _) = build(engine, name, &dir, &target, &[]);
+            let (tag, _) = {
+                let _turn = conda
+                    .as_ref()
+                    .map(|_| CONDA_TURN.lock().unwrap_or_else(|e| e.into_inner()));
+                build(engine, name, &dir, &target, &args)
+            };
             let secs = t0.elapsed().as_secs_f64();
             let (cmd, expect) = smoke(name, &target);
             let out = engine.docker_run(&tag, &cmd);

@@ -20,14 +20,7 @@ fn rebuild_after_base_change(
     engine: &Engine,
     extra: &[&str],
 ) -> (integration_tests::Build, String) {
-    let nonce = format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
+    let nonce = integration_tests::nonce();
     let ctx = Context::new()
         .file("stack.toml", &stack(&format!("v1-{nonce}")))
         .file("src/main.txt", "app code\n");

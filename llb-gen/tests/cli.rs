@@ -279,6 +279,46 @@ fn bake_file_for_the_example() {
     assert_eq!(out, ok(&["bake", &stack()]), "deterministic");
 }
 
+/// `--network host`: set on every target, with the warning that buildx before 0.17.0 drops it
+/// and the `--format compose` command that works there; the compose file has the same targets.
+#[test]
+fn bake_network_warns_and_compose_carries_it() {
+    let out = run(&["bake", &stack(), "--network", "host"]);
+    assert!(out.status.success());
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["target"]["api"]["network"], "host");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("warning: buildx before 0.17.0 ignores `network` in a bake file")
+            && err.contains(&format!(
+                "llb-gen bake {} --network host --format compose > docker-bake.network.yml",
+                stack()
+            )),
+        "{err}"
+    );
+    let compose = run(&["bake", &stack(), "--network=host", "--format=compose"]);
+    assert!(compose.status.success());
+    assert!(compose.stderr.is_empty(), "no warning for the compose file");
+    let c: serde_json::Value = serde_json::from_slice(&compose.stdout).unwrap();
+    let services: Vec<&String> = c["services"].as_object().unwrap().keys().collect();
+    let mut targets: Vec<&String> = j["target"].as_object().unwrap().keys().collect();
+    targets.sort();
+    assert_eq!(services, targets);
+    let api = &c["services"]["api"]["build"];
+    assert_eq!(api["network"], "host");
+    assert_eq!(api["target"], "api");
+    assert_eq!(api["context"], j["target"]["api"]["context"]);
+    assert!(
+        run(&["bake", &stack()]).stderr.is_empty(),
+        "no --network, no warning"
+    );
+    let bad = run(&["bake", &stack(), "--network", "bridge"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--network `bridge`: expected host or none")
+    );
+}
+
 #[test]
 fn bake_tags_from_the_template_with_content_hashes() {
     let t = TempDir::example();

@@ -6,6 +6,13 @@
 //! the image's name, `${HASH}` its content hash (12 hex characters, see [`super::hash`]), any
 //! other `${…}` a stack arg (after `--build-arg`). Bake evaluates JSON strings as HCL
 //! templates, so every `${` we write is escaped as `$${`.
+//!
+//! [`BakeFormat::Compose`] writes the same targets as a compose file (`services.NAME.build`),
+//! because buildx before 0.17.0 drops a bake file's `network` without a word (its `Target`
+//! reads `network` from compose files only) and rejects `--set '*.network=…'` with `unknown
+//! key: network`. Next to the JSON file (`docker buildx bake -f docker-bake.json -f
+//! docker-bake.network.yml`) bake takes the groups and targets from the JSON and the network
+//! from the compose file.
 
 use std::collections::BTreeMap;
 
@@ -26,9 +33,28 @@ pub struct BakeOptions {
     pub dockerfile: String,
     /// Platform ids for every target; empty = let the builder choose.
     pub platforms: Vec<String>,
-    /// `network` of every target (`host` needs `--allow network.host`).
+    /// `network` of every target (`host` needs `--allow network.host` from buildx 0.17.0 on).
     pub network: Option<String>,
+    /// What to write: a bake JSON file or a compose file.
+    pub format: BakeFormat,
 }
+
+/// The file `llb-gen bake` writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BakeFormat {
+    /// `docker-bake.json`: the targets and the groups `default`, `bases` and `variants`.
+    #[default]
+    Json,
+    /// A compose file with the same targets as services (`build.context`, `dockerfile`,
+    /// `target`, `args`, `tags`, `network`, and `x-bake.platforms`) and no groups. It is JSON,
+    /// which is YAML: bake reads it as compose when its name ends in `.yml` or `.yaml`.
+    Compose,
+}
+
+/// The first buildx whose bake reads `network` from a bake (HCL/JSON) file and accepts
+/// `--set '*.network=…'` and `--allow` (docker/buildx#2671). Before it, only compose files'
+/// `build.network` reaches the build.
+pub const BUILDX_BAKE_NETWORK: &str = "0.17.0";
 
 /// The two placeholders a tag template has besides stack args.
 pub const NAME_VAR: &str = "NAME";
@@ -132,6 +158,23 @@ pub fn escape(s: &str) -> String {
     s.replace("${", "$${").replace("%{", "%%{")
 }
 
+/// `$` → `$$`: compose interpolates `$NAME` and `${NAME}` in every value.
+pub fn escape_compose(s: &str) -> String {
+    s.replace('$', "$$")
+}
+
+/// Every string in `v` (not the object keys) through `f`.
+fn map_strings(v: Value, f: &dyn Fn(&str) -> String) -> Value {
+    match v {
+        Value::String(s) => Value::String(f(&s)),
+        Value::Array(a) => Value::Array(a.into_iter().map(|x| map_strings(x, f)).collect()),
+        Value::Object(o) => {
+            Value::Object(o.into_iter().map(|(k, x)| (k, map_strings(x, f))).collect())
+        }
+        other => other,
+    }
+}
+
 /// A bake target name for an image: bake allows `[a-zA-Z0-9_-]`, image names also `.`.
 pub fn target_name(image: &str) -> String {
     image.replace('.', "_")
@@ -154,7 +197,7 @@ pub fn render(
             continue; // set by the build itself
         }
         if let Some(v) = vars.get(&a.name.value) {
-            args.insert(a.name.value.clone(), Value::String(escape(v)));
+            args.insert(a.name.value.clone(), Value::String(v.clone()));
         }
     }
     let mut targets = Map::new();
@@ -201,19 +244,11 @@ pub fn render(
             }
         };
         let mut t = Map::new();
-        t.insert("context".into(), Value::String(escape(&bake.context)));
-        t.insert("dockerfile".into(), Value::String(escape(&bake.dockerfile)));
+        t.insert("context".into(), Value::String(bake.context.clone()));
+        t.insert("dockerfile".into(), Value::String(bake.dockerfile.clone()));
         t.insert("target".into(), Value::String(img.name.clone()));
         if !image_tags.is_empty() {
-            t.insert(
-                "tags".into(),
-                Value::Array(
-                    image_tags
-                        .iter()
-                        .map(|s| Value::String(escape(s)))
-                        .collect(),
-                ),
-            );
+            t.insert("tags".into(), json!(image_tags));
         }
         if !args.is_empty() {
             t.insert("args".into(), Value::Object(args.clone()));
@@ -222,7 +257,7 @@ pub fn render(
             t.insert("platforms".into(), json!(bake.platforms));
         }
         if let Some(n) = &bake.network {
-            t.insert("network".into(), Value::String(escape(n)));
+            t.insert("network".into(), Value::String(n.clone()));
         }
         targets.insert(tn.clone(), Value::Object(t));
         match img.kind {
@@ -270,10 +305,7 @@ pub fn render(
             if !uses_hash(stack) {
                 match tags(stack, &vars, &tn, None) {
                     Ok(list) if !list.is_empty() => {
-                        t.insert(
-                            "tags".into(),
-                            Value::Array(list.iter().map(|s| Value::String(escape(s))).collect()),
-                        );
+                        t.insert("tags".into(), json!(list));
                     }
                     Ok(_) => {}
                     Err(d) => diags.extend(d),
@@ -286,6 +318,10 @@ pub fn render(
     if diags.has_errors() {
         return Err(diags.sorted());
     }
+    if bake.format == BakeFormat::Compose {
+        return Ok(compose_file(targets));
+    }
+    let targets = map_strings(Value::Object(targets), &escape);
     let mut groups = Map::new();
     if !variant_targets.is_empty() {
         groups.insert("variants".into(), json!({ "targets": variant_targets }));
@@ -303,6 +339,26 @@ pub fn render(
     let mut s = serde_json::to_string_pretty(&file).expect("JSON values");
     s.push('\n');
     Ok(s)
+}
+
+/// The bake targets as a compose file: a service per target whose `build` has the target's
+/// keys (`platforms` under `x-bake`, where bake reads them in compose files), every `$` as
+/// `$$`.
+fn compose_file(targets: Map<String, Value>) -> String {
+    let mut services = Map::new();
+    for (name, t) in targets {
+        let Value::Object(mut t) = map_strings(t, &escape_compose) else {
+            continue;
+        };
+        if let Some(p) = t.remove("platforms") {
+            t.insert("x-bake".into(), json!({ "platforms": p }));
+        }
+        services.insert(name, json!({ "build": t }));
+    }
+    let mut s =
+        serde_json::to_string_pretty(&json!({ "services": services })).expect("JSON values");
+    s.push('\n');
+    s
 }
 
 /// `to` relative to directory `from`, both absolute and clean (`/`-separated): `a/b`,
@@ -347,6 +403,7 @@ copy = ["apps/ocr"]
             dockerfile: "stack.toml".into(),
             platforms: vec![],
             network: None,
+            format: BakeFormat::Json,
         }
     }
 
@@ -460,6 +517,61 @@ copy = ["apps/ocr"]
         let p = plan_all(&s, &opts()).unwrap();
         let e = render(&s, &p.images, &opts(), &bake_opts(), &BTreeMap::new()).unwrap_err();
         assert_eq!(e.error_count(), 2, "{:?}", e.items);
+    }
+
+    #[test]
+    fn the_same_targets_as_a_compose_file() {
+        let s = stack(
+            "[stack]\ntags = [\"reg/${NAME}:${V}\"]\n[args]\nV = \"1\"\nW = \"w\"\n[variants.cpu]\nplatforms = [\"linux/amd64\"]\n\
+             [layers.base]\nfrom = \"python:3\"\n[services.\"a.b\"]\nfrom = \"base\"\n",
+        );
+        let mut o = opts();
+        o.build_args.insert("W".into(), "$HOME-${X}-%{y}".into());
+        let p = plan_all(&s, &o).unwrap();
+        let json_opts = BakeOptions {
+            network: Some("host".into()),
+            ..bake_opts()
+        };
+        let compose_opts = BakeOptions {
+            format: BakeFormat::Compose,
+            ..json_opts.clone()
+        };
+        let bake: Value =
+            serde_json::from_str(&render(&s, &p.images, &o, &json_opts, &BTreeMap::new()).unwrap())
+                .unwrap();
+        let text = render(&s, &p.images, &o, &compose_opts, &BTreeMap::new()).unwrap();
+        let compose: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            compose.as_object().unwrap().len(),
+            1,
+            "only `services`: {compose}"
+        );
+        let services = compose["services"].as_object().unwrap();
+        // A service per bake target, variant targets included.
+        let names: Vec<&str> = services.keys().map(String::as_str).collect();
+        assert_eq!(names, ["a_b", "a_b-cpu", "base"]);
+        for (name, svc) in services {
+            let b = &svc["build"];
+            let t = &bake["target"][name];
+            for key in ["context", "dockerfile", "target", "network"] {
+                assert_eq!(b[key], t[key], "{name}.{key}");
+            }
+            assert_eq!(b["network"], "host");
+        }
+        let b = &services["a_b"]["build"];
+        assert_eq!(b["target"], "a.b");
+        // Compose interpolates every `$`; HCL only `${` and `%{`.
+        assert_eq!(b["args"]["W"], "$$HOME-$${X}-%{y}");
+        assert_eq!(bake["target"]["a_b"]["args"]["W"], "$HOME-$${X}-%%{y}");
+        assert_eq!(b["tags"], json!(["reg/a.b:1"]));
+        let cpu = &services["a_b-cpu"]["build"];
+        assert_eq!(cpu["target"], "a.b@cpu");
+        assert_eq!(cpu["x-bake"]["platforms"], json!(["linux/amd64"]));
+        assert!(cpu.get("platforms").is_none());
+        assert_eq!(
+            text,
+            render(&s, &p.images, &o, &compose_opts, &BTreeMap::new()).unwrap()
+        );
     }
 
     #[test]
