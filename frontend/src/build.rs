@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use llb_gen::convert::{ResolvedImages, convert};
+use llb_gen::convert::{
+    CrossEnv, CrossVerdict, NoImages, Probe, ResolvedImages, convert, convert_cross,
+};
 use llb_gen::diag::StackError;
 use llb_gen::llb::{Graph, VertexMeta};
 use llb_gen::plan::{BuildOptions, ContextOptions, Network};
@@ -265,6 +267,7 @@ pub fn build_options(opts: &FrontendOpts, inputs: &Inputs, platform: Platform) -
         },
         image_resolve_mode: opts.image_resolve_mode.clone(),
         merge: false,
+        cross_install: true,
     }
 }
 
@@ -296,20 +299,20 @@ pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
     let platforms = platforms(&opts, &stack_platforms)?;
     let multi = platforms.len() > 1 || opts.multi_platform;
 
-    let mut result = ResultBuilder::new();
-    let mut described = vec![];
-    for platform in platforms {
+    // Plan every platform first (errors and warnings before any work), check the context
+    // once, then convert and solve the platforms concurrently.
+    let mut prepared = vec![];
+    for (i, platform) in platforms.into_iter().enumerate() {
         let mut bo = build_options(&opts, &inputs, platform.clone());
         // MergeOp where the engine has it (BuildKit ≥ 0.10), plain chaining otherwise;
         // `--build-arg LAYERSTACK_MERGE=false` opts out.
-        let merge_off = opts
-            .build_args
-            .get("LAYERSTACK_MERGE")
-            .is_some_and(|v| v == "false" || v == "0");
-        bo.merge = pong.llb_caps.contains("mergeop") && !merge_off;
-        let (_, plan) = llb_gen::load(&inputs.file, &bo).map_err(|e| Failure::from_stack(&e))?;
+        bo.merge = pong.llb_caps.contains("mergeop")
+            && !plan::switched_off(&opts.build_args, "LAYERSTACK_MERGE");
+        bo.cross_install = !plan::switched_off(&opts.build_args, "LAYERSTACK_CROSS");
+        let (stack, plan) =
+            llb_gen::load(&inputs.file, &bo).map_err(|e| Failure::from_stack(&e))?;
         missing_caps(&pong.llb_caps, &stack, &plan, &inputs)?;
-        if described.is_empty() {
+        if i == 0 {
             if pong.frontend_caps.contains("gateway.warnings") {
                 warn_all(gw, &inputs, &plan.warnings).await;
             } else {
@@ -318,57 +321,48 @@ pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
                     eprintln!("layerstack: {}", d.one_line(&inputs.file));
                 }
             }
+            // Every context path must exist before anything is installed (the sources do not
+            // depend on base images: converted without them).
+            let plain = convert(&plan, &bo, &NoImages, &inputs.file).map_err(|d| {
+                Failure::from_stack(&StackError {
+                    file: inputs.file.clone(),
+                    diagnostics: d,
+                })
+            })?;
+            check_context(gw, &plain.definition, &plan, &inputs).await?;
         }
-        // Base image configs, resolved through the gateway before the pure conversion.
-        let mut images = ResolvedImages::default();
-        let mode = bo
-            .image_resolve_mode
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        for reference in plan.image_refs() {
-            let (_, config) = gw
-                .resolve_image_config(
-                    &reference,
-                    Some(llb_gen::llb::pb_platform(&platform)),
-                    &mode,
-                    &format!("[internal] load metadata for {reference}"),
-                )
-                .await
-                .map_err(|e| {
-                    Failure::plain(format!(
-                        "{}: cannot resolve base image `{reference}` for {platform}: {}",
-                        inputs.file.name, e.message
-                    ))
-                })?;
-            images
-                .configs
-                .insert((reference.clone(), platform.id()), config);
-        }
-        let converted = convert(&plan, &bo, &images, &inputs.file).map_err(|d| {
-            Failure::from_stack(&StackError {
-                file: inputs.file.clone(),
-                diagnostics: d,
-            })
-        })?;
-        if described.is_empty() {
-            check_context(gw, &converted.definition, &plan, &inputs).await?;
-        }
-        let cache_imports = opts.cache_imports.iter().cloned().map(Into::into).collect();
-        let r = gw
-            .solve_with_cache_imports(converted.definition, cache_imports)
-            .await
-            .map_err(|e| Failure::plain(e.message))?;
+        let twin = if bo.cross_install {
+            llb_gen::twin_plan(&stack, &bo)
+        } else {
+            None
+        };
+        prepared.push(Prepared {
+            platform,
+            bo,
+            plan,
+            twin,
+        });
+    }
+    let cache_imports: Vec<_> = opts.cache_imports.iter().cloned().map(Into::into).collect();
+    let builds = prepared
+        .iter()
+        .map(|p| build_one(gw, &inputs, p, cache_imports.clone()));
+    let built = futures_util::future::try_join_all(builds).await?;
+
+    let mut result = ResultBuilder::new();
+    let mut described = vec![];
+    for (p, (r, image_config)) in prepared.iter().zip(built) {
         if multi {
-            result.add_ref(platform.id(), r);
+            result.add_ref(p.platform.id(), r);
             result.add_metadata(
-                format!("containerimage.config/{}", platform.id()),
-                converted.image_config,
+                format!("containerimage.config/{}", p.platform.id()),
+                image_config,
             );
         } else {
             result.set_ref(r);
-            result.add_metadata("containerimage.config", converted.image_config);
+            result.add_metadata("containerimage.config", image_config);
         }
-        described.push(platform);
+        described.push(p.platform.clone());
     }
     if multi {
         let list: Vec<serde_json::Value> = described
@@ -387,6 +381,121 @@ pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
         );
     }
     Ok(result)
+}
+
+/// One platform's plan, ready to convert.
+struct Prepared {
+    platform: Platform,
+    bo: BuildOptions,
+    plan: plan::Plan,
+    /// The same target planned for the build platform, when this platform is foreign and
+    /// cross-installs are on.
+    twin: Option<plan::Plan>,
+}
+
+/// Resolve one platform's base images, convert it (answering cross-install probes by solving
+/// them) and solve it: the result's ref and its image config.
+async fn build_one(
+    gw: &Gateway,
+    inputs: &Inputs,
+    p: &Prepared,
+    cache_imports: Vec<crate::pb::gateway::CacheOptionsEntry>,
+) -> Result<(String, Vec<u8>), Failure> {
+    // Base image configs, resolved through the gateway before the pure conversion; a
+    // foreign platform's twin needs its bases for the build platform too.
+    let mut images = ResolvedImages::default();
+    let mode =
+        p.bo.image_resolve_mode
+            .clone()
+            .unwrap_or_else(|| "default".into());
+    let mut wanted: Vec<(String, Platform)> = p
+        .plan
+        .image_refs()
+        .into_iter()
+        .map(|r| (r, p.platform.clone()))
+        .collect();
+    if let Some(twin) = &p.twin {
+        wanted.extend(
+            twin.image_refs()
+                .into_iter()
+                .map(|r| (r, twin.platform.clone())),
+        );
+    }
+    let mode = &mode;
+    let resolved = futures_util::future::try_join_all(wanted.into_iter().map(
+        |(reference, platform)| async move {
+            let (_, config) = gw
+                .resolve_image_config(
+                    &reference,
+                    Some(llb_gen::llb::pb_platform(&platform)),
+                    mode,
+                    &format!("[internal] load metadata for {reference}"),
+                )
+                .await
+                .map_err(|e| {
+                    Failure::plain(format!(
+                        "{}: cannot resolve base image `{reference}` for {platform}: {}",
+                        inputs.file.name, e.message
+                    ))
+                })?;
+            Ok::<_, Failure>(((reference, platform.id()), config))
+        },
+    ))
+    .await?;
+    images.configs.extend(resolved);
+    let mut verdicts = BTreeMap::new();
+    let converted = loop {
+        let cross = CrossEnv {
+            twin: p.twin.as_ref(),
+            verdicts: &verdicts,
+            ask: true,
+        };
+        let converted =
+            convert_cross(&p.plan, &p.bo, &images, &inputs.file, Some(cross)).map_err(|d| {
+                Failure::from_stack(&StackError {
+                    file: inputs.file.clone(),
+                    diagnostics: d,
+                })
+            })?;
+        // Each answer changes at most the steps after it: ask until none is left.
+        let Some(probe) = converted.probes.first().cloned() else {
+            break converted;
+        };
+        let verdict = probe_cross_install(gw, &probe).await?;
+        verdicts.insert(probe.key, verdict);
+    };
+    let r = gw
+        .solve_with_cache_imports(converted.definition, cache_imports)
+        .await
+        .map_err(|e| Failure::plain(e.message))?;
+    Ok((r, converted.image_config))
+}
+
+/// Solve a cross-install probe and read its verdict (`status.json`).
+async fn probe_cross_install(gw: &Gateway, probe: &Probe) -> Result<CrossVerdict, Failure> {
+    let r = gw
+        .solve(probe.definition.clone())
+        .await
+        .map_err(|e| Failure::plain(e.message))?;
+    let bytes = gw
+        .read_file(&r, "status.json", None)
+        .await
+        .map_err(|e| Failure::plain(format!("{}: no verdict ({})", probe.name, e.message)))?;
+    let status: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Failure::plain(format!("{}: unreadable verdict: {e}", probe.name)))?;
+    Ok(if status["cross"].as_bool() == Some(true) {
+        CrossVerdict::Cross
+    } else {
+        let reason = status["reason"]
+            .as_str()
+            .unwrap_or("the probe found no way to cross-install")
+            .to_string();
+        eprintln!(
+            "layerstack: {}: {reason}; installing under emulation",
+            probe.name
+        );
+        CrossVerdict::Emulate(reason)
+    })
 }
 
 /// Planner warnings (undeclared build args, likely typos) as BuildKit warnings, shown by buildx
@@ -425,6 +534,7 @@ async fn check_context(
     use prost::Message;
     let mut missing = llb_gen::diag::Diagnostics::default();
     let mut checked = std::collections::BTreeSet::new();
+    let mut sources = vec![];
     for bytes in &def.def {
         let Ok(op) = pb::Op::decode(bytes.as_slice()) else {
             continue;
@@ -465,29 +575,40 @@ async fn check_context(
             ],
             ..Default::default()
         };
+        sources.push((one, paths));
+    }
+    // Every source is solved and stat'ed at once: one round trip, not one per source.
+    let lookups = sources.into_iter().map(|(one, paths)| async move {
         let r = gw.solve(one).await.map_err(|e| Failure::plain(e.message))?;
-        for p in paths {
-            if gw.stat_file(&r, &p).await?.is_none() {
-                for (key, span) in reads_of(plan, &p) {
-                    let excluded = inputs.exclude_patterns.iter().any(|x| {
-                        x == &p || p.starts_with(&format!("{}/", x.trim_end_matches('/')))
-                    });
-                    let hint = if excluded {
-                        "it is excluded by .dockerignore; remove it from there or from the stack"
-                            .to_string()
-                    } else {
-                        "paths are relative to the build context, the directory given last to docker buildx build".to_string()
-                    };
-                    missing.push(
-                        llb_gen::diag::Diagnostic::error(format!(
-                            "`{p}` is not in the build context"
-                        ))
-                        .at(span)
-                        .key(key)
-                        .hint(hint),
-                    );
-                }
-            }
+        let stats =
+            futures_util::future::try_join_all(paths.iter().map(|p| gw.stat_file(&r, p))).await?;
+        let absent: Vec<String> = paths
+            .into_iter()
+            .zip(stats)
+            .filter(|(_, st)| st.is_none())
+            .map(|(p, _)| p)
+            .collect();
+        Ok::<_, Failure>(absent)
+    });
+    let absent = futures_util::future::try_join_all(lookups).await?;
+    for p in absent.into_iter().flatten() {
+        for (key, span) in reads_of(plan, &p) {
+            let excluded = inputs
+                .exclude_patterns
+                .iter()
+                .any(|x| x == &p || p.starts_with(&format!("{}/", x.trim_end_matches('/'))));
+            let hint = if excluded {
+                "it is excluded by .dockerignore; remove it from there or from the stack"
+                    .to_string()
+            } else {
+                "paths are relative to the build context, the directory given last to docker buildx build".to_string()
+            };
+            missing.push(
+                llb_gen::diag::Diagnostic::error(format!("`{p}` is not in the build context"))
+                    .at(span)
+                    .key(key)
+                    .hint(hint),
+            );
         }
     }
     if missing.has_errors() {

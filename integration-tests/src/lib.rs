@@ -267,6 +267,58 @@ impl Engine {
         let mut cmd = self.docker(["image", "rm", "--force", name]);
         let _ = exec(&mut cmd, Some(Duration::from_secs(120)));
     }
+
+    /// Builds one target of the stack `DIR/stack.toml` the way its README does, with `DIR` as
+    /// the context: `docker buildx build --network=host -f DIR/stack.toml --target TARGET
+    /// [EXTRA…] -t TAG DIR` (`EXTRA`: `--platform`, `--build-arg`, …), under a fresh tag
+    /// ([`Engine::unique_tag`] of `LABEL-TARGET`). Says on stderr how long it took
+    /// (`LABEL: built --target TARGET EXTRA… in 12.3s`) and panics with the failing steps'
+    /// logs unless it succeeds. Returns the tag and the build; the caller removes the image.
+    pub fn build_target(
+        &self,
+        label: &str,
+        dir: &Path,
+        target: &str,
+        extra: &[&str],
+    ) -> (String, Build) {
+        let tag = self.unique_tag(&format!("{label}-{target}"));
+        let stack = dir.join("stack.toml").to_string_lossy().into_owned();
+        let context = dir.to_string_lossy().into_owned();
+        let mut args = vec!["--network=host", "-f", &stack, "--target", target];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["-t", &tag, &context]);
+        let t0 = Instant::now();
+        let build = self.buildx_build(&args);
+        let extra = if extra.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", extra.join(" "))
+        };
+        eprintln!(
+            "{label}: built --target {target}{extra} in {:.1}s",
+            t0.elapsed().as_secs_f64()
+        );
+        (tag, build)
+    }
+
+    /// `docker run --rm --pull=never OPTIONS IMAGE ARGS…` for a command that prints one JSON
+    /// value (the examples' `--once` and `info` commands); panics with the output unless it
+    /// exits 0 and prints JSON.
+    pub fn run_json(&self, options: &[&str], image: &str, args: &[&str]) -> Value {
+        let out = self.docker_run_with(options, image, args);
+        serde_json::from_str(out.trim())
+            .unwrap_or_else(|e| panic!("{image} {args:?}: expected one JSON value ({e}):\n{out}"))
+    }
+}
+
+/// A string no other test run has (`PID-NANOS`): put into a RUN step or a file, it makes the
+/// step new to the build cache, so the test sees it run.
+pub fn nonce() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{}-{nanos}", std::process::id())
 }
 
 /// The major version of a dockerd version string (`20.10.24+dfsg1` → 20).
@@ -427,6 +479,26 @@ impl Context {
     }
 }
 
+/// Copies the directory tree `from` into `to` (created), leaving out `__pycache__`: for tests
+/// that build an edited copy of an example. Symlinks are copied as the files they point to.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("create {}: {e}", to.display()));
+    let entries = std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    for e in entries {
+        let e = e.unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+        if e.file_name() == "__pycache__" {
+            continue;
+        }
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst)
+                .unwrap_or_else(|err| panic!("copy {} → {}: {err}", src.display(), dst.display()));
+        }
+    }
+}
+
 // ------------------------------------------------------------------ builds --
 
 /// A finished `docker buildx build`.
@@ -457,6 +529,15 @@ impl Build {
     /// Shortcut for `self.progress.vertex(name_contains)`.
     pub fn vertex(&self, name_contains: &str) -> Option<&Vertex> {
         self.progress.vertex(name_contains)
+    }
+
+    /// Panics, listing every step of the build, unless some step's name contains `name`.
+    pub fn assert_vertex(&self, name_contains: &str) {
+        assert!(
+            self.vertex(name_contains).is_some(),
+            "no vertex {name_contains:?}:\n{}",
+            self.progress.summary()
+        );
     }
 
     /// A readable account of a failed build: command, failed vertices with
@@ -697,6 +778,51 @@ fn base64_decode(s: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Whether linux/arm64 binaries run on the engine: an arm64 container of the base image says
+/// `aarch64`. (`docker buildx inspect` is no help: BuildKit keeps listing an emulated platform
+/// after its emulator is gone.) Without emulation ("exec format error") the test is skipped
+/// loudly, or fails under CI; a base image without an arm64 manifest is always a failure.
+pub fn arm64_emulation(engine: &Engine, test: &str) -> bool {
+    let mut cmd = engine.docker([
+        "run",
+        "--rm",
+        "--pull=never",
+        "--network=none",
+        "--platform",
+        "linux/arm64",
+        "debian:bookworm-slim",
+        "uname",
+        "-m",
+    ]);
+    let out =
+        exec(&mut cmd, Some(Duration::from_secs(120))).unwrap_or_else(|e| panic!("{test}: {e}"));
+    if out.status.success() && out.stdout.trim() == "aarch64" {
+        return true;
+    }
+    let said = format!(
+        "{}: {}, stdout {:?}, stderr {:?}",
+        display_command(&cmd),
+        out.status,
+        out.stdout.trim(),
+        out.stderr.trim()
+    );
+    if !out.stderr.contains("exec format error") {
+        panic!(
+            "{test}: no linux/arm64 base image? ({said})\nhint: scripts/base-images.sh makes \
+             debian:bookworm-slim and python:3.1x-slim for linux/amd64 and linux/arm64"
+        );
+    }
+    let reason = format!(
+        "linux/arm64 binaries do not run here ({said}); scripts/engine.sh registers \
+         qemu-user-static with binfmt_misc (`scripts/engine.sh emulation` says why it cannot)"
+    );
+    if is_ci() {
+        panic!("{test}: {reason}");
+    }
+    eprintln!("\n*** SKIPPED: no arm64 emulation: {test}: {reason} ***\n");
+    false
 }
 
 #[cfg(test)]

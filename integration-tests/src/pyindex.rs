@@ -24,15 +24,26 @@ pub struct Wheel {
     pub tag: String,
     /// Extra files (path inside the wheel, contents).
     pub files: Vec<(String, String)>,
+    /// `Requires-Dist` lines of its METADATA (`lsdemo-native==1.0`).
+    pub requires: Vec<String>,
+    /// Console scripts: (command, `module:function`).
+    pub scripts: Vec<(String, String)>,
 }
 
 impl Wheel {
     pub fn pure(name: &str, version: &str) -> Wheel {
+        Wheel::tagged(name, version, "py3-none-any")
+    }
+
+    /// A wheel with this compatibility tag (`cp311-cp311-manylinux_2_17_aarch64`).
+    pub fn tagged(name: &str, version: &str, tag: &str) -> Wheel {
         Wheel {
             name: name.into(),
             version: version.into(),
-            tag: "py3-none-any".into(),
+            tag: tag.into(),
             files: vec![],
+            requires: vec![],
+            scripts: vec![],
         }
     }
 
@@ -53,18 +64,34 @@ impl Wheel {
         let mut files: Vec<(String, String)> = vec![(
             format!("{m}/__init__.py"),
             format!(
-                "__version__ = {:?}\nWHEEL_TAG = {:?}\n",
+                "__version__ = {:?}\nWHEEL_TAG = {:?}\n\n\ndef main():\n    print(__version__, WHEEL_TAG)\n",
                 self.version, self.tag
             ),
         )];
         files.extend(self.files.iter().cloned());
+        let requires: String = self
+            .requires
+            .iter()
+            .map(|r| format!("Requires-Dist: {r}\n"))
+            .collect();
         files.push((
             format!("{dist}/METADATA"),
             format!(
-                "Metadata-Version: 2.1\nName: {}\nVersion: {}\n",
+                "Metadata-Version: 2.1\nName: {}\nVersion: {}\n{requires}",
                 self.name, self.version
             ),
         ));
+        if !self.scripts.is_empty() {
+            let lines: String = self
+                .scripts
+                .iter()
+                .map(|(cmd, target)| format!("{cmd} = {target}\n"))
+                .collect();
+            files.push((
+                format!("{dist}/entry_points.txt"),
+                format!("[console_scripts]\n{lines}"),
+            ));
+        }
         let root_is_pure = self.tag.ends_with("-none-any");
         files.push((
             format!("{dist}/WHEEL"),
@@ -97,6 +124,79 @@ impl Wheel {
     }
 }
 
+/// A file an index serves for a project.
+#[derive(Clone, Debug)]
+pub struct IndexFile {
+    pub project: String,
+    pub filename: String,
+    pub bytes: Vec<u8>,
+}
+
+impl Wheel {
+    pub fn index_file(&self) -> IndexFile {
+        IndexFile {
+            project: self.name.clone(),
+            filename: self.filename(),
+            bytes: self.build(),
+        }
+    }
+}
+
+/// A source distribution (`name-version.zip` with a setuptools `setup.py`): installing it
+/// builds it where pip runs. Its module records the machine it was built on (`BUILT_ON`).
+#[derive(Clone, Debug)]
+pub struct Sdist {
+    pub name: String,
+    pub version: String,
+}
+
+impl Sdist {
+    pub fn new(name: &str, version: &str) -> Sdist {
+        Sdist {
+            name: name.into(),
+            version: version.into(),
+        }
+    }
+
+    pub fn index_file(&self) -> IndexFile {
+        use zip::write::SimpleFileOptions;
+        let m = self.name.replace('-', "_").to_lowercase();
+        let top = format!("{m}-{}", self.version);
+        let setup = format!(
+            "import platform\nfrom setuptools import setup\n\n\
+             with open({m:?} + '/__init__.py', 'w') as f:\n    \
+             f.write('__version__ = %r\\nBUILT_ON = %r\\n' % ({:?}, platform.machine()))\n\n\
+             setup(name={:?}, version={:?}, packages=[{m:?}])\n",
+            self.version, self.name, self.version
+        );
+        let pkg_info = format!(
+            "Metadata-Version: 2.1\nName: {}\nVersion: {}\n",
+            self.name, self.version
+        );
+        let files = [
+            (format!("{top}/setup.py"), setup),
+            (format!("{top}/PKG-INFO"), pkg_info),
+            (format!("{top}/{m}/__init__.py"), String::new()),
+        ];
+        let mut buf = std::io::Cursor::new(Vec::new());
+        {
+            let mut z = zip::ZipWriter::new(&mut buf);
+            let opts =
+                SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+            for (p, c) in &files {
+                z.start_file(p.as_str(), opts).expect("zip entry");
+                z.write_all(c.as_bytes()).expect("zip write");
+            }
+            z.finish().expect("zip finish");
+        }
+        IndexFile {
+            project: self.name.clone(),
+            filename: format!("{top}.zip"),
+            bytes: buf.into_inner(),
+        }
+    }
+}
+
 fn b64_nopad(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
@@ -125,13 +225,25 @@ impl PackageIndex {
     /// Serve several indexes, each at `/<prefix>` (`simple`, `cpu/simple`, `cu118/simple`),
     /// like PyPI and download.pytorch.org side by side. Projects are keyed `/<prefix>/<name>`.
     pub fn serve_indexes(indexes: &[(&str, &[Wheel])]) -> PackageIndex {
+        let files: Vec<(&str, Vec<IndexFile>)> = indexes
+            .iter()
+            .map(|(prefix, wheels)| (*prefix, wheels.iter().map(Wheel::index_file).collect()))
+            .collect();
+        PackageIndex::serve_files(&files)
+    }
+
+    /// Serve any distribution files (wheels, sdists), each index at `/<prefix>`.
+    pub fn serve_files(indexes: &[(&str, Vec<IndexFile>)]) -> PackageIndex {
         let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         let mut projects: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (prefix, wheels) in indexes {
-            for w in *wheels {
-                let project = format!("/{}/{}", prefix.trim_matches('/'), normalize(&w.name));
-                projects.entry(project).or_default().push(w.filename());
-                files.insert(w.filename(), w.build());
+        for (prefix, dists) in indexes {
+            for d in dists {
+                let project = format!("/{}/{}", prefix.trim_matches('/'), normalize(&d.project));
+                projects
+                    .entry(project)
+                    .or_default()
+                    .push(d.filename.clone());
+                files.insert(d.filename.clone(), d.bytes.clone());
             }
         }
         let downloads = Arc::new(Mutex::new(BTreeMap::new()));

@@ -18,10 +18,9 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use integration_tests::{
-    Build, Context, Engine, display_command, engine_with_frontend, exec, repo_root, run,
+    Build, Context, Engine, arm64_emulation, engine_with_frontend, repo_root, run,
 };
 use serde_json::{Value, json};
 
@@ -72,52 +71,7 @@ fn engine(test: &str) -> Option<&'static Engine> {
         // its clear failures instead (see `Engine::is_old`).
         return Some(e);
     }
-    arm64_runs(e, test).then_some(e)
-}
-
-/// Whether linux/arm64 binaries run on the engine: an arm64 container of the base image says
-/// `aarch64`. (`docker buildx inspect` is no help: BuildKit keeps listing an emulated platform
-/// after its emulator is gone.) Without emulation ("exec format error") the test is skipped
-/// loudly, or fails under CI; a base image without an arm64 manifest is always a failure.
-fn arm64_runs(engine: &Engine, test: &str) -> bool {
-    let mut cmd = engine.docker([
-        "run",
-        "--rm",
-        "--pull=never",
-        "--network=none",
-        "--platform",
-        ARM64.platform,
-        "debian:bookworm-slim",
-        "uname",
-        "-m",
-    ]);
-    let out =
-        exec(&mut cmd, Some(Duration::from_secs(120))).unwrap_or_else(|e| panic!("{test}: {e}"));
-    if out.status.success() && out.stdout.trim() == ARM64.uname {
-        return true;
-    }
-    let said = format!(
-        "{}: {}, stdout {:?}, stderr {:?}",
-        display_command(&cmd),
-        out.status,
-        out.stdout.trim(),
-        out.stderr.trim()
-    );
-    if !out.stderr.contains("exec format error") {
-        panic!(
-            "{test}: no linux/arm64 base image? ({said})\nhint: scripts/base-images.sh makes \
-             debian:bookworm-slim and python:3.1x-slim for linux/amd64 and linux/arm64"
-        );
-    }
-    let reason = format!(
-        "linux/arm64 binaries do not run here ({said}); scripts/engine.sh registers \
-         qemu-user-static with binfmt_misc (`scripts/engine.sh emulation` says why it cannot)"
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("{test}: {reason}");
-    }
-    eprintln!("\n*** SKIPPED: no arm64 emulation: {test}: {reason} ***\n");
-    false
+    arm64_emulation(e, test).then_some(e)
 }
 
 /// `docker buildx build ARGS`, panicking with the build's report — plus a hint when a base

@@ -11,12 +11,7 @@ fn engine(test: &str) -> Option<&'static Engine> {
 }
 
 fn wheel(version: &str, arch: &str) -> Wheel {
-    Wheel {
-        name: "torch".into(),
-        version: version.into(),
-        tag: format!("py3-none-manylinux_2_17_{arch}"),
-        files: vec![],
-    }
+    Wheel::tagged("torch", version, &format!("py3-none-manylinux_2_17_{arch}"))
 }
 
 fn index() -> PackageIndex {
@@ -65,20 +60,10 @@ cmd = ["python3", "-c", "import torch, platform; print(torch.__version__, torch.
     )
 }
 
+/// Builds `--target TARGET --platform PLATFORM`, runs the image offline on that platform and
+/// removes it: what `app` printed and the image's env.
 fn build_and_run(engine: &Engine, ctx: &Context, target: &str, platform: &str) -> String {
-    let tag = engine.unique_tag(&format!("torch-{}", target.replace('@', "-")));
-    engine.buildx_build(&[
-        "--network=host",
-        "--platform",
-        platform,
-        "-f",
-        &ctx.join("stack.toml"),
-        "--target",
-        target,
-        "-t",
-        &tag,
-        ctx.path_str(),
-    ]);
+    let (tag, _) = engine.build_target("torch", ctx.path(), target, &["--platform", platform]);
     let out = engine.docker_run_with(&["--network=none", "--platform", platform], &tag, &[]);
     let inspect = engine.image_inspect(&tag);
     engine.remove_image(&tag);

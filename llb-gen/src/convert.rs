@@ -7,7 +7,7 @@ use crate::diag::{Diagnostic, Diagnostics};
 use crate::image::{HistoryEntry, ImageConfig};
 use crate::interp::{Unknown, interpolate};
 use crate::llb::{
-    CacheSharing, Exec, FileAction, Graph, Mount, NetMode, Output, Owner, VertexMeta,
+    CacheSharing, Exec, FileAction, Graph, Mount, NetMode, Output, Owner, VertexMeta, op_digests,
 };
 use crate::pb;
 use crate::plan::{
@@ -24,6 +24,52 @@ pub const UV_DIR: &str = "/run/layerstack/uv";
 
 /// Where the requirements files of a pip step are mounted.
 pub const REQUIREMENTS_DIR: &str = "/run/layerstack/requirements";
+
+/// Where the cross-install script is mounted.
+pub const CROSS_DIR: &str = "/run/layerstack/cross";
+
+/// Where a cross-install step sees the target image (read-only), writes the files to merge
+/// onto it, and (probe) writes its verdict. The script has the same paths.
+pub const CROSS_TARGET: &str = "/run/layerstack/target";
+pub const CROSS_OUT: &str = "/run/layerstack/out";
+pub const CROSS_STATUS: &str = "/run/layerstack/status";
+
+/// Installs wheels for a foreign platform on the build platform (see `cross_install.py`).
+const CROSS_SCRIPT: &str = include_str!("cross_install.py");
+
+/// Whether a pip step for a foreign platform can install on the build platform, as a probe
+/// found out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CrossVerdict {
+    /// Every distribution has a wheel for the target: install on the build platform.
+    Cross,
+    /// Install under emulation, for this reason (a source build, a conflict…).
+    Emulate(String),
+}
+
+/// A question the converter could not answer alone: solve `definition` (its result holds
+/// `status.json`, written by the cross-install script in probe mode) and convert again with
+/// the verdict under `key`.
+#[derive(Clone, Debug)]
+pub struct Probe {
+    /// The digest of the probe vertex: verdicts are looked up by it.
+    pub key: String,
+    pub definition: pb::Definition,
+    /// The progress name of the probe vertex.
+    pub name: String,
+}
+
+/// Cross-installs for a plan whose platform is not the build platform.
+pub struct CrossEnv<'a> {
+    /// The same target planned for the build platform: install steps run on its images
+    /// (None: the target cannot be planned there, so installs are emulated).
+    pub twin: Option<&'a Plan>,
+    /// Verdicts of probes answered so far.
+    pub verdicts: &'a BTreeMap<String, CrossVerdict>,
+    /// An unanswered probe is recorded in [`Converted::probes`] (the frontend answers it
+    /// and converts again); without `ask` a cross-install is assumed to work (the CLI).
+    pub ask: bool,
+}
 
 /// Base image configs, looked up by the edge (the frontend resolves them through the gateway
 /// before converting; the CLI has none or a fixed set).
@@ -62,11 +108,15 @@ pub struct Converted {
     /// `containerimage.config` JSON.
     pub image_config: Vec<u8>,
     pub platform: Platform,
+    /// Probes to answer before this conversion is final (empty when it is).
+    pub probes: Vec<Probe>,
 }
 
 #[derive(Clone)]
 struct State {
     root: Output,
+    /// The platform this state's execs run on.
+    platform: Platform,
     /// Ignore the build cache for this state's steps (`--no-cache`, or a no-cache filter that
     /// names this image or one it is built on).
     no_cache: bool,
@@ -76,12 +126,26 @@ struct State {
     config: ImageConfig,
 }
 
-/// Convert a plan to LLB. `file` is the stack file (for the source map).
+/// Convert a plan to LLB. `file` is the stack file (for the source map). Pip steps for a
+/// foreign platform install under emulation (see [`convert_cross`]).
 pub fn convert(
     plan: &Plan,
     opts: &BuildOptions,
     images: &dyn ImageResolver,
     file: &SourceFile,
+) -> Result<Converted, Diagnostics> {
+    convert_cross(plan, opts, images, file, None)
+}
+
+/// Convert a plan to LLB; with `cross`, pip steps for a platform other than the build
+/// platform install its wheels on the build platform (the twin plan's images) and merge them
+/// onto the target, unless a probe found that they cannot.
+pub fn convert_cross(
+    plan: &Plan,
+    opts: &BuildOptions,
+    images: &dyn ImageResolver,
+    file: &SourceFile,
+    cross: Option<CrossEnv<'_>>,
 ) -> Result<Converted, Diagnostics> {
     // SOURCE_DATE_EPOCH: the image's `created` and its history entries (reproducible configs).
     let created = opts
@@ -98,6 +162,17 @@ pub fn convert(
         states: vec![],
         contexts: BTreeMap::new(),
         created: created.clone(),
+        file,
+        step_log: vec![],
+        twin: cross.as_ref().and_then(|x| x.twin).map(|plan| Twin {
+            plan,
+            states: vec![],
+            step_log: vec![],
+        }),
+        verdicts: cross.as_ref().map(|x| (x.verdicts, x.ask)),
+        probes: vec![],
+        cross_script: None,
+        lean: false,
     };
     for img in &plan.images {
         let st = c.image(img);
@@ -131,7 +206,25 @@ pub fn convert(
         definition,
         image_config,
         platform: plan.platform.clone(),
+        probes: c.probes,
     })
+}
+
+/// The build platform's twin of the plan being converted: its states, converted on demand.
+struct Twin<'a> {
+    plan: &'a Plan,
+    states: Vec<State>,
+    step_log: Vec<Vec<State>>,
+}
+
+/// What a pip step runs (see [`Converter::pip_parts`]).
+struct PipParts {
+    /// The installer up to `install`.
+    command: Vec<String>,
+    /// Index options, `-r FILE`s and specifiers.
+    args: Vec<String>,
+    mounts: Vec<Mount>,
+    env: Vec<(&'static str, String)>,
 }
 
 struct Converter<'a> {
@@ -145,6 +238,18 @@ struct Converter<'a> {
     contexts: BTreeMap<Vec<String>, Output>,
     /// RFC 3339 time of SOURCE_DATE_EPOCH, for history entries.
     created: Option<String>,
+    file: &'a SourceFile,
+    /// Per image converted: its state before each step (cross-installs run on the twin's).
+    step_log: Vec<Vec<State>>,
+    twin: Option<Twin<'a>>,
+    /// Probe verdicts and whether to ask for unknown ones.
+    verdicts: Option<(&'a BTreeMap<String, CrossVerdict>, bool)>,
+    probes: Vec<Probe>,
+    /// The cross-install script on scratch (one vertex).
+    cross_script: Option<Output>,
+    /// Converting a twin: only what an installer's environment needs (base, apt, users,
+    /// dirs, files); `run`, conda and pip steps are skipped.
+    lean: bool,
 }
 
 fn meta(name: String, span: Span) -> VertexMeta {
@@ -188,6 +293,7 @@ impl<'a> Converter<'a> {
                 );
                 State {
                     root,
+                    platform: platform.clone(),
                     config,
                     no_cache: self.opts.no_cache,
                     made_workdir: None,
@@ -316,15 +422,19 @@ impl<'a> Converter<'a> {
         };
         let mut m = m;
         m.ignore_cache = st.no_cache;
-        self.g.exec(st.root, exec, self.platform(), m)
+        self.g.exec(st.root, exec, &st.platform, m)
     }
 
     /// Cache ids are namespaced by platform and variant (a CUDA variant's Ubuntu apt lists
     /// must not meet a Debian base's).
     fn cache_slug(&self) -> String {
+        self.cache_slug_for(self.platform())
+    }
+
+    fn cache_slug_for(&self, platform: &Platform) -> String {
         match &self.plan.variant {
-            Some(v) => format!("{}-{v}", self.platform().slug()),
-            None => self.platform().slug(),
+            Some(v) => format!("{}-{v}", platform.slug()),
+            None => platform.slug(),
         }
     }
 
@@ -363,6 +473,9 @@ impl<'a> Converter<'a> {
         )
     }
 
+    /// A pip step: on the image's own platform, or, for a foreign platform, cross-installed
+    /// on the build platform when the stack and a probe allow it.
+    #[allow(clippy::too_many_arguments)]
     fn pip(
         &mut self,
         st: &State,
@@ -371,14 +484,51 @@ impl<'a> Converter<'a> {
         label: &str,
         span: Span,
         m: VertexMeta,
+        step: Option<usize>,
     ) -> Output {
+        let mut m = m;
+        if st.platform != self.opts.build_platform && self.verdicts.is_some() {
+            let why =
+                if let Some(step) = step.filter(|_| self.opts.cross_install && img.cross_install) {
+                    self.cross_pip(st, pip, img, label, span, &m, step)
+                } else if step.is_none() {
+                    Err("a venv builder installs under emulation".to_string())
+                } else if !self.opts.cross_install {
+                    Err("cross-install is off for this build".to_string())
+                } else {
+                    Err(format!("`cross-install = false` for {}", img.label()))
+                };
+            match why {
+                Ok(out) => return out,
+                Err(reason) => {
+                    m.name = format!("{} (emulated on {}: {reason})", m.name, st.platform);
+                }
+            }
+        }
+        let parts = self.pip_parts(st, pip, img, label, span, &self.cache_slug());
+        let mut args = parts.command;
+        args.extend(parts.args);
+        self.run(st, args, img, true, &parts.env, parts.mounts, m)
+    }
+
+    /// What a pip step runs: the installer command (up to `install`), its arguments, mounts
+    /// and env. The tool (uv) runs on `st`'s platform; downloads are cached under `slug`.
+    fn pip_parts(
+        &mut self,
+        st: &State,
+        pip: &PipStep,
+        img: &PlanImage,
+        label: &str,
+        span: Span,
+        slug: &str,
+    ) -> PipParts {
         let uv = match &pip.installer {
             Installer::Pip => None,
             Installer::Uv { version } => {
                 Some(self.uv_tool(st, img, &pip.python, version.as_deref(), label, span))
             }
         };
-        let mut args = match uv {
+        let command = match uv {
             None => vec![
                 pip.python.clone(),
                 "-m".into(),
@@ -401,6 +551,7 @@ impl<'a> Converter<'a> {
                 a
             }
         };
+        let mut args = vec![];
         if let Some(u) = &pip.index_url {
             args.push("--index-url".into());
             args.push(u.clone());
@@ -411,13 +562,13 @@ impl<'a> Converter<'a> {
         }
         let mut mounts = match uv {
             None => vec![Mount::Cache {
-                id: format!("layerstack-pip-{}", self.cache_slug()),
+                id: format!("layerstack-pip-{slug}"),
                 dest: "/root/.cache/pip".into(),
                 sharing: CacheSharing::Shared,
             }],
             Some(tool) => vec![
                 Mount::Cache {
-                    id: format!("layerstack-uv-{}", self.cache_slug()),
+                    id: format!("layerstack-uv-{slug}"),
                     dest: "/root/.cache/uv".into(),
                     sharing: CacheSharing::Shared,
                 },
@@ -441,7 +592,7 @@ impl<'a> Converter<'a> {
             }
         }
         args.extend(pip.specs.iter().cloned());
-        let env: Vec<(&str, String)> = match uv {
+        let env: Vec<(&'static str, String)> = match uv {
             None => vec![
                 ("PIP_CACHE_DIR", "/root/.cache/pip".into()),
                 ("PIP_DISABLE_PIP_VERSION_CHECK", "1".into()),
@@ -455,7 +606,212 @@ impl<'a> Converter<'a> {
                 ("UV_BREAK_SYSTEM_PACKAGES", "1".into()),
             ],
         };
-        self.run(st, args, img, true, &env, mounts, m)
+        PipParts {
+            command,
+            args,
+            mounts,
+            env,
+        }
+    }
+
+    /// The cross-install script, as a file on scratch.
+    fn cross_script(&mut self) -> Output {
+        if let Some(o) = self.cross_script {
+            return o;
+        }
+        let o = self.g.file(
+            None,
+            vec![FileAction::Mkfile {
+                path: "/cross_install.py".into(),
+                mode: 0o644,
+                data: CROSS_SCRIPT.as_bytes().to_vec(),
+                owner: None,
+            }],
+            &self.opts.build_platform,
+            VertexMeta {
+                name: "[internal] layerstack cross-install script".into(),
+                ..Default::default()
+            },
+        );
+        self.cross_script = Some(o);
+        o
+    }
+
+    /// A pip step for a foreign platform, installed on the build platform's twin of this
+    /// image (same interpreter, same paths; its own run, conda and pip steps skipped: the
+    /// target's installed packages are read from the target) for the target's wheel tags,
+    /// and merged onto the target. Err(reason) when it must be emulated instead: no twin, a platform without wheel
+    /// tags, or a probe that found a source build or a conflict.
+    #[allow(clippy::too_many_arguments)]
+    fn cross_pip(
+        &mut self,
+        st: &State,
+        pip: &PipStep,
+        img: &PlanImage,
+        label: &str,
+        span: Span,
+        m: &VertexMeta,
+        step: usize,
+    ) -> Result<Output, String> {
+        let machine = st
+            .platform
+            .wheel_machine()
+            .ok_or_else(|| format!("no wheel platform tags are known for {}", st.platform))?;
+        let runner = self.twin_before(img, step).ok_or_else(|| {
+            format!(
+                "{} cannot be planned for the build platform {}",
+                img.label(),
+                self.opts.build_platform
+            )
+        })?;
+        let slug = self.cache_slug();
+        let parts = self.pip_parts(&runner, pip, img, label, span, &slug);
+        let installer = match pip.installer {
+            Installer::Pip => "pip",
+            Installer::Uv { .. } => "uv",
+        };
+        let script = self.cross_script();
+        let command = |mode: &str| -> Vec<String> {
+            let mut a = vec![
+                pip.python.clone(),
+                format!("{CROSS_DIR}/cross_install.py"),
+                mode.into(),
+                installer.into(),
+                machine.into(),
+                st.platform.id(),
+                pip.python.clone(),
+                "--".into(),
+            ];
+            a.extend(parts.args.iter().cloned());
+            a
+        };
+        let mut mounts = parts.mounts.clone();
+        mounts.push(Mount::Bind {
+            input: script,
+            selector: String::new(),
+            dest: CROSS_DIR.into(),
+        });
+        mounts.push(Mount::Bind {
+            input: st.root,
+            selector: String::new(),
+            dest: CROSS_TARGET.into(),
+        });
+        let build = runner.platform.clone();
+        // The probe: resolve only, and say whether every distribution has a wheel.
+        let mut probe_mounts = mounts.clone();
+        probe_mounts.push(Mount::Output {
+            input: None,
+            dest: CROSS_STATUS.into(),
+        });
+        let probe_name = format!("{}: wheels for {}? (probe on {build})", m.name, st.platform);
+        // Output 1: the status mount (0 is the runner's root).
+        let probe = Output {
+            index: 1,
+            ..self.run(
+                &runner,
+                command("probe"),
+                img,
+                true,
+                &parts.env,
+                probe_mounts,
+                meta(probe_name.clone(), span),
+            )
+        };
+        let (verdicts, ask) = self.verdicts.expect("cross-installs have verdicts");
+        let definition = self.g.marshal(probe, Some(self.file));
+        let digests = op_digests(&definition);
+        let key = digests[digests.len().saturating_sub(2)].clone();
+        match verdicts.get(&key) {
+            Some(CrossVerdict::Emulate(reason)) => return Err(reason.clone()),
+            Some(CrossVerdict::Cross) => {}
+            None if ask => self.probes.push(Probe {
+                key,
+                definition,
+                name: probe_name,
+            }),
+            None => {}
+        }
+        mounts.push(Mount::Output {
+            input: None,
+            dest: CROSS_OUT.into(),
+        });
+        let name = format!("{} (cross-install on {build} for {})", m.name, st.platform);
+        let files = Output {
+            index: 1,
+            ..self.run(
+                &runner,
+                command("install"),
+                img,
+                true,
+                &parts.env,
+                mounts,
+                meta(name.clone(), span),
+            )
+        };
+        let merged = if self.opts.merge {
+            self.g.merge(
+                vec![st.root, files],
+                Self::cacheable(st, meta(format!("{name} (merge)"), span)),
+            )
+        } else {
+            self.g.file(
+                Some(st.root),
+                vec![FileAction::Copy {
+                    from: files,
+                    src: "/".into(),
+                    dest: "/".into(),
+                    owner: None,
+                    mode: None,
+                    dir_contents: true,
+                    exclude: vec![],
+                    wildcard: false,
+                }],
+                &st.platform,
+                Self::cacheable(st, meta(format!("{name} (copy)"), span)),
+            )
+        };
+        Ok(merged)
+    }
+
+    /// The build platform's twin of `img` as it is before step `step`, converting the twin
+    /// plan's images up to it on first use. None when the twin plan has no such image or its
+    /// steps differ in kind.
+    fn twin_before(&mut self, img: &PlanImage, step: usize) -> Option<State> {
+        let mut twin = self.twin.take()?;
+        let idx = twin.plan.images.iter().position(|i| i.name == img.name);
+        let aligned = idx.is_some_and(|i| {
+            let t = &twin.plan.images[i];
+            t.steps.len() == img.steps.len()
+                && t.steps.iter().zip(&img.steps).all(|(a, b)| {
+                    std::mem::discriminant(&a.kind) == std::mem::discriminant(&b.kind)
+                })
+        });
+        if let (Some(idx), true) = (idx, aligned) {
+            let plan = std::mem::replace(&mut self.plan, twin.plan);
+            std::mem::swap(&mut self.states, &mut twin.states);
+            std::mem::swap(&mut self.step_log, &mut twin.step_log);
+            let verdicts = self.verdicts.take();
+            self.lean = true;
+            while self.states.len() <= idx {
+                let twin_plan = self.plan;
+                let st = self.image(&twin_plan.images[self.states.len()]);
+                self.states.push(st);
+            }
+            self.lean = false;
+            self.verdicts = verdicts;
+            self.plan = plan;
+            std::mem::swap(&mut self.states, &mut twin.states);
+            std::mem::swap(&mut self.step_log, &mut twin.step_log);
+        }
+        let found = if aligned {
+            idx.and_then(|i| twin.step_log.get(i))
+                .and_then(|steps| steps.get(step))
+                .cloned()
+        } else {
+            None
+        };
+        self.twin = Some(twin);
+        found
     }
 
     /// Context files copied onto scratch (keeping their paths), to mount read-only into a step:
@@ -579,7 +935,7 @@ impl<'a> Converter<'a> {
             spec.clone(),
         ];
         let mounts = vec![Mount::Cache {
-            id: format!("layerstack-pip-{}", self.cache_slug()),
+            id: format!("layerstack-pip-{}", self.cache_slug_for(&st.platform)),
             dest: "/root/.cache/pip".into(),
             sharing: CacheSharing::Shared,
         }];
@@ -647,7 +1003,17 @@ impl<'a> Converter<'a> {
             st.config.set_env(k, &value);
         }
         let n = img.steps.len();
+        let mut log = Vec::with_capacity(n);
         for (i, step) in img.steps.iter().enumerate() {
+            log.push(st.clone());
+            if self.lean
+                && matches!(
+                    step.kind,
+                    StepKind::Run { .. } | StepKind::Pip(_) | StepKind::Conda(_)
+                )
+            {
+                continue;
+            }
             let name = format!("[{label} {}/{n}] {}", i + 1, step.kind.describe());
             let m = meta(name.clone(), step.span);
             let created_by = format!("layerstack: {name}");
@@ -691,7 +1057,7 @@ impl<'a> Converter<'a> {
                         m,
                     );
                 }
-                StepKind::Pip(p) => st.root = self.pip(&st, p, img, &label, step.span, m),
+                StepKind::Pip(p) => st.root = self.pip(&st, p, img, &label, step.span, m, Some(i)),
                 StepKind::Conda(c) => st.root = self.conda(&st, c, img, &label, step.span, m),
                 StepKind::Copy {
                     src,
@@ -791,6 +1157,7 @@ impl<'a> Converter<'a> {
             });
         }
         self.apply_config(img, &mut st.config);
+        self.step_log.push(log);
         st
     }
 
@@ -829,7 +1196,15 @@ impl<'a> Converter<'a> {
         );
         let name = next(v.pip.describe());
         let pip = v.pip.clone();
-        st.root = self.pip(&st, &pip, img, &label, v.pip_span, meta(name, v.pip_span));
+        st.root = self.pip(
+            &st,
+            &pip,
+            img,
+            &label,
+            v.pip_span,
+            meta(name, v.pip_span),
+            None,
+        );
         st.root
     }
 

@@ -57,6 +57,20 @@ pub fn load(
     }
 }
 
+/// The build platform's twin of a plan: the same target planned for the build platform, on
+/// whose images cross-installs for a foreign platform run. None when the plan is for the
+/// build platform or the target cannot be planned there.
+pub fn twin_plan(stack: &stack::Stack, opts: &plan::BuildOptions) -> Option<plan::Plan> {
+    if opts.platform == opts.build_platform {
+        return None;
+    }
+    let twin = plan::BuildOptions {
+        platform: opts.build_platform.clone(),
+        ..opts.clone()
+    };
+    plan::plan(stack, &twin).ok()
+}
+
 /// Everything `llb-gen check` reports: parse errors, stack-wide checks and a plan of every
 /// target with the default options.
 pub fn check(file: &SourceFile, opts: &plan::BuildOptions) -> Diagnostics {

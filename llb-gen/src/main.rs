@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use prost::Message;
 
-use llb_gen::convert::{NoImages, convert};
+use llb_gen::convert::{CrossEnv, NoImages, convert_cross};
 use llb_gen::diag::Severity;
 use llb_gen::plan::{BuildOptions, ContextOptions, Network};
 use llb_gen::platform::Platform;
@@ -92,10 +92,22 @@ enum Cmd {
         stack: PathBuf,
         #[command(flatten)]
         ctx: ContextArgs,
-        /// `network` of every target (`host` needs `docker buildx bake --allow network.host`).
+        /// `host` or `none`: `network` of every target. buildx reads it from a bake file from
+        /// 0.17.0 on (then `docker buildx bake --allow network.host`); older ones drop it, so
+        /// also write `--format compose` and bake both files.
         #[arg(long)]
         network: Option<String>,
+        /// `json`: docker-bake.json. `compose`: the same targets as a compose file (no groups;
+        /// save it as `.yml`), whose `build.network` every buildx from 0.8 on honours.
+        #[arg(long, value_enum, default_value_t = BakeFileFormat::Json)]
+        format: BakeFileFormat,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BakeFileFormat {
+    Json,
+    Compose,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -145,6 +157,11 @@ struct BuildArgs {
     /// BuildKit ≥ 0.10).
     #[arg(long)]
     merge: bool,
+    /// The platform the build runs on: pip steps for another `--platform` cross-install on
+    /// it (assumed to work; the frontend probes first). `--build-arg LAYERSTACK_CROSS=false`
+    /// emulates them instead.
+    #[arg(long, default_value = "linux/amd64")]
+    build_platform: String,
 }
 
 fn main() -> ExitCode {
@@ -174,7 +191,8 @@ fn main() -> ExitCode {
             stack,
             ctx,
             network,
-        } => finish(bake_cmd(&stack, &ctx, network)),
+            format,
+        } => finish(bake_cmd(&stack, &ctx, network.as_deref(), format)),
     }
 }
 
@@ -193,6 +211,8 @@ fn options(b: &BuildArgs, file: &SourceFile) -> Result<BuildOptions, String> {
     if let Some(p) = &b.platform {
         o.platform = Platform::parse(p).map_err(|e| format!("--platform: {e}"))?;
     }
+    o.build_platform =
+        Platform::parse(&b.build_platform).map_err(|e| format!("--build-platform: {e}"))?;
     let mut args = BTreeMap::new();
     for a in &b.build_args {
         let (k, v) = a
@@ -200,6 +220,7 @@ fn options(b: &BuildArgs, file: &SourceFile) -> Result<BuildOptions, String> {
             .ok_or_else(|| format!("--build-arg `{a}`: expected NAME=VALUE"))?;
         args.insert(k.to_string(), v.to_string());
     }
+    o.cross_install = !llb_gen::plan::switched_off(&args, "LAYERSTACK_CROSS");
     o.build_args = args;
     o.network = match b.network.as_deref() {
         None | Some("default") | Some("sandbox") => Network::Sandbox,
@@ -265,11 +286,20 @@ fn llb(path: &PathBuf, b: &BuildArgs, format: Format) -> ExitCode {
     let run = || -> Result<Vec<u8>, String> {
         let file = read(path)?;
         let opts = options(b, &file)?;
-        let (_, plan) = llb_gen::load(&file, &opts).map_err(|e| e.diagnostics.render(&e.file))?;
+        let (stack, plan) =
+            llb_gen::load(&file, &opts).map_err(|e| e.diagnostics.render(&e.file))?;
         if !plan.warnings.items.is_empty() {
             eprint!("{}", plan.warnings.render(&file));
         }
-        let out = convert(&plan, &opts, &NoImages, &file).map_err(|d| d.render(&file))?;
+        let twin = llb_gen::twin_plan(&stack, &opts);
+        let verdicts = BTreeMap::new();
+        let cross = CrossEnv {
+            twin: twin.as_ref(),
+            verdicts: &verdicts,
+            ask: false,
+        };
+        let out = convert_cross(&plan, &opts, &NoImages, &file, Some(cross))
+            .map_err(|d| d.render(&file))?;
         Ok(match format {
             Format::Binary => out.definition.encode_to_vec(),
             Format::Text => llb_gen::llb::dump(&out.definition).into_bytes(),
@@ -452,6 +482,7 @@ fn setup(path: &PathBuf, c: &ContextArgs) -> Result<Setup, String> {
         network: None,
         no_cache: false,
         merge: false,
+        build_platform: "linux/amd64".into(),
     };
     let opts = options(&b, &file)?;
     let stack = parse_stack(&file)?;
@@ -529,7 +560,17 @@ fn hash_cmd(
     })
 }
 
-fn bake_cmd(path: &PathBuf, c: &ContextArgs, network: Option<String>) -> Result<String, String> {
+fn bake_cmd(
+    path: &PathBuf,
+    c: &ContextArgs,
+    network: Option<&str>,
+    format: BakeFileFormat,
+) -> Result<String, String> {
+    let network = match network {
+        None | Some("default") | Some("sandbox") => None,
+        Some(n @ ("host" | "none")) => Some(n.to_string()),
+        Some(other) => return Err(format!("--network `{other}`: expected host or none")),
+    };
     let s = setup(path, c)?;
     let abs = |p: &Path| {
         std::fs::canonicalize(p)
@@ -547,9 +588,59 @@ fn bake_cmd(path: &PathBuf, c: &ContextArgs, network: Option<String>) -> Result<
         dockerfile,
         platforms,
         network,
+        format: match format {
+            BakeFileFormat::Json => report::bake::BakeFormat::Json,
+            BakeFileFormat::Compose => report::bake::BakeFormat::Compose,
+        },
     };
-    report::bake_file(&s.stack, &s.opts, &s.platforms, &options, &s.ctx, &s.ignore)
-        .map_err(|e| report_error(e, &s.file))
+    let file = report::bake_file(&s.stack, &s.opts, &s.platforms, &options, &s.ctx, &s.ignore)
+        .map_err(|e| report_error(e, &s.file))?;
+    if let (Some(n), BakeFileFormat::Json) = (&options.network, format) {
+        eprint!("{}", bake_network_warning(n));
+    }
+    Ok(file)
+}
+
+/// What `llb-gen bake --network N` says on stderr: which buildx honours `network` in a bake
+/// file, and the compose file that older ones honour (this command line with `--format
+/// compose`).
+fn bake_network_warning(network: &str) -> String {
+    let mut again = vec!["llb-gen".to_string()];
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--format" {
+            args.next();
+        } else if !a.starts_with("--format=") {
+            again.push(shell_word(&a));
+        }
+    }
+    again.push("--format compose".into());
+    let allow = if network == "host" {
+        "; with a newer one, run `docker buildx bake --allow network.host`"
+    } else {
+        ""
+    };
+    format!(
+        "warning: buildx before {min} ignores `network` in a bake file: RUN steps get the \
+         default network, and `--set '*.network={network}'` fails with `unknown key: network` \
+         (see `docker buildx version`{allow})\n  \
+         = help: for an older buildx, also write the targets as a compose file, whose \
+         `build.network` it honours, and bake both files (the groups come from the JSON file):\n      \
+         {again} > docker-bake.network.yml\n      \
+         docker buildx bake -f docker-bake.json -f docker-bake.network.yml\n",
+        min = report::bake::BUILDX_BAKE_NETWORK,
+        again = again.join(" "),
+    )
+}
+
+/// `s` as one shell word: as it is when it has only safe characters, else single-quoted.
+fn shell_word(s: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 /// The build context on disk, for hashes.

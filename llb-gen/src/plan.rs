@@ -45,6 +45,17 @@ pub struct BuildOptions {
     /// The engine has MergeOp (BuildKit ≥ 0.10, cap `mergeop`): services' files are built
     /// independently of their base and merged onto it.
     pub merge: bool,
+    /// Pip steps for a platform other than `build_platform` install its wheels on the build
+    /// platform (no emulation) where the stack allows it; false forces emulated installs
+    /// (`--build-arg LAYERSTACK_CROSS=false`).
+    pub cross_install: bool,
+}
+
+/// `--build-arg NAME=false` (or `0`): a layerstack switch turned off.
+pub fn switched_off(build_args: &BTreeMap<String, String>, name: &str) -> bool {
+    build_args
+        .get(name)
+        .is_some_and(|v| v.eq_ignore_ascii_case("false") || v == "0")
 }
 
 impl Default for BuildOptions {
@@ -61,6 +72,7 @@ impl Default for BuildOptions {
             no_cache_filter: vec![],
             context: ContextOptions::default(),
             image_resolve_mode: None,
+            cross_install: true,
             merge: false,
         }
     }
@@ -136,6 +148,8 @@ pub struct PlanImage {
     pub install_env: Vec<(String, String)>,
     /// The user this image runs as, as declared in this stack (own or inherited from a layer).
     pub declared_user: Option<String>,
+    /// Pip steps for a foreign platform may install on the build platform (`cross-install`).
+    pub cross_install: bool,
 }
 
 impl PlanImage {
@@ -331,6 +345,7 @@ pub const BUILTIN_ARGS: &[&str] = &[
 /// Build args that BuildKit clients send on their own; never warned about.
 const CLIENT_ARGS: &[&str] = &[
     "LAYERSTACK_MERGE",
+    "LAYERSTACK_CROSS",
     "BUILDKIT_INLINE_CACHE",
     "BUILDKIT_SYNTAX",
     "SOURCE_DATE_EPOCH",
@@ -1186,6 +1201,11 @@ impl<'a> Planner<'a> {
             venv,
             install_env,
             declared_user: effective_user,
+            cross_install: img
+                .cross_install
+                .as_ref()
+                .or(self.stack.cross_install.as_ref())
+                .is_none_or(|c| c.value),
         });
         self.index.insert(img.name.value.clone(), idx);
         Some(idx)

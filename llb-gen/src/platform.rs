@@ -80,6 +80,26 @@ impl Platform {
         self.to_string()
     }
 
+    /// The machine in Python wheel platform tags (`manylinux_2_17_aarch64`), for Linux
+    /// platforms that publish wheels.
+    pub fn wheel_machine(&self) -> Option<&'static str> {
+        if self.os != "linux" {
+            return None;
+        }
+        Some(
+            match (self.architecture.as_str(), self.variant.as_deref()) {
+                ("amd64", _) => "x86_64",
+                ("arm64", _) => "aarch64",
+                ("arm", Some("v7") | None) => "armv7l",
+                ("386", _) => "i686",
+                ("ppc64le", _) => "ppc64le",
+                ("s390x", _) => "s390x",
+                ("riscv64", _) => "riscv64",
+                _ => return None,
+            },
+        )
+    }
+
     /// `linux-amd64`: for cache ids and file names.
     pub fn slug(&self) -> String {
         self.to_string().replace('/', "-")

@@ -216,3 +216,84 @@ cmd = ["python", "-m", "notebook_processor"]
         "{dump}"
     );
 }
+
+/// ragex's `app` for linux/arm64 built on linux/amd64: its torch and requirements steps are
+/// cross-installed (probe, install on the amd64 twin, merge) and the twin skips its own
+/// installs. Pinned by a snapshot; a probe's verdict turns one step back into an emulated
+/// install that says why.
+#[test]
+fn cross_install_for_arm64_matches_its_snapshot() {
+    use llb_gen::convert::{CrossEnv, CrossVerdict, ResolvedImages, convert_cross};
+    use llb_gen::platform::Platform;
+    use std::collections::BTreeMap;
+
+    let path = repo().join("examples/ragex/stack.toml");
+    let file = SourceFile::new("stack.toml", std::fs::read_to_string(&path).unwrap());
+    let opts = BuildOptions {
+        platform: Platform::parse("linux/arm64").unwrap(),
+        merge: true,
+        ..options("app@cpu", path.parent().unwrap())
+    };
+    let (stack, plan) =
+        llb_gen::load(&file, &opts).unwrap_or_else(|e| panic!("{}", e.diagnostics.render(&e.file)));
+    let twin = llb_gen::twin_plan(&stack, &opts).expect("app@cpu plans for linux/amd64");
+    let none = BTreeMap::new();
+    let convert_with = |verdicts: &BTreeMap<String, CrossVerdict>, ask: bool| {
+        let cross = CrossEnv {
+            twin: Some(&twin),
+            verdicts,
+            ask,
+        };
+        convert_cross(&plan, &opts, &ResolvedImages::default(), &file, Some(cross))
+            .unwrap_or_else(|d| panic!("{}", d.render(&file)))
+    };
+    let assumed = convert_with(&none, false);
+    assert!(assumed.probes.is_empty());
+    let dump = llb_gen::llb::dump(&assumed.definition);
+    let snap = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots/ragex__app@cpu-linux-arm64-cross.txt");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&snap, &dump).unwrap();
+    }
+    let expected = std::fs::read_to_string(&snap).expect("snapshot (run with UPDATE_SNAPSHOTS=1)");
+    assert_eq!(expected, dump, "{}", first_difference(&expected, &dump));
+    for step in [
+        "[layer ml 1/2] pip install torch==2.1.2 torchvision==0.16.2 (cross-install on linux/amd64 for linux/arm64) (merge)",
+        "[layer ml 2/2] pip install -r requirements/base-ml.txt (cross-install on linux/amd64 for linux/arm64) (merge)",
+        "[service app 1/3] pip install -r requirements/app.txt (cross-install on linux/amd64 for linux/arm64) (merge)",
+    ] {
+        assert!(dump.contains(step), "missing {step:?}:\n{dump}");
+    }
+    // The twin runs no installs of its own: every amd64 exec is apt, useradd or a
+    // cross-install.
+    assert!(
+        !dump
+            .contains("exec  [linux/amd64]\n    name: [layer ml 1/2] pip install torch==2.1.2+cpu")
+    );
+
+    // Asking: the first unanswered probe is the first install step's.
+    let asked = convert_with(&none, true);
+    assert_eq!(asked.probes.len(), 3, "one probe per install step");
+    assert!(
+        asked.probes[0].name.contains("[layer ml 1/2]"),
+        "{}",
+        asked.probes[0].name
+    );
+    let mut verdicts = BTreeMap::new();
+    verdicts.insert(
+        asked.probes[0].key.clone(),
+        CrossVerdict::Emulate("no wheel of torch==2.1.2 for this platform".into()),
+    );
+    let answered = convert_with(&verdicts, true);
+    let dump = llb_gen::llb::dump(&answered.definition);
+    assert!(
+        dump.contains("[layer ml 1/2] pip install torch==2.1.2 torchvision==0.16.2 (emulated on linux/arm64: no wheel of torch==2.1.2 for this platform)"),
+        "{dump}"
+    );
+    assert_eq!(answered.probes.len(), 2, "the later probes are still open");
+    // Deterministic, answers included.
+    assert_eq!(
+        convert_with(&verdicts, true).definition,
+        answered.definition
+    );
+}

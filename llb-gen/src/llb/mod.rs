@@ -85,6 +85,12 @@ pub enum Mount {
     Tmpfs {
         dest: String,
     },
+    /// A writable mount of `input` (None = scratch) whose result is an output of the exec:
+    /// the root filesystem is output 0, these are 1, 2, … in order.
+    Output {
+        input: Option<Output>,
+        dest: String,
+    },
     /// A BuildKit secret as a file.
     Secret {
         id: String,
@@ -225,6 +231,8 @@ impl Graph {
         meta: VertexMeta,
     ) -> Output {
         let mut inputs = vec![root];
+        // BuildKit mounts a root without an output read-only: the root is always output 0.
+        let mut outputs: i64 = 1;
         let mut mounts = vec![pb::Mount {
             input: 0,
             dest: "/".into(),
@@ -233,6 +241,25 @@ impl Graph {
         }];
         for m in exec.mounts {
             mounts.push(match m {
+                Mount::Output { input, dest } => {
+                    let idx = match input {
+                        None => -1,
+                        Some(input) => match inputs.iter().position(|i| *i == input) {
+                            Some(i) => i as i64,
+                            None => {
+                                inputs.push(input);
+                                inputs.len() as i64 - 1
+                            }
+                        },
+                    };
+                    outputs += 1;
+                    pb::Mount {
+                        input: idx,
+                        dest,
+                        output: outputs - 1,
+                        ..Default::default()
+                    }
+                }
                 Mount::Bind {
                     input,
                     selector,

@@ -346,6 +346,8 @@ pub fn definition_lines(img: &PlanImage) -> Vec<String> {
         install_env,
         // Derived: the owner it implies is already in the steps.
         declared_user: _,
+        // How foreign-platform installs run, not what they install.
+        cross_install: _,
     } = img;
     let mut lines: Vec<Value> = vec![];
     if !install_env.is_empty() {

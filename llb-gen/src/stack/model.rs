@@ -50,6 +50,9 @@ pub struct Stack {
     pub variants: Vec<VariantDef>,
     /// `[secrets.NAME]`: BuildKit secrets (`--secret id=NAME,…`) given to every install step.
     pub secrets: Vec<SecretDef>,
+    /// `stack.cross-install`: install wheels for a foreign platform on the build platform
+    /// instead of under emulation (default true).
+    pub cross_install: Option<Sp<bool>>,
 }
 
 impl Stack {
@@ -180,6 +183,8 @@ pub struct ImageDef {
     pub installer: Option<Sp<String>>,
     /// A conda environment file installed with micromamba (or another installer).
     pub conda: Option<CondaDef>,
+    /// Overrides `[stack] cross-install` for this image's pip steps.
+    pub cross_install: Option<Sp<bool>>,
 }
 
 impl ImageDef {
@@ -211,6 +216,7 @@ impl ImageDef {
             torch: None,
             installer: None,
             conda: None,
+            cross_install: None,
         }
     }
 
@@ -234,6 +240,7 @@ impl ImageDef {
         replace(&mut self.torch, &o.torch);
         replace(&mut self.installer, &o.installer);
         replace(&mut self.conda, &o.conda);
+        replace(&mut self.cross_install, &o.cross_install);
         self.apt.extend(o.apt.iter().cloned());
         self.run.extend(o.run.iter().cloned());
         self.requirements.extend(o.requirements.iter().cloned());

@@ -32,6 +32,7 @@ const STACK_KEYS: &[&str] = &[
     "platforms",
     "install-env",
     "tags",
+    "cross-install",
 ];
 const IMAGE_KEYS: &[&str] = &[
     "description",
@@ -57,6 +58,7 @@ const IMAGE_KEYS: &[&str] = &[
     "torch",
     "installer",
     "conda",
+    "cross-install",
 ];
 const USER_KEYS: &[&str] = &["name", "uid", "gid", "home", "shell", "create"];
 const COPY_KEYS: &[&str] = &["src", "dest", "chown", "mode", "exclude"];
@@ -354,6 +356,7 @@ impl Parser {
                 "platforms" => stack.platforms = self.strings(val, &path),
                 "install-env" => stack.install_env = self.env_table(val, &path),
                 "tags" => stack.tags = self.strings(val, &path),
+                "cross-install" => stack.cross_install = self.boolean(val, &path),
                 other => self.unknown_key(other, k.span().into(), "stack", STACK_KEYS),
             }
         }
@@ -472,6 +475,7 @@ impl Parser {
                 "torch" => img.torch = self.torch_use(val, &kp),
                 "installer" => img.installer = self.string(val, &kp),
                 "conda" => img.conda = self.conda(val, &kp),
+                "cross-install" => img.cross_install = self.boolean(val, &kp),
                 "venv" => {
                     if img.kind == Kind::Layer {
                         self.diags.push(

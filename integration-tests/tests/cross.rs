@@ -1,0 +1,252 @@
+//! Cross-installs: pip and uv steps of a linux/arm64 build install the arm64 wheels on the
+//! build platform (linux/amd64, no emulation) and merge them onto the arm64 image; a
+//! requirement that needs a source build falls back to an emulated install, and the progress
+//! names say which happened. The wheels come from a local index (127.0.0.1) built here: an
+//! arm64 and an amd64 build of `lsdemo-native` (with a console script) and a pure
+//! `lsdemo-app` that depends on it, plus an sdist-only `lsdemo-src`.
+//!
+//! Needs linux/arm64 emulation (QEMU binfmt, registered by scripts/engine.sh) to run the
+//! images; the old engine (dockerd 20.10) has no arm64 base images, see platforms.rs.
+
+use integration_tests::pyindex::{IndexFile, PackageIndex, Sdist, Wheel};
+use integration_tests::{
+    Build, Context, Engine, arm64_emulation, engine_with_frontend, frontend_image,
+};
+
+fn engine(test: &str) -> Option<&'static Engine> {
+    let e = engine_with_frontend(test)?;
+    if e.is_old() {
+        eprintln!(
+            "{test}: not applicable on the old engine (no linux/arm64 base images in its \
+             classic store; platforms.rs checks its failure)"
+        );
+        return None;
+    }
+    arm64_emulation(e, test).then_some(e)
+}
+
+fn native(arch: &str) -> Wheel {
+    let mut w = Wheel::tagged(
+        "lsdemo-native",
+        "1.0",
+        &format!("cp311-cp311-manylinux_2_17_{arch}"),
+    );
+    w.scripts = vec![("lsdemo-native".into(), "lsdemo_native:main".into())];
+    w
+}
+
+fn index() -> PackageIndex {
+    let mut app = Wheel::pure("lsdemo-app", "1.0");
+    app.requires = vec!["lsdemo-native==1.0".into()];
+    let files: Vec<IndexFile> = [native("aarch64"), native("x86_64"), app]
+        .iter()
+        .map(Wheel::index_file)
+        .chain([Sdist::new("lsdemo-src", "1.0").index_file()])
+        .collect();
+    PackageIndex::serve_files(&[("simple", files)])
+}
+
+/// A layer with `lsdemo-native`, a service adding `lsdemo-app` (which needs the layer's
+/// `lsdemo-native` again) and, when `src`, the sdist-only `lsdemo-src`.
+fn stack(src: bool) -> String {
+    let extra = if src { ", \"lsdemo-src==1.0\"" } else { "" };
+    format!(
+        "# syntax={}\n\
+         [stack]\nname = \"cross\"\ndefault = \"app\"\ninstaller = \"${{INSTALLER}}\"\n\
+         install-env = {{ PIP_TRUSTED_HOST = \"127.0.0.1\", UV_NATIVE_TLS = \"1\", \
+         UV_INSECURE_HOST = \"127.0.0.1\", PIP_NO_BUILD_ISOLATION = \"0\" }}\n\n\
+         [args]\nINDEX = \"https://pypi.org/simple\"\nINSTALLER = \"pip\"\n\n\
+         [layers.base]\nfrom = \"python:3.12-slim\"\nindex-url = \"${{INDEX}}\"\n\
+         pip = [\"lsdemo-native==1.0\"]\n\n\
+         [services.app]\nfrom = \"base\"\nindex-url = \"${{INDEX}}\"\n\
+         pip = [\"lsdemo-app==1.0\"{extra}]\ncmd = [\"lsdemo-native\"]\n",
+        frontend_image()
+    )
+}
+
+fn build(engine: &Engine, ctx: &Context, index: &PackageIndex, tag: &str, args: &[&str]) -> Build {
+    let index_arg = format!("INDEX={}", index.url());
+    let mut all = vec![
+        "--network=host",
+        "--platform",
+        "linux/arm64",
+        "--build-arg",
+        &index_arg,
+        "--load",
+        "-t",
+        tag,
+    ];
+    all.extend_from_slice(args);
+    let file = ctx.join("stack.toml");
+    all.extend_from_slice(&["-f", &file, ctx.path_str()]);
+    engine.buildx_build(&all)
+}
+
+/// What the arm64 image says about its packages: lines of a script run under emulation.
+fn inspect(engine: &Engine, tag: &str) -> Vec<String> {
+    let script = "uname -m; \
+        python3 -c 'import lsdemo_native, lsdemo_app; print(lsdemo_native.WHEEL_TAG); print(lsdemo_app.__version__)'; \
+        lsdemo-native; \
+        pip check >/dev/null && echo pip-check-ok; \
+        ls -d $(python3 -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')/lsdemo_native-*.dist-info | wc -l; \
+        pip show -f lsdemo-native | grep -c 'bin/lsdemo-native'; \
+        pip uninstall -y lsdemo-app >/dev/null 2>&1 && echo uninstall-ok";
+    engine
+        .docker_run_with(
+            &[
+                "--network=none",
+                "--platform",
+                "linux/arm64",
+                "--entrypoint",
+                "sh",
+            ],
+            tag,
+            &["-c", script],
+        )
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn assert_cross(b: &Build, step: &str, installer: &str) {
+    let cross = format!("{step} (cross-install on linux/amd64 for linux/arm64)");
+    b.assert_vertex(&cross);
+    b.assert_vertex(&format!(
+        "{step}: wheels for linux/arm64? (probe on linux/amd64)"
+    ));
+    let emulated = b.progress.matching("(emulated");
+    assert!(
+        emulated.is_empty(),
+        "{installer}: nothing may be emulated: {:?}\n{}",
+        emulated.iter().map(|v| &v.name).collect::<Vec<_>>(),
+        b.progress.summary()
+    );
+}
+
+#[test]
+fn arm64_wheels_are_installed_on_the_build_platform_and_run_on_arm64() {
+    let test = "arm64_wheels_are_installed_on_the_build_platform_and_run_on_arm64";
+    let Some(engine) = engine(test) else { return };
+    let index = index();
+    let ctx = Context::new().file("stack.toml", &stack(false));
+    for installer in ["pip", "uv"] {
+        let tag = engine.unique_tag(&format!("cross-{installer}"));
+        let arg = format!("INSTALLER={installer}");
+        let b = build(engine, &ctx, &index, &tag, &["--build-arg", &arg]);
+        let verb = if installer == "uv" {
+            "uv pip install"
+        } else {
+            "pip install"
+        };
+        assert_cross(
+            &b,
+            &format!("[layer base 1/1] {verb} lsdemo-native==1.0"),
+            installer,
+        );
+        assert_cross(
+            &b,
+            &format!("[service app 1/1] {verb} lsdemo-app==1.0"),
+            installer,
+        );
+        let lines = inspect(engine, &tag);
+        assert_eq!(
+            lines,
+            [
+                "aarch64",
+                "cp311-cp311-manylinux_2_17_aarch64",
+                "1.0",
+                "1.0 cp311-cp311-manylinux_2_17_aarch64",
+                "pip-check-ok",
+                // The service's install kept the layer's lsdemo-native: one copy.
+                "1",
+                // Its RECORD points at the console script where a native install puts it.
+                "1",
+                "uninstall-ok",
+            ],
+            "{installer}: the arm64 image"
+        );
+        let config = engine.image_inspect(&tag);
+        assert_eq!(config["Architecture"], "arm64", "{installer}: {config}");
+        engine.remove_image(&tag);
+    }
+    // The amd64 build of the native package was never fetched: the build platform installed
+    // the arm64 wheels only.
+    assert_eq!(
+        index.downloads(&native("x86_64").filename()),
+        0,
+        "the amd64 wheel must not be downloaded"
+    );
+    assert!(index.downloads(&native("aarch64").filename()) >= 1);
+}
+
+#[test]
+fn a_source_build_falls_back_to_emulation_and_cross_installs_can_be_turned_off() {
+    let test = "a_source_build_falls_back_to_emulation_and_cross_installs_can_be_turned_off";
+    let Some(engine) = engine(test) else { return };
+    let index = index();
+    let ctx = Context::new().file("stack.toml", &stack(true));
+    let tag = engine.unique_tag("cross-src");
+    // The engine has MergeOp; without it (LAYERSTACK_MERGE=false, or dockerd 20.10) the
+    // installed files are copied onto the image instead.
+    let b = build(
+        engine,
+        &ctx,
+        &index,
+        &tag,
+        &["--build-arg", "LAYERSTACK_MERGE=false"],
+    );
+    b.assert_vertex(
+        "[layer base 1/1] pip install lsdemo-native==1.0 (cross-install on linux/amd64 for linux/arm64) (copy)",
+    );
+    // lsdemo-src has no wheel: the service's step is emulated, and says why.
+    let step =
+        "[service app 1/1] pip install lsdemo-app==1.0 lsdemo-src==1.0 (emulated on linux/arm64: ";
+    b.assert_vertex(step);
+    let v = b.progress.vertex(step).expect("emulated step");
+    assert!(
+        v.name.contains("lsdemo-src"),
+        "the reason names the requirement without a wheel: {}",
+        v.name
+    );
+    let built_on = engine.docker_run_with(
+        &[
+            "--network=none",
+            "--platform",
+            "linux/arm64",
+            "--entrypoint",
+            "python3",
+        ],
+        &tag,
+        &[
+            "-c",
+            "import lsdemo_src, lsdemo_native; print(lsdemo_src.BUILT_ON, lsdemo_native.WHEEL_TAG)",
+        ],
+    );
+    assert_eq!(
+        built_on.trim(),
+        "aarch64 cp311-cp311-manylinux_2_17_aarch64",
+        "the sdist was built on (emulated) arm64"
+    );
+    engine.remove_image(&tag);
+
+    // `--build-arg LAYERSTACK_CROSS=false`: every install is emulated, and says so.
+    let tag = engine.unique_tag("cross-off");
+    let b = build(
+        engine,
+        &ctx,
+        &index,
+        &tag,
+        &["--build-arg", "LAYERSTACK_CROSS=false"],
+    );
+    b.assert_vertex(
+        "[layer base 1/1] pip install lsdemo-native==1.0 (emulated on linux/arm64: cross-install is off for this build)",
+    );
+    assert!(
+        b.progress.matching("cross-install on").is_empty(),
+        "{}",
+        b.progress.summary()
+    );
+    let lines = inspect(engine, &tag);
+    assert_eq!(lines[1], "cp311-cp311-manylinux_2_17_aarch64", "{lines:?}");
+    engine.remove_image(&tag);
+}
