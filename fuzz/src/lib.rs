@@ -8,12 +8,17 @@
 //!
 //! * every diagnostic span lies inside the file;
 //! * a stack that `check` accepts (no errors) loads and converts for every target;
-//! * converting the same plan twice gives the same bytes.
+//! * converting the same plan twice gives the same bytes;
+//! * for linux/arm64 (a foreign platform: cross-installs on the linux/amd64 twin), asking for
+//!   probes and answering every one (alternately "cross" and "emulate") converges, and the
+//!   answered conversion is deterministic.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use llb_gen::convert::{NoImages, convert};
+use std::collections::BTreeMap;
+
+use llb_gen::convert::{CrossEnv, CrossVerdict, NoImages, convert, convert_cross};
 use llb_gen::diag::Diagnostics;
 use llb_gen::plan::BuildOptions;
 use llb_gen::source::SourceFile;
@@ -56,6 +61,9 @@ pub fn run_one(data: &[u8]) -> Outcome {
                         let bytes = c.definition.encode_to_vec();
                         out.shapes
                             .insert(format!("converted:{}", plan.images.len()));
+                        if n <= 2 {
+                            cross(&file, &opts, &mut out);
+                        }
                         if n == 1 {
                             let again = convert(&plan, &opts, &NoImages, &file)
                                 .expect("second convert of the same plan");
@@ -92,6 +100,60 @@ pub fn run_one(data: &[u8]) -> Outcome {
         }
     }
     out
+}
+
+/// The same target for linux/arm64 with cross-installs: every probe the converter asks for is
+/// answered (alternately cross and emulate) until none is left.
+fn cross(file: &SourceFile, opts: &BuildOptions, out: &mut Outcome) {
+    let opts = BuildOptions {
+        platform: llb_gen::platform::Platform::new("linux", "arm64", None),
+        ..opts.clone()
+    };
+    let Ok((stack, plan)) = llb_gen::load(file, &opts) else {
+        return;
+    };
+    let twin = llb_gen::twin_plan(&stack, &opts);
+    let mut verdicts = BTreeMap::new();
+    for round in 0..64 {
+        let env = CrossEnv {
+            twin: twin.as_ref(),
+            verdicts: &verdicts,
+            ask: true,
+        };
+        let Ok(c) = convert_cross(&plan, &opts, &NoImages, file, Some(env)) else {
+            return;
+        };
+        let Some(p) = c.probes.first() else {
+            out.shapes.insert(format!("cross:{round}"));
+            let again = convert_cross(
+                &plan,
+                &opts,
+                &NoImages,
+                file,
+                Some(CrossEnv {
+                    twin: twin.as_ref(),
+                    verdicts: &verdicts,
+                    ask: true,
+                }),
+            )
+            .expect("the same conversion again");
+            assert!(
+                again.definition == c.definition,
+                "invariant: an answered cross conversion differs between runs"
+            );
+            return;
+        };
+        let v = if round % 2 == 0 {
+            CrossVerdict::Cross
+        } else {
+            CrossVerdict::Emulate(format!("round {round}"))
+        };
+        assert!(
+            verdicts.insert(p.key.clone(), v).is_none(),
+            "invariant: a probe was asked again after its answer"
+        );
+    }
+    panic!("invariant: cross-install probes did not converge in 64 rounds");
 }
 
 /// Render every diagnostic (exercising span arithmetic) and record their shapes.

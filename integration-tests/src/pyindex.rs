@@ -58,7 +58,6 @@ impl Wheel {
 
     /// The wheel's bytes (a stored zip with the module, METADATA, WHEEL and RECORD).
     pub fn build(&self) -> Vec<u8> {
-        use zip::write::SimpleFileOptions;
         let m = self.module();
         let dist = format!("{m}-{}.dist-info", self.version);
         let mut files: Vec<(String, String)> = vec![(
@@ -109,18 +108,7 @@ impl Wheel {
             .collect();
         record.push_str(&format!("{dist}/RECORD,,\n"));
         files.push((format!("{dist}/RECORD"), record));
-        let mut buf = std::io::Cursor::new(Vec::new());
-        {
-            let mut z = zip::ZipWriter::new(&mut buf);
-            let opts =
-                SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-            for (p, c) in &files {
-                z.start_file(p.as_str(), opts).expect("zip entry");
-                z.write_all(c.as_bytes()).expect("zip write");
-            }
-            z.finish().expect("zip finish");
-        }
-        buf.into_inner()
+        zip_stored(&files)
     }
 }
 
@@ -159,7 +147,6 @@ impl Sdist {
     }
 
     pub fn index_file(&self) -> IndexFile {
-        use zip::write::SimpleFileOptions;
         let m = self.name.replace('-', "_").to_lowercase();
         let top = format!("{m}-{}", self.version);
         let setup = format!(
@@ -178,23 +165,28 @@ impl Sdist {
             (format!("{top}/PKG-INFO"), pkg_info),
             (format!("{top}/{m}/__init__.py"), String::new()),
         ];
-        let mut buf = std::io::Cursor::new(Vec::new());
-        {
-            let mut z = zip::ZipWriter::new(&mut buf);
-            let opts =
-                SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-            for (p, c) in &files {
-                z.start_file(p.as_str(), opts).expect("zip entry");
-                z.write_all(c.as_bytes()).expect("zip write");
-            }
-            z.finish().expect("zip finish");
-        }
         IndexFile {
             project: self.name.clone(),
             filename: format!("{top}.zip"),
-            bytes: buf.into_inner(),
+            bytes: zip_stored(&files),
         }
     }
+}
+
+/// A zip archive of (path, contents), stored uncompressed.
+fn zip_stored(files: &[(String, String)]) -> Vec<u8> {
+    use zip::write::SimpleFileOptions;
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut z = zip::ZipWriter::new(&mut buf);
+        let opts = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        for (p, c) in files {
+            z.start_file(p.as_str(), opts).expect("zip entry");
+            z.write_all(c.as_bytes()).expect("zip write");
+        }
+        z.finish().expect("zip finish");
+    }
+    buf.into_inner()
 }
 
 fn b64_nopad(data: &[u8]) -> String {

@@ -487,10 +487,11 @@ impl<'a> Converter<'a> {
         step: Option<usize>,
     ) -> Output {
         let mut m = m;
-        if st.platform != self.opts.build_platform && self.verdicts.is_some() {
+        let foreign = st.platform != self.opts.build_platform;
+        if let Some((verdicts, ask)) = self.verdicts.filter(|_| foreign) {
             let why =
                 if let Some(step) = step.filter(|_| self.opts.cross_install && img.cross_install) {
-                    self.cross_pip(st, pip, img, label, span, &m, step)
+                    self.cross_pip(st, pip, img, label, span, &m, step, verdicts, ask)
                 } else if step.is_none() {
                     Err("a venv builder installs under emulation".to_string())
                 } else if !self.opts.cross_install {
@@ -652,6 +653,8 @@ impl<'a> Converter<'a> {
         span: Span,
         m: &VertexMeta,
         step: usize,
+        verdicts: &BTreeMap<String, CrossVerdict>,
+        ask: bool,
     ) -> Result<Output, String> {
         let machine = st
             .platform
@@ -697,27 +700,28 @@ impl<'a> Converter<'a> {
             dest: CROSS_TARGET.into(),
         });
         let build = runner.platform.clone();
-        // The probe: resolve only, and say whether every distribution has a wheel.
-        let mut probe_mounts = mounts.clone();
-        probe_mounts.push(Mount::Output {
-            input: None,
-            dest: CROSS_STATUS.into(),
-        });
-        let probe_name = format!("{}: wheels for {}? (probe on {build})", m.name, st.platform);
-        // Output 1: the status mount (0 is the runner's root).
-        let probe = Output {
-            index: 1,
-            ..self.run(
+        // An exec on the runner whose result is one scratch mount (output 1; 0 is the
+        // runner's root, thrown away).
+        let on_runner = |c: &mut Self, mode: &str, dest: &str, name: String| -> Output {
+            let mut mounts = mounts.clone();
+            mounts.push(Mount::Output {
+                input: None,
+                dest: dest.into(),
+            });
+            let exec = c.run(
                 &runner,
-                command("probe"),
+                command(mode),
                 img,
                 true,
                 &parts.env,
-                probe_mounts,
-                meta(probe_name.clone(), span),
-            )
+                mounts,
+                meta(name, span),
+            );
+            Output { index: 1, ..exec }
         };
-        let (verdicts, ask) = self.verdicts.expect("cross-installs have verdicts");
+        // The probe: resolve only, and say whether every distribution has a wheel.
+        let probe_name = format!("{}: wheels for {}? (probe on {build})", m.name, st.platform);
+        let probe = on_runner(self, "probe", CROSS_STATUS, probe_name.clone());
         let definition = self.g.marshal(probe, Some(self.file));
         let digests = op_digests(&definition);
         let key = digests[digests.len().saturating_sub(2)].clone();
@@ -731,23 +735,8 @@ impl<'a> Converter<'a> {
             }),
             None => {}
         }
-        mounts.push(Mount::Output {
-            input: None,
-            dest: CROSS_OUT.into(),
-        });
         let name = format!("{} (cross-install on {build} for {})", m.name, st.platform);
-        let files = Output {
-            index: 1,
-            ..self.run(
-                &runner,
-                command("install"),
-                img,
-                true,
-                &parts.env,
-                mounts,
-                meta(name.clone(), span),
-            )
-        };
+        let files = on_runner(self, "install", CROSS_OUT, name.clone());
         let merged = if self.opts.merge {
             self.g.merge(
                 vec![st.root, files],
