@@ -624,22 +624,24 @@ async fn check_context(
 fn reads_of(plan: &plan::Plan, path: &str) -> Vec<(String, llb_gen::source::Span)> {
     let mut out = vec![];
     for img in &plan.images {
-        let venv_reads = img
-            .venv
-            .as_ref()
-            .map(|v| (v.pip.requirements.clone(), v.pip_span));
-        if let Some((reqs, span)) = venv_reads {
-            if reqs.iter().any(|r| r == path) {
-                out.push((format!("{}.requirements", img.key), span));
+        // Which key of a pip step names the path: `requirements` or (a local package) `pip`.
+        let pip_key = |p: &plan::PipStep| {
+            if p.requirements.iter().any(|r| r == path) {
+                Some(format!("{}.requirements", img.key))
+            } else if p.local.iter().any(|r| r == path) {
+                Some(format!("{}.pip", img.key))
+            } else {
+                None
+            }
+        };
+        if let Some(v) = &img.venv {
+            if let Some(k) = pip_key(&v.pip) {
+                out.push((k, v.pip_span));
             }
         }
         for s in &img.steps {
             let hit = match &s.kind {
-                plan::StepKind::Pip(p) => p
-                    .requirements
-                    .iter()
-                    .any(|r| r == path)
-                    .then(|| format!("{}.requirements", img.key)),
+                plan::StepKind::Pip(p) => pip_key(p),
                 plan::StepKind::Conda(c) => {
                     (c.file == path).then(|| format!("{}.conda.file", img.key))
                 }

@@ -63,3 +63,83 @@ fn pip_and_uv_install_the_same_packages() {
         outputs[1]
     );
 }
+
+/// A stack whose layer pip-installs a local package of the build context (`./libs/common`, a
+/// pyproject.toml project) next to an index package. Build isolation is off so the image's own
+/// setuptools builds it (the test index has no setuptools).
+fn local_stack(installer: &str, index: &str) -> String {
+    format!(
+        "# syntax={}\n[stack]\ninstaller = \"{installer}\"\n\
+         install-env = {{ UV_NATIVE_TLS = \"1\", PIP_TRUSTED_HOST = \"127.0.0.1\", \
+         PIP_NO_BUILD_ISOLATION = \"0\", UV_NO_BUILD_ISOLATION = \"1\" }}\n\
+         [layers.deps]\nfrom = \"python:3.12-slim\"\nindex-url = \"{index}\"\n\
+         pip = [\"./libs/common\", \"lsdemo-a==1.0\"]\n\
+         [services.app]\nfrom = \"deps\"\ncmd = [\"python3\", \"-c\", \"import common_lib, lsdemo_a, os; \
+         print(common_lib.VALUE, lsdemo_a.__version__, os.path.exists('/run/layerstack/packages'))\"]\n",
+        frontend_image()
+    )
+}
+
+fn common_lib(value: &str) -> [(&'static str, String); 2] {
+    [
+        (
+            "libs/common/pyproject.toml",
+            "[build-system]\nrequires = [\"setuptools>=61\"]\nbuild-backend = \"setuptools.build_meta\"\n\n\
+             [project]\nname = \"common-lib\"\nversion = \"0.1.0\"\n\n\
+             [tool.setuptools]\npackages = [\"common_lib\"]\n"
+                .to_string(),
+        ),
+        (
+            "libs/common/common_lib/__init__.py",
+            format!("VALUE = {value:?}\n"),
+        ),
+    ]
+}
+
+#[test]
+fn a_local_package_is_built_and_installed_by_pip_and_uv() {
+    let test = "a_local_package_is_built_and_installed_by_pip_and_uv";
+    let Some(engine) = engine_with_frontend(test) else {
+        return;
+    };
+    let index = PackageIndex::serve(&[Wheel::pure("lsdemo-a", "1.0")]);
+    for installer in ["pip", "uv"] {
+        let mut ctx = Context::new().file("stack.toml", &local_stack(installer, &index.url()));
+        for (path, text) in common_lib("one") {
+            ctx = ctx.file(path, &text);
+        }
+        let tag = engine.unique_tag(&format!("local-{installer}"));
+        let args = [
+            "--network=host",
+            "-f",
+            &ctx.join("stack.toml"),
+            "-t",
+            &tag,
+            ctx.path_str(),
+        ];
+        let build = engine.buildx_build(&args);
+        build.assert_vertex("install lsdemo-a==1.0 ./libs/common");
+        assert_eq!(
+            engine.docker_run(&tag, &[]).trim(),
+            "one 1.0 False",
+            "{installer}: the package is installed, its source mount is not in the image"
+        );
+        // A change to the package re-runs the install (its files are the step's input).
+        let (path, text) = common_lib("two")[1].clone();
+        std::fs::write(ctx.path().join(path), text).unwrap();
+        let build = engine.buildx_build(&args);
+        let step = build
+            .vertex("install lsdemo-a==1.0 ./libs/common")
+            .expect("the install step");
+        assert!(
+            !step.cached,
+            "{installer}: the changed package must be rebuilt"
+        );
+        assert_eq!(
+            engine.docker_run(&tag, &[]).trim(),
+            "two 1.0 False",
+            "{installer}"
+        );
+        engine.remove_image(&tag);
+    }
+}

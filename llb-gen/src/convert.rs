@@ -25,6 +25,10 @@ pub const UV_DIR: &str = "/run/layerstack/uv";
 /// Where the requirements files of a pip step are mounted.
 pub const REQUIREMENTS_DIR: &str = "/run/layerstack/requirements";
 
+/// Where a pip step's local packages are mounted (writable, thrown away: builds write into
+/// the source tree).
+pub const PACKAGES_DIR: &str = "/run/layerstack/packages";
+
 /// Where the cross-install script is mounted.
 pub const CROSS_DIR: &str = "/run/layerstack/cross";
 
@@ -593,6 +597,14 @@ impl<'a> Converter<'a> {
             }
         }
         args.extend(pip.specs.iter().cloned());
+        if !pip.local.is_empty() {
+            let files = self.staged_files(&pip.local, label, "packages", span);
+            mounts.push(Mount::Output {
+                input: Some(files),
+                dest: PACKAGES_DIR.into(),
+            });
+            args.extend(pip.local.iter().map(|p| format!("{PACKAGES_DIR}/{p}")));
+        }
         let env: Vec<(&'static str, String)> = match uv {
             None => vec![
                 ("PIP_CACHE_DIR", "/root/.cache/pip".into()),
@@ -704,6 +716,11 @@ impl<'a> Converter<'a> {
         // runner's root, thrown away).
         let on_runner = |c: &mut Self, mode: &str, dest: &str, name: String| -> Output {
             let mut mounts = mounts.clone();
+            // Outputs: the root (0), then each output mount in order; ours is the last.
+            let index = 1 + mounts
+                .iter()
+                .filter(|m| matches!(m, Mount::Output { .. }))
+                .count() as u32;
             mounts.push(Mount::Output {
                 input: None,
                 dest: dest.into(),
@@ -717,7 +734,7 @@ impl<'a> Converter<'a> {
                 mounts,
                 meta(name, span),
             );
-            Output { index: 1, ..exec }
+            Output { index, ..exec }
         };
         // The probe: resolve only, and say whether every distribution has a wheel.
         let probe_name = format!("{}: wheels for {}? (probe on {build})", m.name, st.platform);

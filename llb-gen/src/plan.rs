@@ -287,6 +287,9 @@ pub struct PipStep {
     pub requirements: Vec<String>,
     /// Inline requirement specifiers.
     pub specs: Vec<String>,
+    /// Context paths of local packages (`pip = ["./libs/common"]`): directories pip builds
+    /// and installs.
+    pub local: Vec<String>,
     pub index_url: Option<String>,
     pub extra_index_urls: Vec<String>,
     /// The interpreter that runs pip (`python3`, or the venv's python).
@@ -304,6 +307,7 @@ impl PipStep {
             parts.push(format!("-r {r}"));
         }
         parts.extend(self.specs.iter().cloned());
+        parts.extend(self.local.iter().map(|p| format!("./{p}")));
         one_line(&parts.join(" "))
     }
 }
@@ -1031,7 +1035,34 @@ impl<'a> Planner<'a> {
             .enumerate()
             .map(|(i, r)| self.context_path(r, &format!("{key}.requirements[{i}]")))
             .collect();
-        let specs = self.texts(&img.pip, &format!("{key}.pip"));
+        // `./path` entries are local packages: context directories pip builds and installs.
+        let mut specs = vec![];
+        let mut local = vec![];
+        for (i, entry) in img.pip.iter().enumerate() {
+            let k = format!("{key}.pip[{i}]");
+            let text = self.text(entry, &k);
+            if text == "." || text.starts_with("./") || text.starts_with("../") {
+                local.push(self.context_path(entry, &k));
+            } else if let Some(path) = text
+                .strip_prefix("-e ")
+                .or_else(|| text.strip_prefix("--editable "))
+                .filter(|p| p.trim_start().starts_with('.'))
+            {
+                self.diags.push(
+                    Diagnostic::error(format!(
+                        "`{text}`: an editable install would point at a source that is not in the image"
+                    ))
+                    .at(entry.span)
+                    .key(k)
+                    .hint(format!(
+                        "install it as a package (`\"{}\"`), or copy it and set PYTHONPATH",
+                        path.trim()
+                    )),
+                );
+            } else {
+                specs.push(text);
+            }
+        }
         let index_url = img
             .index_url
             .as_ref()
@@ -1057,7 +1088,7 @@ impl<'a> Planner<'a> {
             t.installer = installer.clone();
             steps.push(step(StepKind::Pip(t), usage.span));
         }
-        let has_pip = !requirements.is_empty() || !specs.is_empty();
+        let has_pip = !requirements.is_empty() || !specs.is_empty() || !local.is_empty();
         let pip_span = img
             .requirements
             .iter()
@@ -1088,6 +1119,7 @@ impl<'a> Planner<'a> {
                 let pip = PipStep {
                     requirements: requirements.clone(),
                     specs: specs.clone(),
+                    local: local.clone(),
                     index_url: index_url.clone(),
                     extra_index_urls: extra_index_urls.clone(),
                     python: format!("{path}/bin/python"),
@@ -1109,6 +1141,7 @@ impl<'a> Planner<'a> {
                 StepKind::Pip(PipStep {
                     requirements,
                     specs,
+                    local,
                     index_url,
                     extra_index_urls,
                     python: self.python.clone(),
@@ -1424,6 +1457,7 @@ impl<'a> Planner<'a> {
         Some(PipStep {
             requirements: vec![],
             specs,
+            local: vec![],
             index_url,
             extra_index_urls,
             python: self.python.clone(),

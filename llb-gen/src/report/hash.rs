@@ -310,14 +310,14 @@ pub fn same_base(a: &Base, b: &Base) -> bool {
 pub fn context_reads(img: &PlanImage) -> Vec<(String, Vec<String>)> {
     let mut out = vec![];
     if let Some(v) = &img.venv {
-        for r in &v.pip.requirements {
+        for r in v.pip.requirements.iter().chain(&v.pip.local) {
             out.push((r.clone(), vec![]));
         }
     }
     for s in &img.steps {
         match &s.kind {
             StepKind::Pip(p) => {
-                for r in &p.requirements {
+                for r in p.requirements.iter().chain(&p.local) {
                     out.push((r.clone(), vec![]));
                 }
             }
@@ -435,6 +435,7 @@ fn pip_json(p: &PipStep) -> Value {
     let PipStep {
         requirements,
         specs,
+        local,
         index_url,
         extra_index_urls,
         python,
@@ -444,14 +445,21 @@ fn pip_json(p: &PipStep) -> Value {
         crate::plan::Installer::Pip => json!("pip"),
         crate::plan::Installer::Uv { version } => json!(["uv", version]),
     };
-    json!([
+    let mut v = json!([
         requirements,
         specs,
         index_url,
         extra_index_urls,
         python,
         installer
-    ])
+    ]);
+    // Only when there are local packages, so that the hashes of other steps stay as they were.
+    if !local.is_empty() {
+        if let Some(a) = v.as_array_mut() {
+            a.push(json!(["local", local]));
+        }
+    }
+    v
 }
 
 fn step_json(k: &StepKind) -> Value {
@@ -544,6 +552,22 @@ mod tests {
         for n in ["runtime", "api", "worker", "ingest"] {
             assert_ne!(before[n], after[n], "{n}");
         }
+    }
+
+    #[test]
+    fn a_local_package_changes_the_layer_that_installs_it() {
+        let text = "[layers.base]\nfrom = \"python:3.12-slim\"\npip = [\"./libs/common\"]\n\
+                    [services.api]\nfrom = \"base\"\ncopy = [\"apps/api\"]\n";
+        let before = hashes(text, &ctx(), &opts());
+        let mut c = ctx();
+        c.set("libs/common/util.py", "X = 2\n");
+        let after = hashes(text, &c, &opts());
+        assert_ne!(before["base"], after["base"]);
+        assert_ne!(before["api"], after["api"]);
+        // Without local packages a pip step hashes as it always did.
+        let plain = "[layers.base]\nfrom = \"python:3.12-slim\"\npip = [\"numpy\"]\n";
+        let a = hashes(plain, &ctx(), &opts());
+        assert_eq!(a, hashes(plain, &c, &opts()));
     }
 
     #[test]
