@@ -126,7 +126,8 @@ def uv_platform(arch, minor):
 
 def run(cmd, what):
     """Run an installer; Refused with the tail of its output when it fails."""
-    print("+ " + " ".join(cmd), flush=True)
+    shown = cmd if cmd[1:2] != ["-c"] else [cmd[0], "-m", "pip"] + cmd[3:]
+    print("+ " + " ".join(shown), flush=True)
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     text = p.stdout.decode("utf-8", "replace")
     sys.stdout.write(text)
@@ -175,10 +176,31 @@ def index_args(args):
     return out
 
 
+# pip evaluates environment markers (`; platform_machine == "aarch64"`) against the
+# interpreter it runs in, whatever `--platform` says. This runs pip with the target's
+# machine in its marker environment (the rest is the same: same Python, same kernel).
+PIP_BOOT = """
+import sys
+from pip._vendor.packaging import markers
+_default = markers.default_environment
+def _target():
+    env = _default()
+    env["platform_machine"] = %r
+    return env
+markers.default_environment = _target
+from pip._internal.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def pip_cmd(arch):
+    return [sys.executable, "-c", PIP_BOOT % arch]
+
+
 def pip_plan(args, arch, minor, have, work):
     """Resolve for the target platform; the distributions the target does not have yet."""
     report = os.path.join(work, "report.json")
-    cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--report", report]
+    cmd = pip_cmd(arch) + ["install", "--dry-run", "--quiet", "--report", report]
     cmd += ["--target", os.path.join(work, "dry"), "--no-warn-script-location"]
     cmd += pip_flags(arch, minor) + ["-c", constraints_file(have, work)] + args
     run(cmd, "resolving wheels for the target platform")
@@ -207,7 +229,7 @@ def pip_install(args, arch, minor, have, work, target):
     new = pip_plan(args, arch, minor, have, work)
     if not new:
         return []
-    cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--target", target]
+    cmd = pip_cmd(arch) + ["install", "--no-deps", "--target", target]
     cmd += ["--no-warn-script-location"] + pip_flags(arch, minor) + index_args(args)
     cmd += [url for _, _, url in new]
     run(cmd, "installing wheels for the target platform")
