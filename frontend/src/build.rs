@@ -645,6 +645,10 @@ fn reads_of(plan: &plan::Plan, path: &str) -> Vec<(String, llb_gen::source::Span
                 plan::StepKind::Conda(c) => {
                     (c.file == path).then(|| format!("{}.conda.file", img.key))
                 }
+                plan::StepKind::Run { context, .. } => context
+                    .iter()
+                    .any(|c| c == path)
+                    .then(|| format!("{}.run", img.key)),
                 plan::StepKind::Copy { src, .. } => {
                     (src == path).then(|| format!("{}.copy", img.key))
                 }

@@ -25,6 +25,10 @@ pub const UV_DIR: &str = "/run/layerstack/uv";
 /// Where the requirements files of a pip step are mounted.
 pub const REQUIREMENTS_DIR: &str = "/run/layerstack/requirements";
 
+/// Where a `run` step's context paths are mounted (writable, thrown away), and its working
+/// directory when it has some.
+pub const RUN_CONTEXT_DIR: &str = "/run/layerstack/context";
+
 /// Where a pip step's local packages are mounted (writable, thrown away: builds write into
 /// the source tree).
 pub const PACKAGES_DIR: &str = "/run/layerstack/packages";
@@ -1052,16 +1056,22 @@ impl<'a> Converter<'a> {
                     st.config.working_dir = path.clone();
                     st.made_workdir = Some((path.clone(), owner.clone()));
                 }
-                StepKind::Run { command } => {
-                    st.root = self.run(
-                        &st,
-                        vec!["/bin/sh".into(), "-c".into(), command.clone()],
-                        img,
-                        true,
-                        &[],
-                        vec![],
-                        m,
-                    );
+                StepKind::Run { command, context } => {
+                    let args = vec!["/bin/sh".into(), "-c".into(), command.clone()];
+                    if context.is_empty() {
+                        st.root = self.run(&st, args, img, true, &[], vec![], m);
+                    } else {
+                        // The files it reads, writable (builds write into their tree) but
+                        // never in the image, and the command runs among them.
+                        let files = self.staged_files(context, &label, "context", step.span);
+                        let mounts = vec![Mount::Output {
+                            input: Some(files),
+                            dest: RUN_CONTEXT_DIR.into(),
+                        }];
+                        let mut at = st.clone();
+                        at.config.working_dir = RUN_CONTEXT_DIR.into();
+                        st.root = self.run(&at, args, img, true, &[], mounts, m);
+                    }
                 }
                 StepKind::Pip(p) => st.root = self.pip(&st, p, img, &label, step.span, m, Some(i)),
                 StepKind::Conda(c) => st.root = self.conda(&st, c, img, &label, step.span, m),

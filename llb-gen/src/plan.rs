@@ -204,6 +204,8 @@ pub enum StepKind {
     },
     Run {
         command: String,
+        /// Context paths the command reads: mounted at its working directory.
+        context: Vec<String>,
     },
     Pip(PipStep),
     /// A conda environment file installed with micromamba/mamba/conda.
@@ -230,7 +232,7 @@ impl StepKind {
             StepKind::Apt { packages } => format!("apt-get install {}", packages.join(" ")),
             StepKind::CreateUser(u) => format!("useradd {}", u.name),
             StepKind::Mkdir { path, .. } => format!("workdir {path}"),
-            StepKind::Run { command } => format!("run {}", one_line(command)),
+            StepKind::Run { command, .. } => format!("run {}", one_line(command)),
             StepKind::Pip(p) => p.describe(),
             StepKind::Conda(c) => format!("{} install -f {}", c.installer, c.file),
             StepKind::Copy { src, .. } => format!("copy {src}"),
@@ -987,8 +989,15 @@ impl<'a> Planner<'a> {
         }
         // 4. Commands.
         for (i, r) in img.run.iter().enumerate() {
-            let command = self.text_with(r, &format!("{key}.run[{i}]"), Unknown::Shell);
-            steps.push(step(StepKind::Run { command }, r.span));
+            let rk = format!("{key}.run[{i}]");
+            let command = self.text_with(&r.cmd, &rk, Unknown::Shell);
+            let context = r
+                .context
+                .iter()
+                .enumerate()
+                .map(|(j, p)| self.context_path(p, &format!("{rk}.context[{j}]")))
+                .collect();
+            steps.push(step(StepKind::Run { command, context }, r.span));
         }
         // 5. A conda environment, then Python deps (pip installs into it).
         if let Some(c) = &img.conda {

@@ -322,6 +322,9 @@ pub fn context_reads(img: &PlanImage) -> Vec<(String, Vec<String>)> {
                 }
             }
             StepKind::Conda(c) => out.push((c.file.clone(), vec![])),
+            StepKind::Run { context, .. } => {
+                out.extend(context.iter().map(|p| (p.clone(), vec![])));
+            }
             StepKind::Copy { src, exclude, .. } => out.push((src.clone(), exclude.clone())),
             _ => {}
         }
@@ -473,7 +476,9 @@ fn step_json(k: &StepKind) -> Value {
             shell,
         }) => json!(["useradd", name, uid, gid, home, shell]),
         StepKind::Mkdir { path, owner } => json!(["mkdir", path, owner]),
-        StepKind::Run { command } => json!(["run", command]),
+        // The context paths only when there are some: other run steps hash as they did.
+        StepKind::Run { command, context } if context.is_empty() => json!(["run", command]),
+        StepKind::Run { command, context } => json!(["run", command, context]),
         StepKind::Pip(p) => json!(["pip", pip_json(p)]),
         StepKind::Conda(crate::plan::CondaStep {
             file,
@@ -568,6 +573,19 @@ mod tests {
         let plain = "[layers.base]\nfrom = \"python:3.12-slim\"\npip = [\"numpy\"]\n";
         let a = hashes(plain, &ctx(), &opts());
         assert_eq!(a, hashes(plain, &c, &opts()));
+    }
+
+    #[test]
+    fn the_context_of_a_run_step_changes_its_layer() {
+        let text = "[layers.base]\nfrom = \"python:3.12-slim\"\n\
+                    run = [{ cmd = \"make\", context = [\"libs/common\"] }]\n";
+        let before = hashes(text, &ctx(), &opts());
+        let mut c = ctx();
+        c.set("libs/common/util.py", "X = 2\n");
+        assert_ne!(before["base"], hashes(text, &c, &opts())["base"]);
+        let mut c = ctx();
+        c.set("apps/api/__main__.py", "changed\n");
+        assert_eq!(before["base"], hashes(text, &c, &opts())["base"]);
     }
 
     #[test]

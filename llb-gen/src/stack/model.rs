@@ -162,7 +162,7 @@ pub struct ImageDef {
     pub apt: Vec<Sp<String>>,
     pub user: Option<UserDef>,
     pub workdir: Option<Sp<String>>,
-    pub run: Vec<Sp<String>>,
+    pub run: Vec<RunDef>,
     pub requirements: Vec<Sp<String>>,
     pub pip: Vec<Sp<String>>,
     pub index_url: Option<Sp<String>>,
@@ -258,6 +258,16 @@ impl ImageDef {
     pub fn key(&self) -> String {
         format!("{}.{}", self.kind.table(), self.name.value)
     }
+}
+
+/// One `run` entry: a shell command, optionally with context paths it reads
+/// (`{ cmd = "make -C native/lib install", context = ["native/lib"] }`).
+#[derive(Clone, Debug)]
+pub struct RunDef {
+    pub cmd: Sp<String>,
+    /// Context paths mounted (writable, thrown away) at the step's working directory.
+    pub context: Vec<Sp<String>>,
+    pub span: Span,
 }
 
 /// `cmd`/`entrypoint`: exec form (array) or shell form (string).

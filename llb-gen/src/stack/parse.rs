@@ -62,6 +62,7 @@ const IMAGE_KEYS: &[&str] = &[
 ];
 const USER_KEYS: &[&str] = &["name", "uid", "gid", "home", "shell", "create"];
 const COPY_KEYS: &[&str] = &["src", "dest", "chown", "mode", "exclude"];
+const RUN_KEYS: &[&str] = &["cmd", "context"];
 const HEALTH_KEYS: &[&str] = &["cmd", "interval", "timeout", "start-period", "retries"];
 const VENV_KEYS: &[&str] = &["path", "builder", "builder-apt"];
 const ARG_KEYS: &[&str] = &["default", "description"];
@@ -458,7 +459,7 @@ impl Parser {
                 "apt" => img.apt = self.strings(val, &kp),
                 "user" => img.user = self.user(val, &kp),
                 "workdir" => img.workdir = self.string(val, &kp),
-                "run" => img.run = self.strings(val, &kp),
+                "run" => img.run = self.runs(val, &kp),
                 "requirements" => img.requirements = self.strings(val, &kp),
                 "pip" => img.pip = self.strings(val, &kp),
                 "index-url" => img.index_url = self.string(val, &kp),
@@ -797,6 +798,56 @@ impl Parser {
                 None
             }
         }
+    }
+
+    /// `run`: a string, a `{ cmd, context }` table, or a list of them.
+    fn runs(&mut self, v: &Value<'_>, key: &str) -> Vec<RunDef> {
+        let items: Vec<&Value<'_>> = match v.get_ref() {
+            DeValue::Array(a) => a.iter().collect(),
+            DeValue::String(_) | DeValue::Table(_) => vec![v],
+            _ => {
+                self.type_error(v, key, "a list of commands or { cmd, context } tables");
+                return vec![];
+            }
+        };
+        let mut out = vec![];
+        for (i, item) in items.into_iter().enumerate() {
+            let ik = format!("{key}[{i}]");
+            match item.get_ref() {
+                DeValue::String(s) => out.push(RunDef {
+                    cmd: Sp::new(s.to_string(), span_of(item)),
+                    context: vec![],
+                    span: span_of(item),
+                }),
+                DeValue::Table(t) => {
+                    let mut cmd = None;
+                    let mut context = vec![];
+                    for (k, val) in t.iter() {
+                        let kk = k.get_ref().as_ref();
+                        let kp = join(&ik, kk);
+                        match kk {
+                            "cmd" => cmd = self.string(val, &kp),
+                            "context" => context = self.strings(val, &kp),
+                            other => self.unknown_key(other, k.span().into(), &ik, RUN_KEYS),
+                        }
+                    }
+                    match cmd {
+                        Some(cmd) => out.push(RunDef {
+                            cmd,
+                            context,
+                            span: span_of(item),
+                        }),
+                        None => self.diags.push(
+                            Diagnostic::error("a run entry needs `cmd`")
+                                .at(span_of(item))
+                                .key(ik),
+                        ),
+                    }
+                }
+                _ => self.type_error(item, &ik, "a command or a { cmd, context } table"),
+            }
+        }
+        out
     }
 
     fn copies(&mut self, v: &Value<'_>, key: &str) -> Vec<CopyDef> {
