@@ -75,7 +75,7 @@ fn local_stack(installer: &str, index: &str) -> String {
          [layers.deps]\nfrom = \"python:3.12-slim\"\nindex-url = \"{index}\"\n\
          pip = [\"./libs/common\", \"lsdemo-a==1.0\"]\n\
          [services.app]\nfrom = \"deps\"\ncmd = [\"python3\", \"-c\", \"import common_lib, lsdemo_a, os; \
-         print(common_lib.VALUE, lsdemo_a.__version__, os.path.exists('/run/layerstack/packages'))\"]\n",
+         print(common_lib.VALUE, lsdemo_a.__version__, any(f for _, _, f in os.walk('/run/layerstack')))\"]\n",
         frontend_image()
     )
 }
@@ -122,7 +122,7 @@ fn a_local_package_is_built_and_installed_by_pip_and_uv() {
         assert_eq!(
             engine.docker_run(&tag, &[]).trim(),
             "one 1.0 False",
-            "{installer}: the package is installed, its source mount is not in the image"
+            "{installer}: the package is installed, no file of its source mount is in the image"
         );
         // A change to the package re-runs the install (its files are the step's input).
         let (path, text) = common_lib("two")[1].clone();
