@@ -2,10 +2,10 @@
 //! into a deterministic, content-addressed `pb::Definition` with a source map.
 
 mod dump;
+pub mod encode;
 
 use std::collections::{BTreeMap, HashMap};
 
-use prost::Message;
 use sha2::{Digest, Sha256};
 
 pub use dump::dump;
@@ -519,7 +519,7 @@ impl Graph {
             }],
             ..Default::default()
         };
-        m.defs.push(terminal.encode_to_vec());
+        m.defs.push(encode::op(&terminal));
         let source_map = source
             .filter(|_| !m.locations.is_empty())
             .map(|f| pb::Source {
@@ -604,7 +604,7 @@ impl Marshaller<'_> {
                 index: o.index as i64,
             })
             .collect();
-        let bytes = op.encode_to_vec();
+        let bytes = encode::op(&op);
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
         if self.seen.insert(digest.clone(), ()).is_none() {
             self.defs.push(bytes);
@@ -656,6 +656,7 @@ pub fn op_digests(def: &pb::Definition) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message;
 
     fn amd64() -> Platform {
         Platform::linux_amd64()
