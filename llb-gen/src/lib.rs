@@ -9,6 +9,7 @@ pub mod diag;
 pub mod image;
 pub mod interp;
 pub mod llb;
+pub mod lock;
 pub mod pb;
 pub mod plan;
 pub mod platform;
