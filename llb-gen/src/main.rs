@@ -102,6 +102,36 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = BakeFileFormat::Json)]
         format: BakeFileFormat,
     },
+    /// Python lock files (uv.lock, pylock.toml, `--hash`-pinned requirements).
+    #[command(subcommand)]
+    Lock(LockCmd),
+}
+
+#[derive(Subcommand)]
+enum LockCmd {
+    /// Print the files a target installs from a lock (one wheel per package, or an sdist) and
+    /// the layer groups they fall into.
+    Show {
+        /// `uv.lock`, `pylock.toml` / `pylock.NAME.toml`, or a requirements file.
+        file: PathBuf,
+        #[arg(long, default_value = "linux/amd64")]
+        platform: String,
+        /// CPython version: `3.12`, `3.12.7`, `3.13t`.
+        #[arg(long, default_value = "3.12")]
+        python: String,
+        /// `glibc2.N` or `musl1.N` (default: glibc 2.36).
+        #[arg(long, default_value = "")]
+        libc: String,
+        /// An extra to install. Repeatable.
+        #[arg(long)]
+        extra: Vec<String>,
+        /// A dependency group to install. Repeatable.
+        #[arg(long)]
+        group: Vec<String>,
+        /// uv workspaces: only this member's dependencies.
+        #[arg(long)]
+        member: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -193,6 +223,28 @@ fn main() -> ExitCode {
             network,
             format,
         } => finish(bake_cmd(&stack, &ctx, network.as_deref(), format)),
+        Cmd::Lock(LockCmd::Show {
+            file,
+            platform,
+            python,
+            libc,
+            extra,
+            group,
+            member,
+        }) => finish(read(&file).and_then(|f| {
+            let choice = llb_gen::lock::select::Choice {
+                extras: extra,
+                groups: group,
+                member,
+            };
+            let opts = llb_gen::lock::show::ShowOptions {
+                platform,
+                python,
+                libc,
+                choice,
+            };
+            llb_gen::lock::show::show(&f, &opts)
+        })),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod group;
 pub mod pylock;
 pub mod requirements;
 pub mod select;
+pub mod show;
 pub mod target;
 mod tomlv;
 pub mod uv;
@@ -195,10 +196,27 @@ pub fn normalize_name(name: &str) -> String {
     out
 }
 
-/// The last path segment of a URL, without query or fragment.
+/// The last path segment of a URL, without query or fragment, percent-decoded
+/// (`torch-2.5.1%2Bcpu-…whl` → `torch-2.5.1+cpu-…whl`).
 pub(crate) fn url_file_name(url: &str) -> String {
     let url = url.split(['#', '?']).next().unwrap_or(url);
-    url.rsplit('/').next().unwrap_or(url).to_string()
+    let seg = url.rsplit('/').next().unwrap_or(url).as_bytes();
+    let mut out = Vec::with_capacity(seg.len());
+    let mut i = 0;
+    while i < seg.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if seg[i] == b'%'
+            && i + 2 < seg.len()
+            && let (Some(h), Some(l)) = (hex(seg[i + 1]), hex(seg[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(seg[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -231,5 +249,10 @@ mod tests {
             url_file_name("https://x/a/b-1.0-py3-none-any.whl#sha256=00"),
             "b-1.0-py3-none-any.whl"
         );
+        assert_eq!(
+            url_file_name("https://d/whl/cpu/torch-2.5.1%2Bcpu-cp312-cp312-linux_x86_64.whl"),
+            "torch-2.5.1+cpu-cp312-cp312-linux_x86_64.whl"
+        );
+        assert_eq!(url_file_name("https://d/a%2"), "a%2");
     }
 }

@@ -189,7 +189,12 @@ pub(crate) fn resolve_set_markers(text: &str, extras: &[String], groups: &[Strin
             let Some(open) = body.rfind(q) else { break };
             let name = normalize_name(&body[open + 1..]);
             let hit = set.contains(&name) != negate;
-            let constant = if hit { "'a' == 'a'" } else { "'a' == 'b'" };
+            // A comparison of two literals is dropped by pep508_rs: compare a version instead.
+            let constant = if hit {
+                "python_full_version >= '0'"
+            } else {
+                "python_full_version < '0'"
+            };
             out = format!("{}{}{}", &out[..open], constant, &out[at + var.len()..]);
         }
     }
@@ -544,4 +549,45 @@ fn file_for(
         kind,
         pure,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval(marker: &str, extras: &[&str], groups: &[&str]) -> bool {
+        let e: Vec<String> = extras.iter().map(|s| s.to_string()).collect();
+        let g: Vec<String> = groups.iter().map(|s| s.to_string()).collect();
+        let text = resolve_set_markers(marker, &e, &g);
+        let env = Target::parse("linux/arm64", "3.12", "")
+            .unwrap()
+            .marker_env();
+        let mut diags = Vec::new();
+        let r = marker_true(Some(&text), &env, &[], Span::default(), "k", &mut diags);
+        assert!(diags.is_empty(), "{text}: {diags:?}");
+        r
+    }
+
+    #[test]
+    fn pep751_set_markers() {
+        assert!(eval("'cpu' in extras", &["cpu"], &[]));
+        assert!(!eval("'cpu' in extras", &["gpu"], &[]));
+        assert!(eval("'cpu' not in extras", &[], &[]));
+        assert!(eval("\"Dev\" in dependency_groups", &[], &["dev"]));
+        assert!(!eval(
+            "'cpu' in extras and platform_machine == 'x86_64'",
+            &["cpu"],
+            &[]
+        ));
+        assert!(eval(
+            "('cpu' in extras or 'dev' in dependency_groups) and platform_machine == 'aarch64'",
+            &[],
+            &["dev"]
+        ));
+        // A variable merely containing the word is left alone.
+        assert_eq!(
+            resolve_set_markers("my_extras == 'x'", &[], &[]),
+            "my_extras == 'x'"
+        );
+    }
 }
