@@ -170,23 +170,22 @@ fn marker_true(
 pub(crate) fn resolve_set_markers(text: &str, extras: &[String], groups: &[String]) -> String {
     let mut out = text.to_string();
     for (var, set) in [("extras", extras), ("dependency_groups", groups)] {
-        loop {
-            let Some(at) = find_word(&out, var) else {
-                break;
-            };
+        let mut from = 0;
+        while let Some(at) = find_word(&out, var, from) {
+            from = at + var.len();
             let before = out[..at].trim_end();
             let (before, negate) = match before.strip_suffix("not in") {
                 Some(b) => (b.trim_end(), true),
                 None => match before.strip_suffix("in") {
                     Some(b) => (b.trim_end(), false),
-                    None => break,
+                    None => continue,
                 },
             };
             let Some(q) = before.chars().last().filter(|c| *c == '\'' || *c == '"') else {
-                break;
+                continue;
             };
             let body = &before[..before.len() - 1];
-            let Some(open) = body.rfind(q) else { break };
+            let Some(open) = body.rfind(q) else { continue };
             let name = normalize_name(&body[open + 1..]);
             let hit = set.contains(&name) != negate;
             // A comparison of two literals is dropped by pep508_rs: compare a version instead.
@@ -196,14 +195,15 @@ pub(crate) fn resolve_set_markers(text: &str, extras: &[String], groups: &[Strin
                 "python_full_version < '0'"
             };
             out = format!("{}{}{}", &out[..open], constant, &out[at + var.len()..]);
+            from = open + constant.len();
         }
     }
     out
 }
 
-fn find_word(s: &str, w: &str) -> Option<usize> {
+/// The first whole-word occurrence of `w` in `s` at or after `from`.
+fn find_word(s: &str, w: &str, mut from: usize) -> Option<usize> {
     let b = s.as_bytes();
-    let mut from = 0;
     while let Some(i) = s[from..].find(w) {
         let i = from + i;
         let ok_before = i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_');
@@ -588,6 +588,11 @@ mod tests {
         assert_eq!(
             resolve_set_markers("my_extras == 'x'", &[], &[]),
             "my_extras == 'x'"
+        );
+        // A bare `extras` that is not a membership test is skipped, later ones still resolved.
+        assert_eq!(
+            resolve_set_markers("extras == 'x' or 'a' in extras", &["a".into()], &[]),
+            "extras == 'x' or python_full_version >= '0'"
         );
     }
 }
