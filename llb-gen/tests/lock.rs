@@ -323,3 +323,30 @@ fn cli_lock_show() {
         "{stderr}"
     );
 }
+
+/// The supported tags equal, in order, what `packaging.tags` computes (fixtures written by
+/// `tests/fixtures/lock/sys_tags.py` with pip's vendored packaging).
+#[test]
+fn supported_tags_match_packaging() {
+    for (file, platform, libc) in [
+        (
+            "sys_tags-cp312-x86_64-glibc2.36.txt",
+            "linux/amd64",
+            "glibc2.36",
+        ),
+        (
+            "sys_tags-cp312-aarch64-musl1.2.txt",
+            "linux/arm64",
+            "musl1.2",
+        ),
+    ] {
+        let text = std::fs::read_to_string(fixtures().join(file)).unwrap();
+        let want: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        let t = Target::parse(platform, "3.12", libc).unwrap();
+        let got: Vec<String> = t.supported_tags().iter().map(|t| t.to_string()).collect();
+        assert_eq!(got.len(), want.len(), "{file}");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g, w, "{file}: tag {i}");
+        }
+    }
+}
