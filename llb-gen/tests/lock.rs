@@ -350,3 +350,28 @@ fn supported_tags_match_packaging() {
         }
     }
 }
+
+#[test]
+fn overlapping_markers_selecting_two_versions_are_an_error() {
+    let h = "1111111111111111111111111111111111111111111111111111111111111111";
+    let text = format!(
+        "lock-version = '1.0'\n\
+         [[packages]]\nname = 'a'\nversion = '1'\nmarker = \"platform_machine == 'aarch64'\"\n\
+         [[packages.wheels]]\nurl = 'https://x/a-1-py3-none-any.whl'\nhashes = {{sha256 = '{h}'}}\n\
+         [[packages]]\nname = 'a'\nversion = '2'\nmarker = \"sys_platform == 'linux'\"\n\
+         [[packages.wheels]]\nurl = 'https://x/a-2-py3-none-any.whl'\nhashes = {{sha256 = '{h}'}}\n"
+    );
+    let f = SourceFile::new("pylock.toml", text.as_str());
+    let l = read(&f).unwrap();
+    let amd = Target::parse("linux/amd64", "3.12", "").unwrap();
+    assert_eq!(
+        select(&l, &amd, &Choice::default()).unwrap().files[0].version,
+        "2"
+    );
+    let arm = Target::parse("linux/arm64", "3.12", "").unwrap();
+    let got = lines(&select(&l, &arm, &Choice::default()).unwrap_err(), &f);
+    assert!(
+        got.starts_with("pylock.toml:9:1: error: packages[1]: `a` is selected twice"),
+        "{got}"
+    );
+}

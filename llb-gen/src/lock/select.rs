@@ -101,6 +101,23 @@ pub fn select(lock: &Lock, target: &Target, choice: &Choice) -> Result<Selection
         .enumerate()
         .map(|(i, t)| (t, i))
         .collect();
+    let mut by_name: HashMap<&str, &Package> = HashMap::new();
+    for p in &picked {
+        if let Some(other) = by_name.insert(p.name.as_str(), p) {
+            diags.push(
+                Diagnostic::error(format!(
+                    "`{}` is selected twice for {target}: {} ({}) and {} ({}); their markers overlap",
+                    p.name,
+                    other.version.as_deref().unwrap_or("?"),
+                    other.key,
+                    p.version.as_deref().unwrap_or("?"),
+                    p.key
+                ))
+                .at(p.span)
+                .key(p.key.clone()),
+            );
+        }
+    }
     for p in picked {
         match file_for(lock, p, target, &supported) {
             Ok(f) => sel.files.push(f),
