@@ -375,3 +375,37 @@ fn overlapping_markers_selecting_two_versions_are_an_error() {
         "{got}"
     );
 }
+
+/// Damaged locks (a line dropped, the text cut short, a line repeated) give data or
+/// diagnostics, never a panic.
+#[test]
+fn damaged_fixtures_never_panic() {
+    let t = Target::parse("linux/arm64", "3.12", "").unwrap();
+    let mut runs = 0;
+    for name in ["uv.lock", "pylock.api.toml", "requirements.txt"] {
+        let text = std::fs::read_to_string(fixtures().join(name)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let mut variants = Vec::new();
+        for i in 0..lines.len() {
+            let mut v = lines.clone();
+            v.remove(i);
+            variants.push(v.join("\n"));
+            let mut v = lines.clone();
+            v.insert(i, lines[i]);
+            variants.push(v.join("\n"));
+        }
+        for cut in (0..text.len()).step_by(97) {
+            if text.is_char_boundary(cut) {
+                variants.push(text[..cut].to_string());
+            }
+        }
+        for v in variants {
+            let f = SourceFile::new(name, v);
+            if let Ok(l) = read(&f) {
+                let _ = select(&l, &t, &choice(&["cpu"], &[], None));
+            }
+            runs += 1;
+        }
+    }
+    assert!(runs > 800, "{runs}");
+}
