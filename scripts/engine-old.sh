@@ -151,17 +151,6 @@ install_engine() {
   log "installed into $ROOT:"; sed 's/^/[engine-old]   /' "$PREFIX/VERSIONS" >&2
 }
 
-ensure_bridge() {
-  if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
-    log "creating bridge $BRIDGE ($CIDR)"
-    ip link add name "$BRIDGE" type bridge
-  fi
-  if ! ip -4 addr show dev "$BRIDGE" | grep -q "inet $CIDR"; then
-    ip addr add "$CIDR" dev "$BRIDGE"
-  fi
-  ip link set "$BRIDGE" up
-}
-
 write_config() {
   # Besides the shared keys (scripts/lib/engine-common.sh):
   #  - deprecated-key-path: 20.10 keeps a libtrust key (the engine ID); by default in
@@ -185,10 +174,7 @@ start_engine() {
 
 stop_engine() {
   stop_dockerd
-  if ip link show "$BRIDGE" >/dev/null 2>&1; then
-    log "removing bridge $BRIDGE"
-    ip link del "$BRIDGE" 2>/dev/null || true
-  fi
+  remove_bridge
 }
 
 # ------------------------------------------------------------------- main ---
