@@ -1,11 +1,12 @@
 //! A small LLB graph builder: an arena of vertices addressed by value handles, marshalled
 //! into a deterministic, content-addressed `pb::Definition` with a source map.
 
+mod caps;
 mod dump;
+pub mod encode;
 
 use std::collections::{BTreeMap, HashMap};
 
-use prost::Message;
 use sha2::{Digest, Sha256};
 
 pub use dump::dump;
@@ -519,7 +520,15 @@ impl Graph {
             }],
             ..Default::default()
         };
-        m.defs.push(terminal.encode_to_vec());
+        let terminal = encode::op(&terminal);
+        // Like BuildKit's client: the terminal op records `constraints`, `platform` and the
+        // metadata features the other ops use.
+        let terminal_md = pb::OpMetadata {
+            caps: caps_map(caps::terminal_caps(m.metadata.values())),
+            ..Default::default()
+        };
+        m.metadata.insert(digest_of(&terminal), terminal_md);
+        m.defs.push(terminal);
         let source_map = source
             .filter(|_| !m.locations.is_empty())
             .map(|f| pb::Source {
@@ -604,13 +613,15 @@ impl Marshaller<'_> {
                 index: o.index as i64,
             })
             .collect();
-        let bytes = op.encode_to_vec();
-        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        let bytes = encode::op(&op);
+        let digest = digest_of(&bytes);
         if self.seen.insert(digest.clone(), ()).is_none() {
             self.defs.push(bytes);
             let meta = &v.meta;
             let mut md = pb::OpMetadata {
                 ignore_cache: meta.ignore_cache,
+                // The LLB features the op uses, for the engine to check (as BuildKit's client).
+                caps: caps_map(caps::op_caps(&op)),
                 ..Default::default()
             };
             if !meta.name.is_empty() {
@@ -647,15 +658,21 @@ impl Marshaller<'_> {
 
 /// The digest of each op of a Definition, in order (the last is the terminal op).
 pub fn op_digests(def: &pb::Definition) -> Vec<String> {
-    def.def
-        .iter()
-        .map(|b| format!("sha256:{}", hex::encode(Sha256::digest(b))))
-        .collect()
+    def.def.iter().map(|b| digest_of(b)).collect()
+}
+
+fn digest_of(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+fn caps_map(caps: std::collections::BTreeSet<&'static str>) -> BTreeMap<String, bool> {
+    caps.into_iter().map(|c| (c.to_string(), true)).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message;
 
     fn amd64() -> Platform {
         Platform::linux_amd64()
@@ -717,6 +734,70 @@ mod tests {
         assert!(ops[3].op.is_none());
         // The first name wins for a shared vertex.
         assert_eq!(def.metadata[&digests[0]].description["llb.customname"], "a");
+    }
+
+    #[test]
+    fn every_op_records_its_caps_and_the_terminal_the_definitions() {
+        let mut g = Graph::new();
+        let img = g.image(
+            "docker.io/library/python:3.12-slim",
+            &amd64(),
+            None,
+            named("img"),
+        );
+        let run = g.exec(
+            img,
+            Exec {
+                args: vec!["true".into()],
+                network: Some(NetMode::Host),
+                mounts: vec![Mount::Cache {
+                    id: "pip".into(),
+                    dest: "/root/.cache/pip".into(),
+                    sharing: CacheSharing::Locked,
+                }],
+                ..Default::default()
+            },
+            &amd64(),
+            VertexMeta {
+                ignore_cache: true,
+                ..Default::default()
+            },
+        );
+        let def = g.marshal(run, None);
+        let digests = op_digests(&def);
+        let caps = |n: usize| -> Vec<&str> {
+            def.metadata[&digests[n]]
+                .caps
+                .iter()
+                .map(|(c, on)| {
+                    assert!(on);
+                    c.as_str()
+                })
+                .collect()
+        };
+        assert_eq!(caps(0), ["source.image"]);
+        assert_eq!(
+            caps(1),
+            [
+                "exec.meta.base",
+                "exec.meta.network",
+                "exec.mount.bind",
+                "exec.mount.cache",
+                "exec.mount.cache.sharing"
+            ]
+        );
+        assert_eq!(
+            caps(2),
+            [
+                "constraints",
+                "meta.description",
+                "meta.ignorecache",
+                "platform"
+            ]
+        );
+        // Only the exec is uncached: the terminal records no name of its own.
+        assert!(def.metadata[&digests[2]].description.is_empty());
+        assert!(!def.metadata[&digests[2]].ignore_cache);
     }
 
     #[test]
