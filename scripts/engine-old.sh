@@ -8,6 +8,7 @@
 #   eval "$(scripts/engine-old.sh)"      # install if needed, start if needed, export env
 #   scripts/engine-old.sh env            # same as above (explicit)
 #   scripts/engine-old.sh status         # exit 0 iff our old engine answers (nothing on stdout)
+#   scripts/engine-old.sh versions       # dockerd, containerd, CLI, buildx, BuildKit (on stderr)
 #   scripts/engine-old.sh stop           # stop our dockerd 20.10 (and the containerd it spawned)
 #
 # Contract (the same as scripts/engine.sh): on stdout this script prints ONLY
@@ -196,11 +197,15 @@ case "$cmd" in
   status)
     answering
     ;;
+  versions)
+    answering || die "the old engine does not answer on $SOCK (start it: eval \"\$($0)\")"
+    print_versions
+    ;;
   stop)
     lock_engine
     stop_engine
     ;;
   *)
-    die "unknown command '$cmd' (use: env | status | stop)"
+    die "unknown command '$cmd' (use: env | status | versions | stop)"
     ;;
 esac

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# scripts/engine.sh — start (or reuse) a private Docker/BuildKit engine for layerstack.
+# scripts/engine.sh — start (or reuse) a private Docker/BuildKit engine for layerstack: Debian
+# trixie's dockerd 26.1 (the second engine the integration suite runs on; scripts/test-26.sh),
+# or, with LAYERSTACK_ENGINE_FLAVOUR=current (what scripts/engine-current.sh sets), Debian
+# unstable's current Docker (dockerd 28.x, containerd 2.x, buildx 0.29+), the main engine of
+# scripts/run.sh and scripts/test.sh. Both can run at once. See docs/engines.md.
 #
 # Usage:
 #   eval "$(scripts/engine.sh)"      # install if needed, start if needed, export env
 #   scripts/engine.sh env            # same as above (explicit)
 #   scripts/engine.sh status         # exit 0 iff our engine answers (prints nothing on stdout)
+#   scripts/engine.sh versions       # dockerd, containerd, CLI, buildx, BuildKit (on stderr)
 #   scripts/engine.sh emulation      # only make sure foreign platforms run under QEMU (see below);
 #                                    # exit 1 if that cannot be done (prints nothing on stdout)
 #   scripts/engine.sh stop           # stop our dockerd (and the containerd it spawned)
@@ -18,11 +23,11 @@
 #     engine's OCI runtime), debootstrap (for scripts/base-images.sh) and the
 #     shared libraries dockerd links against.
 #   * Debian trixie's docker.io (dockerd 26.1 with BuildKit v0.13), docker-cli,
-#     docker-buildx (0.13) and containerd (1.7) .debs, fetched with a PRIVATE apt
-#     configuration (the host's apt sources are left alone) and unpacked with
-#     `dpkg -x` into $LAYERSTACK_ENGINE_PREFIX. They run fine on bookworm;
-#     trixie's runc would not (newer glibc), so it is never fetched: bookworm's
-#     runc is used instead.
+#     docker-buildx (0.13) and containerd (1.7) .debs — or sid's (dockerd 28.5, buildx
+#     0.29, containerd 2.1; they need glibc 2.34, bookworm has 2.36) — fetched with a
+#     PRIVATE apt configuration (the host's apt sources are left alone) and unpacked with
+#     `dpkg -x` into $LAYERSTACK_ENGINE_PREFIX. trixie's and sid's runc would not run
+#     (glibc 2.38+), so it is never fetched: bookworm's runc 1.1.5 is used instead.
 #   * dockerd started in the background with its own socket, data root and exec
 #     root, so it never collides with a system docker on /var/run/docker.sock.
 #     It spawns its own containerd. The containerd image store
@@ -46,7 +51,9 @@
 #   LAYERSTACK_ENGINE_STATE   [/var/lib/layerstack-engine] data root, config, log, socket
 #   LAYERSTACK_CACHE          [/var/cache/layerstack]     downloaded .debs, private apt lists
 #   LAYERSTACK_ENGINE_TIMEOUT [90]                        seconds to wait for dockerd
-#   LAYERSTACK_TRIXIE_MIRROR  [http://deb.debian.org/debian]
+#   LAYERSTACK_DEBIAN_MIRROR  [http://deb.debian.org/debian] (LAYERSTACK_TRIXIE_MIRROR: old name)
+#   LAYERSTACK_ENGINE_FLAVOUR [26]  `current`: the sid engine, with its own knobs (prefix,
+#                             state, suite, bridge): see scripts/engine-current.sh
 #   LAYERSTACK_EMULATE        [arm64 on amd64, amd64 on arm64] Debian arch names to
 #                             run under QEMU; empty: none
 set -euo pipefail
