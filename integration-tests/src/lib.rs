@@ -1,8 +1,11 @@
 //! Test harness for end-to-end builds against a real engine.
 //!
-//! The engine is the private dockerd that `scripts/engine.sh` starts (dockerd
-//! 26.1 with BuildKit v0.13.2, buildx 0.13.1, containerd image store), and the
-//! base images are the local ones `scripts/base-images.sh` makes. A test starts
+//! The engine is whichever private dockerd `DOCKER_HOST` names: the current Docker
+//! of `scripts/engine-current.sh` (Debian unstable's dockerd 28, containerd 2.1,
+//! buildx 0.29; what `scripts/test.sh` uses), dockerd 26.1 of `scripts/engine.sh`
+//! (BuildKit v0.13.2, buildx 0.13.1; `scripts/test-26.sh`), both with the containerd
+//! image store, or dockerd 20.10 of `scripts/engine-old.sh`; see docs/engines.md.
+//! The base images are the local ones `scripts/base-images.sh` makes. A test starts
 //! with [`engine_or_skip`]:
 //!
 //! ```no_run
@@ -29,9 +32,11 @@
 //!   for about a minute before failing.
 //! - With buildx's docker driver the result is loaded into the image store
 //!   whether or not `--load` is given; without `-t` it is stored dangling.
-//! - buildx 0.13 adds a provenance attestation by default, so the image id of a
-//!   built tag is an OCI index digest; pass `--provenance=false` for a plain
+//! - buildx (0.13 and 0.29) adds a provenance attestation by default, so the image
+//!   id of a built tag is an OCI index digest; pass `--provenance=false` for a plain
 //!   manifest.
+//! - Subrequests: buildx 0.29 has only `--call`, buildx 0.13 only the experimental
+//!   `--print`; [`Engine::subrequest`] picks the one the engine's buildx has.
 //! - `--progress=rawjson` works (buildx 0.13.1 does not list it in `--help`):
 //!   pretty-printed JSON objects, one after another, on stderr; see
 //!   [`Progress::parse`].
