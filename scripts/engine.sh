@@ -261,7 +261,7 @@ case "$cmd" in
     print_env
     ;;
   versions)
-    answering || die "the engine does not answer on $SOCK (start it: eval \"\$($0)\")"
+    answering || die "the engine does not answer on $SOCK (start it: eval \"\$(scripts/$( [[ $FLAVOUR == current ]] && echo engine-current.sh || echo engine.sh ))\")"
     print_versions
     ;;
   status)
