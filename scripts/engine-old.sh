@@ -8,6 +8,7 @@
 #   eval "$(scripts/engine-old.sh)"      # install if needed, start if needed, export env
 #   scripts/engine-old.sh env            # same as above (explicit)
 #   scripts/engine-old.sh status         # exit 0 iff our old engine answers (nothing on stdout)
+#   scripts/engine-old.sh versions       # dockerd, containerd, CLI, buildx, BuildKit (on stderr)
 #   scripts/engine-old.sh stop           # stop our dockerd 20.10 (and the containerd it spawned)
 #
 # Contract (the same as scripts/engine.sh): on stdout this script prints ONLY
@@ -151,17 +152,6 @@ install_engine() {
   log "installed into $ROOT:"; sed 's/^/[engine-old]   /' "$PREFIX/VERSIONS" >&2
 }
 
-ensure_bridge() {
-  if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
-    log "creating bridge $BRIDGE ($CIDR)"
-    ip link add name "$BRIDGE" type bridge
-  fi
-  if ! ip -4 addr show dev "$BRIDGE" | grep -q "inet $CIDR"; then
-    ip addr add "$CIDR" dev "$BRIDGE"
-  fi
-  ip link set "$BRIDGE" up
-}
-
 write_config() {
   # Besides the shared keys (scripts/lib/engine-common.sh):
   #  - deprecated-key-path: 20.10 keeps a libtrust key (the engine ID); by default in
@@ -185,10 +175,7 @@ start_engine() {
 
 stop_engine() {
   stop_dockerd
-  if ip link show "$BRIDGE" >/dev/null 2>&1; then
-    log "removing bridge $BRIDGE"
-    ip link del "$BRIDGE" 2>/dev/null || true
-  fi
+  remove_bridge
 }
 
 # ------------------------------------------------------------------- main ---
@@ -210,11 +197,15 @@ case "$cmd" in
   status)
     answering
     ;;
+  versions)
+    answering || die "the old engine does not answer on $SOCK (start it: eval \"\$($0)\")"
+    print_versions
+    ;;
   stop)
     lock_engine
     stop_engine
     ;;
   *)
-    die "unknown command '$cmd' (use: env | status | stop)"
+    die "unknown command '$cmd' (use: env | status | versions | stop)"
     ;;
 esac

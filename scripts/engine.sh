@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# scripts/engine.sh — start (or reuse) a private Docker/BuildKit engine for layerstack.
+# scripts/engine.sh — start (or reuse) a private Docker/BuildKit engine for layerstack: Debian
+# trixie's dockerd 26.1 (the second engine the integration suite runs on; scripts/test-26.sh),
+# or, with LAYERSTACK_ENGINE_FLAVOUR=current (what scripts/engine-current.sh sets), Debian
+# unstable's current Docker (dockerd 28.x, containerd 2.x, buildx 0.29+), the main engine of
+# scripts/run.sh and scripts/test.sh. Both can run at once. See docs/engines.md.
 #
 # Usage:
 #   eval "$(scripts/engine.sh)"      # install if needed, start if needed, export env
 #   scripts/engine.sh env            # same as above (explicit)
 #   scripts/engine.sh status         # exit 0 iff our engine answers (prints nothing on stdout)
+#   scripts/engine.sh versions       # dockerd, containerd, CLI, buildx, BuildKit (on stderr)
 #   scripts/engine.sh emulation      # only make sure foreign platforms run under QEMU (see below);
 #                                    # exit 1 if that cannot be done (prints nothing on stdout)
 #   scripts/engine.sh stop           # stop our dockerd (and the containerd it spawned)
@@ -18,11 +23,11 @@
 #     engine's OCI runtime), debootstrap (for scripts/base-images.sh) and the
 #     shared libraries dockerd links against.
 #   * Debian trixie's docker.io (dockerd 26.1 with BuildKit v0.13), docker-cli,
-#     docker-buildx (0.13) and containerd (1.7) .debs, fetched with a PRIVATE apt
-#     configuration (the host's apt sources are left alone) and unpacked with
-#     `dpkg -x` into $LAYERSTACK_ENGINE_PREFIX. They run fine on bookworm;
-#     trixie's runc would not (newer glibc), so it is never fetched: bookworm's
-#     runc is used instead.
+#     docker-buildx (0.13) and containerd (1.7) .debs — or sid's (dockerd 28.5, buildx
+#     0.29, containerd 2.1; they need glibc 2.34, bookworm has 2.36) — fetched with a
+#     PRIVATE apt configuration (the host's apt sources are left alone) and unpacked with
+#     `dpkg -x` into $LAYERSTACK_ENGINE_PREFIX. trixie's and sid's runc would not run
+#     (glibc 2.38+), so it is never fetched: bookworm's runc 1.1.5 is used instead.
 #   * dockerd started in the background with its own socket, data root and exec
 #     root, so it never collides with a system docker on /var/run/docker.sock.
 #     It spawns its own containerd. The containerd image store
@@ -46,16 +51,42 @@
 #   LAYERSTACK_ENGINE_STATE   [/var/lib/layerstack-engine] data root, config, log, socket
 #   LAYERSTACK_CACHE          [/var/cache/layerstack]     downloaded .debs, private apt lists
 #   LAYERSTACK_ENGINE_TIMEOUT [90]                        seconds to wait for dockerd
-#   LAYERSTACK_TRIXIE_MIRROR  [http://deb.debian.org/debian]
+#   LAYERSTACK_DEBIAN_MIRROR  [http://deb.debian.org/debian] (LAYERSTACK_TRIXIE_MIRROR: old name)
+#   LAYERSTACK_ENGINE_FLAVOUR [26]  `current`: the sid engine, with its own knobs (prefix,
+#                             state, suite, bridge): see scripts/engine-current.sh
 #   LAYERSTACK_EMULATE        [arm64 on amd64, amd64 on arm64] Debian arch names to
 #                             run under QEMU; empty: none
 set -euo pipefail
 
-PREFIX="${LAYERSTACK_ENGINE_PREFIX:-/opt/layerstack-engine}"
-STATE="${LAYERSTACK_ENGINE_STATE:-/var/lib/layerstack-engine}"
+# Which engine: `26` (this script's default: trixie's dockerd 26.1) or `current` (Debian
+# unstable's Docker; scripts/engine-current.sh runs this script with LAYERSTACK_ENGINE_FLAVOUR=current).
+FLAVOUR="${LAYERSTACK_ENGINE_FLAVOUR:-26}"
 CACHE="${LAYERSTACK_CACHE:-/var/cache/layerstack}"
 TIMEOUT="${LAYERSTACK_ENGINE_TIMEOUT:-90}"
-MIRROR="${LAYERSTACK_TRIXIE_MIRROR:-http://deb.debian.org/debian}"
+MIRROR="${LAYERSTACK_DEBIAN_MIRROR:-${LAYERSTACK_TRIXIE_MIRROR:-http://deb.debian.org/debian}}"
+case "$FLAVOUR" in
+  26)
+    SUITE=trixie
+    PREFIX="${LAYERSTACK_ENGINE_PREFIX:-/opt/layerstack-engine}"
+    STATE="${LAYERSTACK_ENGINE_STATE:-/var/lib/layerstack-engine}"
+    DEBS="$CACHE/debs"                # engine-old.sh looks for trixie's buildx .deb here
+    BRIDGE=""                         # docker0, dockerd's default
+    LOG_TAG=engine
+    ;;
+  current)
+    SUITE="${LAYERSTACK_CURRENT_ENGINE_SUITE:-sid}"
+    PREFIX="${LAYERSTACK_CURRENT_ENGINE_PREFIX:-/opt/layerstack-engine-current}"
+    STATE="${LAYERSTACK_CURRENT_ENGINE_STATE:-/var/lib/layerstack-engine-current}"
+    DEBS="$CACHE/debs-$SUITE"
+    BRIDGE="${LAYERSTACK_CURRENT_ENGINE_BRIDGE:-lscur0}"
+    CIDR="${LAYERSTACK_CURRENT_ENGINE_CIDR:-172.30.0.1/24}"
+    LOG_TAG=engine-current
+    ;;
+  *)
+    printf '[engine] ERROR: LAYERSTACK_ENGINE_FLAVOUR=%s (use 26 or current)\n' "$FLAVOUR" >&2
+    exit 1
+    ;;
+esac
 
 ROOT="$PREFIX/root"                 # dpkg -x target
 ENGINE_PATH="$ROOT/usr/bin:$ROOT/usr/sbin"
@@ -76,8 +107,8 @@ esac
 EMULATE="${LAYERSTACK_EMULATE-$DEFAULT_EMULATE}"
 BINFMT_DIR=/proc/sys/fs/binfmt_misc
 
-# The .debs we take from trixie. Keep in sync with the check in `installed`.
-TRIXIE_PKGS=(docker.io docker-cli docker-buildx containerd)
+# The .debs we take from $SUITE. Keep in sync with the check in `installed`.
+SUITE_PKGS=(docker.io docker-cli docker-buildx containerd)
 # Host (bookworm) packages: runc for the engine, tini as docker-init (`docker
 # run --init`), debootstrap for base images,
 # plus the libraries dockerd is linked against (normally present already).
@@ -86,10 +117,9 @@ HOST_PKGS=(runc tini debootstrap ca-certificates xz-utils iproute2 util-linux
 # Host (bookworm) packages for foreign platforms (only when EMULATE is not empty).
 EMU_PKGS=(qemu-user-static binfmt-support)
 
-LOG_TAG=engine
-# log, die, dk, answering, pid_alive, print_env, lock_engine, install_host_packages, trixie_apt,
-# deb_versions, cleanup_stale, start_dockerd, check_buildx, stop_dockerd (shared with
-# scripts/engine-old.sh).
+# log, die, dk, answering, pid_alive, print_env, lock_engine, install_host_packages, debian_apt,
+# deb_versions, ensure_bridge, cleanup_stale, start_dockerd, check_buildx, print_versions,
+# stop_dockerd (shared with scripts/engine-old.sh).
 # shellcheck source-path=SCRIPTDIR source=lib/engine-common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/engine-common.sh"
 
@@ -167,21 +197,24 @@ installed() {
 
 install_engine() {
   installed && return 0
-  local apt_dir="$CACHE/apt-trixie" debs="$CACHE/debs"
-  mkdir -p "$debs"
-  log "fetching trixie package lists (private apt config in $apt_dir)"
-  trixie_apt "$apt_dir" update -qq >&2
-  log "downloading ${TRIXIE_PKGS[*]} from trixie"
-  (cd "$debs" && rm -f ./*.deb && trixie_apt "$apt_dir" download "${TRIXIE_PKGS[@]}" >&2)
+  local apt_dir="$CACHE/apt-$SUITE" started=$SECONDS
+  mkdir -p "$DEBS"
+  log "fetching $SUITE package lists (private apt config in $apt_dir)"
+  debian_apt "$SUITE" "$apt_dir" update -qq >&2
+  log "downloading ${SUITE_PKGS[*]} from $SUITE"
+  (cd "$DEBS" && rm -f ./*.deb && debian_apt "$SUITE" "$apt_dir" download "${SUITE_PKGS[@]}" >&2)
 
   local tmp="$PREFIX/root.new.$$" d
   rm -rf "$tmp"; mkdir -p "$tmp"
-  for d in "$debs"/*.deb; do dpkg -x "$d" "$tmp"; done
-  # Never use a runc from trixie (glibc too new for bookworm); bookworm's is on PATH.
+  for d in "$DEBS"/*.deb; do dpkg -x "$d" "$tmp"; done
+  # Never use a runc from trixie or sid (their glibc is too new for bookworm); bookworm's
+  # runc 1.1.5 (a host package) is on PATH.
   rm -f "$tmp/usr/bin/runc" "$tmp/usr/sbin/runc"
+  # Service files are not used (no init integration).
+  rm -rf "$tmp/etc/init.d" "$tmp/etc/init" "$tmp/etc/default" "$tmp/lib/systemd" "$tmp/usr/lib/systemd"
   rm -rf "$ROOT"; mv "$tmp" "$ROOT"
-  deb_versions "$debs" > "$PREFIX/VERSIONS"
-  log "installed into $ROOT:"; sed 's/^/[engine]   /' "$PREFIX/VERSIONS" >&2
+  deb_versions "$DEBS" > "$PREFIX/VERSIONS"
+  log "installed into $ROOT in $((SECONDS - started))s:"; sed "s/^/[$LOG_TAG]   /" "$PREFIX/VERSIONS" >&2
 }
 
 write_config() {
@@ -193,9 +226,11 @@ write_config() {
   #    `# syntax=` frontend containers and sandboxed RUN steps on it ("network
   #    bridge not found" without it), but nothing on it is routed beyond this
   #    machine. Builds that need PyPI/Debian use --network=host.
-  write_engine_config "$ROOT/usr/libexec/docker/cli-plugins/docker-buildx" \
-'"ip6tables": false
+  #  - bridge (current flavour only): its own bridge; docker0 is the dockerd 26 engine's.
+  local own='"ip6tables": false
 "features": { "containerd-snapshotter": true }'
+  [[ -n "$BRIDGE" ]] && own+=$'\n'"\"bridge\": \"$BRIDGE\""
+  write_engine_config "$ROOT/usr/libexec/docker/cli-plugins/docker-buildx" "$own"
   # docker.io ships docker-init -> tini-static (from trixie's tini, not fetched):
   # point it at bookworm's tini-static instead.
   ln -sfn /usr/bin/tini-static "$ROOT/usr/bin/docker-init"
@@ -219,10 +254,15 @@ case "$cmd" in
       install_host_packages
       install_engine
       write_config
-      start_dockerd dockerd
+      if [[ -n "$BRIDGE" ]]; then ensure_bridge; fi
+      start_dockerd "dockerd ($FLAVOUR, $SUITE)"
     fi
     check_buildx
     print_env
+    ;;
+  versions)
+    answering || die "the engine does not answer on $SOCK (start it: eval \"\$(scripts/$( [[ $FLAVOUR == current ]] && echo engine-current.sh || echo engine.sh ))\")"
+    print_versions
     ;;
   status)
     answering
@@ -234,8 +274,9 @@ case "$cmd" in
   stop)
     lock_engine
     stop_dockerd
+    if [[ -n "$BRIDGE" ]]; then remove_bridge; fi
     ;;
   *)
-    die "unknown command '$cmd' (use: env | status | stop | emulation)"
+    die "unknown command '$cmd' (use: env | status | versions | stop | emulation)"
     ;;
 esac

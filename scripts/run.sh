@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The main job, from a fresh machine: start the local engine if none is running, build the
+# The main job, from a fresh machine: start the current Docker (scripts/engine-current.sh:
+# Debian unstable's dockerd 28, buildx 0.29) if it is not running, build the
 # frontend image (layerstack:dev), build the quick-start stack through `# syntax=` and run it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-eval "$(scripts/engine.sh)"
+eval "$(scripts/engine-current.sh)"
+scripts/engine-current.sh versions
 scripts/base-images.sh
 scripts/build-frontend.sh layerstack:dev >/dev/null
 echo "layerstack: building the quick-start stack (stack.toml, target api)" >&2

@@ -13,6 +13,7 @@ if ! command -v cargo >/dev/null; then
   echo "test-old: cargo is required (rustup toolchain)" >&2; exit 1
 fi
 eval "$(scripts/engine-old.sh)"
+scripts/engine-old.sh versions
 scripts/base-images.sh
 scripts/conda-base-image.sh
 cargo test -p integration-tests --locked --no-fail-fast -- --test-threads=2 "$@"

@@ -1,8 +1,11 @@
 //! Test harness for end-to-end builds against a real engine.
 //!
-//! The engine is the private dockerd that `scripts/engine.sh` starts (dockerd
-//! 26.1 with BuildKit v0.13.2, buildx 0.13.1, containerd image store), and the
-//! base images are the local ones `scripts/base-images.sh` makes. A test starts
+//! The engine is whichever private dockerd `DOCKER_HOST` names: the current Docker
+//! of `scripts/engine-current.sh` (Debian unstable's dockerd 28, containerd 2.1,
+//! buildx 0.29; what `scripts/test.sh` uses), dockerd 26.1 of `scripts/engine.sh`
+//! (BuildKit v0.13.2, buildx 0.13.1; `scripts/test-26.sh`), both with the containerd
+//! image store, or dockerd 20.10 of `scripts/engine-old.sh`; see docs/engines.md.
+//! The base images are the local ones `scripts/base-images.sh` makes. A test starts
 //! with [`engine_or_skip`]:
 //!
 //! ```no_run
@@ -29,9 +32,11 @@
 //!   for about a minute before failing.
 //! - With buildx's docker driver the result is loaded into the image store
 //!   whether or not `--load` is given; without `-t` it is stored dangling.
-//! - buildx 0.13 adds a provenance attestation by default, so the image id of a
-//!   built tag is an OCI index digest; pass `--provenance=false` for a plain
+//! - buildx (0.13 and 0.29) adds a provenance attestation by default, so the image
+//!   id of a built tag is an OCI index digest; pass `--provenance=false` for a plain
 //!   manifest.
+//! - Subrequests: buildx 0.29 has only `--call`, buildx 0.13 only the experimental
+//!   `--print`; [`Engine::subrequest`] picks the one the engine's buildx has.
 //! - `--progress=rawjson` works (buildx 0.13.1 does not list it in `--help`):
 //!   pretty-printed JSON objects, one after another, on stderr; see
 //!   [`Progress::parse`].
@@ -245,6 +250,22 @@ impl Engine {
         server_major(&self.server_version).is_some_and(|major| major < 23)
     }
 
+    /// `docker buildx build` asking the frontend for the subrequest `WHAT` (`targets`,
+    /// `outline`, `check`, …) instead of a build: `--call WHAT` where buildx has it (0.14 and
+    /// later, e.g. the current Docker's 0.29), else buildx 0.13's experimental `--print WHAT`
+    /// (with `BUILDX_EXPERIMENTAL=1`). Which one is read once from `docker buildx build
+    /// --help`, so it follows the buildx in use rather than a version number. The caller adds
+    /// `-f`, the context and any other flags.
+    pub fn subrequest(&self, what: &str) -> Command {
+        let mut cmd = self.docker(["buildx", "build"]);
+        if buildx_has_call(self) {
+            cmd.args(["--call", what]);
+        } else {
+            cmd.args(["--print", what]).env("BUILDX_EXPERIMENTAL", "1");
+        }
+        cmd
+    }
+
     /// A tag no other test (or test run) uses: `layerstack-test/NAME:PID-N`.
     pub fn unique_tag(&self, name: &str) -> String {
         static N: AtomicUsize = AtomicUsize::new(0);
@@ -309,6 +330,28 @@ impl Engine {
         serde_json::from_str(out.trim())
             .unwrap_or_else(|e| panic!("{image} {args:?}: expected one JSON value ({e}):\n{out}"))
     }
+}
+
+/// Whether this engine's buildx has `--call` (0.14+); buildx 0.13 has only the experimental
+/// `--print`, and buildx 0.29 has only `--call`. Read once from `docker buildx build --help`.
+fn buildx_has_call(engine: &Engine) -> bool {
+    static HAS_CALL: OnceLock<bool> = OnceLock::new();
+    *HAS_CALL.get_or_init(|| {
+        let mut cmd = engine.docker(["buildx", "build", "--help"]);
+        cmd.env("BUILDX_EXPERIMENTAL", "1");
+        let out = exec(&mut cmd, Some(Duration::from_secs(60)))
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", display_command(&cmd)));
+        help_has_flag(&out.stdout, "--call")
+    })
+}
+
+/// Whether a `--help` text lists FLAG as an option (`      --call string   …`).
+fn help_has_flag(help: &str, flag: &str) -> bool {
+    help.lines().any(|l| {
+        l.split_whitespace()
+            .find(|w| w.starts_with("--"))
+            .is_some_and(|w| w.trim_end_matches(',') == flag)
+    })
 }
 
 /// A string no other test run has (`PID-NANOS`): put into a RUN step or a file, it makes the
@@ -918,6 +961,17 @@ ERROR: failed to solve: process "/bin/sh -c pip install requests" did not comple
         let b = e.unique_tag("My Test");
         assert_ne!(a, b);
         assert!(a.starts_with("layerstack-test/my-test:"));
+    }
+
+    #[test]
+    fn help_flags_are_recognised() {
+        let buildx_029 = "Options:\n      --call string                   Set method for evaluating build\n      --check                         Shorthand for \"--call=check\"\n";
+        let buildx_013 = "Options:\n      --print string                  Print result of information request\n  -q, --quiet                         Suppress the build output\n";
+        assert!(help_has_flag(buildx_029, "--call"));
+        assert!(!help_has_flag(buildx_029, "--print"));
+        assert!(help_has_flag(buildx_013, "--print"));
+        assert!(!help_has_flag(buildx_013, "--call"));
+        assert!(help_has_flag(buildx_013, "--quiet"));
     }
 
     #[test]

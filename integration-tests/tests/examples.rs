@@ -501,12 +501,12 @@ fn clm_notebook_processor_is_a_conda_environment_built_from_the_repository_root(
 
 // --------------------------------------------------------------- the full integration run --
 
-/// Every target of a stack, as the frontend lists them (`--print=targets`, the subrequest
-/// buildx 0.13 sends with `BUILDX_EXPERIMENTAL=1`): services first, then layers.
+/// Every target of a stack, as the frontend lists them (the `targets` subrequest: `--call
+/// targets`, or buildx 0.13's `--print targets`): services first, then layers.
 fn targets(engine: &Engine, dir: &Path) -> Vec<String> {
     let stack = s(&dir.join("stack.toml"));
-    let mut cmd = engine.docker(["buildx", "build", "--print=targets", "-f", &stack, &s(dir)]);
-    cmd.env("BUILDX_EXPERIMENTAL", "1");
+    let mut cmd = engine.subrequest("targets");
+    cmd.args(["-f", &stack, &s(dir)]);
     run(cmd)
         .stdout
         .lines()
@@ -634,7 +634,10 @@ fn every_example_target_builds() {
     for name in ["fks", "tax-agent", "autoscaler", "clm", "multi-service"] {
         let dir = example(name);
         let all = targets(engine, &dir);
-        assert!(!all.is_empty(), "{name}: --print=targets listed nothing");
+        assert!(
+            !all.is_empty(),
+            "{name}: the targets subrequest listed nothing"
+        );
         for target in all {
             // clm's notebook-processor needs a conda channel and a micromamba image: the local
             // ones, as in its own test.

@@ -1,4 +1,5 @@
-//! `--call`/`--print` subrequests through buildx 0.13 (`BUILDX_EXPERIMENTAL=1 --print`):
+//! `--call` (buildx 0.14+) / `--print` (buildx 0.13, `BUILDX_EXPERIMENTAL=1`) subrequests, as
+//! [`Engine::subrequest`] picks for the engine's buildx:
 //! targets lists services, layers and variants; outline lists args and cache mounts. Never a
 //! fallback to the Dockerfile frontend.
 
@@ -9,16 +10,13 @@ fn engine(test: &str) -> Option<&'static Engine> {
 }
 
 fn print(engine: &Engine, what: &str, ctx: &Context, extra: &[&str]) -> String {
-    let mut args = vec!["buildx", "build", "--print", what];
-    args.extend_from_slice(extra);
     let file = ctx.join("stack.toml");
-    args.extend_from_slice(&["-f", &file, ctx.path_str()]);
-    let mut cmd = engine.docker(&args);
-    cmd.env("BUILDX_EXPERIMENTAL", "1");
+    let mut cmd = engine.subrequest(what);
+    cmd.args(extra).args(["-f", &file, ctx.path_str()]);
     let out = exec(&mut cmd, None).unwrap();
     assert!(
         out.status.success(),
-        "--print {what} failed:\n{}",
+        "subrequest {what} failed:\n{}",
         out.stderr
     );
     assert!(

@@ -1,7 +1,9 @@
 # shellcheck shell=bash
-# scripts/lib/engine-common.sh — what scripts/engine.sh (dockerd 26) and scripts/engine-old.sh
-# (dockerd 20.10) share: talking to the private dockerd, host packages, the private trixie apt
-# configuration, starting, stopping and cleaning up after dockerd, the buildx check, the lock.
+# scripts/lib/engine-common.sh — what scripts/engine.sh (dockerd 26, and through
+# scripts/engine-current.sh Debian unstable's current Docker) and scripts/engine-old.sh (dockerd
+# 20.10) share: talking to the private dockerd, host packages, the private Debian apt
+# configuration, the engine's own bridge, starting, stopping and cleaning up after dockerd, the
+# buildx check, the version report, the lock.
 # Sourced, never run. Functions only: sourcing it starts, stops and installs nothing.
 #
 # The sourcing script sets first (all paths absolute):
@@ -14,7 +16,8 @@
 #   EXEC_ROOT          dockerd's exec root (runtime state, wiped by cleanup_stale)
 #   TIMEOUT            seconds to wait for dockerd to answer
 #   HOST_PKGS          array: host packages install_host_packages makes sure of
-#   MIRROR             the Debian mirror for trixie_apt
+#   MIRROR             the Debian mirror for debian_apt / trixie_apt
+#   BRIDGE CIDR        only for ensure_bridge / remove_bridge: the engine's own bridge
 #
 # Contract kept by every function here: nothing is printed on stdout except by print_env,
 # because callers `eval "$(scripts/engine.sh)"`.
@@ -68,15 +71,16 @@ install_host_packages() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
-# `apt-get ARGS…` against Debian trixie with a private configuration in APT_DIR (its own
-# sources.list, lists and cache): nothing of the host's apt state is read or changed. The
-# host's debian-archive-keyring (bookworm's) already carries the trixie signing keys.
-#   trixie_apt APT_DIR update -qq
-#   trixie_apt APT_DIR download docker-buildx     (in the directory the .deb should land in)
-trixie_apt() {
-  local apt_dir="$1"; shift
+# `apt-get ARGS…` against one Debian suite (trixie, sid, …) with a private configuration in
+# APT_DIR (its own sources.list, lists and cache): nothing of the host's apt state is read or
+# changed. The host's debian-archive-keyring (bookworm's) carries the archive signing keys
+# that sign trixie and unstable too.
+#   debian_apt sid APT_DIR update -qq
+#   debian_apt sid APT_DIR download docker-buildx     (in the directory the .deb should land in)
+debian_apt() {
+  local suite="$1" apt_dir="$2"; shift 2
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial"
-  printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s trixie main\n' "$MIRROR" \
+  printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s main\n' "$MIRROR" "$suite" \
     > "$apt_dir/sources.list"
   apt-get \
     -o "Dir::Etc::SourceList=$apt_dir/sources.list" \
@@ -90,6 +94,9 @@ trixie_apt() {
     -o "Debug::NoLocking=1" \
     "$@"
 }
+
+# debian_apt for trixie (scripts/engine-old.sh fetches buildx from there).
+trixie_apt() { debian_apt trixie "$@"; }
 
 # `PACKAGE VERSION` of every .deb in a directory (for $PREFIX/VERSIONS).
 deb_versions() {
@@ -122,6 +129,29 @@ write_engine_config() {
 }
 
 # ------------------------------------------------------------ start/stop ---
+
+# A bridge of the engine's own ($BRIDGE with address $CIDR, both set by the sourcing script):
+# dockerd's embedded BuildKit runs sandboxed RUN steps and `# syntax=` frontends on dockerd's
+# default "bridge" network, and docker0 belongs to the dockerd 26 engine. No iptables rule and
+# no sysctl: the bridge reaches nothing beyond this machine.
+ensure_bridge() {
+  if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+    log "creating bridge $BRIDGE ($CIDR)"
+    ip link add name "$BRIDGE" type bridge
+  fi
+  if ! ip -4 addr show dev "$BRIDGE" | grep -q "inet $CIDR"; then
+    ip addr add "$CIDR" dev "$BRIDGE"
+  fi
+  ip link set "$BRIDGE" up
+}
+
+remove_bridge() {
+  if ip link show "$BRIDGE" >/dev/null 2>&1; then
+    log "removing bridge $BRIDGE"
+    ip link del "$BRIDGE" 2>/dev/null || true
+  fi
+}
+
 
 # Kill leftovers of a previous run (dockerd died, machine restarted, ...): our dockerd by its
 # pidfile and the containerd it spawned by its pidfile under our exec root. Only these two
@@ -183,6 +213,21 @@ check_buildx() {
   local driver
   driver="$(dk buildx inspect 2>/dev/null | awk '/^Driver:/ { print $2; exit }')"
   [[ "$driver" == docker ]] || die "current buildx builder uses driver '$driver', expected 'docker'"
+}
+
+# One line on stderr with the versions this engine runs: dockerd, containerd, the docker CLI,
+# buildx and the BuildKit inside dockerd (as `docker buildx inspect` reports it). Unstable
+# moves, so every run says what it used.
+print_versions() {
+  local dockerd containerd cli buildx buildkit
+  dockerd="$(dk version -f '{{.Server.Version}}' 2>/dev/null || echo '?')"
+  containerd="$(dk version -f '{{range .Server.Components}}{{if eq .Name "containerd"}}{{.Version}}{{end}}{{end}}' 2>/dev/null || true)"
+  cli="$(dk version -f '{{.Client.Version}}' 2>/dev/null || echo '?')"
+  buildx="$(dk buildx version 2>/dev/null | awk '{ print $2; exit }')"
+  buildkit="$(dk buildx inspect 2>/dev/null | awk -F': *' 'tolower($1) ~ /^buildkit( version)?$/ { print $2; exit }')"
+  # Debian's docker.io builds dockerd's vendored BuildKit without a version stamp.
+  [[ "$buildkit" == v0.0.0+unknown ]] && buildkit+=" (dockerd's vendored BuildKit, unstamped by the Debian build)"
+  log "versions: dockerd ${dockerd:-?}, containerd ${containerd:-?}, docker CLI ${cli:-?}, buildx ${buildx:-?}, BuildKit ${buildkit:-?} (DOCKER_HOST=unix://$SOCK)"
 }
 
 # Stop our dockerd (SIGTERM, SIGKILL after 30 s), then clean up what it left.
