@@ -3,9 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use llb_gen::convert::{
-    CrossEnv, CrossVerdict, NoImages, Probe, ResolvedImages, convert, convert_cross,
-};
+use llb_gen::convert::{CrossEnv, CrossVerdict, Probe, ResolvedImages, convert_cross};
 use llb_gen::diag::StackError;
 use llb_gen::llb::{Graph, VertexMeta};
 use llb_gen::plan::{BuildOptions, ContextOptions, Network};
@@ -321,15 +319,9 @@ pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
                     eprintln!("layerstack: {}", d.one_line(&inputs.file));
                 }
             }
-            // Every context path must exist before anything is installed (the sources do not
-            // depend on base images: converted without them).
-            let plain = convert(&plan, &bo, &NoImages, &inputs.file).map_err(|d| {
-                Failure::from_stack(&StackError {
-                    file: inputs.file.clone(),
-                    diagnostics: d,
-                })
-            })?;
-            check_context(gw, &plain.definition, &plan, &inputs).await?;
+            // Every context path must exist before anything is installed (read from the plan;
+            // the sources do not depend on base images).
+            check_context(gw, &bo, &plan, &inputs).await?;
         }
         let twin = if bo.cross_install {
             llb_gen::twin_plan(&stack, &bo)
@@ -522,60 +514,27 @@ async fn warn_all(gw: &Gateway, inputs: &Inputs, warnings: &llb_gen::diag::Diagn
 }
 
 /// Every context path the plan reads (requirements, environment files, copy sources) must
-/// exist before any install runs: each `local://` source of the definition is solved on its
-/// own (the same vertex the build then reuses) and its paths are looked up. All missing paths
-/// are reported at once, at the stack.toml lines that name them.
+/// exist before any install runs: each group of paths a step reads is loaded by its context
+/// source alone (the same vertex the build then reuses) and its paths are looked up. All
+/// missing paths are reported at once, at the stack.toml lines that name them.
 async fn check_context(
     gw: &Gateway,
-    def: &pb::Definition,
+    bo: &BuildOptions,
     plan: &plan::Plan,
     inputs: &Inputs,
 ) -> Result<(), Failure> {
-    use prost::Message;
-    let mut missing = llb_gen::diag::Diagnostics::default();
+    let reads = plan.context_reads();
     let mut checked = std::collections::BTreeSet::new();
     let mut sources = vec![];
-    for bytes in &def.def {
-        let Ok(op) = pb::Op::decode(bytes.as_slice()) else {
-            continue;
-        };
-        let Some(pb::op::Op::Source(src)) = &op.op else {
-            continue;
-        };
-        if !src.identifier.starts_with("local://") {
-            continue;
-        }
-        let paths: Vec<String> = src
-            .attrs
-            .get("local.includepattern")
-            .and_then(|p| serde_json::from_str(p).ok())
-            .unwrap_or_default();
-        let paths: Vec<String> = paths
+    for read in &reads {
+        let paths: Vec<String> = read
+            .include_patterns()
             .into_iter()
             .filter(|p| !p.contains(['*', '?', '[']) && checked.insert(p.clone()))
             .collect();
-        if paths.is_empty() {
-            continue;
+        if !paths.is_empty() {
+            sources.push((llb_gen::convert::context_definition(bo, read), paths));
         }
-        let one = pb::Definition {
-            def: vec![
-                bytes.clone(),
-                pb::Op {
-                    inputs: vec![pb::Input {
-                        digest: llb_gen::llb::op_digests(&pb::Definition {
-                            def: vec![bytes.clone()],
-                            ..Default::default()
-                        })[0]
-                            .clone(),
-                        index: 0,
-                    }],
-                    ..Default::default()
-                }
-                .encode_to_vec(),
-            ],
-            ..Default::default()
-        };
-        sources.push((one, paths));
     }
     // Every source is solved and stat'ed at once: one round trip, not one per source.
     let lookups = sources.into_iter().map(|(one, paths)| async move {
@@ -591,8 +550,9 @@ async fn check_context(
         Ok::<_, Failure>(absent)
     });
     let absent = futures_util::future::try_join_all(lookups).await?;
+    let mut missing = llb_gen::diag::Diagnostics::default();
     for p in absent.into_iter().flatten() {
-        for (key, span) in reads_of(plan, &p) {
+        for read in reads.iter().filter(|r| r.paths.contains(&p)) {
             let excluded = inputs
                 .exclude_patterns
                 .iter()
@@ -605,8 +565,8 @@ async fn check_context(
             };
             missing.push(
                 llb_gen::diag::Diagnostic::error(format!("`{p}` is not in the build context"))
-                    .at(span)
-                    .key(key)
+                    .at(read.span)
+                    .key(read.key.clone())
                     .hint(hint),
             );
         }
@@ -618,48 +578,6 @@ async fn check_context(
         }));
     }
     Ok(())
-}
-
-/// The steps that read a context path: (key, span) for diagnostics.
-fn reads_of(plan: &plan::Plan, path: &str) -> Vec<(String, llb_gen::source::Span)> {
-    let mut out = vec![];
-    for img in &plan.images {
-        // Which key of a pip step names the path: `requirements` or (a local package) `pip`.
-        let pip_key = |p: &plan::PipStep| {
-            if p.requirements.iter().any(|r| r == path) {
-                Some(format!("{}.requirements", img.key))
-            } else if p.local.iter().any(|r| r == path) {
-                Some(format!("{}.pip", img.key))
-            } else {
-                None
-            }
-        };
-        if let Some(v) = &img.venv {
-            if let Some(k) = pip_key(&v.pip) {
-                out.push((k, v.pip_span));
-            }
-        }
-        for s in &img.steps {
-            let hit = match &s.kind {
-                plan::StepKind::Pip(p) => pip_key(p),
-                plan::StepKind::Conda(c) => {
-                    (c.file == path).then(|| format!("{}.conda.file", img.key))
-                }
-                plan::StepKind::Run { context, .. } => context
-                    .iter()
-                    .any(|c| c == path)
-                    .then(|| format!("{}.run", img.key)),
-                plan::StepKind::Copy { src, .. } => {
-                    (src == path).then(|| format!("{}.copy", img.key))
-                }
-                _ => None,
-            };
-            if let Some(k) = hit {
-                out.push((k, s.span));
-            }
-        }
-    }
-    out
 }
 
 /// Features this plan uses that the engine lacks (from Ping's LLB caps) fail the build here,

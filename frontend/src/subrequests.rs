@@ -402,11 +402,14 @@ fn outline(opts: &FrontendOpts, inputs: &Inputs) -> Result<Outline, Failure> {
     for platform in platforms {
         let bo = crate::build::build_options(opts, inputs, platform);
         let (_, plan) = llb_gen::load(file, &bo).map_err(|e| Failure::from_stack(&e))?;
-        for (id, span) in cache_mounts(&plan, &bo, file)? {
-            if seen.insert(id.clone()) {
+        // The plan's caches (apt, pip, uv, conda; ids namespaced by platform and variant),
+        // located at the first line of the step that first uses each.
+        for c in plan.caches() {
+            if seen.insert(c.id.clone()) {
+                let line = file.line_span(file.line_col(c.span.start).line);
                 cache.push(CacheMount {
-                    id,
-                    location: Some(location(file, &[span])),
+                    id: c.id,
+                    location: Some(location(file, &[line])),
                 });
             }
         }
@@ -445,51 +448,6 @@ fn outline(opts: &FrontendOpts, inputs: &Inputs) -> Result<Outline, Failure> {
         cache,
         sources: vec![base64_std(file.text.as_bytes())],
     })
-}
-
-/// The cache mount ids of this plan's steps, read from the LLB the converter makes for it (so
-/// they are exactly the build's: apt, pip, uv and conda caches, namespaced by platform and
-/// variant), in order of first use, with the stack.toml lines of the step that uses each.
-fn cache_mounts(
-    plan: &Plan,
-    bo: &plan::BuildOptions,
-    file: &SourceFile,
-) -> Result<Vec<(String, Span)>, Failure> {
-    use prost::Message;
-    let converted = llb_gen::convert::convert(plan, bo, &llb_gen::convert::NoImages, file)
-        .map_err(|d| stack_failure(file, d))?;
-    let def = &converted.definition;
-    let digests = llb_gen::llb::op_digests(def);
-    let mut out: Vec<(String, Span)> = vec![];
-    for (bytes, digest) in def.def.iter().zip(&digests) {
-        let Ok(op) = llb_gen::pb::Op::decode(bytes.as_slice()) else {
-            continue;
-        };
-        let Some(llb_gen::pb::op::Op::Exec(exec)) = &op.op else {
-            continue;
-        };
-        let line = def
-            .source
-            .as_ref()
-            .and_then(|s| s.locations.get(digest))
-            .and_then(|l| l.locations.first())
-            .and_then(|l| l.ranges.first())
-            .and_then(|r| r.start.as_ref())
-            .map(|p| p.line.max(1) as usize)
-            .unwrap_or(1);
-        for m in &exec.mounts {
-            if let Some(c) = m
-                .cache_opt
-                .as_ref()
-                .filter(|_| m.mount_type == llb_gen::pb::MountType::Cache as i32)
-            {
-                if !out.iter().any(|(i, _)| *i == c.id) {
-                    out.push((c.id.clone(), file.line_span(line)));
-                }
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// As `outline.PrintOutline`, plus a table of cache mount ids (upstream prints none).

@@ -124,6 +124,24 @@ pub fn convert(
     convert_cross(plan, opts, images, file, None)
 }
 
+/// The context source that loads one group of context paths, alone: the same vertex the
+/// build uses (same digest), for the frontend to solve and look the paths up in before any
+/// install runs.
+pub fn context_definition(opts: &BuildOptions, read: &crate::plan::ContextRead) -> pb::Definition {
+    let mut g = Graph::new();
+    let key = crate::plan::resources::source_key(&read.paths);
+    let out = exec::local_source(
+        &mut g,
+        &opts.context,
+        &key,
+        meta(
+            format!("[context check] load context {}", key.join(" ")),
+            read.span,
+        ),
+    );
+    g.marshal(out, None)
+}
+
 /// Convert a plan to LLB; with `cross`, pip steps for a platform other than the build
 /// platform install its wheels on the build platform (the twin plan's images) and merge them
 /// onto the target, unless a probe found that they cannot.
