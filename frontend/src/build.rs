@@ -284,15 +284,7 @@ pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
     if let Some(req) = opts.request_id.as_deref().filter(|r| !r.is_empty()) {
         return crate::subrequests::answer(req, &opts, &inputs);
     }
-    let (stack, parse_diags) = llb_gen::stack::parse(&inputs.file);
-    if parse_diags.has_errors() {
-        let mut d = parse_diags;
-        d.extend(plan::check_stack(&stack));
-        return Err(Failure::from_stack(&StackError {
-            file: inputs.file.clone(),
-            diagnostics: d.sorted(),
-        }));
-    }
+    let (stack, _) = llb_gen::parse_checked(&inputs.file).map_err(|e| Failure::from_stack(&e))?;
     let stack_platforms = stack_platforms(&opts, &stack);
     let platforms = platforms(&opts, &stack_platforms)?;
     let multi = platforms.len() > 1 || opts.multi_platform;

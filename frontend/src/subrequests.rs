@@ -492,13 +492,9 @@ fn print_outline(o: &Outline) -> String {
 
 /// Parse the stack; parse errors fail like a build does (with the location for buildx).
 fn parse_stack(file: &SourceFile) -> Result<Stack, Failure> {
-    let (stack, diags) = llb_gen::stack::parse(file);
-    if diags.has_errors() {
-        let mut d = diags;
-        d.extend(plan::check_stack(&stack));
-        return Err(stack_failure(file, d));
-    }
-    Ok(stack)
+    llb_gen::parse_checked(file)
+        .map(|(stack, _)| stack)
+        .map_err(|e| Failure::from_stack(&e))
 }
 
 fn stack_failure(file: &SourceFile, diagnostics: Diagnostics) -> Failure {
@@ -881,6 +877,58 @@ venv = { builder-apt = ["gcc"] }
             panic!("expected an error")
         };
         assert!(f.message.contains("nope"), "{}", f.message);
+    }
+
+    /// The invalid-stack corpus of llb-gen: whatever a subrequest reports first is what
+    /// `llb-gen check` reports first (one door into the core, one order of diagnostics).
+    #[test]
+    fn first_diagnostic_equals_llb_gen_check_for_the_invalid_corpus() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../llb-gen/tests/invalid");
+        let mut paths: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        let (mut compared, mut parse_level) = (0, 0);
+        for p in paths {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let file = SourceFile::new("stack.toml", text.clone());
+            let check = llb_gen::check(&file, &llb_gen::plan::BuildOptions::default());
+            let Some(first) = check.errors().next().map(|d| d.one_line(&file)) else {
+                continue;
+            };
+            // Parse-level errors: every consumer reports `llb-gen check`'s first. Plan-level
+            // ones depend on the target: the default target's plan (`llb-gen build`'s) then.
+            let strict = llb_gen::parse_checked(&file).is_err();
+            parse_level += usize::from(strict);
+            let expected = if strict {
+                first
+            } else {
+                match llb_gen::load(&file, &llb_gen::plan::BuildOptions::default()) {
+                    Err(e) => e.diagnostics.errors().next().unwrap().one_line(&file),
+                    Ok(_) => continue,
+                }
+            };
+            for req in [REQUEST_TARGETS, REQUEST_OUTLINE] {
+                match answer(req, &opts(&[]), &inputs(&text)) {
+                    Err(f) => {
+                        let got = f.message.lines().next().unwrap_or_default();
+                        assert_eq!(got, expected, "{}: {req}", p.display());
+                        compared += 1;
+                    }
+                    Ok(_) => assert!(
+                        !strict,
+                        "{}: {req} accepted a stack with parse errors",
+                        p.display()
+                    ),
+                }
+            }
+        }
+        assert!(
+            parse_level >= 20 && compared >= 40,
+            "{parse_level} parse-level stacks, {compared} comparisons"
+        );
     }
 
     #[test]
