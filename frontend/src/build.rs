@@ -273,6 +273,9 @@ pub fn build_options(opts: &FrontendOpts, inputs: &Inputs, platform: Platform) -
 pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
     let opts = FrontendOpts::from_env()
         .map_err(|e| Failure::plain(format!("invalid frontend options: {e}")))?;
+    if let Some(e) = opts.unsupported() {
+        return Err(Failure::plain(e));
+    }
     // Before anything is read: a git/URL context has no local sources to read from.
     if let Some(url) = &opts.remote_context {
         return Err(Failure::plain(format!(
