@@ -46,9 +46,9 @@ use llb_gen::source::{SourceFile, Span};
 use llb_gen::stack::{ImageDef, Stack};
 use serde::Serialize;
 
-use crate::build::{Failure, Inputs};
 use crate::gateway::{ResultBuilder, base64_std};
 use crate::opts::FrontendOpts;
+use crate::request::{Failure, Inputs};
 
 /// `frontend.subrequests.describe`: the list of supported subrequests.
 pub const REQUEST_DESCRIBE: &str = "frontend.subrequests.describe";
@@ -393,14 +393,14 @@ fn outline(opts: &FrontendOpts, inputs: &Inputs) -> Result<Outline, Failure> {
     if checks.has_errors() {
         return Err(stack_failure(file, checks));
     }
-    let stack_platforms = crate::build::stack_platforms(opts, &stack);
-    let platforms = crate::build::platforms(opts, &stack_platforms)?;
+    let stack_platforms = crate::request::stack_platforms(opts, &stack);
+    let platforms = crate::request::platforms(opts, &stack_platforms)?;
 
     let mut first: Option<(Plan, std::collections::BTreeMap<String, String>)> = None;
     let mut cache: Vec<CacheMount> = vec![];
     let mut seen = BTreeSet::new();
     for platform in platforms {
-        let bo = crate::build::build_options(opts, inputs, platform);
+        let bo = crate::request::build_options(opts, inputs, platform);
         let (_, plan) = llb_gen::load(file, &bo).map_err(|e| Failure::from_stack(&e))?;
         // The plan's caches (apt, pip, uv, conda; ids namespaced by platform and variant),
         // located at the first line of the step that first uses each.

@@ -292,3 +292,18 @@ fn the_grammar_rejects_what_it_should() {
         assert_eq!(grammar_error(good), None, "{good}");
     }
 }
+
+#[test]
+fn subrequests_never_import_the_build_module() {
+    let files: Vec<(PathBuf, String)> = sources("frontend/src")
+        .into_iter()
+        .filter(|(p, _)| p.ends_with("subrequests.rs") || p.ends_with("request.rs"))
+        .collect();
+    assert_eq!(files.len(), 2, "frontend/src/{{subrequests,request}}.rs");
+    let bad = offending(&files, &["crate::build", "super::build", "build::"]);
+    assert!(
+        bad.is_empty(),
+        "subrequests and request reading must not depend on the build (no cycle):\n{}",
+        bad.join("\n")
+    );
+}
