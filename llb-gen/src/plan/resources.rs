@@ -97,6 +97,8 @@ pub struct ContextRead {
     /// The stack key that names them (`services.api.requirements`).
     pub key: String,
     pub span: Span,
+    /// Patterns a copy leaves out (`exclude`); empty for the other steps.
+    pub exclude: Vec<String>,
 }
 
 impl ContextRead {
@@ -178,56 +180,13 @@ impl Plan {
         out
     }
 
-    /// Every group of context paths a step reads, in plan order: requirements files and
-    /// local packages of pip steps, conda environment files, `run` context paths and copy
-    /// sources.
+    /// Every group of context paths a step reads, image by image in plan order (see
+    /// [`PlanImage::context_reads`]).
     pub fn context_reads(&self) -> Vec<ContextRead> {
-        let mut out = vec![];
-        let pip = |img: &PlanImage, p: &PipStep, span: Span, out: &mut Vec<ContextRead>| {
-            if !p.requirements.is_empty() {
-                out.push(ContextRead {
-                    paths: p.requirements.clone(),
-                    key: format!("{}.requirements", img.key),
-                    span,
-                });
-            }
-            if !p.local.is_empty() {
-                out.push(ContextRead {
-                    paths: p.local.clone(),
-                    key: format!("{}.pip", img.key),
-                    span,
-                });
-            }
-        };
-        for img in &self.images {
-            for s in &img.steps {
-                match &s.kind {
-                    StepKind::Pip(p) => pip(img, p, s.span, &mut out),
-                    StepKind::Conda(c) => out.push(ContextRead {
-                        paths: vec![c.file.clone()],
-                        key: format!("{}.conda.file", img.key),
-                        span: s.span,
-                    }),
-                    StepKind::Run { context, .. } if !context.is_empty() => out.push(ContextRead {
-                        paths: context.clone(),
-                        key: format!("{}.run", img.key),
-                        span: s.span,
-                    }),
-                    StepKind::Copy { src, .. } => out.push(ContextRead {
-                        paths: vec![src.clone()],
-                        key: format!("{}.copy", img.key),
-                        span: s.span,
-                    }),
-                    StepKind::CopyVenv { .. } => {
-                        if let Some(v) = &img.venv {
-                            pip(img, &v.pip, v.pip_span, &mut out);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        out
+        self.images
+            .iter()
+            .flat_map(PlanImage::context_reads)
+            .collect()
     }
 }
 
@@ -237,5 +196,56 @@ fn pip_key(img: &PlanImage, p: &PipStep) -> String {
         format!("{}.pip", img.key)
     } else {
         format!("{}.requirements", img.key)
+    }
+}
+
+impl PlanImage {
+    /// The groups of context paths this image's steps read, in step order: requirements
+    /// files and local packages of pip steps (the venv builder's at its `copy venv` step),
+    /// conda environment files, `run` context paths and copy sources.
+    pub fn context_reads(&self) -> Vec<ContextRead> {
+        let mut out = vec![];
+        let read = |paths: Vec<String>, key: String, span: Span| ContextRead {
+            paths,
+            key,
+            span,
+            exclude: vec![],
+        };
+        let pip = |p: &PipStep, span: Span, out: &mut Vec<ContextRead>| {
+            if !p.requirements.is_empty() {
+                out.push(read(
+                    p.requirements.clone(),
+                    format!("{}.requirements", self.key),
+                    span,
+                ));
+            }
+            if !p.local.is_empty() {
+                out.push(read(p.local.clone(), format!("{}.pip", self.key), span));
+            }
+        };
+        for s in &self.steps {
+            match &s.kind {
+                StepKind::Pip(p) => pip(p, s.span, &mut out),
+                StepKind::Conda(c) => out.push(read(
+                    vec![c.file.clone()],
+                    format!("{}.conda.file", self.key),
+                    s.span,
+                )),
+                StepKind::Run { context, .. } if !context.is_empty() => {
+                    out.push(read(context.clone(), format!("{}.run", self.key), s.span))
+                }
+                StepKind::Copy { src, exclude, .. } => out.push(ContextRead {
+                    exclude: exclude.clone(),
+                    ..read(vec![src.clone()], format!("{}.copy", self.key), s.span)
+                }),
+                StepKind::CopyVenv { .. } => {
+                    if let Some(v) = &self.venv {
+                        pip(&v.pip, v.pip_span, &mut out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
     }
 }
