@@ -1,5 +1,5 @@
-//! Snapshot tests: the readable LLB dump and the readable plan of every target of every example (and the
-//! quick-start stack) must match `tests/snapshots/`; `UPDATE_SNAPSHOTS=1` rewrites them.
+//! Snapshot tests: the readable LLB dump and the readable plan of every target of every
+//! example (and the quick-start stack) must match `tests/snapshots/`; `UPDATE_SNAPSHOTS=1` rewrites them.
 
 use std::path::{Path, PathBuf};
 
@@ -296,6 +296,11 @@ fn cross_install_for_arm64_matches_its_snapshot() {
         "{}",
         asked.probes[0].name
     );
+    // A probe's key is its root vertex's digest (the op just before the terminal).
+    for p in &asked.probes {
+        let d = llb_gen::llb::op_digests(&p.definition);
+        assert_eq!(p.key, d[d.len() - 2], "{}", p.name);
+    }
     let mut verdicts = BTreeMap::new();
     verdicts.insert(
         asked.probes[0].key.clone(),
