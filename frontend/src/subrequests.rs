@@ -302,51 +302,43 @@ fn targets(inputs: &Inputs) -> Result<TargetList, Failure> {
     // Only parse errors fail the listing; stack-wide problems (a missing `from`, a bad
     // `stack.default`) do not stop anyone from seeing what the stack defines.
     let stack = parse_stack(file)?;
-    let default = stack.default_target();
-    let mut targets: Vec<Target> = stack
-        .services()
-        .chain(stack.layers())
-        .map(|img| Target {
-            name: img.name.value.clone(),
-            default: default == Some(img.name.value.as_str()),
-            description: describe_image(img),
-            base: img
-                .from
-                .as_ref()
-                .map(|f| f.value.clone())
-                .unwrap_or_default(),
-            // Images do not pin a platform; the build's platforms come from --platform or
-            // `stack.platforms`.
-            platform: String::new(),
-            location: Some(location(file, &[img.span])),
+    // One listing with `llb-gen targets`: services, layers, then `NAME@VARIANT` for every
+    // service in every variant.
+    let targets = llb_gen::report::targets::list(&stack)
+        .into_iter()
+        .map(|t| {
+            let (description, platform) = match &t.variant {
+                None => (
+                    if t.description.is_empty() {
+                        t.kind.as_str().to_string()
+                    } else {
+                        format!("{}: {}", t.kind.as_str(), t.description)
+                    },
+                    // Images do not pin a platform; the build's platforms come from
+                    // --platform or `stack.platforms`.
+                    String::new(),
+                ),
+                Some(v) => {
+                    let what = v
+                        .description
+                        .clone()
+                        .unwrap_or_else(|| format!("variant {}", v.name));
+                    (
+                        format!("service {} in variant {}: {what}", t.image, v.name),
+                        v.platforms.join(","),
+                    )
+                }
+            };
+            Target {
+                name: t.name,
+                default: t.default,
+                description,
+                base: t.base,
+                platform,
+                location: Some(location(file, &[t.span])),
+            }
         })
         .collect();
-    // `NAME@VARIANT` for every service in every variant (pick one with --target alone).
-    for v in &stack.variants {
-        for img in stack.services() {
-            let platforms: Vec<&str> = v.platforms.iter().map(|p| p.value.as_str()).collect();
-            let what = v
-                .description
-                .as_ref()
-                .map(|d| d.value.clone())
-                .unwrap_or_else(|| format!("variant {}", v.name.value));
-            targets.push(Target {
-                name: format!("{}@{}", img.name.value, v.name.value),
-                default: false,
-                description: format!(
-                    "service {} in variant {}: {what}",
-                    img.name.value, v.name.value
-                ),
-                base: img
-                    .from
-                    .as_ref()
-                    .map(|f| f.value.clone())
-                    .unwrap_or_default(),
-                platform: platforms.join(","),
-                location: Some(location(file, &[v.span])),
-            });
-        }
-    }
     Ok(TargetList {
         targets,
         sources: vec![base64_std(file.text.as_bytes())],

@@ -11,6 +11,7 @@ pub mod context;
 pub mod graph;
 pub mod hash;
 pub mod plan_text;
+pub mod targets;
 pub mod tree;
 
 use std::collections::BTreeMap;
