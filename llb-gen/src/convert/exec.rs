@@ -179,16 +179,10 @@ impl<'a> Converter<'a> {
         img: &PlanImage,
         m: VertexMeta,
     ) -> Output {
-        let script = format!(
-            "set -eu; rm -f /etc/apt/apt.conf.d/docker-clean; \
-             echo 'Binary::apt::APT::Keep-Downloaded-Packages \"true\";' > /etc/apt/apt.conf.d/keep-cache; \
-             apt-get update; apt-get install -y --no-install-recommends {}",
-            packages.join(" ")
-        );
         let mounts = self.apt_mounts();
         self.run(
             st,
-            vec!["/bin/sh".into(), "-c".into(), script],
+            shell::sh_c(shell::apt_install(packages)),
             img,
             true,
             &[("DEBIAN_FRONTEND", "noninteractive".into())],

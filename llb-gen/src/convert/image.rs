@@ -76,10 +76,9 @@ impl<'a> Converter<'a> {
             match &step.kind {
                 StepKind::Apt { packages } => st.root = self.apt(&st, packages, img, m),
                 StepKind::CreateUser(u) => {
-                    let script = useradd_script(u);
                     st.root = self.run(
                         &st,
-                        vec!["/bin/sh".into(), "-c".into(), script],
+                        shell::sh_c(shell::useradd(u)),
                         img,
                         false,
                         &[],
@@ -103,7 +102,7 @@ impl<'a> Converter<'a> {
                     st.made_workdir = Some((path.clone(), owner.clone()));
                 }
                 StepKind::Run { command, context } => {
-                    let args = vec!["/bin/sh".into(), "-c".into(), command.clone()];
+                    let args = shell::sh_c(command.clone());
                     if context.is_empty() {
                         st.root = self.run(&st, args, img, true, &[], vec![], m);
                     } else {

@@ -2,18 +2,20 @@
 //! LLB graph, image config and the source map.
 //!
 //! [`exec`] (bases, context, execs, apt), [`python`], [`cross`], [`image`] (one image, its
-//! config), [`resolve`] (base image configs) and [`values`] (pure helpers).
+//! config), [`resolve`] (base image configs), [`shell`] (the scripts, quoted in one place) and
+//! [`values`] (pure helpers).
 
 mod cross;
 mod exec;
 mod image;
 mod python;
 pub mod resolve;
+mod shell;
 mod values;
 
 pub use resolve::*;
+use values::resolve_dest;
 pub use values::rfc3339;
-use values::{resolve_dest, useradd_script};
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,4 @@
-//! Small pure helpers: copy destinations, the useradd script, RFC 3339 timestamps.
-
-use crate::plan::UserPlan;
+//! Small pure helpers: copy destinations, RFC 3339 timestamps.
 
 /// Where a copy lands: an explicit absolute dest, a dest relative to the workdir, or the
 /// source path under the workdir.
@@ -24,26 +22,6 @@ pub(super) fn resolve_dest(workdir: &str, src: &str, dest: Option<&str>) -> Stri
         },
         None => join(src.trim_end_matches('/')),
     }
-}
-
-pub(super) fn useradd_script(u: &UserPlan) -> String {
-    let name = &u.name;
-    let home = u.home.clone().unwrap_or_else(|| format!("/home/{name}"));
-    let gid = u
-        .gid
-        .or(u.uid)
-        .map(|g| format!(" -g {g}"))
-        .unwrap_or_default();
-    let uid = u.uid.map(|g| format!(" -u {g}")).unwrap_or_default();
-    let shell = match &u.shell {
-        Some(s) => s.clone(),
-        None => "$(if [ -x /bin/bash ]; then echo /bin/bash; else echo /bin/sh; fi)".into(),
-    };
-    format!(
-        "set -eu; if ! id -u {name} >/dev/null 2>&1; then \
-         getent group {name} >/dev/null 2>&1 || groupadd{gid} {name}; \
-         useradd --no-log-init -m -d {home}{uid} -g {name} -s {shell} {name}; fi"
-    )
 }
 
 /// RFC 3339 in UTC for a unix timestamp (for `SOURCE_DATE_EPOCH`).
