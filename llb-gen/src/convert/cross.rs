@@ -25,7 +25,7 @@ impl<'a> Converter<'a> {
             }],
             &self.opts.build_platform,
             VertexMeta {
-                name: "[internal] layerstack cross-install script".into(),
+                name: names::internal("layerstack cross-install script"),
                 ..Default::default()
             },
         );
@@ -229,7 +229,10 @@ impl<'a> Converter<'a> {
             None,
             actions,
             self.platform(),
-            meta(format!("[{label}] {what} {}", paths.join(" ")), span),
+            meta(
+                names::vertex(label, format!("{what} {}", paths.join(" "))),
+                span,
+            ),
         )
     }
 }

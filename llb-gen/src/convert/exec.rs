@@ -35,7 +35,7 @@ impl<'a> Converter<'a> {
                     },
                     None => ImageConfig::default(),
                 };
-                let mut m = meta(format!("[{label}] from {reference}"), *span);
+                let mut m = meta(names::vertex(label, format!("from {reference}")), *span);
                 m.ignore_cache = false;
                 let root = self.g.image(
                     reference,
@@ -64,7 +64,10 @@ impl<'a> Converter<'a> {
             &mut self.g,
             &self.opts.context,
             &key,
-            meta(format!("[{label}] load context {}", key.join(" ")), span),
+            meta(
+                names::vertex(label, format!("load context {}", key.join(" "))),
+                span,
+            ),
         );
         self.contexts.insert(key, out);
         out

@@ -70,7 +70,7 @@ impl<'a> Converter<'a> {
             {
                 continue;
             }
-            let name = format!("[{label} {}/{n}] {}", i + 1, step.kind.describe());
+            let name = names::step(&label, i + 1, n, step.kind.describe());
             let m = meta(name.clone(), step.span);
             let created_by = format!("layerstack: {name}");
             match &step.kind {
@@ -229,7 +229,7 @@ impl<'a> Converter<'a> {
 
     /// The builder stage of a two-stage service; returns the state holding the venv.
     pub(super) fn venv_builder(&mut self, img: &PlanImage, v: &crate::plan::VenvPlan) -> Output {
-        let label = format!("{} venv", img.label());
+        let label = names::venv_label(&img.label());
         let mut st = self.base(&v.builder, &label);
         if self.opts.no_cache_filter.iter().any(|n| *n == img.name) {
             st.no_cache = true;
@@ -239,7 +239,7 @@ impl<'a> Converter<'a> {
         let mut i = 0;
         let mut next = |what: String| {
             i += 1;
-            format!("[{label} {i}/{n}] {what}")
+            names::step(&label, i, n, what)
         };
         if !v.apt.is_empty() {
             let name = next(format!("apt-get install {}", v.apt.join(" ")));

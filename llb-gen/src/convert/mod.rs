@@ -2,12 +2,13 @@
 //! LLB graph, image config and the source map.
 //!
 //! [`exec`] (bases, context, execs, apt), [`python`], [`cross`], [`image`] (one image, its
-//! config), [`resolve`] (base image configs), [`shell`] (the scripts, quoted in one place) and
+//! config), [`names`] (the vertex-name grammar), [`resolve`] (base image configs), [`shell`] (the scripts, quoted in one place) and
 //! [`values`] (pure helpers).
 
 mod cross;
 mod exec;
 mod image;
+mod names;
 mod python;
 pub mod resolve;
 mod shell;
@@ -137,7 +138,7 @@ pub fn context_definition(opts: &BuildOptions, read: &crate::plan::ContextRead) 
         &opts.context,
         &key,
         meta(
-            format!("[context check] load context {}", key.join(" ")),
+            names::internal(format!("load context {}", key.join(" "))),
             read.span,
         ),
     );

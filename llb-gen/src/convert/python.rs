@@ -257,7 +257,7 @@ impl<'a> Converter<'a> {
             true,
             &env,
             mounts,
-            meta(format!("[{label}] install {spec}"), span),
+            meta(names::vertex(label, format!("install {spec}")), span),
         )
     }
 }
