@@ -405,11 +405,7 @@ fn finish(r: Result<String, String>) -> ExitCode {
 
 /// Parse a stack; parse errors (with the stack-wide checks) are rendered.
 fn parse_stack(file: &SourceFile) -> Result<Stack, String> {
-    let (stack, mut diags) = llb_gen::stack::parse(file);
-    if diags.has_errors() {
-        diags.extend(llb_gen::plan::check_stack(&stack));
-        return Err(diags.sorted().render(file));
-    }
+    let (stack, diags) = llb_gen::parse_checked(file).map_err(|e| e.diagnostics.render(file))?;
     if !diags.items.is_empty() {
         eprint!("{}", diags.render(file));
     }
@@ -787,71 +783,54 @@ fn is_executable(_: &std::fs::Metadata) -> bool {
 /// `llb-gen targets`: services, layers, variants and how to pick them.
 fn targets_cmd(path: &PathBuf) -> Result<String, String> {
     let file = read(path)?;
-    let (stack, diags) = llb_gen::stack::parse(&file);
-    if diags.has_errors() {
-        return Err(diags.render(&file));
-    }
-    let default = stack.default_target().unwrap_or_default().to_string();
+    let (stack, _) = llb_gen::parse_checked(&file).map_err(|e| e.diagnostics.render(&file))?;
+    let targets = llb_gen::report::targets::list(&stack);
     let mut out = String::new();
-    let width = stack
-        .images
+    let width = targets
         .iter()
-        .map(|i| i.name.value.len())
+        .filter(|t| t.variant.is_none())
+        .map(|t| t.name.len())
         .max()
         .unwrap_or(0)
         .max(6);
-    for kind in [llb_gen::stack::Kind::Service, llb_gen::stack::Kind::Layer] {
-        for img in stack.images.iter().filter(|i| i.kind == kind) {
-            let mark = if img.name.value == default {
-                " (default)"
-            } else {
-                ""
-            };
-            let desc = img
-                .description
-                .as_ref()
-                .map(|d| d.value.as_str())
-                .unwrap_or("");
-            out.push_str(&format!(
-                "{:<width$}  {:<7}  {desc}{mark}\n",
-                img.name.value,
-                kind.as_str()
-            ));
-        }
+    for t in targets.iter().filter(|t| t.variant.is_none()) {
+        let mark = if t.default { " (default)" } else { "" };
+        out.push_str(&format!(
+            "{:<width$}  {:<7}  {}{mark}\n",
+            t.name,
+            t.kind.as_str(),
+            t.description
+        ));
     }
-    if !stack.variants.is_empty() {
-        let dv = stack
-            .default_variant()
-            .map(|v| v.name.value.clone())
-            .unwrap_or_default();
+    let variants = llb_gen::report::targets::variants(&stack);
+    if !variants.is_empty() {
         out.push_str(
             "\nvariants (pick one with --target NAME@VARIANT; without one: the default):\n",
         );
-        for v in &stack.variants {
-            let platforms: Vec<&str> = v.platforms.iter().map(|p| p.value.as_str()).collect();
+        for v in &variants {
             let torch = v
                 .torch
                 .as_ref()
-                .map(|t| format!(", torch {}", t.value))
+                .map(|t| format!(", torch {t}"))
                 .unwrap_or_default();
-            let mark = if v.name.value == dv { " (default)" } else { "" };
+            let mark = if v.default { " (default)" } else { "" };
             let desc = v
                 .description
                 .as_ref()
-                .map(|d| format!(" — {}", d.value))
+                .map(|d| format!(" — {d}"))
                 .unwrap_or_default();
             out.push_str(&format!(
                 "  {}{mark}: platforms {}{torch}{desc}\n",
-                v.name.value,
-                if platforms.is_empty() {
+                v.name,
+                if v.platforms.is_empty() {
                     "any".to_string()
                 } else {
-                    platforms.join(", ")
+                    v.platforms.join(", ")
                 }
             ));
         }
         if let Some(first) = stack.services().next() {
-            let v = &stack.variants[stack.variants.len() - 1].name.value;
+            let v = &variants[variants.len() - 1].name;
             out.push_str(&format!(
                 "  e.g. docker buildx build -f {} --target {}@{v} .\n",
                 file.name, first.name.value

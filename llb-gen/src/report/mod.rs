@@ -10,6 +10,8 @@ pub mod bake;
 pub mod context;
 pub mod graph;
 pub mod hash;
+pub mod plan_text;
+pub mod targets;
 pub mod tree;
 
 use std::collections::BTreeMap;

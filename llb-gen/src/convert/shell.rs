@@ -1,0 +1,97 @@
+//! The shell scripts the converter writes (apt, useradd, `sh -c`): every word taken from the
+//! plan is quoted here, in one place, so a script's safety does not rest on validators in
+//! another module (they still reject bad input early, with a stack.toml line).
+
+use crate::plan::UserPlan;
+
+/// `/bin/sh -c SCRIPT` as exec arguments.
+pub fn sh_c(script: impl Into<String>) -> Vec<String> {
+    vec!["/bin/sh".into(), "-c".into(), script.into()]
+}
+
+/// `word` as the shell reads it back: as it is when it holds only `[A-Za-z0-9_@%+=:,./-]`
+/// (and is not empty), else in single quotes.
+pub fn quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// Words quoted and joined with spaces.
+pub fn words<S: AsRef<str>>(ws: &[S]) -> String {
+    ws.iter()
+        .map(|w| quote(w.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Install apt packages, keeping the downloaded archives for the cache mount.
+pub fn apt_install(packages: &[String]) -> String {
+    format!(
+        "set -eu; rm -f /etc/apt/apt.conf.d/docker-clean; \
+         echo 'Binary::apt::APT::Keep-Downloaded-Packages \"true\";' > /etc/apt/apt.conf.d/keep-cache; \
+         apt-get update; apt-get install -y --no-install-recommends {}",
+        words(packages)
+    )
+}
+
+/// Create a user (and its group) unless it exists; the shell is bash when the image has it.
+pub fn useradd(u: &UserPlan) -> String {
+    let name = quote(&u.name);
+    let home = quote(
+        &u.home
+            .clone()
+            .unwrap_or_else(|| format!("/home/{}", u.name)),
+    );
+    let gid = u
+        .gid
+        .or(u.uid)
+        .map(|g| format!(" -g {g}"))
+        .unwrap_or_default();
+    let uid = u.uid.map(|g| format!(" -u {g}")).unwrap_or_default();
+    let shell = match &u.shell {
+        Some(s) => quote(s),
+        None => "$(if [ -x /bin/bash ]; then echo /bin/bash; else echo /bin/sh; fi)".into(),
+    };
+    format!(
+        "set -eu; if ! id -u {name} >/dev/null 2>&1; then \
+         getent group {name} >/dev/null 2>&1 || groupadd{gid} {name}; \
+         useradd --no-log-init -m -d {home}{uid} -g {name} -s {shell} {name}; fi"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote("libpq-dev=15.4"), "libpq-dev=15.4");
+        assert_eq!(quote("/home/app_user"), "/home/app_user");
+        assert_eq!(quote("libfoo*"), "'libfoo*'");
+        assert_eq!(quote(""), "''");
+        assert_eq!(quote("a b;rm -rf /"), "'a b;rm -rf /'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        assert_eq!(words(&["curl", "$(x)"]), "curl '$(x)'");
+    }
+
+    #[test]
+    fn useradd_quotes_what_it_interpolates() {
+        let u = UserPlan {
+            name: "app".into(),
+            uid: Some(1000),
+            gid: None,
+            home: Some("/srv/my home".into()),
+            shell: None,
+        };
+        let s = useradd(&u);
+        assert!(s.contains("-d '/srv/my home' -u 1000 -g app"), "{s}");
+        assert!(s.contains("groupadd -g 1000 app"), "{s}");
+    }
+}
