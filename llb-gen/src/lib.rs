@@ -136,8 +136,18 @@ pub fn check(file: &SourceFile, opts: &plan::BuildOptions) -> Diagnostics {
 }
 
 /// With TOML syntax errors, what follows the first one is parsed by guesswork: report the
-/// syntax errors and only the findings before the first of them (no follow-on noise).
+/// syntax errors and only the findings before the first of them (no follow-on noise). A file
+/// over the size limit is not parsed at all: that error alone is reported.
 fn syntax_errors_only(diags: &Diagnostics) -> Option<Diagnostics> {
+    if let Some(d) = diags
+        .items
+        .iter()
+        .find(|d| d.message.starts_with("the stack file is"))
+    {
+        return Some(Diagnostics {
+            items: vec![d.clone()],
+        });
+    }
     let first = diags
         .items
         .iter()

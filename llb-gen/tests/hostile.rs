@@ -1,0 +1,239 @@
+//! Hostile and oversized stacks (issue 14): every limit is a located diagnostic, and what a
+//! diagnostic prints is bounded by construction (its size is asserted, not timed).
+//!
+//! Each stack is generated here, so the inputs are as large as the attack needs.
+
+use llb_gen::diag::{Diagnostic, Diagnostics};
+use llb_gen::plan::BuildOptions;
+use llb_gen::source::SourceFile;
+use llb_gen::stack::{MAX_ENTRIES, MAX_FILE_BYTES, MAX_IMAGES, MAX_STRING_BYTES};
+
+const HEAD: &str = "# syntax=layerstack:dev\n[layers.a]\nfrom = \"python:3.12-slim\"\n";
+
+fn check(text: &str) -> (SourceFile, Diagnostics) {
+    let file = SourceFile::new("stack.toml", text);
+    let diags = llb_gen::check(&file, &BuildOptions::default());
+    (file, diags)
+}
+
+/// The errors of `text` as (line, key, message).
+fn errors(text: &str) -> Vec<(usize, Option<String>, String)> {
+    let (file, diags) = check(text);
+    diags
+        .errors()
+        .map(|d| {
+            (
+                d.span.map_or(0, |s| file.line_col(s.start).line),
+                d.key.clone(),
+                d.message.clone(),
+            )
+        })
+        .collect()
+}
+
+/// The single error of `text`.
+fn one_error(text: &str) -> (usize, Option<String>, String) {
+    let mut e = errors(text);
+    assert_eq!(e.len(), 1, "{e:#?}");
+    e.remove(0)
+}
+
+fn rendered(text: &str) -> String {
+    let (file, diags) = check(text);
+    diags.render(&file)
+}
+
+#[test]
+fn deep_dotted_key_is_located() {
+    let key = vec!["k"; 300].join(".");
+    let (line, key_shown, msg) = one_error(&format!("{HEAD}{key} = 1\n"));
+    assert_eq!(line, 4);
+    assert_eq!(
+        msg,
+        "invalid TOML: a dotted key of 300 parts; the limit is 80"
+    );
+    assert!(key_shown.unwrap().starts_with("k.k.k"));
+    // A key at the limit is an ordinary unknown key.
+    let key = vec!["k"; 80].join(".");
+    let (line, _, msg) = one_error(&format!("{HEAD}{key} = 1\n"));
+    assert_eq!((line, msg.as_str()), (4, "unknown key `k` in `layers.a`"));
+}
+
+#[test]
+fn duplicate_key_is_named() {
+    let (line, _, msg) = one_error(&format!("{HEAD}apt = []\nfrom = \"x\"\n"));
+    assert_eq!(
+        (line, msg.as_str()),
+        (5, "invalid TOML: duplicate key `from`")
+    );
+    let (line, _, msg) = one_error(&format!("{HEAD}env = {{ A = \"1\", A = \"2\" }}\n"));
+    assert_eq!((line, msg.as_str()), (4, "invalid TOML: duplicate key `A`"));
+}
+
+#[test]
+fn invalid_utf8_names_line_and_column() {
+    let mut bytes = HEAD.as_bytes().to_vec();
+    bytes.extend_from_slice(b"env = { X = \"ok \xc3\xa9 \xfe\" }\n");
+    let e = SourceFile::from_bytes("stack.toml", bytes).unwrap_err();
+    assert_eq!(
+        e,
+        "stack.toml:4:19: error: the file is not valid UTF-8 (byte 0xfe at offset 80); save it as UTF-8"
+    );
+}
+
+#[test]
+fn long_unknown_key_gets_no_suggestion_and_a_short_error() {
+    // Edit distance on a 60 KB key took 25-60 s; now long words are not compared at all.
+    let key = "p".repeat(60_000);
+    let text = format!("{HEAD}{key} = 1\n");
+    let (line, _, msg) = one_error(&text);
+    assert_eq!(line, 4);
+    assert!(msg.starts_with("unknown key `ppp"));
+    let r = rendered(&text);
+    assert!(!r.contains("did you mean"), "{r}");
+    assert!(r.len() < 3_000, "{} bytes", r.len());
+}
+
+#[test]
+fn a_long_line_is_never_repeated_whole() {
+    // One 100 KB value on the line of an error, and the error message quoting it.
+    let value = "v".repeat(100_000);
+    let text = format!("{HEAD}pipp = \"{value}\"\nenv = {{ \"={value}\" = \"1\" }}\n");
+    let r = rendered(&text);
+    assert!(errors(&text).len() >= 2);
+    assert!(r.len() < 4_000, "{} bytes:\n{r}", r.len());
+    // The one-line form (what the frontend sends) is bounded too.
+    let (file, diags) = check(&text);
+    for d in diags.errors() {
+        assert!(d.one_line(&file).len() < 1_000);
+    }
+}
+
+#[test]
+fn many_errors_render_the_first_hundred() {
+    let mut text = HEAD.to_string();
+    for i in 0..2_000 {
+        text.push_str(&format!("unknown{i} = 1\n"));
+    }
+    assert_eq!(errors(&text).len(), 2_000);
+    let r = rendered(&text);
+    assert!(r.contains("… and 1900 more"), "{}", &r[r.len() - 300..]);
+    assert!(r.lines().count() < 100 * 9);
+}
+
+#[test]
+fn file_size_is_limited() {
+    let mut text = HEAD.to_string();
+    text.push_str(&"# padding\n".repeat(MAX_FILE_BYTES / 10 + 1));
+    let (line, _, msg) = one_error(&text);
+    assert_eq!(line, 1);
+    assert_eq!(
+        msg,
+        format!(
+            "the stack file is {} bytes; the limit is {MAX_FILE_BYTES} bytes",
+            text.len()
+        )
+    );
+}
+
+#[test]
+fn string_length_is_limited() {
+    let value = "x".repeat(MAX_STRING_BYTES + 1);
+    let (line, key, msg) = one_error(&format!("{HEAD}run = [\"true\", \"echo {value}\"]\n"));
+    assert_eq!(line, 4);
+    assert_eq!(key.as_deref(), Some("layers.a.run[1]"));
+    assert_eq!(
+        msg,
+        format!(
+            "this string is {} bytes; the limit is {MAX_STRING_BYTES}",
+            MAX_STRING_BYTES + 6
+        )
+    );
+}
+
+#[test]
+fn number_of_images_and_entries_is_limited() {
+    let mut text = "# syntax=layerstack:dev\n".to_string();
+    for i in 0..=MAX_IMAGES {
+        text.push_str(&format!("[services.s{i}]\nfrom = \"python:3.12-slim\"\n"));
+    }
+    let file = SourceFile::new("stack.toml", text);
+    let (stack, diags) = llb_gen::stack::parse(&file);
+    let e: Vec<&Diagnostic> = diags.errors().collect();
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert_eq!(
+        e[0].key.as_deref(),
+        Some(format!("services.s{MAX_IMAGES}").as_str())
+    );
+    assert_eq!(
+        file.line_col(e[0].span.unwrap().start).line,
+        2 + 2 * MAX_IMAGES
+    );
+    assert_eq!(stack.images.len(), MAX_IMAGES);
+
+    let pip: Vec<String> = (0..=MAX_ENTRIES).map(|i| format!("\"p{i}\"")).collect();
+    let (line, key, msg) = one_error(&format!("{HEAD}pip = [{}]\n", pip.join(", ")));
+    assert_eq!((line, key.as_deref()), (4, Some("layers.a.pip")));
+    assert_eq!(
+        msg,
+        format!("{} entries; the limit is {MAX_ENTRIES}", MAX_ENTRIES + 1)
+    );
+}
+
+#[test]
+fn nul_is_rejected_where_it_is() {
+    let e = errors(&format!(
+        "{HEAD}env = {{ X = \"a\\u0000b\" }}\nrun = [\"echo \\u0000\"]\n"
+    ));
+    let got: Vec<(usize, Option<&str>)> = e.iter().map(|(l, k, _)| (*l, k.as_deref())).collect();
+    assert_eq!(
+        got,
+        [(4, Some("layers.a.env.X")), (5, Some("layers.a.run[0]"))]
+    );
+    assert!(e[0].2.contains("NUL"), "{e:?}");
+}
+
+#[test]
+fn meaningless_empty_strings_are_rejected() {
+    let cases = [
+        ("[stack]\npython = \"\"\n", "stack.python"),
+        ("[stack]\ninstaller = \"\"\n", "stack.installer"),
+        (
+            "[layers.b]\nfrom = \"a\"\nindex-url = \"\"\n",
+            "layers.b.index-url",
+        ),
+        (
+            "[layers.b]\nfrom = \"a\"\nextra-index-urls = [\"http://127.0.0.1/\", \" \"]\n",
+            "layers.b.extra-index-urls[1]",
+        ),
+        (
+            "[layers.b]\nfrom = \"a\"\napt = [\"curl\", \"\"]\n",
+            "layers.b.apt[1]",
+        ),
+        (
+            "[layers.b]\nfrom = \"a\"\npip = [\"\"]\n",
+            "layers.b.pip[0]",
+        ),
+        (
+            "[layers.b]\nfrom = \"a\"\nworkdir = \"\"\n",
+            "layers.b.workdir",
+        ),
+        (
+            "[layers.b]\nfrom = \"a\"\nconda = { file = \"env.yaml\", env = \"\" }\n",
+            "layers.b.conda.env",
+        ),
+        ("[secrets.t]\ntarget = \"\"\n", "secrets.t.target"),
+        ("[secrets.t]\nenv = \"\"\n", "secrets.t.env"),
+    ];
+    for (tail, key) in cases {
+        let text = format!("{HEAD}{tail}");
+        let e = errors(&text);
+        let last = text.lines().count();
+        assert!(
+            e.iter().any(|(l, k, m)| *l == last
+                && k.as_deref() == Some(key)
+                && m.ends_with("is empty")),
+            "{key}: {e:#?}"
+        );
+    }
+}
