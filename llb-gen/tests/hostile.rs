@@ -237,3 +237,189 @@ fn meaningless_empty_strings_are_rejected() {
         );
     }
 }
+
+/// A chain of `depth` layers, each `from` the previous, and a service on its end.
+fn chain(depth: usize) -> String {
+    let mut s = "# syntax=layerstack:dev\n[layers.c0]\nfrom = \"python:3.12-slim\"\n".to_string();
+    for i in 1..depth {
+        s.push_str(&format!(
+            "[layers.c{i}]\nfrom = \"c{}\"\nenv = {{ L{i} = \"{i}\" }}\nrun = [\"echo {i}\"]\n",
+            i - 1
+        ));
+    }
+    s.push_str(&format!(
+        "[services.app]\nfrom = \"c{}\"\ncmd = [\"python3\"]\n",
+        depth - 1
+    ));
+    s
+}
+
+#[test]
+fn a_2000_deep_chain_needs_no_deep_recursion() {
+    // On a thread with a 1 MiB stack: one stack frame per `from` level (what planning,
+    // marshalling, hashing and the tree did) overflowed at ~400 levels with 8 MiB.
+    let run = || {
+        use llb_gen::report::{self, context::Ignore, context::MemContext};
+        let text = chain(2000);
+        let file = SourceFile::new("stack.toml", text);
+        let opts = BuildOptions::default();
+        let diags = llb_gen::check(&file, &opts);
+        assert!(!diags.has_errors(), "{}", diags.render(&file));
+        let o = BuildOptions {
+            target: Some("app".into()),
+            ..opts.clone()
+        };
+        let (stack, plan) = llb_gen::load(&file, &o).expect("plans");
+        assert_eq!(plan.images.len(), 2001);
+        let out = llb_gen::convert::convert(&plan, &o, &llb_gen::convert::NoImages, &file)
+            .expect("converts");
+        assert!(out.definition.def.len() > 2000);
+        let all = report::plan_all(&stack, &opts).expect("plans all");
+        assert_eq!(all.images.len(), 2001);
+        let dot = report::graph::render(&all.images, "chain", report::graph::Format::Dot);
+        assert!(dot.contains("\"layer_c1999\" -> \"service_app\""));
+        let tree = report::tree::render(&stack, &all.images, &all.images, &opts.platform, None);
+        assert!(tree.contains("service app"));
+        let ignore = Ignore::new::<&str>(&[]).unwrap();
+        let h = report::hash_image(
+            &stack,
+            &opts,
+            std::slice::from_ref(&opts.platform),
+            "app",
+            &MemContext::new(),
+            &ignore,
+        )
+        .expect("hashes");
+        assert!(!h.digest.is_empty());
+    };
+    std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(run)
+        .unwrap()
+        .join()
+        .expect("no stack overflow, no panic");
+}
+
+#[test]
+fn a_from_cycle_in_a_long_chain_is_found_once() {
+    // The cycle check walks each image once (it followed every chain from every image).
+    let text = chain(3000).replace("from = \"python:3.12-slim\"", "from = \"c2999\"");
+    let e = errors(&text);
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert_eq!((e[0].0, e[0].1.as_deref()), (3, Some("layers.c0.from")));
+    assert!(
+        e[0].2.starts_with("`from` cycle: c0 → c2999 → c2998"),
+        "{}",
+        &e[0].2[..80]
+    );
+}
+
+#[test]
+fn doubling_args_stop_at_the_line_that_crosses_the_cap() {
+    // 40 lines of `A(n) = "${A(n-1)}${A(n-1)}"` would need 16 TiB; the cap is 1 MiB, crossed
+    // by A17 (16 bytes × 2^17 = 2 MiB).
+    let mut text = "# syntax=layerstack:dev\n[args]\nA0 = \"xxxxxxxxxxxxxxxx\"\n".to_string();
+    for i in 1..40 {
+        text.push_str(&format!("A{i} = \"${{A{}}}${{A{}}}\"\n", i - 1, i - 1));
+    }
+    text.push_str("[layers.a]\nfrom = \"python:3.12-slim\"\nenv = { X = \"${A39}\" }\n");
+    let e = errors(&text);
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert_eq!(e[0].0, 3 + 17);
+    assert_eq!(e[0].1.as_deref(), Some("args.A17"));
+    assert_eq!(
+        e[0].2,
+        "this value grows past 1048576 bytes when `${…}` references are substituted"
+    );
+}
+
+#[test]
+fn doubling_env_entries_stop_at_the_entry_that_crosses_the_cap() {
+    let mut env = vec![format!("E0 = \"{}\"", "x".repeat(16))];
+    for i in 1..40 {
+        env.push(format!("E{i} = \"${{E{}}}${{E{}}}\"", i - 1, i - 1));
+    }
+    let text = format!("{HEAD}env = {{ {} }}\n", env.join(", "));
+    let file = SourceFile::new("stack.toml", text);
+    let (_, plan) = llb_gen::load(&file, &BuildOptions::default()).expect("plans");
+    let e = llb_gen::convert::convert(
+        &plan,
+        &BuildOptions::default(),
+        &llb_gen::convert::NoImages,
+        &file,
+    )
+    .expect_err("the env grows past the cap");
+    let e: Vec<&Diagnostic> = e.errors().collect();
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert_eq!(e[0].key.as_deref(), Some("layers.a.env.E17"));
+    assert_eq!(file.line_col(e[0].span.unwrap().start).line, 2);
+}
+
+#[test]
+fn source_date_epoch_beyond_year_9999_is_rejected() {
+    let file = SourceFile::new("stack.toml", HEAD);
+    let with = |v: &str| BuildOptions {
+        build_args: [("SOURCE_DATE_EPOCH".to_string(), v.to_string())].into(),
+        ..BuildOptions::default()
+    };
+    assert!(llb_gen::load(&file, &with("253402300799")).is_ok());
+    for bad in ["253402300800", "-1", "soon", "99999999999999999999"] {
+        let e = llb_gen::load(&file, &with(bad)).expect_err(bad);
+        let d = e.primary().unwrap();
+        assert_eq!(
+            d.key.as_deref(),
+            Some("--build-arg SOURCE_DATE_EPOCH"),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn healthcheck_durations_fit_signed_64_bit_nanoseconds() {
+    let hc = |d: &str| format!("{HEAD}healthcheck = {{ cmd = [\"true\"], interval = \"{d}\" }}\n");
+    assert!(errors(&hc("2562047h")).is_empty());
+    // 2562048h is 9.2234e18 ns: above i64::MAX, below u64::MAX.
+    let (line, key, msg) = one_error(&hc("2562048h"));
+    assert_eq!(
+        (line, key.as_deref()),
+        (4, Some("layers.a.healthcheck.interval"))
+    );
+    assert!(
+        msg.contains("longer than the longest Docker accepts"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn secrets_cannot_take_over_paths_and_are_hinted_as_secrets() {
+    for (target, _) in [
+        ("/", ""),
+        ("/run/layerstack/requirements", ""),
+        ("/run/layerstack/x/", ""),
+    ] {
+        let text = format!("{HEAD}pip = [\"x\"]\n[secrets.t]\ntarget = \"{target}\"\n");
+        let (line, key, msg) = one_error(&text);
+        assert_eq!(
+            (line, key.as_deref()),
+            (6, Some("secrets.t.target")),
+            "{target}"
+        );
+        assert!(msg.starts_with("a secret cannot be mounted at"), "{msg}");
+    }
+    let (line, key, _) = one_error(&format!("{HEAD}[secrets.t]\nenv = \"PATH\"\n"));
+    assert_eq!((line, key.as_deref()), (5, Some("secrets.t.env")));
+
+    // `${TOKEN}` of a secret: the hint is the secret's env var, never "declare it under [args]".
+    let text = format!(
+        "{HEAD}index-url = \"https://u:${{TOKEN}}@127.0.0.1/simple\"\npip = [\"x\"]\n[secrets.token]\nenv = \"TOKEN\"\n"
+    );
+    let (file, diags) = check(&text);
+    let d = diags.errors().next().expect("an error");
+    assert_eq!(file.line_col(d.span.unwrap().start).line, 4);
+    let hint = d.hint.as_deref().unwrap();
+    assert!(
+        hint.contains("is a secret") && hint.contains("$TOKEN"),
+        "{hint}"
+    );
+    assert!(!hint.contains("[args]"), "{hint}");
+}

@@ -55,6 +55,9 @@ pub struct Stack {
     pub cross_install: Option<Sp<bool>>,
     /// Image name → index in `images`, built on the first lookup ([`Stack::image`]).
     pub(crate) name_index: std::sync::OnceLock<std::collections::HashMap<String, usize>>,
+    /// The stack-wide checks' findings, computed once (`plan::check_stack`): every plan of
+    /// every target needs them.
+    pub(crate) checked: std::sync::OnceLock<crate::diag::Diagnostics>,
 }
 
 impl Stack {
@@ -73,6 +76,8 @@ impl Stack {
     /// The stack as a variant sees it: each overlay merged into its layer or service.
     pub fn with_variant(&self, variant: &VariantDef) -> Stack {
         let mut out = self.clone();
+        // The overlays change the images: the checks run again on the variant's stack.
+        out.checked = std::sync::OnceLock::new();
         for img in &mut out.images {
             img.env.extend(variant.env.iter().cloned());
         }
