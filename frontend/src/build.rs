@@ -550,9 +550,11 @@ async fn check_context(
             .get("local.includepattern")
             .and_then(|p| serde_json::from_str(p).ok())
             .unwrap_or_default();
+        // Literal paths (escaped where they contain `[`, `*`, …) are checked; patterns are not.
         let paths: Vec<String> = paths
-            .into_iter()
-            .filter(|p| !p.contains(['*', '?', '[']) && checked.insert(p.clone()))
+            .iter()
+            .filter_map(|p| llb_gen::convert::literal_pattern(p))
+            .filter(|p| checked.insert(p.clone()))
             .collect();
         if paths.is_empty() {
             continue;

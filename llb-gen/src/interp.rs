@@ -173,6 +173,110 @@ pub fn interpolate_in(
     }
 }
 
+/// Names a shell gives a meaning of its own: an arg with one of these names is passed to
+/// shell text as `LAYERSTACK_ARG_<NAME>` instead, so that the script's own `PATH`, `IFS`, …
+/// stay what they are.
+const SHELL_SPECIAL: &[&str] = &[
+    "PATH",
+    "IFS",
+    "HOME",
+    "ENV",
+    "BASH_ENV",
+    "CDPATH",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "PS1",
+    "PS2",
+    "PS4",
+    "PWD",
+    "OLDPWD",
+    "OPTIND",
+    "OPTARG",
+    "PPID",
+    "LINENO",
+    "SHLVL",
+    "RANDOM",
+    "SECONDS",
+];
+
+/// `s` as one shell word that the shell reads back unchanged: in single quotes, each `'` as
+/// `'\''`.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Shell text with `${NAME}` of build args, the way a Dockerfile gives `ARG`s to `RUN`: each
+/// referenced arg becomes a shell variable assigned its (quoted) value before the text, and
+/// `${NAME}` stays a parameter expansion. The shell expands it without parsing the value
+/// again, so `x; touch /pwned` stays data. `$$` is `$`; unknown `${NAME}` is left to the
+/// shell (the image's env). Without references the text is unchanged.
+pub fn interpolate_shell(
+    input: &str,
+    vars: &BTreeMap<String, String>,
+    budget: &mut Budget,
+) -> Result<String, Failure> {
+    let cap = MAX_VALUE_BYTES.min(budget.remaining);
+    let bytes = input.as_bytes();
+    let mut body = String::with_capacity(input.len());
+    let mut assigned: Vec<(String, &str)> = vec![];
+    let mut prefix_len = 0usize;
+    let mut i = 0;
+    while i < input.len() {
+        if bytes[i] == b'$' {
+            if bytes.get(i + 1) == Some(&b'$') {
+                body.push('$');
+                i += 2;
+                continue;
+            }
+            if bytes.get(i + 1) == Some(&b'{')
+                && let Some(close) = input[i + 2..].find('}')
+            {
+                let name = &input[i + 2..i + 2 + close];
+                let end = i + 3 + close;
+                if crate::stack::valid_arg_name(name) {
+                    if let Some(v) = vars.get(name) {
+                        let var = if SHELL_SPECIAL.contains(&name) {
+                            format!("LAYERSTACK_ARG_{name}")
+                        } else {
+                            name.to_string()
+                        };
+                        if !assigned.iter().any(|(n, _)| *n == var) {
+                            prefix_len += var.len() + v.len() + 8;
+                            if prefix_len + input.len() > cap {
+                                return Err(Failure::TooLong {
+                                    start: i,
+                                    end,
+                                    limit: cap,
+                                    plan: budget.remaining < MAX_VALUE_BYTES,
+                                });
+                            }
+                            assigned.push((var.clone(), v));
+                        }
+                        body.push_str(&format!("${{{var}}}"));
+                    } else {
+                        body.push_str(&input[i..end]);
+                    }
+                    i = end;
+                    continue;
+                }
+            }
+        }
+        let ch = input[i..].chars().next().unwrap_or('\u{fffd}');
+        body.push(ch);
+        i += ch.len_utf8().max(1);
+    }
+    let mut out = String::with_capacity(prefix_len + body.len());
+    for (var, v) in &assigned {
+        out.push_str(var);
+        out.push('=');
+        out.push_str(&shell_quote(v));
+        out.push_str("; ");
+    }
+    out.push_str(&body);
+    budget.remaining = budget.remaining.saturating_sub(out.len());
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,6 +385,36 @@ mod tests {
             e.too_long_message()
                 .unwrap()
                 .contains("add up to more than 500 bytes")
+        );
+    }
+
+    #[test]
+    fn shell_text_gets_args_as_variables() {
+        let mut vars = vars();
+        vars.insert("X".into(), "x'; touch /pwned".into());
+        vars.insert("PATH".into(), "/evil".into());
+        let mut b = Budget::unlimited();
+        assert_eq!(
+            interpolate_shell("echo ${X} \"${X}\" $$HOME ${NOPE} ${PY}", &vars, &mut b).unwrap(),
+            "X='x'\\''; touch /pwned'; PY='3.12'; echo ${X} \"${X}\" $HOME ${NOPE} ${PY}"
+        );
+        assert_eq!(
+            interpolate_shell("ls ${PATH}", &vars, &mut b).unwrap(),
+            "LAYERSTACK_ARG_PATH='/evil'; ls ${LAYERSTACK_ARG_PATH}"
+        );
+        assert_eq!(
+            interpolate_shell("echo $$1 $HOME", &vars, &mut b).unwrap(),
+            "echo $1 $HOME"
+        );
+        // The quoting round-trips through a real shell.
+        let script = interpolate_shell("printf '%s|' ${X} \"${X}\"", &vars, &mut b).unwrap();
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "x';|touch|/pwned|x'; touch /pwned|"
         );
     }
 

@@ -423,3 +423,102 @@ fn secrets_cannot_take_over_paths_and_are_hinted_as_secrets() {
     );
     assert!(!hint.contains("[args]"), "{hint}");
 }
+
+#[test]
+fn build_args_reach_shell_fields_as_variables_not_code() {
+    use llb_gen::plan::StepKind;
+    let text = format!(
+        "{HEAD}[args]\nX = \"\"\n[services.s]\nfrom = \"a\"\nrun = [\"printf '%s|' ${{X}} \\\"${{X}}\\\" > out\"]\n\
+         cmd = \"serve ${{X}}\"\nhealthcheck = {{ cmd = \"check ${{X}}\" }}\nentrypoint = [\"tini\", \"${{X}}\"]\n"
+    );
+    let file = SourceFile::new("stack.toml", text);
+    let evil = "x; touch pwned";
+    let o = BuildOptions {
+        target: Some("s".into()),
+        build_args: [("X".to_string(), evil.to_string())].into(),
+        ..BuildOptions::default()
+    };
+    let (_, plan) = llb_gen::load(&file, &o).expect("plans");
+    let s = plan.images.last().unwrap();
+    let StepKind::Run { command, .. } = &s.steps.last().unwrap().kind else {
+        panic!("{:?}", s.steps)
+    };
+    assert_eq!(
+        command,
+        "X='x; touch pwned'; printf '%s|' ${X} \"${X}\" > out"
+    );
+    // Run as the build would: the value is data, `pwned` is never created.
+    let dir = std::env::temp_dir().join(format!("hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let st = std::process::Command::new("/bin/sh")
+        .args(["-c", command])
+        .current_dir(&dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(!dir.join("pwned").exists());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out")).unwrap(),
+        "x;|touch|pwned|x; touch pwned|"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    let shell = |v: &str| format!("X='x; touch pwned'; {v} ${{X}}");
+    assert_eq!(
+        s.config.cmd.as_deref(),
+        Some(&["/bin/sh".to_string(), "-c".into(), shell("serve")][..])
+    );
+    let hc = s.config.healthcheck.clone().flatten().unwrap();
+    assert_eq!(hc.test, ["CMD-SHELL".to_string(), shell("check")]);
+    // Exec form has no shell: the value is one argument, as written.
+    assert_eq!(
+        s.config.entrypoint.as_deref(),
+        Some(&["tini".to_string(), evil.to_string()][..])
+    );
+}
+
+#[test]
+fn apt_globs_and_literal_context_paths_are_quoted() {
+    let text = format!(
+        "{HEAD}apt = [\"libpq-dev=15.*\", \"curl\"]\nrequirements = [\"reqs[gpu].txt\"]\ncopy = [\"data[0-9].csv\"]\n"
+    );
+    let file = SourceFile::new("stack.toml", text);
+    let o = BuildOptions::default();
+    let (_, plan) = llb_gen::load(&file, &o).expect("plans");
+    let out =
+        llb_gen::convert::convert(&plan, &o, &llb_gen::convert::NoImages, &file).expect("converts");
+    let mut scripts = vec![];
+    let mut includes = vec![];
+    for bytes in &out.definition.def {
+        use prost::Message;
+        let op = llb_gen::pb::Op::decode(bytes.as_slice()).unwrap();
+        match op.op {
+            Some(llb_gen::pb::op::Op::Exec(e)) => {
+                scripts.extend(e.meta.map(|m| m.args.join(" ")));
+            }
+            Some(llb_gen::pb::op::Op::Source(s)) => {
+                includes.extend(s.attrs.get("local.includepattern").cloned());
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        scripts.iter().any(
+            |s| s.ends_with("apt-get install -y --no-install-recommends 'libpq-dev=15.*' curl")
+        ),
+        "{scripts:#?}"
+    );
+    // The requirements file is a literal name; the copy source is a pattern.
+    assert!(
+        includes.contains(&r#"["reqs\\[gpu].txt"]"#.to_string()),
+        "{includes:#?}"
+    );
+    assert!(
+        includes.contains(&r#"["data[0-9].csv"]"#.to_string()),
+        "{includes:#?}"
+    );
+    assert_eq!(
+        llb_gen::convert::literal_pattern(r"reqs\[gpu].txt").as_deref(),
+        Some("reqs[gpu].txt")
+    );
+    assert_eq!(llb_gen::convert::literal_pattern("data[0-9].csv"), None);
+}

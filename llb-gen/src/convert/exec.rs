@@ -53,9 +53,21 @@ impl<'a> Converter<'a> {
         }
     }
 
-    /// The build context restricted to `paths` (plus `.dockerignore` excludes).
-    pub(super) fn context(&mut self, paths: &[String], label: &str, span: Span) -> Output {
-        let mut key: Vec<String> = paths.to_vec();
+    /// The build context restricted to `paths` (plus `.dockerignore` excludes). With
+    /// `literal`, the paths are file names, not patterns: `*`, `?`, `[` and `\` in them are
+    /// escaped, so that `reqs[gpu].txt` is sent (as a pattern it matches `reqsg.txt`).
+    pub(super) fn context(
+        &mut self,
+        paths: &[String],
+        literal: bool,
+        label: &str,
+        span: Span,
+    ) -> Output {
+        let mut key: Vec<String> = if literal {
+            paths.iter().map(|p| escape_pattern(p)).collect()
+        } else {
+            paths.to_vec()
+        };
         key.sort();
         key.dedup();
         if let Some(o) = self.contexts.get(&key) {
@@ -216,7 +228,16 @@ impl<'a> Converter<'a> {
             "set -eu; rm -f /etc/apt/apt.conf.d/docker-clean; \
              echo 'Binary::apt::APT::Keep-Downloaded-Packages \"true\";' > /etc/apt/apt.conf.d/keep-cache; \
              apt-get update; apt-get install -y --no-install-recommends {}",
-            packages.join(" ")
+            // `libpq-dev=15.*` would be a glob to the shell: quote such words.
+            packages
+                .iter()
+                .map(|p| if p.contains(['*', '~', '?', '[']) {
+                    crate::interp::shell_quote(p)
+                } else {
+                    p.clone()
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
         );
         let mounts = self.apt_mounts();
         self.run(
@@ -229,4 +250,31 @@ impl<'a> Converter<'a> {
             m,
         )
     }
+}
+
+/// `p` as a BuildKit include pattern that matches exactly the path `p`.
+pub fn escape_pattern(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    for c in p.chars() {
+        if matches!(c, '*' | '?' | '[' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The path an include pattern matches when it is a literal one (no unescaped `*`, `?` or
+/// `[`), with its escapes removed; None for a real pattern.
+pub fn literal_pattern(p: &str) -> Option<String> {
+    let mut out = String::with_capacity(p.len());
+    let mut chars = p.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push(chars.next().unwrap_or('\\')),
+            '*' | '?' | '[' => return None,
+            c => out.push(c),
+        }
+    }
+    Some(out)
 }

@@ -151,7 +151,7 @@ impl<'a> Converter<'a> {
                     mode,
                     exclude,
                 } => {
-                    let ctx = self.context(std::slice::from_ref(src), &label, step.span);
+                    let ctx = self.context(std::slice::from_ref(src), false, &label, step.span);
                     let dest = resolve_dest(&st.config.working_dir, src, dest.as_deref());
                     let wildcard = src.contains(['*', '?', '[']);
                     // With MergeOp, a service's files are copied onto scratch and merged onto

@@ -11,6 +11,7 @@ mod python;
 pub mod resolve;
 mod values;
 
+pub use exec::{escape_pattern, literal_pattern};
 pub use resolve::*;
 pub use values::rfc3339;
 use values::{resolve_dest, useradd_script};

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
-use crate::interp::{Budget, Failure, Unknown, interpolate, interpolate_in};
+use crate::interp::{Budget, Failure, Unknown, interpolate, interpolate_in, interpolate_shell};
 use crate::platform::Platform;
 use crate::source::Span;
 use crate::stack::{EnvVar, ImageDef, Kind, Sp, Stack, VariantDef};
@@ -245,6 +245,31 @@ impl<'a> Planner<'a> {
                     self.diags.push(d);
                 }
                 s.value.clone()
+            }
+        }
+    }
+
+    /// Text run by a shell (`run`, shell-form `cmd`/`entrypoint`, a string `healthcheck`):
+    /// build args reach it as shell variables, never as shell code
+    /// ([`crate::interp::interpolate_shell`]).
+    pub(super) fn shell_text(&mut self, s: &Sp<String>, key: &str) -> String {
+        match interpolate_shell(&s.value, self.vars, &mut self.budget) {
+            Ok(v) => v,
+            Err(f) => {
+                let span = match &f {
+                    Failure::TooLong { start, end, .. }
+                        if s.span.end - s.span.start == s.value.len() + 2 =>
+                    {
+                        Span::new(s.span.start + 1 + start, s.span.start + 1 + end)
+                    }
+                    _ => s.span,
+                };
+                self.diags.push(
+                    Diagnostic::error(f.too_long_message().unwrap_or_default())
+                        .at(span)
+                        .key(key.to_string()),
+                );
+                String::new()
             }
         }
     }
