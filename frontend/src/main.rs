@@ -2,9 +2,11 @@
 //! with llb-gen, solves, and always answers with exactly one `Return`.
 
 mod build;
+mod checks;
 mod gateway;
 mod opts;
 mod pb;
+mod request;
 mod subrequests;
 
 use std::process::ExitCode;
@@ -40,7 +42,7 @@ async fn run() -> ExitCode {
     })
     .await
     .unwrap_or_else(|e| {
-        Err(build::Failure::plain(format!(
+        Err(request::Failure::plain(format!(
             "layerstack frontend bug: {e}"
         )))
     });

@@ -46,9 +46,9 @@ use llb_gen::source::{SourceFile, Span};
 use llb_gen::stack::{ImageDef, Stack};
 use serde::Serialize;
 
-use crate::build::{Failure, Inputs};
 use crate::gateway::{ResultBuilder, base64_std};
 use crate::opts::FrontendOpts;
+use crate::request::{Failure, Inputs};
 
 /// `frontend.subrequests.describe`: the list of supported subrequests.
 pub const REQUEST_DESCRIBE: &str = "frontend.subrequests.describe";
@@ -393,20 +393,23 @@ fn outline(opts: &FrontendOpts, inputs: &Inputs) -> Result<Outline, Failure> {
     if checks.has_errors() {
         return Err(stack_failure(file, checks));
     }
-    let stack_platforms = crate::build::stack_platforms(opts, &stack);
-    let platforms = crate::build::platforms(opts, &stack_platforms)?;
+    let stack_platforms = crate::request::stack_platforms(opts, &stack);
+    let platforms = crate::request::platforms(opts, &stack_platforms)?;
 
     let mut first: Option<(Plan, std::collections::BTreeMap<String, String>)> = None;
     let mut cache: Vec<CacheMount> = vec![];
     let mut seen = BTreeSet::new();
     for platform in platforms {
-        let bo = crate::build::build_options(opts, inputs, platform);
+        let bo = crate::request::build_options(opts, inputs, platform);
         let (_, plan) = llb_gen::load(file, &bo).map_err(|e| Failure::from_stack(&e))?;
-        for (id, span) in cache_mounts(&plan, &bo, file)? {
-            if seen.insert(id.clone()) {
+        // The plan's caches (apt, pip, uv, conda; ids namespaced by platform and variant),
+        // located at the first line of the step that first uses each.
+        for c in plan.caches() {
+            if seen.insert(c.id.clone()) {
+                let line = file.line_span(file.line_col(c.span.start).line);
                 cache.push(CacheMount {
-                    id,
-                    location: Some(location(file, &[span])),
+                    id: c.id,
+                    location: Some(location(file, &[line])),
                 });
             }
         }
@@ -445,51 +448,6 @@ fn outline(opts: &FrontendOpts, inputs: &Inputs) -> Result<Outline, Failure> {
         cache,
         sources: vec![base64_std(file.text.as_bytes())],
     })
-}
-
-/// The cache mount ids of this plan's steps, read from the LLB the converter makes for it (so
-/// they are exactly the build's: apt, pip, uv and conda caches, namespaced by platform and
-/// variant), in order of first use, with the stack.toml lines of the step that uses each.
-fn cache_mounts(
-    plan: &Plan,
-    bo: &plan::BuildOptions,
-    file: &SourceFile,
-) -> Result<Vec<(String, Span)>, Failure> {
-    use prost::Message;
-    let converted = llb_gen::convert::convert(plan, bo, &llb_gen::convert::NoImages, file)
-        .map_err(|d| stack_failure(file, d))?;
-    let def = &converted.definition;
-    let digests = llb_gen::llb::op_digests(def);
-    let mut out: Vec<(String, Span)> = vec![];
-    for (bytes, digest) in def.def.iter().zip(&digests) {
-        let Ok(op) = llb_gen::pb::Op::decode(bytes.as_slice()) else {
-            continue;
-        };
-        let Some(llb_gen::pb::op::Op::Exec(exec)) = &op.op else {
-            continue;
-        };
-        let line = def
-            .source
-            .as_ref()
-            .and_then(|s| s.locations.get(digest))
-            .and_then(|l| l.locations.first())
-            .and_then(|l| l.ranges.first())
-            .and_then(|r| r.start.as_ref())
-            .map(|p| p.line.max(1) as usize)
-            .unwrap_or(1);
-        for m in &exec.mounts {
-            if let Some(c) = m
-                .cache_opt
-                .as_ref()
-                .filter(|_| m.mount_type == llb_gen::pb::MountType::Cache as i32)
-            {
-                if !out.iter().any(|(i, _)| *i == c.id) {
-                    out.push((c.id.clone(), file.line_span(line)));
-                }
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// As `outline.PrintOutline`, plus a table of cache mount ids (upstream prints none).
@@ -534,13 +492,9 @@ fn print_outline(o: &Outline) -> String {
 
 /// Parse the stack; parse errors fail like a build does (with the location for buildx).
 fn parse_stack(file: &SourceFile) -> Result<Stack, Failure> {
-    let (stack, diags) = llb_gen::stack::parse(file);
-    if diags.has_errors() {
-        let mut d = diags;
-        d.extend(plan::check_stack(&stack));
-        return Err(stack_failure(file, d));
-    }
-    Ok(stack)
+    llb_gen::parse_checked(file)
+        .map(|(stack, _)| stack)
+        .map_err(|e| Failure::from_stack(&e))
 }
 
 fn stack_failure(file: &SourceFile, diagnostics: Diagnostics) -> Failure {
@@ -923,6 +877,58 @@ venv = { builder-apt = ["gcc"] }
             panic!("expected an error")
         };
         assert!(f.message.contains("nope"), "{}", f.message);
+    }
+
+    /// The invalid-stack corpus of llb-gen: whatever a subrequest reports first is what
+    /// `llb-gen check` reports first (one door into the core, one order of diagnostics).
+    #[test]
+    fn first_diagnostic_equals_llb_gen_check_for_the_invalid_corpus() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../llb-gen/tests/invalid");
+        let mut paths: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        let (mut compared, mut parse_level) = (0, 0);
+        for p in paths {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let file = SourceFile::new("stack.toml", text.clone());
+            let check = llb_gen::check(&file, &llb_gen::plan::BuildOptions::default());
+            let Some(first) = check.errors().next().map(|d| d.one_line(&file)) else {
+                continue;
+            };
+            // Parse-level errors: every consumer reports `llb-gen check`'s first. Plan-level
+            // ones depend on the target: the default target's plan (`llb-gen build`'s) then.
+            let strict = llb_gen::parse_checked(&file).is_err();
+            parse_level += usize::from(strict);
+            let expected = if strict {
+                first
+            } else {
+                match llb_gen::load(&file, &llb_gen::plan::BuildOptions::default()) {
+                    Err(e) => e.diagnostics.errors().next().unwrap().one_line(&file),
+                    Ok(_) => continue,
+                }
+            };
+            for req in [REQUEST_TARGETS, REQUEST_OUTLINE] {
+                match answer(req, &opts(&[]), &inputs(&text)) {
+                    Err(f) => {
+                        let got = f.message.lines().next().unwrap_or_default();
+                        assert_eq!(got, expected, "{}: {req}", p.display());
+                        compared += 1;
+                    }
+                    Ok(_) => assert!(
+                        !strict,
+                        "{}: {req} accepted a stack with parse errors",
+                        p.display()
+                    ),
+                }
+            }
+        }
+        assert!(
+            parse_level >= 20 && compared >= 40,
+            "{parse_level} parse-level stacks, {compared} comparisons"
+        );
     }
 
     #[test]

@@ -353,11 +353,7 @@ fn finish(r: Result<String, String>) -> ExitCode {
 
 /// Parse a stack; parse errors (with the stack-wide checks) are rendered.
 fn parse_stack(file: &SourceFile) -> Result<Stack, String> {
-    let (stack, mut diags) = llb_gen::stack::parse(file);
-    if diags.has_errors() {
-        diags.extend(llb_gen::plan::check_stack(&stack));
-        return Err(diags.sorted().render(file));
-    }
+    let (stack, diags) = llb_gen::parse_checked(file).map_err(|e| e.diagnostics.render(file))?;
     if !diags.items.is_empty() {
         eprint!("{}", diags.render(file));
     }
@@ -735,10 +731,7 @@ fn is_executable(_: &std::fs::Metadata) -> bool {
 /// `llb-gen targets`: services, layers, variants and how to pick them.
 fn targets_cmd(path: &PathBuf) -> Result<String, String> {
     let file = read(path)?;
-    let (stack, diags) = llb_gen::stack::parse(&file);
-    if diags.has_errors() {
-        return Err(diags.render(&file));
-    }
+    let (stack, _) = llb_gen::parse_checked(&file).map_err(|e| e.diagnostics.render(&file))?;
     let default = stack.default_target().unwrap_or_default().to_string();
     let mut out = String::new();
     let width = stack

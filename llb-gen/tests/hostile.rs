@@ -517,8 +517,11 @@ fn apt_globs_and_literal_context_paths_are_quoted() {
         "{includes:#?}"
     );
     assert_eq!(
-        llb_gen::convert::literal_pattern(r"reqs\[gpu].txt").as_deref(),
+        llb_gen::plan::resources::literal_pattern(r"reqs\[gpu].txt").as_deref(),
         Some("reqs[gpu].txt")
     );
-    assert_eq!(llb_gen::convert::literal_pattern("data[0-9].csv"), None);
+    assert_eq!(
+        llb_gen::plan::resources::literal_pattern("data[0-9].csv"),
+        None
+    );
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::llb::{FileAction, Mount, Output, VertexMeta, op_digests};
+use crate::llb::{FileAction, Mount, Output, VertexMeta};
 use crate::plan::{Installer, PipStep, PlanImage};
 use crate::source::Span;
 
@@ -123,8 +123,7 @@ impl<'a> Converter<'a> {
         let probe_name = format!("{}: wheels for {}? (probe on {build})", m.name, st.platform);
         let probe = on_runner(self, "probe", CROSS_STATUS, probe_name.clone());
         let definition = self.g.marshal(probe, Some(self.file));
-        let digests = op_digests(&definition);
-        let key = digests[digests.len().saturating_sub(2)].clone();
+        let key = root_digest(&definition);
         match verdicts.get(&key) {
             Some(CrossVerdict::Emulate(reason)) => return Err(reason.clone()),
             Some(CrossVerdict::Cross) => {}
@@ -233,4 +232,15 @@ impl<'a> Converter<'a> {
             meta(format!("[{label}] {what} {}", paths.join(" ")), span),
         )
     }
+}
+
+/// The digest of a definition's root vertex: the input of its terminal op (the key a probe's
+/// verdict is filed under), read from the terminal rather than counted from the end.
+fn root_digest(def: &pb::Definition) -> String {
+    use prost::Message;
+    def.def
+        .last()
+        .and_then(|b| pb::Op::decode(b.as_slice()).ok())
+        .and_then(|op| op.inputs.first().map(|i| i.digest.clone()))
+        .expect("a marshalled definition ends with a terminal op naming its root")
 }

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use crate::diag::Diagnostic;
 use crate::image::ImageConfig;
-use crate::llb::{CacheSharing, Exec, Mount, NetMode, Output, VertexMeta};
-use crate::plan::{Base, Network, PlanImage};
+use crate::llb::{CacheSharing, Exec, Graph, Mount, NetMode, Output, VertexMeta};
+use crate::plan::resources::{self, CacheKind, Sharing};
+use crate::plan::{Base, ContextOptions, Network, PlanImage};
 use crate::platform::Platform;
 use crate::source::Span;
 
@@ -54,8 +55,7 @@ impl<'a> Converter<'a> {
     }
 
     /// The build context restricted to `paths` (plus `.dockerignore` excludes). With
-    /// `literal`, the paths are file names, not patterns: `*`, `?`, `[` and `\` in them are
-    /// escaped, so that `reqs[gpu].txt` is sent (as a pattern it matches `reqsg.txt`).
+    /// `literal`, the paths are file names, not patterns (see [`resources::escape_pattern`]).
     pub(super) fn context(
         &mut self,
         paths: &[String],
@@ -63,56 +63,19 @@ impl<'a> Converter<'a> {
         label: &str,
         span: Span,
     ) -> Output {
-        let mut key: Vec<String> = if literal {
-            paths.iter().map(|p| escape_pattern(p)).collect()
-        } else {
-            paths.to_vec()
-        };
-        key.sort();
-        key.dedup();
-        if let Some(o) = self.contexts.get(&key) {
+        let key = resources::source_key(paths);
+        let cache_key = resources::include_patterns(&key, literal);
+        if let Some(o) = self.contexts.get(&cache_key) {
             return *o;
         }
-        let ctx = &self.opts.context;
-        let name = if ctx.name.is_empty() {
-            "context"
-        } else {
-            ctx.name.as_str()
-        };
-        let mut attrs = BTreeMap::new();
-        let include: Vec<String> = key
-            .iter()
-            .map(|p| {
-                if p == "." {
-                    "**".to_string()
-                } else {
-                    p.clone()
-                }
-            })
-            .collect();
-        attrs.insert(
-            "local.includepattern".to_string(),
-            serde_json::to_string(&include).expect("strings"),
-        );
-        if !ctx.exclude_patterns.is_empty() {
-            attrs.insert(
-                "local.excludepatterns".to_string(),
-                serde_json::to_string(&ctx.exclude_patterns).expect("strings"),
-            );
-        }
-        attrs.insert(
-            "local.sharedkeyhint".to_string(),
-            format!("{name}:{}", key.join(",")),
-        );
-        if !ctx.session_id.is_empty() {
-            attrs.insert("local.session".to_string(), ctx.session_id.clone());
-        }
-        let out = self.g.local(
-            name,
-            attrs,
+        let out = local_source(
+            &mut self.g,
+            &self.opts.context,
+            &key,
+            literal,
             meta(format!("[{label}] load context {}", key.join(" ")), span),
         );
-        self.contexts.insert(key, out);
+        self.contexts.insert(cache_key, out);
         out
     }
 
@@ -188,32 +151,33 @@ impl<'a> Converter<'a> {
         self.g.exec(st.root, exec, &st.platform, m)
     }
 
-    /// Cache ids are namespaced by platform and variant (a CUDA variant's Ubuntu apt lists
-    /// must not meet a Debian base's).
+    /// Cache ids are namespaced by platform and variant (see [`crate::plan::resources`]).
     pub(super) fn cache_slug(&self) -> String {
         self.cache_slug_for(self.platform())
     }
 
     pub(super) fn cache_slug_for(&self, platform: &Platform) -> String {
-        match &self.plan.variant {
-            Some(v) => format!("{}-{v}", platform.slug()),
-            None => platform.slug(),
+        self.plan.cache_slug(platform)
+    }
+
+    /// The cache mount of `kind`, as the plan names it.
+    pub(super) fn cache(kind: CacheKind, slug: &str, conda_dir: &str) -> Mount {
+        let (id, dest, sharing) = resources::cache_mount(kind, slug, conda_dir);
+        Mount::Cache {
+            id,
+            dest,
+            sharing: match sharing {
+                Sharing::Shared => CacheSharing::Shared,
+                Sharing::Locked => CacheSharing::Locked,
+            },
         }
     }
 
     pub(super) fn apt_mounts(&self) -> Vec<Mount> {
         let slug = self.cache_slug();
         vec![
-            Mount::Cache {
-                id: format!("layerstack-apt-cache-{slug}"),
-                dest: "/var/cache/apt".into(),
-                sharing: CacheSharing::Locked,
-            },
-            Mount::Cache {
-                id: format!("layerstack-apt-lib-{slug}"),
-                dest: "/var/lib/apt".into(),
-                sharing: CacheSharing::Locked,
-            },
+            Self::cache(CacheKind::AptArchives, &slug, ""),
+            Self::cache(CacheKind::AptLists, &slug, ""),
         ]
     }
 
@@ -252,29 +216,38 @@ impl<'a> Converter<'a> {
     }
 }
 
-/// `p` as a BuildKit include pattern that matches exactly the path `p`.
-pub fn escape_pattern(p: &str) -> String {
-    let mut out = String::with_capacity(p.len());
-    for c in p.chars() {
-        if matches!(c, '*' | '?' | '[' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
+/// The context source loading `key` (sorted, deduplicated paths): the build's vertex, and the
+/// one the frontend's context check solves alone ([`super::context_definition`]).
+pub(super) fn local_source(
+    g: &mut Graph,
+    ctx: &ContextOptions,
+    key: &[String],
+    literal: bool,
+    m: VertexMeta,
+) -> Output {
+    let name = if ctx.name.is_empty() {
+        "context"
+    } else {
+        ctx.name.as_str()
+    };
+    let mut attrs = BTreeMap::new();
+    let include = resources::include_patterns(key, literal);
+    attrs.insert(
+        "local.includepattern".to_string(),
+        serde_json::to_string(&include).expect("strings"),
+    );
+    if !ctx.exclude_patterns.is_empty() {
+        attrs.insert(
+            "local.excludepatterns".to_string(),
+            serde_json::to_string(&ctx.exclude_patterns).expect("strings"),
+        );
     }
-    out
-}
-
-/// The path an include pattern matches when it is a literal one (no unescaped `*`, `?` or
-/// `[`), with its escapes removed; None for a real pattern.
-pub fn literal_pattern(p: &str) -> Option<String> {
-    let mut out = String::with_capacity(p.len());
-    let mut chars = p.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => out.push(chars.next().unwrap_or('\\')),
-            '*' | '?' | '[' => return None,
-            c => out.push(c),
-        }
+    attrs.insert(
+        "local.sharedkeyhint".to_string(),
+        format!("{name}:{}", key.join(",")),
+    );
+    if !ctx.session_id.is_empty() {
+        attrs.insert("local.session".to_string(), ctx.session_id.clone());
     }
-    Some(out)
+    g.local(name, attrs, m)
 }

@@ -11,7 +11,6 @@ mod python;
 pub mod resolve;
 mod values;
 
-pub use exec::{escape_pattern, literal_pattern};
 pub use resolve::*;
 pub use values::rfc3339;
 use values::{resolve_dest, useradd_script};
@@ -123,6 +122,25 @@ pub fn convert(
     file: &SourceFile,
 ) -> Result<Converted, Diagnostics> {
     convert_cross(plan, opts, images, file, None)
+}
+
+/// The context source that loads one group of context paths, alone: the same vertex the
+/// build uses (same digest), for the frontend to solve and look the paths up in before any
+/// install runs.
+pub fn context_definition(opts: &BuildOptions, read: &crate::plan::ContextRead) -> pb::Definition {
+    let mut g = Graph::new();
+    let key = crate::plan::resources::source_key(&read.paths);
+    let out = exec::local_source(
+        &mut g,
+        &opts.context,
+        &key,
+        read.literal,
+        meta(
+            format!("[context check] load context {}", key.join(" ")),
+            read.span,
+        ),
+    );
+    g.marshal(out, None)
 }
 
 /// Convert a plan to LLB; with `cross`, pip steps for a platform other than the build

@@ -1,6 +1,7 @@
 //! Python installs: pip/uv steps, conda environments and the uv tool state.
 
-use crate::llb::{CacheSharing, Mount, Output, VertexMeta};
+use crate::llb::{Mount, Output, VertexMeta};
+use crate::plan::resources::{CacheKind, PIP_CACHE_DIR, UV_CACHE_DIR};
 use crate::plan::{CondaStep, Installer, PipStep, PlanImage};
 use crate::source::Span;
 
@@ -96,17 +97,9 @@ impl<'a> Converter<'a> {
             args.push(u.clone());
         }
         let mut mounts = match uv {
-            None => vec![Mount::Cache {
-                id: format!("layerstack-pip-{slug}"),
-                dest: "/root/.cache/pip".into(),
-                sharing: CacheSharing::Shared,
-            }],
+            None => vec![Self::cache(CacheKind::Pip, slug, "")],
             Some(tool) => vec![
-                Mount::Cache {
-                    id: format!("layerstack-uv-{slug}"),
-                    dest: "/root/.cache/uv".into(),
-                    sharing: CacheSharing::Shared,
-                },
+                Self::cache(CacheKind::Uv, slug, ""),
                 Mount::Bind {
                     input: tool,
                     selector: UV_DIR.into(),
@@ -137,11 +130,11 @@ impl<'a> Converter<'a> {
         }
         let env: Vec<(&'static str, String)> = match uv {
             None => vec![
-                ("PIP_CACHE_DIR", "/root/.cache/pip".into()),
+                ("PIP_CACHE_DIR", PIP_CACHE_DIR.into()),
                 ("PIP_DISABLE_PIP_VERSION_CHECK", "1".into()),
             ],
             Some(_) => vec![
-                ("UV_CACHE_DIR", "/root/.cache/uv".into()),
+                ("UV_CACHE_DIR", UV_CACHE_DIR.into()),
                 // The cache is a mount: copy out of it, never hard-link into it.
                 ("UV_LINK_MODE", "copy".into()),
                 ("UV_COMPILE_BYTECODE", "1".into()),
@@ -205,11 +198,7 @@ impl<'a> Converter<'a> {
             args.push(ch.clone());
         }
         let mounts = vec![
-            Mount::Cache {
-                id: format!("layerstack-conda-{}", self.cache_slug()),
-                dest: c.cache.clone(),
-                sharing: CacheSharing::Locked,
-            },
+            Self::cache(CacheKind::Conda, &self.cache_slug(), &c.cache),
             Mount::Bind {
                 input: files,
                 selector: String::new(),
@@ -252,13 +241,13 @@ impl<'a> Converter<'a> {
             UV_DIR.into(),
             spec.clone(),
         ];
-        let mounts = vec![Mount::Cache {
-            id: format!("layerstack-pip-{}", self.cache_slug_for(&st.platform)),
-            dest: "/root/.cache/pip".into(),
-            sharing: CacheSharing::Shared,
-        }];
+        let mounts = vec![Self::cache(
+            CacheKind::Pip,
+            &self.cache_slug_for(&st.platform),
+            "",
+        )];
         let env = [
-            ("PIP_CACHE_DIR", "/root/.cache/pip".to_string()),
+            ("PIP_CACHE_DIR", PIP_CACHE_DIR.to_string()),
             ("PIP_DISABLE_PIP_VERSION_CHECK", "1".to_string()),
         ];
         self.run(

@@ -4,6 +4,7 @@
 //! - [`model`]: the plan's data; [`options`]: the request's options and build-arg values;
 //! - [`select`]: target/variant selection; [`check`]: stack-wide checks;
 //! - [`planner`] (with [`steps`], [`python`], [`torch`], [`config`]): the planner itself;
+//! - [`resources`]: what the plan uses (context reads, caches, secrets), as data with spans;
 //! - [`values`]: value parsers without planner state.
 
 pub mod check;
@@ -12,6 +13,7 @@ pub mod model;
 pub mod options;
 pub mod planner;
 pub mod python;
+pub mod resources;
 pub mod select;
 pub mod steps;
 pub mod torch;
@@ -26,6 +28,7 @@ pub(crate) use options::CLIENT_ARGS;
 pub use options::*;
 use planner::Planner;
 pub use planner::{plan, plan_every};
+pub use resources::{CacheKind, CacheUse, ContextRead, Sharing};
 pub use select::*;
 pub(crate) use values::normalize_port;
 pub use values::*;
