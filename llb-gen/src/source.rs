@@ -71,7 +71,7 @@ impl SourceFile {
                 let line_start = before.rfind('\n').map_or(0, |i| i + 1);
                 let col = before[line_start..].chars().count() + 1;
                 Err(format!(
-                    "{name}:{line}:{col}: error: the file is not valid UTF-8 (byte 0x{:02x} at offset {bad}); save it as UTF-8",
+                    "{name}:{line}:{col}: the file is not valid UTF-8 (byte 0x{:02x} at offset {bad}); save it as UTF-8",
                     bytes[bad]
                 ))
             }
@@ -159,7 +159,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e,
-            "s.toml:2:7: error: the file is not valid UTF-8 (byte 0xff at offset 13); save it as UTF-8"
+            "s.toml:2:7: the file is not valid UTF-8 (byte 0xff at offset 13); save it as UTF-8"
         );
         assert_eq!(
             SourceFile::from_bytes("s.toml", b"ok".to_vec())

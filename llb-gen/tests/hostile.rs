@@ -77,7 +77,7 @@ fn invalid_utf8_names_line_and_column() {
     let e = SourceFile::from_bytes("stack.toml", bytes).unwrap_err();
     assert_eq!(
         e,
-        "stack.toml:4:19: error: the file is not valid UTF-8 (byte 0xfe at offset 80); save it as UTF-8"
+        "stack.toml:4:19: the file is not valid UTF-8 (byte 0xfe at offset 80); save it as UTF-8"
     );
 }
 
@@ -524,4 +524,39 @@ fn apt_globs_and_literal_context_paths_are_quoted() {
         llb_gen::plan::resources::literal_pattern("data[0-9].csv"),
         None
     );
+}
+
+#[test]
+fn the_cli_locates_invalid_utf8_and_refuses_huge_files_before_reading_them() {
+    let dir = std::env::temp_dir().join(format!("hostile-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |name: &str, bytes: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_llb-gen"))
+            .args(["check", p.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let mut bad = HEAD.as_bytes().to_vec();
+    bad.extend_from_slice(b"run = [\"\xff\"]\n");
+    let (ok, err) = run("bad.toml", &bad);
+    assert!(!ok);
+    assert!(
+        err.contains("bad.toml:4:9: the file is not valid UTF-8 (byte 0xff at offset 69)"),
+        "{err}"
+    );
+    let huge = vec![b'#'; MAX_FILE_BYTES + 1];
+    let (ok, err) = run("huge.toml", &huge);
+    assert!(!ok);
+    assert!(
+        err.contains("the stack file is 2097153 bytes; the limit is 2097152 bytes"),
+        "{err}"
+    );
+    assert!(err.len() < 1_000);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
