@@ -560,3 +560,19 @@ fn the_cli_locates_invalid_utf8_and_refuses_huge_files_before_reading_them() {
     assert!(err.len() < 1_000);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_cycle_made_by_a_variant_overlay_is_reported_under_the_variant() {
+    let text = format!(
+        "{HEAD}[layers.b]\nfrom = \"a\"\n[variants.v]\nplatforms = [\"linux/amd64\"]\n[variants.v.layers.a]\nfrom = \"b\"\n"
+    );
+    let e = errors(&text);
+    assert!(!e.is_empty());
+    for (line, key, msg) in &e {
+        assert!(msg.starts_with("`from` cycle"), "{msg}");
+        assert_eq!(
+            (*line, key.as_deref()),
+            (9, Some("variants.v.layers.a.from"))
+        );
+    }
+}

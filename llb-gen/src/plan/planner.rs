@@ -43,6 +43,24 @@ fn plan_targets(stack: &Stack, opts: &BuildOptions, every: bool) -> Result<Plan,
     };
     let mut diags = check_stack(stack);
     if let Some(v) = variant {
+        // A `from` the variant's overlay set (a cycle it creates, a service as base) is
+        // reported under the overlay's key, where the user wrote it.
+        for d in &mut diags.items {
+            if let Some(o) = v
+                .images
+                .iter()
+                .find(|o| o.from.as_ref().is_some_and(|f| Some(f.span) == d.span))
+            {
+                d.key = Some(format!(
+                    "variants.{}.{}.{}.from",
+                    v.name.value,
+                    o.kind.table(),
+                    o.name.value
+                ));
+            }
+        }
+    }
+    if let Some(v) = variant {
         let platforms: Vec<Platform> = v
             .platforms
             .iter()
