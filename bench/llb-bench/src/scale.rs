@@ -115,7 +115,7 @@ pub fn run(services: usize, depth: usize, json: bool) {
         println!(
             "{{\"services\": {services}, \"depth\": {depth}, \"stack_bytes\": {}, \"targets\": {}, \
              \"check_s\": {:.3}, \"parse_s\": {:.4}, \"all_targets_llb_s\": {:.3}, \"all_services_llb_s\": {:.3}, \"deepest_target_llb_s\": {:.4}, \
-             \"parse_plan_s\": {:.3}, \"convert_s\": {:.3}, \"encode_s\": {:.3}, \"definition_bytes_total\": {bytes}, \"definition_ops_total\": {ops}, \"deepest_definition_bytes\": {deep_bytes}}}",
+             \"plan_s\": {:.3}, \"convert_s\": {:.3}, \"encode_s\": {:.3}, \"definition_bytes_total\": {bytes}, \"definition_ops_total\": {ops}, \"deepest_definition_bytes\": {deep_bytes}}}",
             text.len(),
             names.len(),
             secs(check),
