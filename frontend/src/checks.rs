@@ -25,7 +25,9 @@ pub async fn check_context(
         let paths: Vec<String> = read
             .include_patterns()
             .into_iter()
-            .filter(|p| !p.contains(['*', '?', '[']) && checked.insert(p.clone()))
+            // Literal paths (escaped where they hold `[`, `*`, …) are looked up; patterns not.
+            .filter_map(|p| plan::resources::literal_pattern(&p))
+            .filter(|p| p != "**" && checked.insert(p.clone()))
             .collect();
         if !paths.is_empty() {
             sources.push((llb_gen::convert::context_definition(bo, read), paths));

@@ -33,11 +33,23 @@ impl Failure {
     /// buildx shows the stack.toml excerpt.
     pub fn from_stack(e: &StackError) -> Failure {
         let mut message = String::new();
-        let errors: Vec<String> = e
+        // Each line is bounded (`one_line` cuts long texts) and so is their number: the
+        // message must fit in one gRPC message however many errors there are.
+        let max = llb_gen::diag::MAX_RENDERED;
+        let mut errors: Vec<String> = e
             .diagnostics
             .errors()
+            .take(max)
             .map(|d| d.one_line(&e.file))
             .collect();
+        let count = e.diagnostics.error_count();
+        if count > max {
+            errors.push(format!(
+                "{}: … and {} more errors",
+                e.file.name,
+                count - max
+            ));
+        }
         message.push_str(&errors.join("\n"));
         let mut details = vec![];
         if let Some(span) = e.primary().and_then(|d| d.span) {
@@ -121,7 +133,10 @@ pub async fn read_inputs(gw: &Gateway, opts: &FrontendOpts) -> Result<Inputs, Fa
         format!("[internal] load build definition from {base}"),
     )
     .await?;
-    let bytes = match gw.read_file(&r, &base, None).await {
+    // At most one byte over the limit is read: a larger file is an error, not a gRPC message
+    // over the size limit.
+    let limit = llb_gen::stack::MAX_FILE_BYTES;
+    let bytes = match gw.read_file(&r, &base, Some((0, limit as i64 + 1))).await {
         Ok(b) => b,
         Err(e) if e.is_not_found() => {
             return Err(Failure::plain(format!(
@@ -130,8 +145,15 @@ pub async fn read_inputs(gw: &Gateway, opts: &FrontendOpts) -> Result<Inputs, Fa
         }
         Err(e) => return Err(e.into()),
     };
-    let text =
-        String::from_utf8(bytes).map_err(|_| Failure::plain(format!("{base}: not valid UTF-8")))?;
+    if bytes.len() > limit {
+        return Err(Failure::plain(format!(
+            "{base}: the stack file is larger than {limit} bytes, the limit (split it, or move long scripts and lists into files in the build context)"
+        )));
+    }
+    // Invalid UTF-8 is reported at the line and column of the first bad byte.
+    let text = llb_gen::source::SourceFile::from_bytes(base.clone(), bytes)
+        .map_err(Failure::plain)?
+        .text;
     // `<file>.dockerignore` beside the stack wins over the context's `.dockerignore`.
     let mut ignore = match gw
         .read_file(&r, &format!("{base}.dockerignore"), None)

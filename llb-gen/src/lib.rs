@@ -119,20 +119,19 @@ pub fn check(file: &SourceFile, opts: &plan::BuildOptions) -> Diagnostics {
         }
     }
     for (variant, platform) in combos {
-        for img in &stack.images {
-            let target = match &variant {
-                Some(v) => format!("{}@{v}", img.name.value),
-                None => img.name.value.clone(),
-            };
-            let o = plan::BuildOptions {
-                target: Some(target),
-                platform: platform.clone(),
-                ..opts.clone()
-            };
-            match plan::plan(&stack, &o) {
-                Ok(p) => seen.extend(p.warnings),
-                Err(d) => seen.extend(d),
-            }
+        if stack.images.is_empty() {
+            break;
+        }
+        // Every image of the variant in one plan: each planned once, the stack-wide checks
+        // run once (near-linear in the size of the stack).
+        let o = plan::BuildOptions {
+            target: variant.as_ref().map(|v| format!("@{v}")),
+            platform: platform.clone(),
+            ..opts.clone()
+        };
+        match plan::plan_every(&stack, &o) {
+            Ok(p) => seen.extend(p.warnings),
+            Err(d) => seen.extend(d),
         }
     }
     if stack.images.is_empty() {
@@ -152,8 +151,18 @@ pub fn check(file: &SourceFile, opts: &plan::BuildOptions) -> Diagnostics {
 }
 
 /// With TOML syntax errors, what follows the first one is parsed by guesswork: report the
-/// syntax errors and only the findings before the first of them (no follow-on noise).
+/// syntax errors and only the findings before the first of them (no follow-on noise). A file
+/// over the size limit is not parsed at all: that error alone is reported.
 fn syntax_errors_only(diags: &Diagnostics) -> Option<Diagnostics> {
+    if let Some(d) = diags
+        .items
+        .iter()
+        .find(|d| d.message.starts_with("the stack file is"))
+    {
+        return Some(Diagnostics {
+            items: vec![d.clone()],
+        });
+    }
     let first = diags
         .items
         .iter()

@@ -248,9 +248,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// The stack file: at most [`llb_gen::stack::MAX_FILE_BYTES`] (checked before reading it),
+/// UTF-8 (else the line and column of the first bad byte).
 fn read(path: &PathBuf) -> Result<SourceFile, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(SourceFile::new(path.display().to_string(), text))
+    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    let limit = llb_gen::stack::MAX_FILE_BYTES;
+    let size = std::fs::metadata(path).map_err(err)?.len();
+    if size > limit as u64 {
+        return Err(format!(
+            "{}: the stack file is {size} bytes; the limit is {limit} bytes (split it, or move long scripts and lists into files in the build context)",
+            path.display()
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(err)?;
+    SourceFile::from_bytes(path.display().to_string(), bytes)
 }
 
 fn options(b: &BuildArgs, file: &SourceFile) -> Result<BuildOptions, String> {

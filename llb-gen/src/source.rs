@@ -56,6 +56,28 @@ impl SourceFile {
         }
     }
 
+    /// A stack file read as bytes: invalid UTF-8 is an error naming the line and column of the
+    /// first bad byte (columns count the characters before it, plus one) and its offset.
+    pub fn from_bytes(name: impl Into<String>, bytes: Vec<u8>) -> Result<SourceFile, String> {
+        let name = name.into();
+        match String::from_utf8(bytes) {
+            Ok(text) => Ok(SourceFile::new(name, text)),
+            Err(e) => {
+                let bad = e.utf8_error().valid_up_to();
+                let bytes = e.into_bytes();
+                // Everything before the first bad byte is valid UTF-8.
+                let before = std::str::from_utf8(&bytes[..bad]).unwrap_or_default();
+                let line = before.matches('\n').count() + 1;
+                let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+                let col = before[line_start..].chars().count() + 1;
+                Err(format!(
+                    "{name}:{line}:{col}: the file is not valid UTF-8 (byte 0x{:02x} at offset {bad}); save it as UTF-8",
+                    bytes[bad]
+                ))
+            }
+        }
+    }
+
     /// Line and column of a byte offset (clamped to the text).
     pub fn line_col(&self, offset: usize) -> LineCol {
         let offset = offset.min(self.text.len());
@@ -129,5 +151,21 @@ mod tests {
         assert_eq!(f.line_col(100).line, 4);
         assert_eq!(f.line_range(Span::new(0, 6)), (1, 1));
         assert_eq!(f.line_range(Span::new(0, 7)), (1, 2));
+    }
+
+    #[test]
+    fn invalid_utf8_is_located() {
+        let e = SourceFile::from_bytes("s.toml", b"a = 1\nb = \"\xc3\xa9\xff\"\n".to_vec())
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "s.toml:2:7: the file is not valid UTF-8 (byte 0xff at offset 13); save it as UTF-8"
+        );
+        assert_eq!(
+            SourceFile::from_bytes("s.toml", b"ok".to_vec())
+                .unwrap()
+                .text,
+            "ok"
+        );
     }
 }

@@ -7,6 +7,11 @@
 //!
 //! Prints per-phase and per-target medians and the total for all targets (median over K
 //! iterations; each iteration builds every target once).
+//!
+//! `llb-bench --scale [--services N] [--depth D] [--json]`: see [`scale`] (1,000 services and
+//! a 200-deep chain by default).
+
+mod scale;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -155,18 +160,33 @@ fn main() {
     let mut services = 50usize;
     let mut iters = 21usize;
     let mut json = false;
+    let mut scale_mode = false;
+    let mut depth = 200usize;
+    let mut services_given = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--services" => services = args.next().and_then(|v| v.parse().ok()).expect("--services N"),
+            "--services" => {
+                services = args.next().and_then(|v| v.parse().ok()).expect("--services N");
+                services_given = true;
+            }
+            "--scale" => scale_mode = true,
+            "--depth" => depth = args.next().and_then(|v| v.parse().ok()).expect("--depth D"),
             "--iters" => iters = args.next().and_then(|v| v.parse().ok()).expect("--iters K"),
             "--json" => json = true,
             "--bench" => {} // cargo bench passes it
             other => {
-                eprintln!("usage: llb-bench [--services N] [--iters K] [--json] (got `{other}`)");
+                eprintln!(
+                    "usage: llb-bench [--services N] [--iters K] [--json] | --scale [--services N] [--depth D] [--json] (got `{other}`)"
+                );
                 std::process::exit(2);
             }
         }
+    }
+    if scale_mode {
+        let services = if services_given { services } else { 1000 };
+        scale::run(services, depth, json);
+        return;
     }
     let (text, names) = synthetic_stack(services);
     let file = SourceFile::new("stack.toml".to_string(), text.clone());

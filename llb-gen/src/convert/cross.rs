@@ -211,7 +211,7 @@ impl<'a> Converter<'a> {
         what: &str,
         span: Span,
     ) -> Output {
-        let ctx = self.context(paths, label, span);
+        let ctx = self.context(paths, true, label, span);
         let actions = paths
             .iter()
             .map(|r| FileAction::Copy {

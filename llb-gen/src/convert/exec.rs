@@ -54,22 +54,31 @@ impl<'a> Converter<'a> {
         }
     }
 
-    /// The build context restricted to `paths` (plus `.dockerignore` excludes).
-    pub(super) fn context(&mut self, paths: &[String], label: &str, span: Span) -> Output {
+    /// The build context restricted to `paths` (plus `.dockerignore` excludes). With
+    /// `literal`, the paths are file names, not patterns (see [`resources::escape_pattern`]).
+    pub(super) fn context(
+        &mut self,
+        paths: &[String],
+        literal: bool,
+        label: &str,
+        span: Span,
+    ) -> Output {
         let key = resources::source_key(paths);
-        if let Some(o) = self.contexts.get(&key) {
+        let cache_key = resources::include_patterns(&key, literal);
+        if let Some(o) = self.contexts.get(&cache_key) {
             return *o;
         }
         let out = local_source(
             &mut self.g,
             &self.opts.context,
             &key,
+            literal,
             meta(
                 names::vertex(label, format!("load context {}", key.join(" "))),
                 span,
             ),
         );
-        self.contexts.insert(key, out);
+        self.contexts.insert(cache_key, out);
         out
     }
 
@@ -201,6 +210,7 @@ pub(super) fn local_source(
     g: &mut Graph,
     ctx: &ContextOptions,
     key: &[String],
+    literal: bool,
     m: VertexMeta,
 ) -> Output {
     let name = if ctx.name.is_empty() {
@@ -209,7 +219,7 @@ pub(super) fn local_source(
         ctx.name.as_str()
     };
     let mut attrs = BTreeMap::new();
-    let include = resources::include_patterns(key);
+    let include = resources::include_patterns(key, literal);
     attrs.insert(
         "local.includepattern".to_string(),
         serde_json::to_string(&include).expect("strings"),

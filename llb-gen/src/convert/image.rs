@@ -2,8 +2,9 @@
 
 use std::collections::BTreeSet;
 
+use crate::diag::Diagnostic;
 use crate::image::{HistoryEntry, ImageConfig};
-use crate::interp::{Unknown, interpolate};
+use crate::interp::{Unknown, interpolate_in};
 use crate::llb::{FileAction, Mount, Output, Owner, VertexMeta};
 use crate::plan::{PlanImage, StepKind};
 
@@ -51,17 +52,39 @@ impl<'a> Converter<'a> {
         }
         // An image's env applies to its own steps too (like ENV before RUN).
         for (k, v) in &img.config.env {
-            // `${VAR}` refers to the env as it is here (Dockerfile ENV semantics).
-            let mut env = st.config.env_map();
-            env.entry("PATH".into())
-                .or_insert_with(|| crate::image::DEFAULT_PATH.into());
-            let value = interpolate(v, &env, Unknown::Empty).unwrap_or_else(|_| v.clone());
+            // `${VAR}` refers to the env as it is here (Dockerfile ENV semantics). The env
+            // map is only built for values that refer to something.
+            let value = if v.contains('$') {
+                let mut env = st.config.env_map();
+                env.entry("PATH".into())
+                    .or_insert_with(|| crate::image::DEFAULT_PATH.into());
+                match interpolate_in(v, &env, Unknown::Empty, &mut self.budget) {
+                    Ok(value) => value,
+                    Err(f) => {
+                        // `E2 = "${E1}${E1}"` … doubles per entry: stop at the cap.
+                        self.diags.push(
+                            Diagnostic::error(f.too_long_message().unwrap_or_default())
+                                .at(img.span)
+                                .key(format!("{}.env.{k}", img.key))
+                                .hint("an env value that repeats another grows with every repetition; shorten the values"),
+                        );
+                        String::new()
+                    }
+                }
+            } else {
+                v.clone()
+            };
             st.config.set_env(k, &value);
         }
         let n = img.steps.len();
         let mut log = Vec::with_capacity(n);
         for (i, step) in img.steps.iter().enumerate() {
-            log.push(st.clone());
+            // The state before each step is only looked up in the twin of a cross build
+            // (which converts in lean mode); cloning it for every step of every image of a
+            // deep stack would cost the depth times over.
+            if self.lean {
+                log.push(st.clone());
+            }
             if self.lean
                 && matches!(
                     step.kind,
@@ -127,7 +150,7 @@ impl<'a> Converter<'a> {
                     mode,
                     exclude,
                 } => {
-                    let ctx = self.context(std::slice::from_ref(src), &label, step.span);
+                    let ctx = self.context(std::slice::from_ref(src), false, &label, step.span);
                     let dest = resolve_dest(&st.config.working_dir, src, dest.as_deref());
                     let wildcard = src.contains(['*', '?', '[']);
                     // With MergeOp, a service's files are copied onto scratch and merged onto

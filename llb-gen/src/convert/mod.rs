@@ -137,6 +137,7 @@ pub fn context_definition(opts: &BuildOptions, read: &crate::plan::ContextRead) 
         &mut g,
         &opts.context,
         &key,
+        read.literal,
         meta(
             names::internal(format!("load context {}", key.join(" "))),
             read.span,
@@ -181,6 +182,7 @@ pub fn convert_cross(
         probes: vec![],
         cross_script: None,
         lean: false,
+        budget: crate::interp::Budget::plan(),
     };
     for img in &plan.images {
         let st = c.image(img);
@@ -258,6 +260,8 @@ struct Converter<'a> {
     /// Converting a twin: only what an installer's environment needs (base, apt, users,
     /// dirs, files); `run`, conda and pip steps are skipped.
     lean: bool,
+    /// What env interpolation may still produce ([`crate::interp::MAX_PLAN_BYTES`]).
+    budget: crate::interp::Budget,
 }
 
 fn meta(name: String, span: Span) -> VertexMeta {

@@ -599,17 +599,42 @@ struct Marshaller<'a> {
 }
 
 impl Marshaller<'_> {
-    fn visit(&mut self, id: VertexId) -> String {
-        if let Some(d) = self.digests.get(&id) {
-            return d.clone();
+    /// The digest of `root`, after emitting every vertex it depends on in post-order (inputs
+    /// in order, then the vertex). Iterative: a stack of thousands of layers (many ops each)
+    /// must not grow the call stack.
+    fn visit(&mut self, root: VertexId) -> String {
+        // (vertex, how many of its inputs were pushed already)
+        let mut stack: Vec<(VertexId, usize)> = vec![(root, 0)];
+        while let Some((id, next)) = stack.last_mut() {
+            let id = *id;
+            if self.digests.contains_key(&id) {
+                stack.pop();
+                continue;
+            }
+            let inputs = &self.graph.vertices[id.0].inputs;
+            if *next < inputs.len() {
+                let child = inputs[*next].vertex;
+                *next += 1;
+                if !self.digests.contains_key(&child) {
+                    stack.push((child, 0));
+                }
+                continue;
+            }
+            stack.pop();
+            self.emit(id);
         }
+        self.digests[&root].clone()
+    }
+
+    /// Encode vertex `id` (its inputs have digests already) and record its digest.
+    fn emit(&mut self, id: VertexId) {
         let v = &self.graph.vertices[id.0];
         let mut op = v.op.clone();
         op.inputs = v
             .inputs
             .iter()
             .map(|o| pb::Input {
-                digest: self.visit(o.vertex),
+                digest: self.digests[&o.vertex].clone(),
                 index: o.index as i64,
             })
             .collect();
@@ -651,8 +676,7 @@ impl Marshaller<'_> {
                 );
             }
         }
-        self.digests.insert(id, digest.clone());
-        digest
+        self.digests.insert(id, digest);
     }
 }
 

@@ -1,16 +1,24 @@
 //! Stack-wide checks that do not depend on a target: the `from` graph, the default
 //! target, platforms.
 
-use std::collections::BTreeSet;
+use std::collections::HashMap;
 
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::platform::Platform;
-use crate::stack::{ImageDef, Kind, Stack, VariantDef};
+use crate::stack::{Kind, Stack, VariantDef};
 
 use super::*;
 
 /// Checks that do not depend on a target: the `from` graph, the default target, platforms.
+/// Computed once per stack (and once per variant's stack) however many targets are planned.
 pub fn check_stack(stack: &Stack) -> Diagnostics {
+    stack
+        .checked
+        .get_or_init(|| check_stack_once(stack))
+        .clone()
+}
+
+fn check_stack_once(stack: &Stack) -> Diagnostics {
     let mut diags = Diagnostics::default();
     let names: Vec<&str> = stack.images.iter().map(|i| i.name.value.as_str()).collect();
     for img in &stack.images {
@@ -61,18 +69,36 @@ pub fn check_stack(stack: &Stack) -> Diagnostics {
             }
         }
     }
-    // Cycles in the `from` graph.
-    let mut reported: BTreeSet<String> = BTreeSet::new();
-    for img in &stack.images {
-        let mut path: Vec<&ImageDef> = vec![img];
-        let mut cur = img;
-        while let Some(next) = cur.from.as_ref().and_then(|f| stack.image(&f.value)) {
-            if let Some(pos) = path.iter().position(|p| p.name.value == next.name.value) {
-                let cycle: Vec<&str> = path[pos..].iter().map(|p| p.name.value.as_str()).collect();
-                let mut key = cycle.clone();
-                key.sort();
-                if reported.insert(key.join(",")) {
-                    let start = path[pos];
+    // Cycles in the `from` graph: every image has at most one layer it is built on, so one
+    // walk per image that stops at anything seen before finds every cycle in linear time.
+    // Each cycle is reported once, at the first of its images reached from the first image
+    // (in file order) that leads into it.
+    let index: HashMap<&str, usize> = stack
+        .images
+        .iter()
+        .enumerate()
+        .map(|(i, img)| (img.name.value.as_str(), i))
+        .rev() // the first of two images with one name wins
+        .collect();
+    let next = |i: usize| -> Option<usize> {
+        let from = stack.images[i].from.as_ref()?;
+        index.get(from.value.as_str()).copied()
+    };
+    // 0: not seen; 1: on the current walk (at `pos[i]`); 2: done.
+    let mut state = vec![0u8; stack.images.len()];
+    let mut pos = vec![0usize; stack.images.len()];
+    for first in 0..stack.images.len() {
+        let mut path: Vec<usize> = vec![];
+        let mut cur = Some(first);
+        while let Some(i) = cur {
+            match state[i] {
+                2 => break,
+                1 => {
+                    let cycle: Vec<&str> = path[pos[i]..]
+                        .iter()
+                        .map(|&j| stack.images[j].name.value.as_str())
+                        .collect();
+                    let start = &stack.images[i];
                     let from = start.from.as_ref().expect("in a cycle");
                     diags.push(
                         Diagnostic::error(format!(
@@ -84,11 +110,18 @@ pub fn check_stack(stack: &Stack) -> Diagnostics {
                         .key(format!("{}.from", start.key()))
                         .hint("a layer cannot be built on itself; break the cycle"),
                     );
+                    break;
                 }
-                break;
+                _ => {
+                    state[i] = 1;
+                    pos[i] = path.len();
+                    path.push(i);
+                    cur = next(i);
+                }
             }
-            path.push(next);
-            cur = next;
+        }
+        for j in path {
+            state[j] = 2;
         }
     }
     let defaults: Vec<&VariantDef> = stack

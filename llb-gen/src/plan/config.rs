@@ -20,7 +20,7 @@ impl Planner<'_> {
                 .collect(),
             Command::Shell(s) => {
                 let mut v: Vec<String> = shell_prefix.iter().map(|s| s.to_string()).collect();
-                v.push(self.text_with(&Sp::new(s.clone(), c.span), key, Unknown::Shell));
+                v.push(self.shell_text(&Sp::new(s.clone(), c.span), key));
                 v
             }
         }

@@ -27,7 +27,7 @@ pub use model::*;
 pub(crate) use options::CLIENT_ARGS;
 pub use options::*;
 use planner::Planner;
-pub use planner::plan;
+pub use planner::{plan, plan_every};
 pub use resources::{CacheKind, CacheUse, ContextRead, Sharing};
 pub use select::*;
 pub(crate) use values::normalize_port;

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::interp::{Unknown, interpolate};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::interp::{Budget, Unknown, interpolate_in};
 use crate::platform::Platform;
 use crate::stack::Stack;
 
@@ -123,7 +124,29 @@ pub(crate) const CLIENT_ARGS: &[&str] = &[
 
 /// The arg values of one build: declared defaults, overridden by `--build-arg`, plus built-ins.
 pub fn arg_values(stack: &Stack, opts: &BuildOptions) -> BTreeMap<String, String> {
+    arg_values_checked(stack, opts).0
+}
+
+/// [`arg_values`] and the errors found on the way: a default that grows past the cap of an
+/// interpolated value (`A2 = "${A1}${A1}"` doubling per line) is an error at its line, and its
+/// value is left empty; a `SOURCE_DATE_EPOCH` that BuildKit cannot use is an error.
+pub fn arg_values_checked(
+    stack: &Stack,
+    opts: &BuildOptions,
+) -> (BTreeMap<String, String>, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    if let Some(e) = opts.build_args.get("SOURCE_DATE_EPOCH")
+        && !e.trim().is_empty()
+        && let Err(msg) = check_source_date_epoch(e)
+    {
+        diags.push(
+            Diagnostic::error(msg)
+                .key("--build-arg SOURCE_DATE_EPOCH")
+                .hint(format!("seconds since 1970 in UTC, from 0 to {MAX_SOURCE_DATE_EPOCH} (the end of year 9999)")),
+        );
+    }
     let mut vars = BTreeMap::new();
+    let mut budget = Budget::plan();
     let p = &opts.platform;
     let b = &opts.build_platform;
     vars.insert("TARGETPLATFORM".into(), p.id());
@@ -149,11 +172,38 @@ pub fn arg_values(stack: &Stack, opts: &BuildOptions) -> BTreeMap<String, String
                 .default
                 .as_ref()
                 .map(|d| {
-                    interpolate(&d.value, &vars, Unknown::Empty).unwrap_or_else(|_| d.value.clone())
+                    match interpolate_in(&d.value, &vars, Unknown::Empty, &mut budget) {
+                        Ok(v) => v,
+                        Err(f) => {
+                            diags.push(
+                                Diagnostic::error(f.too_long_message().unwrap_or_default())
+                                    .at(d.span)
+                                    .key(format!("args.{}", a.name.value))
+                                    .hint("each `${…}` repeats the whole value of that arg; shorten the chain"),
+                            );
+                            String::new()
+                        }
+                    }
                 })
                 .unwrap_or_default(),
         };
         vars.insert(a.name.value.clone(), v);
     }
-    vars
+    (vars, diags)
+}
+
+/// The largest `SOURCE_DATE_EPOCH`: 9999-12-31T23:59:59Z (later times have no RFC 3339 form).
+pub const MAX_SOURCE_DATE_EPOCH: i64 = 253_402_300_799;
+
+/// A `SOURCE_DATE_EPOCH` value is whole seconds from 0 to [`MAX_SOURCE_DATE_EPOCH`].
+pub fn check_source_date_epoch(v: &str) -> Result<i64, String> {
+    match v.trim().parse::<i64>() {
+        Ok(n) if (0..=MAX_SOURCE_DATE_EPOCH).contains(&n) => Ok(n),
+        Ok(_) => Err(format!(
+            "SOURCE_DATE_EPOCH `{v}` is outside 0..={MAX_SOURCE_DATE_EPOCH} (1970 to the end of year 9999)"
+        )),
+        Err(_) => Err(format!(
+            "SOURCE_DATE_EPOCH `{v}` is not a whole number of seconds"
+        )),
+    }
 }

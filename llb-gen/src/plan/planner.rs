@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
-use crate::interp::{Unknown, interpolate};
+use crate::interp::{Budget, Failure, Unknown, interpolate, interpolate_in, interpolate_shell};
 use crate::platform::Platform;
 use crate::source::Span;
 use crate::stack::{EnvVar, ImageDef, Kind, Sp, Stack, VariantDef};
@@ -13,6 +13,18 @@ use super::*;
 
 /// Plan one target. Errors are returned all together.
 pub fn plan(stack: &Stack, opts: &BuildOptions) -> Result<Plan, Diagnostics> {
+    plan_targets(stack, opts, false)
+}
+
+/// Plan every layer and service in one pass, each once (what `check`, `graph`, `bake` and
+/// `plan` need; planning each target apart re-plans its bases: quadratic in a deep chain).
+/// The variant comes from `opts.target` (`@gpu`, or a target name with it); the plan's
+/// `images` hold every image that could be planned, bases before what is built on them.
+pub fn plan_every(stack: &Stack, opts: &BuildOptions) -> Result<Plan, Diagnostics> {
+    plan_targets(stack, opts, true)
+}
+
+fn plan_targets(stack: &Stack, opts: &BuildOptions, every: bool) -> Result<Plan, Diagnostics> {
     let variant = match select_variant(stack, opts.target.as_deref()) {
         Ok(v) => v,
         Err(d) => {
@@ -30,6 +42,24 @@ pub fn plan(stack: &Stack, opts: &BuildOptions) -> Result<Plan, Diagnostics> {
         None => stack,
     };
     let mut diags = check_stack(stack);
+    if let Some(v) = variant {
+        // A `from` the variant's overlay set (a cycle it creates, a service as base) is
+        // reported under the overlay's key, where the user wrote it.
+        for d in &mut diags.items {
+            if let Some(o) = v
+                .images
+                .iter()
+                .find(|o| o.from.as_ref().is_some_and(|f| Some(f.span) == d.span))
+            {
+                d.key = Some(format!(
+                    "variants.{}.{}.{}.from",
+                    v.name.value,
+                    o.kind.table(),
+                    o.name.value
+                ));
+            }
+        }
+    }
     if let Some(v) = variant {
         let platforms: Vec<Platform> = v
             .platforms
@@ -54,13 +84,20 @@ pub fn plan(stack: &Stack, opts: &BuildOptions) -> Result<Plan, Diagnostics> {
             );
         }
     }
-    let target_name = match opts
+    // Planning every image, the "target" only names the plan: the default if it exists.
+    let requested = opts
         .target
         .as_deref()
         .map(|t| split_target(t).0)
-        .filter(|t| !t.is_empty())
-        .or_else(|| stack.default_target())
-    {
+        .filter(|t| !t.is_empty() && !every);
+    let fallback = || match every {
+        false => stack.default_target(),
+        true => stack
+            .default_target()
+            .filter(|t| stack.image(t).is_some())
+            .or_else(|| stack.images.first().map(|i| i.name.value.as_str())),
+    };
+    let target_name = match requested.or_else(fallback) {
         Some(t) => t.to_string(),
         None => {
             diags.push(Diagnostic::error("nothing to build").hint(valid_targets_hint(stack)));
@@ -83,7 +120,8 @@ pub fn plan(stack: &Stack, opts: &BuildOptions) -> Result<Plan, Diagnostics> {
     if diags.has_errors() {
         return Err(diags.sorted());
     }
-    let vars = arg_values(stack, opts);
+    let (vars, arg_errors) = arg_values_checked(stack, opts);
+    diags.extend(arg_errors);
     let mut warnings = Diagnostics::default();
     for name in opts.build_args.keys() {
         if BUILTIN_ARGS.contains(&name.as_str()) {
@@ -113,6 +151,8 @@ pub fn plan(stack: &Stack, opts: &BuildOptions) -> Result<Plan, Diagnostics> {
         python: String::new(),
         stack_install_env: vec![],
         in_progress: BTreeSet::new(),
+        failed: BTreeSet::new(),
+        budget: Budget::plan(),
         platform: opts.platform.clone(),
         variant,
     };
@@ -122,7 +162,13 @@ pub fn plan(stack: &Stack, opts: &BuildOptions) -> Result<Plan, Diagnostics> {
         .map(|p| pl.text(p, "stack.python"))
         .unwrap_or_else(|| "python3".into());
     pl.stack_install_env = pl.env_list(&stack.install_env, "stack.install-env", Unknown::Error);
-    pl.add(target);
+    if every {
+        for img in &stack.images {
+            pl.add(img);
+        }
+    } else {
+        pl.add(target);
+    }
     let images = std::mem::take(&mut pl.images);
     let secrets = pl.secrets();
     if images.is_empty() && !diags.has_errors() {
@@ -155,35 +201,93 @@ pub(super) struct Planner<'a> {
     pub(super) python: String,
     pub(super) stack_install_env: Vec<(String, String)>,
     pub(super) in_progress: BTreeSet<String>,
+    /// Images that could not be planned (their errors are reported): not tried again.
+    pub(super) failed: BTreeSet<String>,
+    /// What interpolation may still produce in this plan ([`crate::interp::MAX_PLAN_BYTES`]).
+    pub(super) budget: Budget,
     pub(super) platform: Platform,
     pub(super) variant: Option<&'a VariantDef>,
 }
 
 impl<'a> Planner<'a> {
     pub(super) fn text_with(&mut self, s: &Sp<String>, key: &str, mode: Unknown) -> String {
-        match interpolate(&s.value, self.vars, mode) {
+        // A plain one-line string spans its value plus two quotes: point into it.
+        // Otherwise (escapes, triple quotes) point at the whole value.
+        let plain = s.span.end - s.span.start == s.value.len() + 2;
+        let at = |start: usize, end: usize| {
+            if plain {
+                Span::new(s.span.start + 1 + start, s.span.start + 1 + end)
+            } else {
+                s.span
+            }
+        };
+        match interpolate_in(&s.value, self.vars, mode, &mut self.budget) {
             Ok(v) => v,
-            Err(undef) => {
+            Err(f @ Failure::TooLong { start, end, .. }) => {
+                self.diags.push(
+                    Diagnostic::error(f.too_long_message().unwrap_or_default())
+                        .at(at(start, end))
+                        .key(key.to_string())
+                        .hint("an arg that repeats another arg grows with every repetition; shorten the values"),
+                );
+                // Nothing of the value is kept: the plan fails, and memory stays bounded.
+                String::new()
+            }
+            Err(Failure::Undefined(undef)) => {
                 for u in undef {
-                    // A plain one-line string spans its value plus two quotes: point into it.
-                    // Otherwise (escapes, triple quotes) point at the whole value.
-                    let plain = s.span.end - s.span.start == s.value.len() + 2;
-                    let (start, end) = if plain {
-                        (s.span.start + 1 + u.start, s.span.start + 1 + u.end)
-                    } else {
-                        (s.span.start, s.span.end)
-                    };
                     let mut d = Diagnostic::error(format!("`${{{}}}` is not defined", u.name))
-                        .at(Span::new(start, end))
+                        .at(at(u.start, u.end))
                         .key(key.to_string());
-                    let known: Vec<&str> = self.vars.keys().map(String::as_str).collect();
-                    d = match did_you_mean(&u.name, known.iter().copied()) {
-                        Some(sug) => d.hint(format!("did you mean `${{{sug}}}`?")),
-                        None => d.hint(format!("declare it under [args] (e.g. {} = \"…\"), or write $${{{}}} for a literal", u.name, u.name)),
+                    let secret = self.stack.secrets.iter().find(|x| {
+                        x.name.value == u.name || x.env.as_ref().is_some_and(|e| e.value == u.name)
+                    });
+                    d = match secret {
+                        // Declaring it as an arg would write the secret into the LLB.
+                        Some(x) => d.hint(format!(
+                            "`{}` is a secret: it is never interpolated into the build; install steps get it {} (never an arg: args are written into the LLB and the image)",
+                            u.name,
+                            match (&x.env, &x.target) {
+                                (Some(e), _) => format!("as the env var ${} (write $${{{}}} to leave it to the shell)", e.value, e.value),
+                                (None, Some(t)) => format!("as the file {}", t.value),
+                                (None, None) => format!("as the file /run/secrets/{}", x.name.value),
+                            }
+                        )),
+                        None => {
+                            let known: Vec<&str> = self.vars.keys().map(String::as_str).collect();
+                            match did_you_mean(&u.name, known.iter().copied()) {
+                                Some(sug) => d.hint(format!("did you mean `${{{sug}}}`?")),
+                                None => d.hint(format!("declare it under [args] (e.g. {} = \"…\"), or write $${{{}}} for a literal", u.name, u.name)),
+                            }
+                        }
                     };
                     self.diags.push(d);
                 }
                 s.value.clone()
+            }
+        }
+    }
+
+    /// Text run by a shell (`run`, shell-form `cmd`/`entrypoint`, a string `healthcheck`):
+    /// build args reach it as shell variables, never as shell code
+    /// ([`crate::interp::interpolate_shell`]).
+    pub(super) fn shell_text(&mut self, s: &Sp<String>, key: &str) -> String {
+        match interpolate_shell(&s.value, self.vars, &mut self.budget) {
+            Ok(v) => v,
+            Err(f) => {
+                let span = match &f {
+                    Failure::TooLong { start, end, .. }
+                        if s.span.end - s.span.start == s.value.len() + 2 =>
+                    {
+                        Span::new(s.span.start + 1 + start, s.span.start + 1 + end)
+                    }
+                    _ => s.span,
+                };
+                self.diags.push(
+                    Diagnostic::error(f.too_long_message().unwrap_or_default())
+                        .at(span)
+                        .key(key.to_string()),
+                );
+                String::new()
             }
         }
     }
@@ -277,9 +381,57 @@ impl<'a> Planner<'a> {
     }
 
     /// Plan an image (after its bases); returns its index. Cycles were rejected before.
+    ///
+    /// The layers under `img` are planned first, deepest first, so that planning each one
+    /// finds its base planned already: a chain of thousands of layers needs no recursion per
+    /// `from` level.
     pub(super) fn add(&mut self, img: &'a ImageDef) -> Option<usize> {
         if let Some(&i) = self.index.get(&img.name.value) {
             return Some(i);
+        }
+        if self.failed.contains(&img.name.value) {
+            return None;
+        }
+        for layer in self.unplanned_bases(img).into_iter().rev() {
+            self.add_one(layer);
+        }
+        self.add_one(img)
+    }
+
+    /// The layers `img` is built on (its `from`, that layer's `from`, …) not planned yet,
+    /// nearest first. Stops at anything else: an image reference, a service, an `${ARG}`
+    /// that does not resolve, a name seen before (cycles are reported by `add_one`).
+    fn unplanned_bases(&self, img: &'a ImageDef) -> Vec<&'a ImageDef> {
+        let mut chain: Vec<&'a ImageDef> = vec![];
+        let mut seen: BTreeSet<&str> = BTreeSet::from([img.name.value.as_str()]);
+        let mut cur = img;
+        while let Some(from) = &cur.from {
+            let Ok(name) = interpolate(&from.value, self.vars, Unknown::Error) else {
+                break;
+            };
+            let Some(layer) = self.stack.image(&name) else {
+                break;
+            };
+            if layer.kind != Kind::Layer
+                || self.index.contains_key(&layer.name.value)
+                || self.failed.contains(&layer.name.value)
+                || self.in_progress.contains(&layer.name.value)
+                || !seen.insert(layer.name.value.as_str())
+            {
+                break;
+            }
+            chain.push(layer);
+            cur = layer;
+        }
+        chain
+    }
+
+    fn add_one(&mut self, img: &'a ImageDef) -> Option<usize> {
+        if let Some(&i) = self.index.get(&img.name.value) {
+            return Some(i);
+        }
+        if self.failed.contains(&img.name.value) {
+            return None;
         }
         // A cycle that only shows after interpolation (`from = "${SELF}"`).
         if !self.in_progress.insert(img.name.value.clone()) {
@@ -294,6 +446,9 @@ impl<'a> Planner<'a> {
         }
         let added = self.add_new(img);
         self.in_progress.remove(&img.name.value);
+        if added.is_none() {
+            self.failed.insert(img.name.value.clone());
+        }
         added
     }
 }

@@ -18,11 +18,41 @@ impl Planner<'_> {
                             .at(e.span)
                             .key(format!("{key}.env")),
                     );
+                } else if e.value == "PATH" {
+                    self.diags.push(
+                        Diagnostic::error("a secret cannot be the env var `PATH`")
+                            .at(e.span)
+                            .key(format!("{key}.env"))
+                            .hint("the install steps find python, pip and the shell through PATH; pick another name"),
+                    );
                 }
                 e.value.clone()
             });
             let target = match (&d.target, &env) {
-                (Some(t), _) => Some(self.abs_path(t, &format!("{key}.target"))),
+                (Some(t), _) => {
+                    let path = self.abs_path(t, &format!("{key}.target"));
+                    let clean = path.trim_end_matches('/');
+                    // `/run/layerstack` holds the mounts of the install steps (requirements,
+                    // packages, caches): a secret there would hide or replace one of them.
+                    if clean.is_empty()
+                        || clean == "/run/layerstack"
+                        || clean.starts_with("/run/layerstack/")
+                    {
+                        self.diags.push(
+                            Diagnostic::error(format!(
+                                "a secret cannot be mounted at `{path}`"
+                            ))
+                            .at(t.span)
+                            .key(format!("{key}.target"))
+                            .hint(if clean.is_empty() {
+                                "mounting a file over `/` replaces the whole file system of the step; use a file path like /run/secrets/NAME".to_string()
+                            } else {
+                                "/run/layerstack is where layerstack mounts requirements, packages and caches; use a path like /run/secrets/NAME".to_string()
+                            }),
+                        );
+                    }
+                    Some(path)
+                }
                 (None, None) => Some(format!("/run/secrets/{}", d.name.value)),
                 (None, Some(_)) => None,
             };

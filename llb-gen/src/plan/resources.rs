@@ -99,25 +99,60 @@ pub struct ContextRead {
     pub span: Span,
     /// Patterns a copy leaves out (`exclude`); empty for the other steps.
     pub exclude: Vec<String>,
+    /// The paths are file names (requirements, packages, environment files, run context):
+    /// `[`, `*`, `?` in them are escaped in the include patterns. False for copy sources,
+    /// which may be patterns.
+    pub literal: bool,
 }
 
 impl ContextRead {
     /// The context source's `local.includepattern` list: sorted, without duplicates, `.` as
     /// `**`.
     pub fn include_patterns(&self) -> Vec<String> {
-        include_patterns(&self.paths)
+        include_patterns(&self.paths, self.literal)
     }
 }
 
-/// `paths` as one context source includes them: sorted, deduplicated, `.` → `**`.
-pub fn include_patterns(paths: &[String]) -> Vec<String> {
+/// `paths` as one context source includes them: sorted, deduplicated, `.` → `**`; with
+/// `literal`, glob characters escaped.
+pub fn include_patterns(paths: &[String], literal: bool) -> Vec<String> {
     let mut key = source_key(paths);
     for p in &mut key {
         if p == "." {
             *p = "**".into();
+        } else if literal {
+            *p = escape_pattern(p);
         }
     }
     key
+}
+
+/// `p` as a BuildKit include pattern that matches exactly the path `p`: `reqs[gpu].txt` as a
+/// pattern matches `reqsg.txt` and not itself, so the file was never sent.
+pub fn escape_pattern(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    for c in p.chars() {
+        if matches!(c, '*' | '?' | '[' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The path an include pattern matches when it is a literal one (no unescaped `*`, `?` or
+/// `[`), with its escapes removed; None for a real pattern.
+pub fn literal_pattern(p: &str) -> Option<String> {
+    let mut out = String::with_capacity(p.len());
+    let mut chars = p.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push(chars.next().unwrap_or('\\')),
+            '*' | '?' | '[' => return None,
+            c => out.push(c),
+        }
+    }
+    Some(out)
 }
 
 /// The key one context source is shared under: the paths sorted and deduplicated.
@@ -210,6 +245,7 @@ impl PlanImage {
             key,
             span,
             exclude: vec![],
+            literal: true,
         };
         let pip = |p: &PipStep, span: Span, out: &mut Vec<ContextRead>| {
             if !p.requirements.is_empty() {
@@ -236,6 +272,7 @@ impl PlanImage {
                 }
                 StepKind::Copy { src, exclude, .. } => out.push(ContextRead {
                     exclude: exclude.clone(),
+                    literal: false,
                     ..read(vec![src.clone()], format!("{}.copy", self.key), s.span)
                 }),
                 StepKind::CopyVenv { .. } => {

@@ -72,7 +72,7 @@ impl<'a> Planner<'a> {
         // 4. Commands.
         for (i, r) in img.run.iter().enumerate() {
             let rk = format!("{key}.run[{i}]");
-            let command = self.text_with(&r.cmd, &rk, Unknown::Shell);
+            let command = self.shell_text(&r.cmd, &rk);
             let context = r
                 .context
                 .iter()

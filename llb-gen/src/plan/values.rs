@@ -109,5 +109,13 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
             .ok_or_else(err)?;
         rest = &rest[unit_len..];
     }
+    // Docker reads image config durations as signed 64-bit nanoseconds: a larger value builds,
+    // and then `docker image inspect` fails on the image.
+    if total > i64::MAX as u64 {
+        return Err(format!(
+            "duration `{s}` is longer than the longest Docker accepts ({}h, about 292 years)",
+            i64::MAX as u64 / 3_600_000_000_000
+        ));
+    }
     Ok(total)
 }

@@ -156,7 +156,48 @@ impl<'a> Hasher<'a> {
 
     /// The hash of the layer or service `name`.
     pub fn hash(&mut self, name: &str) -> Result<ImageHash, String> {
+        // Hash the layers `name` is built on first, deepest first: then `hash_inner` finds
+        // each base in the memo, and a chain of thousands of layers needs no deep recursion.
+        for base in self.bases_first(name) {
+            self.hash_inner(&base, &mut vec![])?;
+        }
         self.hash_inner(name, &mut vec![])
+    }
+
+    /// The layers under `name` (not `name` itself) not hashed yet, each after its own bases
+    /// (an iterative post-order walk of every platform's plan).
+    fn bases_first(&self, name: &str) -> Vec<String> {
+        let mut order = vec![];
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        // (image, whether its bases were pushed already)
+        let mut todo: Vec<(String, bool)> = vec![(name.to_string(), false)];
+        while let Some((n, expanded)) = todo.pop() {
+            if expanded {
+                if n != name {
+                    order.push(n);
+                }
+                continue;
+            }
+            if self.memo.contains_key(&n) || !seen.insert(n.clone()) {
+                continue;
+            }
+            todo.push((n.clone(), true));
+            let mut parents = vec![];
+            for (_, imgs) in &self.plans {
+                if let Some(img) = imgs.get(&n) {
+                    for (_, b) in bases(img) {
+                        if let Base::Layer { name: parent, .. } = b
+                            && !parents.contains(parent)
+                        {
+                            parents.push(parent.clone());
+                        }
+                    }
+                }
+            }
+            // Reversed, so that the first base is hashed first.
+            todo.extend(parents.into_iter().rev().map(|p| (p, false)));
+        }
+        order
     }
 
     fn hash_inner(&mut self, name: &str, stack: &mut Vec<String>) -> Result<ImageHash, String> {

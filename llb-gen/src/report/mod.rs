@@ -62,20 +62,25 @@ pub fn plan_all(stack: &Stack, opts: &BuildOptions) -> Result<Planned, Diagnosti
     if stack.images.is_empty() {
         return Err(plan::check_stack(stack).sorted());
     }
-    for img in &stack.images {
-        let o = BuildOptions {
-            target: Some(img.name.value.clone()),
-            ..opts.clone()
-        };
-        match plan::plan(stack, &o) {
-            Ok(mut p) => {
-                warnings.extend(std::mem::take(&mut p.warnings));
-                if let Some(last) = p.images.pop() {
-                    images.push(last);
-                }
-            }
-            Err(d) => errors.extend(d),
+    // One plan of every image (each planned once), in the default variant.
+    let o = BuildOptions {
+        target: None,
+        ..opts.clone()
+    };
+    match plan::plan_every(stack, &o) {
+        Ok(mut p) => {
+            warnings.extend(std::mem::take(&mut p.warnings));
+            // In stack file order.
+            let mut by_name: std::collections::HashMap<String, PlanImage> =
+                p.images.into_iter().map(|i| (i.name.clone(), i)).collect();
+            images.extend(
+                stack
+                    .images
+                    .iter()
+                    .filter_map(|i| by_name.remove(&i.name.value)),
+            );
         }
+        Err(d) => errors.extend(d),
     }
     if errors.has_errors() {
         errors.extend(warnings);

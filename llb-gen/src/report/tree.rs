@@ -128,6 +128,8 @@ fn root(roots: &mut Vec<(String, Vec<usize>)>, key: String, i: usize) {
     }
 }
 
+/// Print image `i` and, below it, every image built on it (an explicit stack instead of
+/// recursion: a chain of thousands of layers is a tree of that depth).
 fn node(
     out: &mut String,
     shown: &[PlanImage],
@@ -137,34 +139,30 @@ fn node(
     last: bool,
     stack_env: usize,
 ) {
-    let img = &shown[i];
-    let title = match &img.description {
-        Some(d) => format!("{} {} — {d}", img.kind.as_str(), img.name),
-        None => format!("{} {}", img.kind.as_str(), img.name),
-    };
-    out.push_str(&format!(
-        "{prefix}{}{title}\n",
-        if last { "└── " } else { "├── " }
-    ));
-    let child_prefix = format!("{prefix}{}", if last { "    " } else { "│   " });
-    let kids = children.get(img.name.as_str()).cloned().unwrap_or_default();
-    let detail_prefix = format!(
-        "{child_prefix}{}",
-        if kids.is_empty() { "  " } else { "│ " }
-    );
-    for line in details(img, stack_env) {
-        out.push_str(&format!("{detail_prefix}{line}\n"));
-    }
-    for (n, &k) in kids.iter().enumerate() {
-        node(
-            out,
-            shown,
-            children,
-            k,
-            &child_prefix,
-            n + 1 == kids.len(),
-            stack_env,
+    let mut todo: Vec<(usize, String, bool)> = vec![(i, prefix.to_string(), last)];
+    while let Some((i, prefix, last)) = todo.pop() {
+        let img = &shown[i];
+        let title = match &img.description {
+            Some(d) => format!("{} {} — {d}", img.kind.as_str(), img.name),
+            None => format!("{} {}", img.kind.as_str(), img.name),
+        };
+        out.push_str(&format!(
+            "{prefix}{}{title}\n",
+            if last { "└── " } else { "├── " }
+        ));
+        let child_prefix = format!("{prefix}{}", if last { "    " } else { "│   " });
+        let kids = children.get(img.name.as_str()).cloned().unwrap_or_default();
+        let detail_prefix = format!(
+            "{child_prefix}{}",
+            if kids.is_empty() { "  " } else { "│ " }
         );
+        for line in details(img, stack_env) {
+            out.push_str(&format!("{detail_prefix}{line}\n"));
+        }
+        // Reversed: the first child is printed first.
+        for (n, &k) in kids.iter().enumerate().rev() {
+            todo.push((k, child_prefix.clone(), n + 1 == kids.len()));
+        }
     }
 }
 

@@ -53,6 +53,11 @@ pub struct Stack {
     /// `stack.cross-install`: install wheels for a foreign platform on the build platform
     /// instead of under emulation (default true).
     pub cross_install: Option<Sp<bool>>,
+    /// Image name → index in `images`, built on the first lookup ([`Stack::image`]).
+    pub(crate) name_index: std::sync::OnceLock<std::collections::HashMap<String, usize>>,
+    /// The stack-wide checks' findings, computed once (`plan::check_stack`): every plan of
+    /// every target needs them.
+    pub(crate) checked: std::sync::OnceLock<crate::diag::Diagnostics>,
 }
 
 impl Stack {
@@ -71,6 +76,8 @@ impl Stack {
     /// The stack as a variant sees it: each overlay merged into its layer or service.
     pub fn with_variant(&self, variant: &VariantDef) -> Stack {
         let mut out = self.clone();
+        // The overlays change the images: the checks run again on the variant's stack.
+        out.checked = std::sync::OnceLock::new();
         for img in &mut out.images {
             img.env.extend(variant.env.iter().cloned());
         }
@@ -86,7 +93,26 @@ impl Stack {
         out
     }
 
+    /// The layer or service `name`: a hash lookup (planning looks names up for every `from`
+    /// of every target), falling back to a scan if `images` changed since the index was built.
     pub fn image(&self, name: &str) -> Option<&ImageDef> {
+        let index = self.name_index.get_or_init(|| {
+            let mut m = std::collections::HashMap::with_capacity(self.images.len());
+            for (i, img) in self.images.iter().enumerate() {
+                // The first of two images with one name wins, as the scan did.
+                m.entry(img.name.value.clone()).or_insert(i);
+            }
+            m
+        });
+        // Names are unique (the parser rejects a second one): the index covers every image
+        // unless images were added or removed since it was built.
+        if index.len() == self.images.len() {
+            match index.get(name).and_then(|&i| self.images.get(i)) {
+                Some(img) if img.name.value == name => return Some(img),
+                None => return None,
+                Some(_) => {}
+            }
+        }
         self.images.iter().find(|i| i.name.value == name)
     }
 

@@ -3,6 +3,7 @@
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use super::limits::*;
 use super::model::*;
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::source::{SourceFile, Span};
@@ -67,22 +68,56 @@ const HEALTH_KEYS: &[&str] = &["cmd", "interval", "timeout", "start-period", "re
 const VENV_KEYS: &[&str] = &["path", "builder", "builder-apt"];
 const ARG_KEYS: &[&str] = &["default", "description"];
 
-type Value<'a> = Spanned<DeValue<'a>>;
+pub(super) type Value<'a> = Spanned<DeValue<'a>>;
 
 /// Parse a stack file. Returns the model (as complete as the input allows) and diagnostics.
 pub fn parse(file: &SourceFile) -> (Stack, Diagnostics) {
     let mut p = Parser {
         diags: Diagnostics::default(),
+        image_index: std::collections::HashMap::new(),
     };
+    if file.text.len() > MAX_FILE_BYTES {
+        p.diags.push(
+            Diagnostic::error(format!(
+                "the stack file is {} bytes; the limit is {MAX_FILE_BYTES} bytes",
+                file.text.len()
+            ))
+            .at(Span::new(0, 0))
+            .hint("split it, or move long scripts and lists into files in the build context"),
+        );
+        return (Stack::default(), p.diags);
+    }
     let mut stack = Stack {
         syntax: syntax_directive(&file.text),
         ..Stack::default()
     };
     let (root, errors) = DeTable::parse_recoverable(&file.text);
     for e in errors {
-        let mut d = Diagnostic::error(format!("invalid TOML: {}", e.message().trim()));
-        if let Some(span) = e.span() {
-            d = d.at(span.into());
+        let message = e.message().trim();
+        let mut d = Diagnostic::error(format!("invalid TOML: {message}"));
+        match e.span() {
+            Some(span) => {
+                let span: Span = span.into();
+                if message == "duplicate key" {
+                    // Name the key: the span is the repeated key as written.
+                    let key = file.text.get(span.start..span.end).unwrap_or("").trim();
+                    d = Diagnostic::error(format!("invalid TOML: duplicate key `{key}`"))
+                        .hint("each key may appear once in a table; remove or rename one");
+                }
+                d = d.at(span);
+            }
+            None if message == "recursion limit" => {
+                if let Some((span, parts)) = deep_key(&file.text) {
+                    let key = file.text.get(span.start..span.end).unwrap_or("");
+                    d = Diagnostic::error(format!(
+                        "invalid TOML: a dotted key of {parts} parts; the limit is {MAX_KEY_DEPTH}"
+                    ))
+                    .at(span)
+                    .key(key.to_string())
+                    .hint("no stack key has more than a few parts");
+                }
+            }
+            None => {}
         }
         p.diags.push(d);
     }
@@ -142,8 +177,10 @@ fn syntax_directive(text: &str) -> Option<Sp<String>> {
     None
 }
 
-struct Parser {
-    diags: Diagnostics,
+pub(super) struct Parser {
+    pub(super) diags: Diagnostics,
+    /// Image name → index in `stack.images` (names are looked up once per image).
+    image_index: std::collections::HashMap<String, usize>,
 }
 
 fn join(prefix: &str, key: &str) -> String {
@@ -190,6 +227,7 @@ impl Parser {
 
     fn table<'v, 'a>(&mut self, v: &'v Value<'a>, key: &str) -> Option<&'v DeTable<'a>> {
         match v.get_ref() {
+            DeValue::Table(t) if self.too_many(t.len(), span_of(v), key) => None,
             DeValue::Table(t) => Some(t),
             _ => {
                 self.type_error(v, key, "a table");
@@ -198,9 +236,9 @@ impl Parser {
         }
     }
 
-    fn string(&mut self, v: &Value<'_>, key: &str) -> Option<Sp<String>> {
+    pub(super) fn string(&mut self, v: &Value<'_>, key: &str) -> Option<Sp<String>> {
         match v.get_ref() {
-            DeValue::String(s) => Some(Sp::new(s.to_string(), span_of(v))),
+            DeValue::String(s) => self.text(s, span_of(v), key),
             _ => {
                 self.type_error(v, key, "a string");
                 None
@@ -211,7 +249,7 @@ impl Parser {
     /// A string, or an integer/bool written without quotes (arg defaults, labels, ports).
     fn scalar(&mut self, v: &Value<'_>, key: &str) -> Option<Sp<String>> {
         match v.get_ref() {
-            DeValue::String(s) => Some(Sp::new(s.to_string(), span_of(v))),
+            DeValue::String(s) => self.text(s, span_of(v), key),
             DeValue::Integer(i) => {
                 // `0x2A` is 42: write integers in decimal whatever their TOML radix.
                 let digits = i.as_str().replace('_', "");
@@ -277,7 +315,8 @@ impl Parser {
     /// A list of strings; a single string is accepted as a list of one.
     fn strings(&mut self, v: &Value<'_>, key: &str) -> Vec<Sp<String>> {
         match v.get_ref() {
-            DeValue::String(s) => vec![Sp::new(s.to_string(), span_of(v))],
+            DeValue::String(_) => self.string(v, key).into_iter().collect(),
+            DeValue::Array(a) if self.too_many(a.len(), span_of(v), key) => vec![],
             DeValue::Array(a) => {
                 let mut out = vec![];
                 for (i, item) in a.iter().enumerate() {
@@ -302,9 +341,9 @@ impl Parser {
         for (k, val) in t.iter() {
             let name = k.get_ref().to_string();
             let kkey = join(key, &name);
-            if name.is_empty() || name.contains('=') {
+            if name.is_empty() || name.contains(['=', '\0']) || name.len() > MAX_STRING_BYTES {
                 self.diags.push(
-                    Diagnostic::error(format!("invalid variable name `{name}`"))
+                    Diagnostic::error(format!("invalid variable name `{}`", name.escape_debug()))
                         .at(k.span().into())
                         .key(kkey.clone()),
                 );
@@ -322,7 +361,10 @@ impl Parser {
 
     fn command(&mut self, v: &Value<'_>, key: &str) -> Option<Sp<Command>> {
         match v.get_ref() {
-            DeValue::String(s) => Some(Sp::new(Command::Shell(s.to_string()), span_of(v))),
+            DeValue::String(_) => {
+                let s = self.string(v, key)?;
+                Some(Sp::new(Command::Shell(s.value), s.span))
+            }
             DeValue::Array(_) => {
                 let items = self.strings(v, key);
                 Some(Sp::new(
@@ -352,8 +394,8 @@ impl Parser {
                 "name" => stack.name = self.string(val, &path),
                 "description" => stack.description = self.string(val, &path),
                 "default" => stack.default_target = self.string(val, &path),
-                "python" => stack.python = self.string(val, &path),
-                "installer" => stack.installer = self.string(val, &path),
+                "python" => stack.python = self.nonempty(val, &path, "a Python version or path"),
+                "installer" => stack.installer = self.nonempty(val, &path, "an installer"),
                 "platforms" => stack.platforms = self.strings(val, &path),
                 "install-env" => stack.install_env = self.env_table(val, &path),
                 "tags" => stack.tags = self.strings(val, &path),
@@ -427,7 +469,18 @@ impl Parser {
                         .hint("use lowercase letters, digits, `-`, `_` and `.`, starting with a letter"),
                 );
             }
-            if let Some(prev) = stack.image(&name) {
+            if stack.images.len() >= MAX_IMAGES {
+                self.diags.push(
+                    Diagnostic::error(format!(
+                        "more than {MAX_IMAGES} layers and services; the limit is {MAX_IMAGES}"
+                    ))
+                    .at(kspan)
+                    .key(path.clone())
+                    .hint("split the stack into several files"),
+                );
+                return;
+            }
+            if let Some(prev) = self.image_index.get(&name).map(|&i| &stack.images[i]) {
                 self.diags.push(
                     Diagnostic::error(format!(
                         "`{name}` is defined twice (as {} `{}` already)",
@@ -445,6 +498,8 @@ impl Parser {
             };
             let mut img = ImageDef::new(kind, Sp::new(name, kspan), kspan);
             self.image_body(body, &path, &mut img);
+            self.image_index
+                .insert(img.name.value.clone(), stack.images.len());
             stack.images.push(img);
         }
     }
@@ -456,14 +511,30 @@ impl Parser {
             match key {
                 "description" => img.description = self.string(val, &kp),
                 "from" => img.from = self.string(val, &kp),
-                "apt" => img.apt = self.strings(val, &kp),
+                "apt" => {
+                    img.apt = self.strings(val, &kp);
+                    self.no_empty_items(&img.apt, &kp, "a Debian package name");
+                }
                 "user" => img.user = self.user(val, &kp),
-                "workdir" => img.workdir = self.string(val, &kp),
+                "workdir" => img.workdir = self.nonempty(val, &kp, "an absolute directory"),
                 "run" => img.run = self.runs(val, &kp),
-                "requirements" => img.requirements = self.strings(val, &kp),
-                "pip" => img.pip = self.strings(val, &kp),
-                "index-url" => img.index_url = self.string(val, &kp),
-                "extra-index-urls" => img.extra_index_urls = self.strings(val, &kp),
+                "requirements" => {
+                    img.requirements = self.strings(val, &kp);
+                    self.no_empty_items(
+                        &img.requirements,
+                        &kp,
+                        "a requirements file in the context",
+                    );
+                }
+                "pip" => {
+                    img.pip = self.strings(val, &kp);
+                    self.no_empty_items(&img.pip, &kp, "a requirement");
+                }
+                "index-url" => img.index_url = self.nonempty(val, &kp, "a package index URL"),
+                "extra-index-urls" => {
+                    img.extra_index_urls = self.strings(val, &kp);
+                    self.no_empty_items(&img.extra_index_urls, &kp, "a package index URL");
+                }
                 "install-env" => img.install_env = self.env_table(val, &kp),
                 "env" => img.env = self.env_table(val, &kp),
                 "copy" => img.copy = self.copies(val, &kp),
@@ -474,7 +545,7 @@ impl Parser {
                 "labels" => img.labels = self.env_table(val, &kp),
                 "stop-signal" => img.stop_signal = self.scalar(val, &kp),
                 "torch" => img.torch = self.torch_use(val, &kp),
-                "installer" => img.installer = self.string(val, &kp),
+                "installer" => img.installer = self.nonempty(val, &kp, "an installer"),
                 "conda" => img.conda = self.conda(val, &kp),
                 "cross-install" => img.cross_install = self.boolean(val, &kp),
                 "venv" => {
@@ -527,8 +598,8 @@ impl Parser {
                 let key = sk.get_ref().as_ref();
                 let kp = join(&path, key);
                 match key {
-                    "env" => d.env = self.string(sv, &kp),
-                    "target" => d.target = self.string(sv, &kp),
+                    "env" => d.env = self.nonempty(sv, &kp, "an environment variable name"),
+                    "target" => d.target = self.nonempty(sv, &kp, "an absolute file path"),
                     "required" => d.required = self.boolean(sv, &kp),
                     other => self.unknown_key(other, sk.span().into(), &path, SECRET_KEYS),
                 }
@@ -552,11 +623,14 @@ impl Parser {
             let kk = k.get_ref().as_ref();
             let kp = join(key, kk);
             match kk {
-                "file" => file = self.string(val, &kp),
-                "channels" => d.channels = self.strings(val, &kp),
-                "installer" => d.installer = self.string(val, &kp),
-                "cache" => d.cache = self.string(val, &kp),
-                "env" => d.env = self.string(val, &kp),
+                "file" => file = self.nonempty(val, &kp, "an environment file in the context"),
+                "channels" => {
+                    d.channels = self.strings(val, &kp);
+                    self.no_empty_items(&d.channels, &kp, "a channel name or URL");
+                }
+                "installer" => d.installer = self.nonempty(val, &kp, "an installer"),
+                "cache" => d.cache = self.nonempty(val, &kp, "a cache mode"),
+                "env" => d.env = self.nonempty(val, &kp, "an environment name"),
                 other => self.unknown_key(other, k.span().into(), key, CONDA_KEYS),
             }
         }
@@ -743,8 +817,8 @@ impl Parser {
 
     fn user(&mut self, v: &Value<'_>, key: &str) -> Option<UserDef> {
         match v.get_ref() {
-            DeValue::String(s) => Some(UserDef {
-                name: Sp::new(s.to_string(), span_of(v)),
+            DeValue::String(_) => Some(UserDef {
+                name: self.string(v, key)?,
                 uid: None,
                 gid: None,
                 home: None,
@@ -803,6 +877,7 @@ impl Parser {
     /// `run`: a string, a `{ cmd, context }` table, or a list of them.
     fn runs(&mut self, v: &Value<'_>, key: &str) -> Vec<RunDef> {
         let items: Vec<&Value<'_>> = match v.get_ref() {
+            DeValue::Array(a) if self.too_many(a.len(), span_of(v), key) => return vec![],
             DeValue::Array(a) => a.iter().collect(),
             DeValue::String(_) | DeValue::Table(_) => vec![v],
             _ => {
@@ -814,11 +889,15 @@ impl Parser {
         for (i, item) in items.into_iter().enumerate() {
             let ik = format!("{key}[{i}]");
             match item.get_ref() {
-                DeValue::String(s) => out.push(RunDef {
-                    cmd: Sp::new(s.to_string(), span_of(item)),
-                    context: vec![],
-                    span: span_of(item),
-                }),
+                DeValue::String(_) => {
+                    if let Some(cmd) = self.string(item, &ik) {
+                        out.push(RunDef {
+                            cmd,
+                            context: vec![],
+                            span: span_of(item),
+                        })
+                    }
+                }
                 DeValue::Table(t) => {
                     let mut cmd = None;
                     let mut context = vec![];
@@ -852,6 +931,7 @@ impl Parser {
 
     fn copies(&mut self, v: &Value<'_>, key: &str) -> Vec<CopyDef> {
         let items: Vec<&Value<'_>> = match v.get_ref() {
+            DeValue::Array(a) if self.too_many(a.len(), span_of(v), key) => return vec![],
             DeValue::Array(a) => a.iter().collect(),
             DeValue::String(_) | DeValue::Table(_) => vec![v],
             _ => {
@@ -863,8 +943,11 @@ impl Parser {
         for (i, item) in items.into_iter().enumerate() {
             let ik = format!("{key}[{i}]");
             match item.get_ref() {
-                DeValue::String(s) => out.push(CopyDef {
-                    src: Sp::new(s.to_string(), span_of(item)),
+                DeValue::String(_) => out.push(CopyDef {
+                    src: match self.string(item, &ik) {
+                        Some(s) => s,
+                        None => continue,
+                    },
                     dest: None,
                     chown: Chown::Default,
                     mode: None,
@@ -890,8 +973,10 @@ impl Parser {
                             "chown" => match val.get_ref() {
                                 DeValue::Boolean(true) => c.chown = Chown::Default,
                                 DeValue::Boolean(false) => c.chown = Chown::No,
-                                DeValue::String(s) => {
-                                    c.chown = Chown::To(Sp::new(s.to_string(), span_of(val)))
+                                DeValue::String(_) => {
+                                    if let Some(s) = self.string(val, &kp) {
+                                        c.chown = Chown::To(s)
+                                    }
                                 }
                                 _ => self.type_error(val, &kp, "true, false or \"user[:group]\""),
                             },
@@ -920,6 +1005,7 @@ impl Parser {
 
     fn ports(&mut self, v: &Value<'_>, key: &str) -> Vec<Sp<String>> {
         let items: Vec<&Value<'_>> = match v.get_ref() {
+            DeValue::Array(a) if self.too_many(a.len(), span_of(v), key) => return vec![],
             DeValue::Array(a) => a.iter().collect(),
             _ => vec![v],
         };
@@ -1031,118 +1117,5 @@ fn valid_image_name(name: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse_str(s: &str) -> (Stack, Diagnostics) {
-        parse(&SourceFile::new("stack.toml", s))
-    }
-
-    #[test]
-    fn parses_a_small_stack() {
-        let (stack, diags) = parse_str(
-            r#"# syntax=layerstack:dev
-[stack]
-name = "demo"
-[args]
-PY = "3.12"
-TAG = { default = "v1", description = "the tag" }
-[layers.base]
-from = "python:${PY}-slim"
-apt = ["curl"]
-user = "appuser"
-[services.api]
-from = "base"
-copy = ["app", { src = "conf", dest = "/etc/app", chown = false }]
-cmd = ["python", "-m", "app"]
-expose = [8000, "9000/udp"]
-healthcheck = { cmd = "curl -f localhost:8000", interval = "10s", retries = 3 }
-"#,
-        );
-        assert!(diags.items.is_empty(), "{diags:?}");
-        assert_eq!(stack.syntax.as_ref().unwrap().value, "layerstack:dev");
-        assert_eq!(stack.args.len(), 2);
-        assert_eq!(stack.args[1].default.as_ref().unwrap().value, "v1");
-        let api = stack.image("api").unwrap();
-        assert_eq!(api.kind, Kind::Service);
-        assert_eq!(api.copy.len(), 2);
-        assert_eq!(api.copy[1].chown, Chown::No);
-        assert_eq!(
-            api.expose
-                .iter()
-                .map(|p| p.value.as_str())
-                .collect::<Vec<_>>(),
-            ["8000", "9000/udp"]
-        );
-        assert_eq!(
-            api.cmd.as_ref().unwrap().value,
-            Command::Exec(vec!["python".into(), "-m".into(), "app".into()])
-        );
-        assert_eq!(stack.default_target(), Some("api"));
-    }
-
-    #[test]
-    fn reports_every_problem() {
-        let (_, diags) =
-            parse_str("[layers.a]\npipp = []\napt = 3\n[services.a]\nfrom = \"x\"\n[bogus]\n");
-        let msgs: Vec<String> = diags
-            .items
-            .iter()
-            .map(|d| format!("{}|{}", d.key.clone().unwrap_or_default(), d.message))
-            .collect();
-        assert!(
-            msgs.iter()
-                .any(|m| m.starts_with("layers.a.pipp|unknown key")),
-            "{msgs:?}"
-        );
-        assert!(
-            msgs.iter()
-                .any(|m| m == "layers.a.apt|expected a list of strings, found integer"),
-            "{msgs:?}"
-        );
-        assert!(
-            msgs.iter()
-                .any(|m| m.starts_with("services.a|`a` is defined twice")),
-            "{msgs:?}"
-        );
-        assert!(
-            msgs.iter().any(|m| m.starts_with("bogus|unknown key")),
-            "{msgs:?}"
-        );
-        let pipp = diags
-            .items
-            .iter()
-            .find(|d| d.message.contains("pipp"))
-            .unwrap();
-        assert_eq!(pipp.hint.as_deref(), Some("did you mean `pip`?"));
-    }
-
-    #[test]
-    fn invalid_toml_is_located() {
-        let (_, diags) = parse_str("[layers.a]\nfrom = \n");
-        assert!(diags.has_errors());
-        assert!(diags.items[0].span.is_some());
-    }
-
-    #[test]
-    fn syntax_directive_after_other_directives() {
-        assert_eq!(
-            syntax_directive("# check=skip=all\n# syntax=x/y\n")
-                .unwrap()
-                .value,
-            "x/y"
-        );
-        assert!(syntax_directive("# check=skip=all\n# a comment\n# syntax=x\n").is_none());
-    }
-
-    #[test]
-    fn syntax_directive_on_first_line_only() {
-        assert_eq!(
-            syntax_directive("# syntax=foo/bar:1\n").unwrap().value,
-            "foo/bar:1"
-        );
-        assert_eq!(syntax_directive("\n#syntax = x\n").unwrap().value, "x");
-        assert!(syntax_directive("[stack]\n# syntax=x\n").is_none());
-        assert!(syntax_directive("# hello\n# syntax=x\n").is_none());
-    }
-}
+#[path = "parse_tests.rs"]
+mod tests;
