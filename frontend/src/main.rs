@@ -3,6 +3,7 @@
 
 mod build;
 mod gateway;
+mod lint;
 mod opts;
 mod pb;
 mod subrequests;
