@@ -386,9 +386,10 @@ async fn heavy_dirs(
     )
     .await?;
     let stats = candidates.iter().map(|c| gw.stat_file(&r, &c.2));
-    let stats = futures_util::future::try_join_all(stats).await?;
+    let stats = futures_util::future::join_all(stats).await;
     for (c, st) in candidates.into_iter().zip(stats) {
-        let is_dir = st.is_some_and(|s| s.mode & 0o040000 != 0 || s.mode & (1 << 31) != 0);
+        // Go's fs.ModeDir. A failed stat (a copied file, not a directory) is "not there".
+        let is_dir = matches!(st, Ok(Some(s)) if s.mode & (1 << 31) != 0);
         if is_dir {
             out.entry(c.0)
                 .or_insert_with(DirFacts::default)

@@ -33,6 +33,15 @@ pub enum Level {
     Info,
 }
 
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Warning => "warning",
+            Level::Info => "info",
+        }
+    }
+}
+
 /// A rule: a stable name, a one-line description and its docs anchor.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Rule {
@@ -64,7 +73,12 @@ impl Finding {
     pub fn diagnostic(&self) -> Diagnostic {
         Diagnostic::warning(format!("{}: {}", self.rule.name, self.detail))
             .at(self.span)
-            .hint(format!("{} ({})", self.rule.description, self.rule.url()))
+            .hint(format!(
+                "{} ({}; {})",
+                self.rule.description,
+                self.rule.level.as_str(),
+                self.rule.url()
+            ))
     }
 }
 
