@@ -11,9 +11,6 @@
 //!
 //! Must run inside a tokio runtime with I/O enabled (`enable_all`).
 
-// The full gateway API is kept even where the binary does not call it yet.
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io;
@@ -27,7 +24,6 @@ use tonic::transport::{Channel, Endpoint, Uri};
 use crate::pb::fsstat::Stat;
 use crate::pb::gateway::{self as gw, llb_bridge_client::LlbBridgeClient};
 use crate::pb::rpc;
-use crate::pb::types::WorkerRecord;
 use llb_gen::pb;
 
 /// BuildKit's gRPC message size limit, each way.
@@ -106,15 +102,13 @@ impl From<io::Error> for GatewayError {
 /// Result alias for gateway calls.
 pub type Result<T, E = GatewayError> = std::result::Result<T, E>;
 
-/// What Ping reports: enabled capability ids and the workers.
+/// What Ping reports: enabled capability ids.
 #[derive(Debug, Clone, Default)]
 pub struct Pong {
     /// Enabled gateway capabilities (`solve.base`, `proto.refarray`, ...).
     pub frontend_caps: BTreeSet<String>,
     /// Enabled LLB capabilities (`exec.mount.cache`, `mergeop`, ...).
     pub llb_caps: BTreeSet<String>,
-    /// Worker records (platforms, labels, ...).
-    pub workers: Vec<WorkerRecord>,
 }
 
 /// The refs part of a result for [`Gateway::return_result`].
@@ -143,14 +137,6 @@ impl ResultBuilder {
     /// An empty result (no ref, no metadata).
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// A result with a single ref.
-    pub fn single(ref_id: impl Into<String>) -> Self {
-        ResultBuilder {
-            refs: ResultRefs::Single(ref_id.into()),
-            metadata: BTreeMap::new(),
-        }
     }
 
     /// Set the single ref (replacing any refs).
@@ -297,7 +283,7 @@ impl Gateway {
         self.client.clone()
     }
 
-    /// Asks BuildKit for its capabilities and workers.
+    /// Asks BuildKit for its capabilities.
     pub async fn ping(&self) -> Result<Pong> {
         let resp = self.client().ping(gw::PingRequest {}).await?.into_inner();
         let enabled = |caps: Vec<pb::apicaps::ApiCap>| -> BTreeSet<String> {
@@ -309,7 +295,6 @@ impl Gateway {
         let pong = Pong {
             frontend_caps: enabled(resp.frontend_api_caps),
             llb_caps: enabled(resp.llb_caps),
-            workers: resp.workers,
         };
         let _ = self.frontend_caps.set(pong.frontend_caps.clone());
         Ok(pong)
@@ -369,15 +354,6 @@ impl Gateway {
         }
     }
 
-    /// Forces evaluation of a ref's build (gateway cap `gateway.evaluate`).
-    pub async fn evaluate(&self, reference: &str) -> Result<()> {
-        let req = gw::EvaluateRequest {
-            r#ref: reference.to_string(),
-        };
-        self.client().evaluate(req).await?;
-        Ok(())
-    }
-
     /// Reads a file from a solved ref; `range` = `(offset, length)`.
     pub async fn read_file(
         &self,
@@ -412,33 +388,6 @@ impl Gateway {
                 }
             }
         }
-    }
-
-    /// Lists a directory in a solved ref; `include_pattern` filters entries
-    /// (empty = all).
-    pub async fn read_dir(
-        &self,
-        reference: &str,
-        path: &str,
-        include_pattern: &str,
-    ) -> Result<Vec<Stat>> {
-        let req = gw::ReadDirRequest {
-            r#ref: reference.to_string(),
-            dir_path: path.to_string(),
-            include_pattern: include_pattern.to_string(),
-            mount_index: 0,
-        };
-        Ok(self.client().read_dir(req).await?.into_inner().entries)
-    }
-
-    /// The frontend inputs (named definitions passed by a parent frontend).
-    pub async fn inputs(&self) -> Result<BTreeMap<String, pb::Definition>> {
-        Ok(self
-            .client()
-            .inputs(gw::InputsRequest {})
-            .await?
-            .into_inner()
-            .definitions)
     }
 
     /// Emits a build warning (gateway cap `gateway.warnings`, BuildKit
@@ -634,7 +583,8 @@ mod tests {
     #[test]
     fn result_wire_forms() {
         use gw::result::Result as R;
-        let mut b = ResultBuilder::single("r1");
+        let mut b = ResultBuilder::new();
+        b.set_ref("r1");
         b.add_metadata("containerimage.config", b"{}".to_vec());
         let p = b.clone().into_proto(true);
         assert_eq!(

@@ -21,9 +21,9 @@ use llb_gen::plan;
 use llb_gen::source::{SourceFile, Span};
 use serde::Serialize;
 
-use crate::build::{Failure, Inputs};
 use crate::gateway::{Gateway, ResultBuilder, base64_std};
 use crate::opts::FrontendOpts;
+use crate::request::{Failure, Inputs};
 
 /// The request id buildx sends for `--check` / `--call=check`.
 pub const REQUEST_LINT: &str = "frontend.lint";
@@ -252,7 +252,6 @@ pub async fn answer(
     inputs: &Inputs,
 ) -> Result<ResultBuilder, Failure> {
     let file = &inputs.file;
-    let (stack, parse_diags) = llb_gen::stack::parse(file);
     let platform = match opts.platforms.first() {
         Some(p) => llb_gen::platform::Platform::parse(p)
             .map_err(|e| Failure::plain(format!("--platform: {e}")))?,
@@ -262,12 +261,13 @@ pub async fn answer(
             .and_then(|p| llb_gen::platform::Platform::parse(p).ok())
             .unwrap_or_else(llb_gen::platform::Platform::linux_amd64),
     };
-    let mut bo = crate::build::build_options(opts, inputs, platform);
+    let mut bo = crate::request::build_options(opts, inputs, platform);
     bo.target = None;
     let diagnostics = llb_gen::check(file, &bo);
-    if parse_diags.has_errors() {
+    // A stack that does not parse: only the build error (`check` has the parse errors).
+    let Ok((stack, _)) = llb_gen::parse_checked(file) else {
         return respond(&results(file, &[], &diagnostics), file);
-    }
+    };
     let mut plans = lint::plans(&stack, &bo);
     if let Some(t) = opts.target.as_deref().filter(|t| !t.is_empty()) {
         let (name, variant) = plan::split_target(t);

@@ -2,10 +2,12 @@
 //! with llb-gen, solves, and always answers with exactly one `Return`.
 
 mod build;
+mod checks;
 mod gateway;
 mod lint;
 mod opts;
 mod pb;
+mod request;
 mod subrequests;
 
 use std::process::ExitCode;
@@ -41,7 +43,7 @@ async fn run() -> ExitCode {
     })
     .await
     .unwrap_or_else(|e| {
-        Err(build::Failure::plain(format!(
+        Err(request::Failure::plain(format!(
             "layerstack frontend bug: {e}"
         )))
     });

@@ -123,6 +123,22 @@ pub struct FrontendOpts {
 }
 
 impl FrontendOpts {
+    /// Options the frontend accepts but does not implement yet, as an error naming the
+    /// first: a build must not silently ignore `--build-context` or a sandbox hostname.
+    pub fn unsupported(&self) -> Option<String> {
+        if let Some((name, value)) = self.named_contexts.iter().next() {
+            return Some(format!(
+                "`--build-context {name}={value}` (frontend option `context:{name}`) is not supported by layerstack yet; remove it (stack.toml names its bases with `from`)"
+            ));
+        }
+        if let Some(h) = &self.hostname {
+            return Some(format!(
+                "the sandbox hostname `{h}` (frontend option `hostname` / build arg BUILDKIT_SANDBOX_HOSTNAME) is not supported by layerstack yet; remove it"
+            ));
+        }
+        None
+    }
+
     /// Reads the options from the process environment.
     pub fn from_env() -> Result<FrontendOpts, OptsError> {
         Self::from_env_vars(
@@ -628,6 +644,21 @@ mod tests {
         assert_eq!(o.cache_imports[3].attrs["ref"], "r/z:2");
         assert!(o.cache_imports_raw.unwrap().starts_with('['));
         assert!(parse_err(&["cache-imports={"]).contains("cache-imports"));
+    }
+
+    #[test]
+    fn accepted_but_unimplemented_options_are_errors_naming_them() {
+        assert_eq!(parse(&[]).unsupported(), None);
+        let e = parse(&["context:base=docker-image://alpine:3.20"])
+            .unsupported()
+            .unwrap();
+        assert!(
+            e.contains("--build-context base=docker-image://alpine:3.20"),
+            "{e}"
+        );
+        assert!(e.contains("context:base"), "{e}");
+        let e = parse(&["hostname=box"]).unsupported().unwrap();
+        assert!(e.contains("`box`") && e.contains("hostname"), "{e}");
     }
 
     #[test]

@@ -47,7 +47,6 @@ pub mod errdefs {
 pub use fsutil::types as fsstat;
 pub use google::rpc;
 pub use moby::buildkit::v1::frontend as gateway;
-pub use moby::buildkit::v1::types;
 
 /// Re-exports of the llb-gen types the gateway messages embed.
 #[allow(unused_imports)]

@@ -50,9 +50,9 @@ use llb_gen::source::{SourceFile, Span};
 use llb_gen::stack::{ImageDef, Stack};
 use serde::Serialize;
 
-use crate::build::{Failure, Inputs};
 use crate::gateway::{ResultBuilder, base64_std};
 use crate::opts::FrontendOpts;
+use crate::request::{Failure, Inputs};
 
 /// `frontend.subrequests.describe`: the list of supported subrequests.
 pub const REQUEST_DESCRIBE: &str = "frontend.subrequests.describe";
@@ -414,20 +414,23 @@ fn outline(opts: &FrontendOpts, inputs: &Inputs) -> Result<Outline, Failure> {
     if checks.has_errors() {
         return Err(stack_failure(file, checks));
     }
-    let stack_platforms = crate::build::stack_platforms(opts, &stack);
-    let platforms = crate::build::platforms(opts, &stack_platforms)?;
+    let stack_platforms = crate::request::stack_platforms(opts, &stack);
+    let platforms = crate::request::platforms(opts, &stack_platforms)?;
 
     let mut first: Option<(Plan, std::collections::BTreeMap<String, String>)> = None;
     let mut cache: Vec<CacheMount> = vec![];
     let mut seen = BTreeSet::new();
     for platform in platforms {
-        let bo = crate::build::build_options(opts, inputs, platform);
+        let bo = crate::request::build_options(opts, inputs, platform);
         let (_, plan) = llb_gen::load(file, &bo).map_err(|e| Failure::from_stack(&e))?;
-        for (id, span) in cache_mounts(&plan, &bo, file)? {
-            if seen.insert(id.clone()) {
+        // The plan's caches (apt, pip, uv, conda; ids namespaced by platform and variant),
+        // located at the first line of the step that first uses each.
+        for c in plan.caches() {
+            if seen.insert(c.id.clone()) {
+                let line = file.line_span(file.line_col(c.span.start).line);
                 cache.push(CacheMount {
-                    id,
-                    location: Some(location(file, &[span])),
+                    id: c.id,
+                    location: Some(location(file, &[line])),
                 });
             }
         }
@@ -466,51 +469,6 @@ fn outline(opts: &FrontendOpts, inputs: &Inputs) -> Result<Outline, Failure> {
         cache,
         sources: vec![base64_std(file.text.as_bytes())],
     })
-}
-
-/// The cache mount ids of this plan's steps, read from the LLB the converter makes for it (so
-/// they are exactly the build's: apt, pip, uv and conda caches, namespaced by platform and
-/// variant), in order of first use, with the stack.toml lines of the step that uses each.
-fn cache_mounts(
-    plan: &Plan,
-    bo: &plan::BuildOptions,
-    file: &SourceFile,
-) -> Result<Vec<(String, Span)>, Failure> {
-    use prost::Message;
-    let converted = llb_gen::convert::convert(plan, bo, &llb_gen::convert::NoImages, file)
-        .map_err(|d| stack_failure(file, d))?;
-    let def = &converted.definition;
-    let digests = llb_gen::llb::op_digests(def);
-    let mut out: Vec<(String, Span)> = vec![];
-    for (bytes, digest) in def.def.iter().zip(&digests) {
-        let Ok(op) = llb_gen::pb::Op::decode(bytes.as_slice()) else {
-            continue;
-        };
-        let Some(llb_gen::pb::op::Op::Exec(exec)) = &op.op else {
-            continue;
-        };
-        let line = def
-            .source
-            .as_ref()
-            .and_then(|s| s.locations.get(digest))
-            .and_then(|l| l.locations.first())
-            .and_then(|l| l.ranges.first())
-            .and_then(|r| r.start.as_ref())
-            .map(|p| p.line.max(1) as usize)
-            .unwrap_or(1);
-        for m in &exec.mounts {
-            if let Some(c) = m
-                .cache_opt
-                .as_ref()
-                .filter(|_| m.mount_type == llb_gen::pb::MountType::Cache as i32)
-            {
-                if !out.iter().any(|(i, _)| *i == c.id) {
-                    out.push((c.id.clone(), file.line_span(line)));
-                }
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// As `outline.PrintOutline`, plus a table of cache mount ids (upstream prints none).
@@ -555,13 +513,9 @@ fn print_outline(o: &Outline) -> String {
 
 /// Parse the stack; parse errors fail like a build does (with the location for buildx).
 fn parse_stack(file: &SourceFile) -> Result<Stack, Failure> {
-    let (stack, diags) = llb_gen::stack::parse(file);
-    if diags.has_errors() {
-        let mut d = diags;
-        d.extend(plan::check_stack(&stack));
-        return Err(stack_failure(file, d));
-    }
-    Ok(stack)
+    llb_gen::parse_checked(file)
+        .map(|(stack, _)| stack)
+        .map_err(|e| Failure::from_stack(&e))
 }
 
 fn stack_failure(file: &SourceFile, diagnostics: Diagnostics) -> Failure {
@@ -621,373 +575,5 @@ fn tabwrite(rows: &[Vec<String>], padding: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use serde_json::Value;
-
-    use super::*;
-
-    const STACK: &str = r#"# syntax=layerstack:dev
-[stack]
-name = "demo"
-default = "api"
-
-[args]
-PYTHON_VERSION = "3.12"
-[args.INDEX]
-default = "https://pypi.org/simple"
-description = "Package index"
-
-[layers.runtime]
-description = "Python runtime"
-from = "python:${PYTHON_VERSION}-slim"
-apt = ["curl"]
-pip = ["requests"]
-
-[services.api]
-description = "The HTTP API"
-from = "runtime"
-cmd = ["python3", "-m", "app"]
-
-[services.worker]
-from = "runtime"
-cmd = ["python3", "-m", "worker"]
-
-[layers.tools]
-from = "alpine:3.20"
-"#;
-
-    fn opts(pairs: &[(&str, &str)]) -> FrontendOpts {
-        let m: BTreeMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        FrontendOpts::from_opts(&m).unwrap()
-    }
-
-    fn inputs(text: &str) -> Inputs {
-        Inputs {
-            file: SourceFile::new("stack.toml", text),
-            exclude_patterns: vec![],
-            file_vertex: String::new(),
-        }
-    }
-
-    fn call(req: &str, o: &[(&str, &str)], text: &str) -> ResultBuilder {
-        match answer(req, &opts(o), &inputs(text)) {
-            Ok(r) => r,
-            Err(f) => panic!("{req} failed: {}", f.message),
-        }
-    }
-
-    fn json(r: &ResultBuilder) -> Value {
-        serde_json::from_slice(&r.metadata["result.json"]).unwrap()
-    }
-
-    fn txt(r: &ResultBuilder) -> String {
-        String::from_utf8(r.metadata["result.txt"].clone()).unwrap()
-    }
-
-    fn lines(loc: &Value) -> (i64, i64) {
-        let r = &loc["ranges"][0];
-        (
-            r["start"]["line"].as_i64().unwrap(),
-            r["end"]["line"].as_i64().unwrap(),
-        )
-    }
-
-    #[test]
-    fn metadata_only_with_version() {
-        for req in [REQUEST_DESCRIBE, REQUEST_TARGETS, REQUEST_OUTLINE] {
-            let r = call(req, &[], STACK);
-            assert_eq!(r.refs, ResultBuilder::new().refs, "no ref");
-            assert_eq!(r.metadata["version"], b"1.0.0");
-            assert!(!r.metadata["result.txt"].is_empty());
-            // Indented, as Go's json.MarshalIndent.
-            assert!(
-                r.metadata["result.json"].starts_with(b"{\n  \"")
-                    || r.metadata["result.json"].starts_with(b"[\n  {")
-            );
-        }
-    }
-
-    #[test]
-    fn describe_lists_four_requests() {
-        let r = call(REQUEST_DESCRIBE, &[], STACK);
-        let v = json(&r);
-        let names: Vec<&str> = v
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["name"].as_str().unwrap())
-            .collect();
-        assert_eq!(
-            names,
-            [
-                REQUEST_OUTLINE,
-                REQUEST_TARGETS,
-                crate::lint::REQUEST_LINT,
-                REQUEST_DESCRIBE
-            ]
-        );
-        for x in v.as_array().unwrap() {
-            assert_eq!(x["version"], "1.0.0");
-            assert_eq!(x["type"], "rpc");
-            assert_eq!(x["metadata"][0]["name"], "result.json");
-            assert_eq!(x["metadata"][1]["name"], "result.txt");
-            for k in ["opts", "inputs", "refs", "description"] {
-                assert!(x.get(k).is_some(), "{k} missing (no omitempty upstream)");
-            }
-        }
-        assert_eq!(v[0]["opts"][0]["name"], "target");
-        assert_eq!(v[1]["opts"], serde_json::json!([]));
-        assert_eq!(v[2]["opts"], serde_json::json!([]));
-        assert_eq!(v[2]["metadata"][2]["name"], "result.statuscode");
-        assert!(v[3]["opts"].is_null());
-        let t = txt(&r);
-        assert!(t.starts_with("NAME"));
-        assert!(
-            t.contains("\noutline              1.0.0   List all parameters"),
-            "{t}"
-        );
-        assert!(
-            t.contains("\nsubrequests.describe 1.0.0   List available"),
-            "{t}"
-        );
-    }
-
-    #[test]
-    fn targets_services_first_with_default_and_locations() {
-        let r = call(REQUEST_TARGETS, &[], STACK);
-        let v = json(&r);
-        let t = v["targets"].as_array().unwrap();
-        let names: Vec<&str> = t.iter().map(|x| x["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["api", "worker", "runtime", "tools"]);
-        assert_eq!(t[0]["default"], true);
-        for x in &t[1..] {
-            assert!(x.get("default").is_none(), "omitempty: {x}");
-        }
-        assert_eq!(t[0]["description"], "service: The HTTP API");
-        assert_eq!(t[1]["description"], "service");
-        assert_eq!(t[2]["description"], "layer: Python runtime");
-        assert_eq!(t[0]["base"], "runtime");
-        assert_eq!(t[2]["base"], "python:${PYTHON_VERSION}-slim");
-        assert!(t[0].get("platform").is_none());
-        // Table headers: [services.api] is line 18, [services.worker] 23, [layers.runtime] 12,
-        // [layers.tools] 27.
-        assert_eq!(lines(&t[0]["location"]), (18, 18));
-        assert_eq!(lines(&t[1]["location"]), (23, 23));
-        assert_eq!(lines(&t[2]["location"]), (12, 12));
-        assert_eq!(lines(&t[3]["location"]), (27, 27));
-        // Go's omitempty: no sourceIndex 0, no character 0.
-        assert!(t[0]["location"].get("sourceIndex").is_none());
-        assert!(
-            t[0]["location"]["ranges"][0]["start"]
-                .get("character")
-                .is_none()
-        );
-        assert_eq!(
-            v["sources"],
-            serde_json::json!([base64_std(STACK.as_bytes())])
-        );
-        let text = txt(&r);
-        assert_eq!(
-            text,
-            "TARGET        DESCRIPTION\n\
-             api (default) service: The HTTP API\n\
-             worker        service\n\
-             runtime       layer: Python runtime\n\
-             tools         layer\n"
-        );
-    }
-
-    #[test]
-    fn targets_default_without_stack_default() {
-        let text = STACK.replace("default = \"api\"\n", "");
-        let v = json(&call(REQUEST_TARGETS, &[], &text));
-        let defaults: Vec<&str> = v["targets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|x| x["default"] == true)
-            .map(|x| x["name"].as_str().unwrap())
-            .collect();
-        assert_eq!(defaults, ["api"]); // the first service
-    }
-
-    #[test]
-    fn outline_default_target_args_and_cache() {
-        let r = call(REQUEST_OUTLINE, &[], STACK);
-        let v = json(&r);
-        assert_eq!(v["name"], "api");
-        assert_eq!(v["description"], "service: The HTTP API");
-        let args = v["args"].as_array().unwrap();
-        assert_eq!(args.len(), 2);
-        assert_eq!(args[0]["name"], "PYTHON_VERSION");
-        assert_eq!(args[0]["value"], "3.12");
-        assert!(args[0].get("description").is_none());
-        assert_eq!(lines(&args[0]["location"]), (7, 7));
-        assert_eq!(args[1]["name"], "INDEX");
-        assert_eq!(args[1]["value"], "https://pypi.org/simple");
-        assert_eq!(args[1]["description"], "Package index");
-        assert_eq!(lines(&args[1]["location"]), (8, 10));
-        let cache: Vec<&str> = v["cache"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["ID"].as_str().unwrap())
-            .collect();
-        assert_eq!(
-            cache,
-            [
-                "layerstack-apt-cache-linux-amd64",
-                "layerstack-apt-lib-linux-amd64",
-                "layerstack-pip-linux-amd64"
-            ]
-        );
-        assert_eq!(lines(&v["cache"][0]["location"]), (15, 15));
-        assert_eq!(lines(&v["cache"][2]["location"]), (16, 16));
-        assert_eq!(v["sources"][0], base64_std(STACK.as_bytes()));
-        assert!(v.get("secrets").is_none() && v.get("ssh").is_none());
-        let t = txt(&r);
-        assert!(
-            t.starts_with("TARGET:      api\nDESCRIPTION: service: The HTTP API\n\n"),
-            "{t}"
-        );
-        assert!(
-            t.contains("BUILD ARG        VALUE                     DESCRIPTION\n"),
-            "{t}"
-        );
-        assert!(
-            t.contains("\nINDEX            https://pypi.org/simple   Package index\n"),
-            "{t}"
-        );
-        assert!(
-            t.contains("CACHE MOUNT\nlayerstack-apt-cache-linux-amd64\n"),
-            "{t}"
-        );
-    }
-
-    #[test]
-    fn outline_target_build_args_and_platforms() {
-        let r = call(
-            REQUEST_OUTLINE,
-            &[
-                ("target", "tools"),
-                ("build-arg:PYTHON_VERSION", "3.13"),
-                ("platform", "linux/arm64,linux/amd64"),
-            ],
-            STACK,
-        );
-        let v = json(&r);
-        assert_eq!(v["name"], "tools");
-        assert_eq!(v["description"], "layer");
-        assert_eq!(v["args"][0]["value"], "3.13");
-        // tools has no apt or pip steps.
-        assert!(v.get("cache").is_none());
-
-        let v = json(&call(
-            REQUEST_OUTLINE,
-            &[
-                ("target", "runtime"),
-                ("platform", "linux/arm64,linux/amd64"),
-            ],
-            STACK,
-        ));
-        let cache: Vec<&str> = v["cache"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["ID"].as_str().unwrap())
-            .collect();
-        assert_eq!(
-            cache,
-            [
-                "layerstack-apt-cache-linux-arm64",
-                "layerstack-apt-lib-linux-arm64",
-                "layerstack-pip-linux-arm64",
-                "layerstack-apt-cache-linux-amd64",
-                "layerstack-apt-lib-linux-amd64",
-                "layerstack-pip-linux-amd64",
-            ]
-        );
-    }
-
-    #[test]
-    fn outline_venv_builder_caches() {
-        let text = r#"
-[services.app]
-from = "python:3.12-slim"
-pip = ["flask"]
-venv = { builder-apt = ["gcc"] }
-"#;
-        let v = json(&call(
-            REQUEST_OUTLINE,
-            &[("platform", "linux/arm/v7")],
-            text,
-        ));
-        let cache: Vec<&str> = v["cache"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["ID"].as_str().unwrap())
-            .collect();
-        assert_eq!(
-            cache,
-            [
-                "layerstack-apt-cache-linux-arm-v7",
-                "layerstack-apt-lib-linux-arm-v7",
-                "layerstack-pip-linux-arm-v7",
-            ]
-        );
-        assert!(v.get("args").is_none());
-    }
-
-    #[test]
-    fn outline_unknown_target_fails() {
-        let Err(f) = answer(
-            REQUEST_OUTLINE,
-            &opts(&[("target", "nope")]),
-            &inputs(STACK),
-        ) else {
-            panic!("expected an error")
-        };
-        assert!(f.message.contains("nope"), "{}", f.message);
-    }
-
-    #[test]
-    fn parse_errors_carry_the_location() {
-        let bad = "[services.api]\nfrom = \"python:3.12\"\nfrom2 = 1\n";
-        for req in [REQUEST_TARGETS, REQUEST_OUTLINE] {
-            let Err(f) = answer(req, &opts(&[]), &inputs(bad)) else {
-                panic!("{req}: expected an error")
-            };
-            assert!(f.message.contains("from2"), "{}", f.message);
-            assert_eq!(f.details.len(), 1, "{req}: source detail");
-        }
-        // describe does not read the stack.
-        assert!(answer(REQUEST_DESCRIBE, &opts(&[]), &inputs(bad)).is_ok());
-    }
-
-    #[test]
-    fn other_requests_do_not_say_unsupported_request() {
-        for req in ["frontend.convertllb", "frontend.whatever"] {
-            let Err(f) = answer(req, &opts(&[]), &inputs(STACK)) else {
-                panic!("{req}: expected an error")
-            };
-            assert!(!f.message.contains("unsupported request"), "{}", f.message);
-            assert!(f.message.contains(req));
-            assert!(f.message.contains(REQUEST_OUTLINE));
-        }
-    }
-
-    #[test]
-    fn base64_matches_go() {
-        assert_eq!(base64_std(b""), "");
-        assert_eq!(base64_std(b"f"), "Zg==");
-        assert_eq!(base64_std(b"fo"), "Zm8=");
-        assert_eq!(base64_std(b"foo"), "Zm9v");
-        assert_eq!(base64_std(b"foob"), "Zm9vYg==");
-    }
-}
+#[path = "subrequests_tests.rs"]
+mod tests;

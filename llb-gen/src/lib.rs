@@ -20,11 +20,11 @@ pub mod stack;
 use diag::{Diagnostics, StackError};
 use source::SourceFile;
 
-/// Parse and plan in one go: what both the CLI and the frontend do first.
-pub fn load(
-    file: &SourceFile,
-    opts: &plan::BuildOptions,
-) -> Result<(stack::Stack, plan::Plan), StackError> {
+/// The one door into the core: parse a stack file and, when it has errors, report them the
+/// same way for every consumer (CLI, library, frontend build and subrequests): with TOML
+/// syntax errors, only those and what precedes the first (no follow-on noise); with other
+/// errors, those plus the stack-wide checks. Ok carries the parse warnings.
+pub fn parse_checked(file: &SourceFile) -> Result<(stack::Stack, Diagnostics), StackError> {
     let (stack, mut diags) = stack::parse(file);
     if let Some(d) = syntax_errors_only(&diags) {
         return Err(StackError {
@@ -33,8 +33,27 @@ pub fn load(
         });
     }
     if diags.has_errors() {
-        let more = plan::check_stack(&stack);
-        diags.extend(more);
+        diags.extend(plan::check_stack(&stack));
+        return Err(StackError {
+            file: file.clone(),
+            diagnostics: diags.sorted(),
+        });
+    }
+    Ok((stack, diags))
+}
+
+/// Parse and plan in one go (through [`parse_checked`]): what both the CLI and the frontend
+/// do first.
+pub fn load(
+    file: &SourceFile,
+    opts: &plan::BuildOptions,
+) -> Result<(stack::Stack, plan::Plan), StackError> {
+    let (stack, mut diags) = parse_checked(file)?;
+    // Stack-wide errors come before any target's (the same first error as `outline` and
+    // `check` report, whichever target is asked for).
+    let wide = plan::check_stack(&stack);
+    if wide.has_errors() {
+        diags.extend(wide);
         return Err(StackError {
             file: file.clone(),
             diagnostics: diags.sorted(),
@@ -75,14 +94,10 @@ pub fn twin_plan(stack: &stack::Stack, opts: &plan::BuildOptions) -> Option<plan
 /// Everything `llb-gen check` reports: parse errors, stack-wide checks and a plan of every
 /// target with the default options.
 pub fn check(file: &SourceFile, opts: &plan::BuildOptions) -> Diagnostics {
-    let (stack, mut diags) = stack::parse(file);
-    if let Some(d) = syntax_errors_only(&diags) {
-        return d;
-    }
-    if diags.has_errors() {
-        diags.extend(plan::check_stack(&stack));
-        return diags.sorted();
-    }
+    let (stack, mut diags) = match parse_checked(file) {
+        Ok(ok) => ok,
+        Err(e) => return e.diagnostics,
+    };
     let mut seen = Diagnostics::default();
     // Every target, in every variant, on every platform that variant is built for: impossible
     // combinations (a CUDA variant on arm64) are errors here, before any build.

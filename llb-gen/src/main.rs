@@ -285,10 +285,9 @@ fn check(path: &PathBuf, b: &BuildArgs) -> ExitCode {
 /// directories. Nothing when the stack does not parse (`check` reports that).
 fn lint_findings(file: &SourceFile, opts: &BuildOptions, dir: &Path) -> llb_gen::diag::Diagnostics {
     use llb_gen::lint;
-    let (stack, d) = llb_gen::stack::parse(file);
-    if d.has_errors() {
+    let Ok((stack, _)) = llb_gen::parse_checked(file) else {
         return Default::default();
-    }
+    };
     let plans = lint::plans(&stack, opts);
     let wanted = lint::wanted(&plans);
     let mut facts = lint::Facts {
@@ -425,11 +424,7 @@ fn finish(r: Result<String, String>) -> ExitCode {
 
 /// Parse a stack; parse errors (with the stack-wide checks) are rendered.
 fn parse_stack(file: &SourceFile) -> Result<Stack, String> {
-    let (stack, mut diags) = llb_gen::stack::parse(file);
-    if diags.has_errors() {
-        diags.extend(llb_gen::plan::check_stack(&stack));
-        return Err(diags.sorted().render(file));
-    }
+    let (stack, diags) = llb_gen::parse_checked(file).map_err(|e| e.diagnostics.render(file))?;
     if !diags.items.is_empty() {
         eprint!("{}", diags.render(file));
     }
@@ -807,10 +802,7 @@ fn is_executable(_: &std::fs::Metadata) -> bool {
 /// `llb-gen targets`: services, layers, variants and how to pick them.
 fn targets_cmd(path: &PathBuf) -> Result<String, String> {
     let file = read(path)?;
-    let (stack, diags) = llb_gen::stack::parse(&file);
-    if diags.has_errors() {
-        return Err(diags.render(&file));
-    }
+    let (stack, _) = llb_gen::parse_checked(&file).map_err(|e| e.diagnostics.render(&file))?;
     let default = stack.default_target().unwrap_or_default().to_string();
     let mut out = String::new();
     let width = stack

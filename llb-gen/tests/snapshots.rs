@@ -1,5 +1,5 @@
-//! Snapshot tests: the readable LLB dump of every target of every example (and the
-//! quick-start stack) must match `tests/snapshots/`; `UPDATE_SNAPSHOTS=1` rewrites them.
+//! Snapshot tests: the readable LLB dump and the readable plan of every target of every
+//! example (and the quick-start stack) must match `tests/snapshots/`; `UPDATE_SNAPSHOTS=1` rewrites them.
 
 use std::path::{Path, PathBuf};
 
@@ -61,6 +61,16 @@ fn generate(path: &Path, target: &str) -> (String, Vec<u8>, Vec<u8>) {
     (dump, out.definition.encode_to_vec(), out.image_config)
 }
 
+/// The readable plan of one target (the plan snapshot).
+fn plan_text(path: &Path, target: &str) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let file = SourceFile::new("stack.toml", text);
+    let opts = options(target, path.parent().unwrap());
+    let (_, plan) = llb_gen::load(&file, &opts)
+        .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.diagnostics.render(&e.file)));
+    llb_gen::report::plan_text::render(&plan, &file)
+}
+
 #[test]
 fn every_example_target_matches_its_snapshot() {
     let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
@@ -72,25 +82,32 @@ fn every_example_target_matches_its_snapshot() {
         for img in &stack.images {
             let target = &img.name.value;
             let (dump, _, _) = generate(&path, target);
-            let snap = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/snapshots")
-                .join(format!("{name}__{target}.txt"));
+            let plan_text = plan_text(&path, target);
             count += 1;
-            if update {
-                std::fs::write(&snap, &dump).unwrap();
-                continue;
-            }
-            match std::fs::read_to_string(&snap) {
-                Ok(expected) if expected == dump => {}
-                Ok(expected) => failures.push(format!(
-                    "{}: differs\n{}",
-                    snap.display(),
-                    first_difference(&expected, &dump)
-                )),
-                Err(_) => failures.push(format!(
-                    "{}: missing (run with UPDATE_SNAPSHOTS=1)",
-                    snap.display()
-                )),
+            // The LLB and, next to it, the readable plan it was converted from.
+            for (file, text) in [
+                (format!("{name}__{target}.txt"), &dump),
+                (format!("{name}__{target}.plan.txt"), &plan_text),
+            ] {
+                let snap = Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/snapshots")
+                    .join(file);
+                if update {
+                    std::fs::write(&snap, text).unwrap();
+                    continue;
+                }
+                match std::fs::read_to_string(&snap) {
+                    Ok(expected) if expected == *text => {}
+                    Ok(expected) => failures.push(format!(
+                        "{}: differs\n{}",
+                        snap.display(),
+                        first_difference(&expected, text)
+                    )),
+                    Err(_) => failures.push(format!(
+                        "{}: missing (run with UPDATE_SNAPSHOTS=1)",
+                        snap.display()
+                    )),
+                }
             }
         }
     }
@@ -279,6 +296,11 @@ fn cross_install_for_arm64_matches_its_snapshot() {
         "{}",
         asked.probes[0].name
     );
+    // A probe's key is its root vertex's digest (the op just before the terminal).
+    for p in &asked.probes {
+        let d = llb_gen::llb::op_digests(&p.definition);
+        assert_eq!(p.key, d[d.len() - 2], "{}", p.name);
+    }
     let mut verdicts = BTreeMap::new();
     verdicts.insert(
         asked.probes[0].key.clone(),

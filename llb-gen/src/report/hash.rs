@@ -218,13 +218,14 @@ impl<'a> Hasher<'a> {
                 Some((_, ps)) => ps.push(platform.id()),
                 None => defs.push((lines, vec![platform.id()])),
             }
-            for path in context_reads(img) {
-                let (src, exclude) = path;
-                let exclude = Ignore::new(&exclude).map_err(|e| format!("`{name}`: {e}"))?;
-                let mut out = vec![];
-                files_at(self.ctx, &src, self.ignore, &exclude, &mut out)
-                    .map_err(|e| format!("{} `{name}` reads {e}", img.kind.as_str()))?;
-                files.extend(out);
+            for read in img.context_reads() {
+                let exclude = Ignore::new(&read.exclude).map_err(|e| format!("`{name}`: {e}"))?;
+                for src in &read.paths {
+                    let mut out = vec![];
+                    files_at(self.ctx, src, self.ignore, &exclude, &mut out)
+                        .map_err(|e| format!("{} `{name}` reads {e}", img.kind.as_str()))?;
+                    files.extend(out);
+                }
             }
         }
         stack.pop();
@@ -303,33 +304,6 @@ pub fn same_base(a: &Base, b: &Base) -> bool {
         (Base::Layer { name: x, .. }, Base::Layer { name: y, .. }) => x == y,
         _ => false,
     }
-}
-
-/// The context paths an image reads, each with the excludes that apply to it: requirements
-/// files (of its pip step or its venv builder) and copy sources.
-pub fn context_reads(img: &PlanImage) -> Vec<(String, Vec<String>)> {
-    let mut out = vec![];
-    if let Some(v) = &img.venv {
-        for r in v.pip.requirements.iter().chain(&v.pip.local) {
-            out.push((r.clone(), vec![]));
-        }
-    }
-    for s in &img.steps {
-        match &s.kind {
-            StepKind::Pip(p) => {
-                for r in p.requirements.iter().chain(&p.local) {
-                    out.push((r.clone(), vec![]));
-                }
-            }
-            StepKind::Conda(c) => out.push((c.file.clone(), vec![])),
-            StepKind::Run { context, .. } => {
-                out.extend(context.iter().map(|p| (p.clone(), vec![])));
-            }
-            StepKind::Copy { src, exclude, .. } => out.push((src.clone(), exclude.clone())),
-            _ => {}
-        }
-    }
-    out
 }
 
 /// The canonical text of an image's definition (without its bases), one JSON array a line.

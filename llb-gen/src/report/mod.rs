@@ -10,6 +10,7 @@ pub mod bake;
 pub mod context;
 pub mod graph;
 pub mod hash;
+pub mod plan_text;
 pub mod tree;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,121 @@
+//! Checks before anything runs: every context path the plan reads exists, and the engine has
+//! the capabilities the plan needs.
+
+use llb_gen::diag::StackError;
+use llb_gen::plan;
+use llb_gen::plan::BuildOptions;
+
+use crate::gateway::Gateway;
+use crate::request::{Failure, Inputs};
+
+/// Every context path the plan reads (requirements, environment files, copy sources) must
+/// exist before any install runs: each group of paths a step reads is loaded by its context
+/// source alone (the same vertex the build then reuses) and its paths are looked up. All
+/// missing paths are reported at once, at the stack.toml lines that name them.
+pub async fn check_context(
+    gw: &Gateway,
+    bo: &BuildOptions,
+    plan: &plan::Plan,
+    inputs: &Inputs,
+) -> Result<(), Failure> {
+    let reads = plan.context_reads();
+    let mut checked = std::collections::BTreeSet::new();
+    let mut sources = vec![];
+    for read in &reads {
+        let paths: Vec<String> = read
+            .include_patterns()
+            .into_iter()
+            .filter(|p| !p.contains(['*', '?', '[']) && checked.insert(p.clone()))
+            .collect();
+        if !paths.is_empty() {
+            sources.push((llb_gen::convert::context_definition(bo, read), paths));
+        }
+    }
+    // Every source is solved and stat'ed at once: one round trip, not one per source.
+    let lookups = sources.into_iter().map(|(one, paths)| async move {
+        let r = gw.solve(one).await.map_err(|e| Failure::plain(e.message))?;
+        let stats =
+            futures_util::future::try_join_all(paths.iter().map(|p| gw.stat_file(&r, p))).await?;
+        let absent: Vec<String> = paths
+            .into_iter()
+            .zip(stats)
+            .filter(|(_, st)| st.is_none())
+            .map(|(p, _)| p)
+            .collect();
+        Ok::<_, Failure>(absent)
+    });
+    let absent = futures_util::future::try_join_all(lookups).await?;
+    let mut missing = llb_gen::diag::Diagnostics::default();
+    for p in absent.into_iter().flatten() {
+        for read in reads.iter().filter(|r| r.paths.contains(&p)) {
+            let excluded = inputs
+                .exclude_patterns
+                .iter()
+                .any(|x| x == &p || p.starts_with(&format!("{}/", x.trim_end_matches('/'))));
+            let hint = if excluded {
+                "it is excluded by .dockerignore; remove it from there or from the stack"
+                    .to_string()
+            } else {
+                "paths are relative to the build context, the directory given last to docker buildx build".to_string()
+            };
+            missing.push(
+                llb_gen::diag::Diagnostic::error(format!("`{p}` is not in the build context"))
+                    .at(read.span)
+                    .key(read.key.clone())
+                    .hint(hint),
+            );
+        }
+    }
+    if missing.has_errors() {
+        return Err(Failure::from_stack(&StackError {
+            file: inputs.file.clone(),
+            diagnostics: missing.sorted(),
+        }));
+    }
+    Ok(())
+}
+
+/// Features this plan uses that the engine lacks (from Ping's LLB caps) fail the build here,
+/// at the stack.toml line that asks for them — never ignored by an old BuildKit.
+pub fn missing_caps(
+    caps: &std::collections::BTreeSet<String>,
+    stack: &llb_gen::stack::Stack,
+    plan: &plan::Plan,
+    inputs: &Inputs,
+) -> Result<(), Failure> {
+    use llb_gen::diag::{Diagnostic, Diagnostics};
+    let mut d = Diagnostics::default();
+    if !caps.contains("exec.secretenv") {
+        for s in stack.secrets.iter().filter(|s| s.env.is_some()) {
+            d.push(
+                Diagnostic::error(format!("this engine's BuildKit lacks the `exec.secretenv` capability: secret `{}` cannot be given as an env var", s.name.value))
+                    .at(s.env.as_ref().map(|e| e.span).unwrap_or(s.span))
+                    .key(format!("secrets.{}.env", s.name.value))
+                    .hint("use a file secret (`target = \"/run/secrets/...\"`) or BuildKit >= 0.12 (dockerd >= 24)"),
+            );
+        }
+    }
+    if !caps.contains("file.copy.includeexcludepatterns") {
+        for img in &plan.images {
+            for st in &img.steps {
+                if let plan::StepKind::Copy { exclude, .. } = &st.kind {
+                    if !exclude.is_empty() {
+                        d.push(
+                            Diagnostic::error("this engine's BuildKit lacks the `file.copy.includeexcludepatterns` capability: copy `exclude` would be ignored")
+                                .at(st.span)
+                                .key(format!("{}.copy", img.key))
+                                .hint("exclude the files with .dockerignore, or use BuildKit >= 0.9"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if d.has_errors() {
+        return Err(Failure::from_stack(&StackError {
+            file: inputs.file.clone(),
+            diagnostics: d.sorted(),
+        }));
+    }
+    Ok(())
+}

@@ -1,0 +1,246 @@
+//! Cross-installs: pip steps for a foreign platform installed on the build platform's twin
+//! and merged onto the target, with probes deciding when that is possible.
+
+use std::collections::BTreeMap;
+
+use crate::llb::{FileAction, Mount, Output, VertexMeta};
+use crate::plan::{Installer, PipStep, PlanImage};
+use crate::source::Span;
+
+use super::*;
+
+impl<'a> Converter<'a> {
+    /// The cross-install script, as a file on scratch.
+    pub(super) fn cross_script(&mut self) -> Output {
+        if let Some(o) = self.cross_script {
+            return o;
+        }
+        let o = self.g.file(
+            None,
+            vec![FileAction::Mkfile {
+                path: "/cross_install.py".into(),
+                mode: 0o644,
+                data: CROSS_SCRIPT.as_bytes().to_vec(),
+                owner: None,
+            }],
+            &self.opts.build_platform,
+            VertexMeta {
+                name: "[internal] layerstack cross-install script".into(),
+                ..Default::default()
+            },
+        );
+        self.cross_script = Some(o);
+        o
+    }
+
+    /// A pip step for a foreign platform, installed on the build platform's twin of this
+    /// image (same interpreter, same paths; its own run, conda and pip steps skipped: the
+    /// target's installed packages are read from the target) for the target's wheel tags,
+    /// and merged onto the target. Err(reason) when it must be emulated instead: no twin, a platform without wheel
+    /// tags, or a probe that found a source build or a conflict.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn cross_pip(
+        &mut self,
+        st: &State,
+        pip: &PipStep,
+        img: &PlanImage,
+        label: &str,
+        span: Span,
+        m: &VertexMeta,
+        step: usize,
+        verdicts: &BTreeMap<String, CrossVerdict>,
+        ask: bool,
+    ) -> Result<Output, String> {
+        let machine = st
+            .platform
+            .wheel_machine()
+            .ok_or_else(|| format!("no wheel platform tags are known for {}", st.platform))?;
+        let runner = self.twin_before(img, step).ok_or_else(|| {
+            format!(
+                "{} cannot be planned for the build platform {}",
+                img.label(),
+                self.opts.build_platform
+            )
+        })?;
+        let slug = self.cache_slug();
+        let parts = self.pip_parts(&runner, pip, img, label, span, &slug);
+        let installer = match pip.installer {
+            Installer::Pip => "pip",
+            Installer::Uv { .. } => "uv",
+        };
+        let script = self.cross_script();
+        let command = |mode: &str| -> Vec<String> {
+            let mut a = vec![
+                pip.python.clone(),
+                format!("{CROSS_DIR}/cross_install.py"),
+                mode.into(),
+                installer.into(),
+                machine.into(),
+                st.platform.id(),
+                pip.python.clone(),
+                "--".into(),
+            ];
+            a.extend(parts.args.iter().cloned());
+            a
+        };
+        let mut mounts = parts.mounts.clone();
+        mounts.push(Mount::Bind {
+            input: script,
+            selector: String::new(),
+            dest: CROSS_DIR.into(),
+        });
+        mounts.push(Mount::Bind {
+            input: st.root,
+            selector: String::new(),
+            dest: CROSS_TARGET.into(),
+        });
+        let build = runner.platform.clone();
+        // An exec on the runner whose result is one scratch mount (output 1; 0 is the
+        // runner's root, thrown away).
+        let on_runner = |c: &mut Self, mode: &str, dest: &str, name: String| -> Output {
+            let mut mounts = mounts.clone();
+            // Outputs: the root (0), then each output mount in order; ours is the last.
+            let index = 1 + mounts
+                .iter()
+                .filter(|m| matches!(m, Mount::Output { .. }))
+                .count() as u32;
+            mounts.push(Mount::Output {
+                input: None,
+                dest: dest.into(),
+            });
+            let exec = c.run(
+                &runner,
+                command(mode),
+                img,
+                true,
+                &parts.env,
+                mounts,
+                meta(name, span),
+            );
+            Output { index, ..exec }
+        };
+        // The probe: resolve only, and say whether every distribution has a wheel.
+        let probe_name = format!("{}: wheels for {}? (probe on {build})", m.name, st.platform);
+        let probe = on_runner(self, "probe", CROSS_STATUS, probe_name.clone());
+        let definition = self.g.marshal(probe, Some(self.file));
+        let key = root_digest(&definition);
+        match verdicts.get(&key) {
+            Some(CrossVerdict::Emulate(reason)) => return Err(reason.clone()),
+            Some(CrossVerdict::Cross) => {}
+            None if ask => self.probes.push(Probe {
+                key,
+                definition,
+                name: probe_name,
+            }),
+            None => {}
+        }
+        let name = format!("{} (cross-install on {build} for {})", m.name, st.platform);
+        let files = on_runner(self, "install", CROSS_OUT, name.clone());
+        let merged = if self.opts.merge {
+            self.g.merge(
+                vec![st.root, files],
+                Self::cacheable(st, meta(format!("{name} (merge)"), span)),
+            )
+        } else {
+            self.g.file(
+                Some(st.root),
+                vec![FileAction::Copy {
+                    from: files,
+                    src: "/".into(),
+                    dest: "/".into(),
+                    owner: None,
+                    mode: None,
+                    dir_contents: true,
+                    exclude: vec![],
+                    wildcard: false,
+                }],
+                &st.platform,
+                Self::cacheable(st, meta(format!("{name} (copy)"), span)),
+            )
+        };
+        Ok(merged)
+    }
+
+    /// The build platform's twin of `img` as it is before step `step`, converting the twin
+    /// plan's images up to it on first use. None when the twin plan has no such image or its
+    /// steps differ in kind.
+    pub(super) fn twin_before(&mut self, img: &PlanImage, step: usize) -> Option<State> {
+        let mut twin = self.twin.take()?;
+        let idx = twin.plan.images.iter().position(|i| i.name == img.name);
+        let aligned = idx.is_some_and(|i| {
+            let t = &twin.plan.images[i];
+            t.steps.len() == img.steps.len()
+                && t.steps.iter().zip(&img.steps).all(|(a, b)| {
+                    std::mem::discriminant(&a.kind) == std::mem::discriminant(&b.kind)
+                })
+        });
+        if let (Some(idx), true) = (idx, aligned) {
+            let plan = std::mem::replace(&mut self.plan, twin.plan);
+            std::mem::swap(&mut self.states, &mut twin.states);
+            std::mem::swap(&mut self.step_log, &mut twin.step_log);
+            let verdicts = self.verdicts.take();
+            self.lean = true;
+            while self.states.len() <= idx {
+                let twin_plan = self.plan;
+                let st = self.image(&twin_plan.images[self.states.len()]);
+                self.states.push(st);
+            }
+            self.lean = false;
+            self.verdicts = verdicts;
+            self.plan = plan;
+            std::mem::swap(&mut self.states, &mut twin.states);
+            std::mem::swap(&mut self.step_log, &mut twin.step_log);
+        }
+        let found = if aligned {
+            idx.and_then(|i| twin.step_log.get(i))
+                .and_then(|steps| steps.get(step))
+                .cloned()
+        } else {
+            None
+        };
+        self.twin = Some(twin);
+        found
+    }
+
+    /// Context files copied onto scratch (keeping their paths), to mount read-only into a step:
+    /// the step's cache key then depends on exactly these files.
+    pub(super) fn staged_files(
+        &mut self,
+        paths: &[String],
+        label: &str,
+        what: &str,
+        span: Span,
+    ) -> Output {
+        let ctx = self.context(paths, label, span);
+        let actions = paths
+            .iter()
+            .map(|r| FileAction::Copy {
+                from: ctx,
+                src: format!("/{r}"),
+                dest: format!("/{r}"),
+                owner: None,
+                mode: None,
+                dir_contents: false,
+                exclude: vec![],
+                wildcard: false,
+            })
+            .collect();
+        self.g.file(
+            None,
+            actions,
+            self.platform(),
+            meta(format!("[{label}] {what} {}", paths.join(" ")), span),
+        )
+    }
+}
+
+/// The digest of a definition's root vertex: the input of its terminal op (the key a probe's
+/// verdict is filed under), read from the terminal rather than counted from the end.
+fn root_digest(def: &pb::Definition) -> String {
+    use prost::Message;
+    def.def
+        .last()
+        .and_then(|b| pb::Op::decode(b.as_slice()).ok())
+        .and_then(|op| op.inputs.first().map(|i| i.digest.clone()))
+        .expect("a marshalled definition ends with a terminal op naming its root")
+}

@@ -1,0 +1,234 @@
+//! Bases, the build context, execs and apt: the converter's basic vertices.
+
+use std::collections::BTreeMap;
+
+use crate::diag::Diagnostic;
+use crate::image::ImageConfig;
+use crate::llb::{CacheSharing, Exec, Graph, Mount, NetMode, Output, VertexMeta};
+use crate::plan::resources::{self, CacheKind, Sharing};
+use crate::plan::{Base, ContextOptions, Network, PlanImage};
+use crate::platform::Platform;
+use crate::source::Span;
+
+use super::*;
+
+impl<'a> Converter<'a> {
+    pub(super) fn platform(&self) -> &'a Platform {
+        &self.plan.platform
+    }
+
+    pub(super) fn base(&mut self, base: &Base, label: &str) -> State {
+        match base {
+            Base::Layer { index, .. } => self.states[*index].clone(),
+            Base::Image { reference, span } => {
+                let platform = self.platform();
+                let config = match self.images.config(reference, platform) {
+                    Some(bytes) => match ImageConfig::from_json(&bytes) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            self.diags.push(
+                                Diagnostic::error(format!("base image `{reference}`: {e}"))
+                                    .at(*span),
+                            );
+                            ImageConfig::default()
+                        }
+                    },
+                    None => ImageConfig::default(),
+                };
+                let mut m = meta(format!("[{label}] from {reference}"), *span);
+                m.ignore_cache = false;
+                let root = self.g.image(
+                    reference,
+                    platform,
+                    self.opts.image_resolve_mode.as_deref(),
+                    m,
+                );
+                State {
+                    root,
+                    platform: platform.clone(),
+                    config,
+                    no_cache: self.opts.no_cache,
+                    made_workdir: None,
+                }
+            }
+        }
+    }
+
+    /// The build context restricted to `paths` (plus `.dockerignore` excludes).
+    pub(super) fn context(&mut self, paths: &[String], label: &str, span: Span) -> Output {
+        let key = resources::source_key(paths);
+        if let Some(o) = self.contexts.get(&key) {
+            return *o;
+        }
+        let out = local_source(
+            &mut self.g,
+            &self.opts.context,
+            &key,
+            meta(format!("[{label}] load context {}", key.join(" ")), span),
+        );
+        self.contexts.insert(key, out);
+        out
+    }
+
+    pub(super) fn network(&self) -> Option<NetMode> {
+        match self.opts.network {
+            Network::Sandbox => None,
+            Network::Host => Some(NetMode::Host),
+            Network::None => Some(NetMode::None),
+        }
+    }
+
+    /// An exec as root with the image's env; install steps (apt, run, pip) also get the
+    /// image's `install-env`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn run(
+        &mut self,
+        st: &State,
+        args: Vec<String>,
+        img: &PlanImage,
+        install: bool,
+        extra_env: &[(&str, String)],
+        mounts: Vec<Mount>,
+        m: VertexMeta,
+    ) -> Output {
+        let mut config = st.config.clone();
+        if install {
+            for (k, v) in &img.install_env {
+                config.set_env(k, v);
+            }
+        }
+        for (k, v) in extra_env {
+            config.set_env(k, v);
+        }
+        if config.get_env("HOME").is_none() {
+            config.set_env("HOME", "/root");
+        }
+        // Reproducible builds: the steps see the build's SOURCE_DATE_EPOCH.
+        if let Some(epoch) = self.opts.build_args.get("SOURCE_DATE_EPOCH") {
+            config.set_env("SOURCE_DATE_EPOCH", epoch);
+        }
+        let mut mounts = mounts;
+        let mut secret_env = vec![];
+        if install {
+            for sec in &self.plan.secrets {
+                if let Some(target) = &sec.target {
+                    mounts.push(Mount::Secret {
+                        id: sec.id.clone(),
+                        dest: target.clone(),
+                        optional: !sec.required,
+                    });
+                }
+                if let Some(env) = &sec.env {
+                    secret_env.push((env.clone(), sec.id.clone(), !sec.required));
+                }
+            }
+        }
+        let exec = Exec {
+            args,
+            env: config.process_env(),
+            cwd: if st.config.working_dir.is_empty() {
+                "/".into()
+            } else {
+                st.config.working_dir.clone()
+            },
+            user: "root".into(),
+            network: self.network(),
+            extra_hosts: self.opts.extra_hosts.clone(),
+            mounts,
+            secret_env,
+        };
+        let mut m = m;
+        m.ignore_cache = st.no_cache;
+        self.g.exec(st.root, exec, &st.platform, m)
+    }
+
+    /// Cache ids are namespaced by platform and variant (see [`crate::plan::resources`]).
+    pub(super) fn cache_slug(&self) -> String {
+        self.cache_slug_for(self.platform())
+    }
+
+    pub(super) fn cache_slug_for(&self, platform: &Platform) -> String {
+        self.plan.cache_slug(platform)
+    }
+
+    /// The cache mount of `kind`, as the plan names it.
+    pub(super) fn cache(kind: CacheKind, slug: &str, conda_dir: &str) -> Mount {
+        let (id, dest, sharing) = resources::cache_mount(kind, slug, conda_dir);
+        Mount::Cache {
+            id,
+            dest,
+            sharing: match sharing {
+                Sharing::Shared => CacheSharing::Shared,
+                Sharing::Locked => CacheSharing::Locked,
+            },
+        }
+    }
+
+    pub(super) fn apt_mounts(&self) -> Vec<Mount> {
+        let slug = self.cache_slug();
+        vec![
+            Self::cache(CacheKind::AptArchives, &slug, ""),
+            Self::cache(CacheKind::AptLists, &slug, ""),
+        ]
+    }
+
+    pub(super) fn apt(
+        &mut self,
+        st: &State,
+        packages: &[String],
+        img: &PlanImage,
+        m: VertexMeta,
+    ) -> Output {
+        let script = format!(
+            "set -eu; rm -f /etc/apt/apt.conf.d/docker-clean; \
+             echo 'Binary::apt::APT::Keep-Downloaded-Packages \"true\";' > /etc/apt/apt.conf.d/keep-cache; \
+             apt-get update; apt-get install -y --no-install-recommends {}",
+            packages.join(" ")
+        );
+        let mounts = self.apt_mounts();
+        self.run(
+            st,
+            vec!["/bin/sh".into(), "-c".into(), script],
+            img,
+            true,
+            &[("DEBIAN_FRONTEND", "noninteractive".into())],
+            mounts,
+            m,
+        )
+    }
+}
+
+/// The context source loading `key` (sorted, deduplicated paths): the build's vertex, and the
+/// one the frontend's context check solves alone ([`super::context_definition`]).
+pub(super) fn local_source(
+    g: &mut Graph,
+    ctx: &ContextOptions,
+    key: &[String],
+    m: VertexMeta,
+) -> Output {
+    let name = if ctx.name.is_empty() {
+        "context"
+    } else {
+        ctx.name.as_str()
+    };
+    let mut attrs = BTreeMap::new();
+    let include = resources::include_patterns(key);
+    attrs.insert(
+        "local.includepattern".to_string(),
+        serde_json::to_string(&include).expect("strings"),
+    );
+    if !ctx.exclude_patterns.is_empty() {
+        attrs.insert(
+            "local.excludepatterns".to_string(),
+            serde_json::to_string(&ctx.exclude_patterns).expect("strings"),
+        );
+    }
+    attrs.insert(
+        "local.sharedkeyhint".to_string(),
+        format!("{name}:{}", key.join(",")),
+    );
+    if !ctx.session_id.is_empty() {
+        attrs.insert("local.session".to_string(), ctx.session_id.clone());
+    }
+    g.local(name, attrs, m)
+}

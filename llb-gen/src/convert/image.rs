@@ -1,0 +1,310 @@
+//! One plan image to LLB (its steps in order), owners, the venv builder and the image config.
+
+use std::collections::BTreeSet;
+
+use crate::image::{HistoryEntry, ImageConfig};
+use crate::interp::{Unknown, interpolate};
+use crate::llb::{FileAction, Mount, Output, Owner, VertexMeta};
+use crate::plan::{PlanImage, StepKind};
+
+use super::*;
+
+impl<'a> Converter<'a> {
+    /// `appuser` → `1000:1000` when this plan creates the user with a uid; numbers as they are.
+    pub(super) fn numeric_owner(&self, owner: &str) -> Option<String> {
+        let (user, group) = match owner.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (owner, None),
+        };
+        let ids = |name: &str| -> Option<(u32, u32)> {
+            if let Ok(n) = name.parse::<u32>() {
+                return Some((n, n));
+            }
+            self.plan
+                .images
+                .iter()
+                .flat_map(|i| i.steps.iter())
+                .find_map(|s| match &s.kind {
+                    StepKind::CreateUser(u) if u.name == name => {
+                        u.uid.map(|uid| (uid, u.gid.unwrap_or(uid)))
+                    }
+                    _ => None,
+                })
+        };
+        let (uid, gid) = ids(user)?;
+        let gid = match group {
+            Some(g) => ids(g)?.1,
+            None => gid,
+        };
+        Some(format!("{uid}:{gid}"))
+    }
+
+    pub(super) fn owner(&self, o: &Option<String>) -> Option<Owner> {
+        o.as_deref().map(Owner::parse)
+    }
+
+    pub(super) fn image(&mut self, img: &PlanImage) -> State {
+        let label = img.label();
+        let mut st = self.base(&img.base, &label);
+        if self.opts.no_cache_filter.iter().any(|n| *n == img.name) {
+            st.no_cache = true;
+        }
+        // An image's env applies to its own steps too (like ENV before RUN).
+        for (k, v) in &img.config.env {
+            // `${VAR}` refers to the env as it is here (Dockerfile ENV semantics).
+            let mut env = st.config.env_map();
+            env.entry("PATH".into())
+                .or_insert_with(|| crate::image::DEFAULT_PATH.into());
+            let value = interpolate(v, &env, Unknown::Empty).unwrap_or_else(|_| v.clone());
+            st.config.set_env(k, &value);
+        }
+        let n = img.steps.len();
+        let mut log = Vec::with_capacity(n);
+        for (i, step) in img.steps.iter().enumerate() {
+            log.push(st.clone());
+            if self.lean
+                && matches!(
+                    step.kind,
+                    StepKind::Run { .. } | StepKind::Pip(_) | StepKind::Conda(_)
+                )
+            {
+                continue;
+            }
+            let name = format!("[{label} {}/{n}] {}", i + 1, step.kind.describe());
+            let m = meta(name.clone(), step.span);
+            let created_by = format!("layerstack: {name}");
+            match &step.kind {
+                StepKind::Apt { packages } => st.root = self.apt(&st, packages, img, m),
+                StepKind::CreateUser(u) => {
+                    let script = useradd_script(u);
+                    st.root = self.run(
+                        &st,
+                        vec!["/bin/sh".into(), "-c".into(), script],
+                        img,
+                        false,
+                        &[],
+                        vec![],
+                        m,
+                    );
+                }
+                StepKind::Mkdir { path, owner } => {
+                    let o = self.owner(owner);
+                    st.root = self.g.file(
+                        Some(st.root),
+                        vec![FileAction::Mkdir {
+                            path: path.clone(),
+                            mode: 0o755,
+                            owner: o,
+                        }],
+                        self.platform(),
+                        Self::cacheable(&st, m),
+                    );
+                    st.config.working_dir = path.clone();
+                    st.made_workdir = Some((path.clone(), owner.clone()));
+                }
+                StepKind::Run { command, context } => {
+                    let args = vec!["/bin/sh".into(), "-c".into(), command.clone()];
+                    if context.is_empty() {
+                        st.root = self.run(&st, args, img, true, &[], vec![], m);
+                    } else {
+                        // The files it reads, writable (builds write into their tree) but
+                        // never in the image, and the command runs among them.
+                        let files = self.staged_files(context, &label, "context", step.span);
+                        let mounts = vec![Mount::Output {
+                            input: Some(files),
+                            dest: RUN_CONTEXT_DIR.into(),
+                        }];
+                        let mut at = st.clone();
+                        at.config.working_dir = RUN_CONTEXT_DIR.into();
+                        st.root = self.run(&at, args, img, true, &[], mounts, m);
+                    }
+                }
+                StepKind::Pip(p) => st.root = self.pip(&st, p, img, &label, step.span, m, Some(i)),
+                StepKind::Conda(c) => st.root = self.conda(&st, c, img, &label, step.span, m),
+                StepKind::Copy {
+                    src,
+                    dest,
+                    owner,
+                    mode,
+                    exclude,
+                } => {
+                    let ctx = self.context(std::slice::from_ref(src), &label, step.span);
+                    let dest = resolve_dest(&st.config.working_dir, src, dest.as_deref());
+                    let wildcard = src.contains(['*', '?', '[']);
+                    // With MergeOp, a service's files are copied onto scratch and merged onto
+                    // its base: the copy does not depend on the base, so a new base re-runs
+                    // only the merge. That needs the owner as numbers (no /etc/passwd in
+                    // scratch); owners this stack created with a uid have them.
+                    let numeric = owner.as_deref().map(|o| self.numeric_owner(o));
+                    // The merged layer restates the metadata of every parent directory the copy
+                    // creates on scratch: merge only into a workdir this stack made, owned by
+                    // the copy's owner, so the parents it restates are the same as the base's.
+                    let safe_parents = st.made_workdir.as_ref().is_some_and(|(wd, wd_owner)| {
+                        dest.starts_with(&format!("{}/", wd.trim_end_matches('/')))
+                            && wd_owner == owner
+                    });
+                    let merge = self.opts.merge
+                        && img.kind == crate::stack::Kind::Service
+                        && safe_parents
+                        && numeric.as_ref().is_none_or(|n| n.is_some());
+                    let action = FileAction::Copy {
+                        from: ctx,
+                        src: if src == "." {
+                            "/".into()
+                        } else {
+                            format!("/{src}")
+                        },
+                        dest,
+                        owner: if merge {
+                            numeric.flatten().map(|o| Owner::parse(&o))
+                        } else {
+                            self.owner(owner)
+                        },
+                        mode: *mode,
+                        dir_contents: true,
+                        exclude: exclude.clone(),
+                        wildcard,
+                    };
+                    if merge {
+                        let files = self.g.file(
+                            None,
+                            vec![action],
+                            self.platform(),
+                            Self::cacheable(&st, m.clone()),
+                        );
+                        let mut mm = m;
+                        mm.name = format!("{} (merge)", mm.name);
+                        st.root = self.g.merge(vec![st.root, files], Self::cacheable(&st, mm));
+                    } else {
+                        st.root = self.g.file(
+                            Some(st.root),
+                            vec![action],
+                            self.platform(),
+                            Self::cacheable(&st, m),
+                        );
+                    }
+                }
+                StepKind::CopyVenv { path, owner } => {
+                    let Some(v) = &img.venv else { continue };
+                    let builder = self.venv_builder(img, v);
+                    let action = FileAction::Copy {
+                        from: builder,
+                        src: path.clone(),
+                        dest: path.clone(),
+                        owner: self.owner(owner),
+                        mode: None,
+                        dir_contents: true,
+                        exclude: vec![],
+                        wildcard: false,
+                    };
+                    st.root = self.g.file(
+                        Some(st.root),
+                        vec![action],
+                        self.platform(),
+                        Self::cacheable(&st, m),
+                    );
+                    let old_path = st
+                        .config
+                        .get_env("PATH")
+                        .unwrap_or(crate::image::DEFAULT_PATH)
+                        .to_string();
+                    st.config.set_env("PATH", &format!("{path}/bin:{old_path}"));
+                    st.config.set_env("VIRTUAL_ENV", path);
+                }
+            }
+            st.config.history.push(HistoryEntry {
+                created_by,
+                empty_layer: false,
+                created: self.created.clone(),
+            });
+        }
+        self.apply_config(img, &mut st.config);
+        self.step_log.push(log);
+        st
+    }
+
+    pub(super) fn cacheable(st: &State, mut m: VertexMeta) -> VertexMeta {
+        m.ignore_cache = st.no_cache;
+        m
+    }
+
+    /// The builder stage of a two-stage service; returns the state holding the venv.
+    pub(super) fn venv_builder(&mut self, img: &PlanImage, v: &crate::plan::VenvPlan) -> Output {
+        let label = format!("{} venv", img.label());
+        let mut st = self.base(&v.builder, &label);
+        if self.opts.no_cache_filter.iter().any(|n| *n == img.name) {
+            st.no_cache = true;
+        }
+        let python = v.python.clone();
+        let n = 2 + usize::from(!v.apt.is_empty());
+        let mut i = 0;
+        let mut next = |what: String| {
+            i += 1;
+            format!("[{label} {i}/{n}] {what}")
+        };
+        if !v.apt.is_empty() {
+            let name = next(format!("apt-get install {}", v.apt.join(" ")));
+            st.root = self.apt(&st, &v.apt, img, meta(name, v.span));
+        }
+        let name = next(format!("{python} -m venv {}", v.path));
+        st.root = self.run(
+            &st,
+            vec![python.clone(), "-m".into(), "venv".into(), v.path.clone()],
+            img,
+            false,
+            &[],
+            vec![],
+            meta(name, v.span),
+        );
+        let name = next(v.pip.describe());
+        let pip = v.pip.clone();
+        st.root = self.pip(
+            &st,
+            &pip,
+            img,
+            &label,
+            v.pip_span,
+            meta(name, v.pip_span),
+            None,
+        );
+        st.root
+    }
+
+    pub(super) fn apply_config(&mut self, img: &PlanImage, c: &mut ImageConfig) {
+        let ch = &img.config;
+        if let Some(w) = &ch.workdir {
+            c.working_dir = w.clone();
+        }
+        if let Some(u) = &ch.user {
+            c.user = u.clone();
+        }
+        if let Some(e) = &ch.entrypoint {
+            c.entrypoint = Some(e.clone());
+            // Like Dockerfile: a new entrypoint resets an inherited cmd.
+            if ch.cmd.is_none() {
+                c.cmd = None;
+            }
+        }
+        if let Some(cmd) = &ch.cmd {
+            c.cmd = Some(cmd.clone());
+        }
+        let mut ports: BTreeSet<String> = c.exposed_ports.iter().cloned().collect();
+        ports.extend(ch.exposed_ports.iter().cloned());
+        c.exposed_ports = ports.into_iter().collect();
+        if let Some(h) = &ch.healthcheck {
+            c.healthcheck = h.clone();
+        }
+        for (k, v) in &ch.labels {
+            c.labels.insert(k.clone(), v.clone());
+        }
+        if let Some(s) = &ch.stop_signal {
+            c.stop_signal = Some(s.clone());
+        }
+        let summary = format!("layerstack: [{}] config", img.label());
+        c.history.push(HistoryEntry {
+            created_by: summary,
+            empty_layer: true,
+            created: self.created.clone(),
+        });
+    }
+}

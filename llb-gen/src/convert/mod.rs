@@ -1,0 +1,290 @@
+//! The converter: the one module that sees both the plan and LLB. Plan + base image configs →
+//! LLB graph, image config and the source map.
+//!
+//! [`exec`] (bases, context, execs, apt), [`python`], [`cross`], [`image`] (one image, its
+//! config), [`resolve`] (base image configs) and [`values`] (pure helpers).
+
+mod cross;
+mod exec;
+mod image;
+mod python;
+pub mod resolve;
+mod values;
+
+pub use resolve::*;
+pub use values::rfc3339;
+use values::{resolve_dest, useradd_script};
+
+use std::collections::BTreeMap;
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::image::ImageConfig;
+use crate::llb::{Graph, Mount, Output, VertexMeta};
+use crate::pb;
+use crate::plan::{BuildOptions, Plan};
+use crate::platform::Platform;
+use crate::source::{SourceFile, Span};
+
+/// Where a conda environment file is mounted.
+pub const CONDA_DIR: &str = "/run/layerstack/conda";
+
+/// Where the uv tool is mounted into install steps.
+pub const UV_DIR: &str = "/run/layerstack/uv";
+
+/// Where the requirements files of a pip step are mounted.
+pub const REQUIREMENTS_DIR: &str = "/run/layerstack/requirements";
+
+/// Where a `run` step's context paths are mounted (writable, thrown away), and its working
+/// directory when it has some.
+pub const RUN_CONTEXT_DIR: &str = "/run/layerstack/context";
+
+/// Where a pip step's local packages are mounted (writable, thrown away: builds write into
+/// the source tree).
+pub const PACKAGES_DIR: &str = "/run/layerstack/packages";
+
+/// Where the cross-install script is mounted.
+pub const CROSS_DIR: &str = "/run/layerstack/cross";
+
+/// Where a cross-install step sees the target image (read-only), writes the files to merge
+/// onto it, and (probe) writes its verdict. The script has the same paths.
+pub const CROSS_TARGET: &str = "/run/layerstack/target";
+pub const CROSS_OUT: &str = "/run/layerstack/out";
+pub const CROSS_STATUS: &str = "/run/layerstack/status";
+
+/// Installs wheels for a foreign platform on the build platform (see `cross_install.py`).
+const CROSS_SCRIPT: &str = include_str!("cross_install.py");
+
+/// Whether a pip step for a foreign platform can install on the build platform, as a probe
+/// found out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CrossVerdict {
+    /// Every distribution has a wheel for the target: install on the build platform.
+    Cross,
+    /// Install under emulation, for this reason (a source build, a conflict…).
+    Emulate(String),
+}
+
+/// A question the converter could not answer alone: solve `definition` (its result holds
+/// `status.json`, written by the cross-install script in probe mode) and convert again with
+/// the verdict under `key`.
+#[derive(Clone, Debug)]
+pub struct Probe {
+    /// The digest of the probe vertex: verdicts are looked up by it.
+    pub key: String,
+    pub definition: pb::Definition,
+    /// The progress name of the probe vertex.
+    pub name: String,
+}
+
+/// Cross-installs for a plan whose platform is not the build platform.
+pub struct CrossEnv<'a> {
+    /// The same target planned for the build platform: install steps run on its images
+    /// (None: the target cannot be planned there, so installs are emulated).
+    pub twin: Option<&'a Plan>,
+    /// Verdicts of probes answered so far.
+    pub verdicts: &'a BTreeMap<String, CrossVerdict>,
+    /// An unanswered probe is recorded in [`Converted::probes`] (the frontend answers it
+    /// and converts again); without `ask` a cross-install is assumed to work (the CLI).
+    pub ask: bool,
+}
+
+/// The converter's result for one platform.
+#[derive(Clone, Debug)]
+pub struct Converted {
+    pub definition: pb::Definition,
+    /// `containerimage.config` JSON.
+    pub image_config: Vec<u8>,
+    pub platform: Platform,
+    /// Probes to answer before this conversion is final (empty when it is).
+    pub probes: Vec<Probe>,
+}
+
+#[derive(Clone)]
+struct State {
+    root: Output,
+    /// The platform this state's execs run on.
+    platform: Platform,
+    /// Ignore the build cache for this state's steps (`--no-cache`, or a no-cache filter that
+    /// names this image or one it is built on).
+    no_cache: bool,
+    /// The workdir this stack created (mkdir) and its owner: the one directory whose metadata
+    /// a merged copy may safely restate.
+    made_workdir: Option<(String, Option<String>)>,
+    config: ImageConfig,
+}
+
+/// Convert a plan to LLB. `file` is the stack file (for the source map). Pip steps for a
+/// foreign platform install under emulation (see [`convert_cross`]).
+pub fn convert(
+    plan: &Plan,
+    opts: &BuildOptions,
+    images: &dyn ImageResolver,
+    file: &SourceFile,
+) -> Result<Converted, Diagnostics> {
+    convert_cross(plan, opts, images, file, None)
+}
+
+/// The context source that loads one group of context paths, alone: the same vertex the
+/// build uses (same digest), for the frontend to solve and look the paths up in before any
+/// install runs.
+pub fn context_definition(opts: &BuildOptions, read: &crate::plan::ContextRead) -> pb::Definition {
+    let mut g = Graph::new();
+    let key = crate::plan::resources::source_key(&read.paths);
+    let out = exec::local_source(
+        &mut g,
+        &opts.context,
+        &key,
+        meta(
+            format!("[context check] load context {}", key.join(" ")),
+            read.span,
+        ),
+    );
+    g.marshal(out, None)
+}
+
+/// Convert a plan to LLB; with `cross`, pip steps for a platform other than the build
+/// platform install its wheels on the build platform (the twin plan's images) and merge them
+/// onto the target, unless a probe found that they cannot.
+pub fn convert_cross(
+    plan: &Plan,
+    opts: &BuildOptions,
+    images: &dyn ImageResolver,
+    file: &SourceFile,
+    cross: Option<CrossEnv<'_>>,
+) -> Result<Converted, Diagnostics> {
+    // SOURCE_DATE_EPOCH: the image's `created` and its history entries (reproducible configs).
+    let created = opts
+        .build_args
+        .get("SOURCE_DATE_EPOCH")
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .map(rfc3339);
+    let mut c = Converter {
+        g: Graph::new(),
+        opts,
+        images,
+        plan,
+        diags: Diagnostics::default(),
+        states: vec![],
+        contexts: BTreeMap::new(),
+        created: created.clone(),
+        file,
+        step_log: vec![],
+        twin: cross.as_ref().and_then(|x| x.twin).map(|plan| Twin {
+            plan,
+            states: vec![],
+            step_log: vec![],
+        }),
+        verdicts: cross.as_ref().map(|x| (x.verdicts, x.ask)),
+        probes: vec![],
+        cross_script: None,
+        lean: false,
+    };
+    for img in &plan.images {
+        let st = c.image(img);
+        c.states.push(st);
+    }
+    if c.diags.has_errors() {
+        return Err(c.diags.sorted());
+    }
+    let Some(st) = c.states.last().cloned() else {
+        let mut d = Diagnostics::default();
+        d.push(Diagnostic::error(
+            "nothing to build: the plan has no images",
+        ));
+        return Err(d);
+    };
+    let mut config = st.config;
+    for (k, v) in &opts.labels {
+        config.labels.insert(k.clone(), v.clone());
+    }
+    let image_config = config
+        .to_json(&plan.platform, created.as_deref())
+        .map_err(|e| {
+            let mut d = Diagnostics::default();
+            d.push(Diagnostic::error(format!(
+                "cannot write the image config: {e}"
+            )));
+            d
+        })?;
+    let definition = c.g.marshal(st.root, Some(file));
+    Ok(Converted {
+        definition,
+        image_config,
+        platform: plan.platform.clone(),
+        probes: c.probes,
+    })
+}
+
+/// The build platform's twin of the plan being converted: its states, converted on demand.
+struct Twin<'a> {
+    plan: &'a Plan,
+    states: Vec<State>,
+    step_log: Vec<Vec<State>>,
+}
+
+/// What a pip step runs (see [`Converter::pip_parts`]).
+struct PipParts {
+    /// The installer up to `install`.
+    command: Vec<String>,
+    /// Index options, `-r FILE`s and specifiers.
+    args: Vec<String>,
+    mounts: Vec<Mount>,
+    env: Vec<(&'static str, String)>,
+}
+
+struct Converter<'a> {
+    g: Graph,
+    opts: &'a BuildOptions,
+    images: &'a dyn ImageResolver,
+    plan: &'a Plan,
+    diags: Diagnostics,
+    states: Vec<State>,
+    /// One context source per set of paths, so a layer's vertices depend only on its own files.
+    contexts: BTreeMap<Vec<String>, Output>,
+    /// RFC 3339 time of SOURCE_DATE_EPOCH, for history entries.
+    created: Option<String>,
+    file: &'a SourceFile,
+    /// Per image converted: its state before each step (cross-installs run on the twin's).
+    step_log: Vec<Vec<State>>,
+    twin: Option<Twin<'a>>,
+    /// Probe verdicts and whether to ask for unknown ones.
+    verdicts: Option<(&'a BTreeMap<String, CrossVerdict>, bool)>,
+    probes: Vec<Probe>,
+    /// The cross-install script on scratch (one vertex).
+    cross_script: Option<Output>,
+    /// Converting a twin: only what an installer's environment needs (base, apt, users,
+    /// dirs, files); `run`, conda and pip steps are skipped.
+    lean: bool,
+}
+
+fn meta(name: String, span: Span) -> VertexMeta {
+    VertexMeta {
+        name,
+        span: Some(span),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_destinations() {
+        assert_eq!(resolve_dest("/app", "apps/api", None), "/app/apps/api");
+        assert_eq!(resolve_dest("/app", "apps/api/", None), "/app/apps/api");
+        assert_eq!(resolve_dest("", "main.py", None), "/main.py");
+        assert_eq!(resolve_dest("/app", "src", Some("./code/")), "/app/code/");
+        assert_eq!(resolve_dest("/app", "src", Some("/opt/x")), "/opt/x");
+        assert_eq!(resolve_dest("/app", ".", None), "/app/");
+        assert_eq!(resolve_dest("/app", "scripts/*.sh", None), "/app/scripts/");
+        assert_eq!(resolve_dest("/app", "*.py", None), "/app/");
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+}

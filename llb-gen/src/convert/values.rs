@@ -1,0 +1,66 @@
+//! Small pure helpers: copy destinations, the useradd script, RFC 3339 timestamps.
+
+use crate::plan::UserPlan;
+
+/// Where a copy lands: an explicit absolute dest, a dest relative to the workdir, or the
+/// source path under the workdir.
+pub(super) fn resolve_dest(workdir: &str, src: &str, dest: Option<&str>) -> String {
+    let wd = if workdir.is_empty() { "/" } else { workdir };
+    let join = |rel: &str| -> String {
+        let rel = rel.trim_start_matches("./");
+        if rel.is_empty() || rel == "." {
+            return format!("{}/", wd.trim_end_matches('/'));
+        }
+        format!("{}/{}", wd.trim_end_matches('/'), rel)
+    };
+    match dest {
+        Some(d) if d.starts_with('/') => d.to_string(),
+        Some(d) => join(d),
+        None if src == "." => join("."),
+        // `scripts/*.sh` lands in `<workdir>/scripts/`.
+        None if src.contains(['*', '?', '[']) => match src.rsplit_once('/') {
+            Some((dir, _)) => format!("{}/", join(dir).trim_end_matches('/')),
+            None => join("."),
+        },
+        None => join(src.trim_end_matches('/')),
+    }
+}
+
+pub(super) fn useradd_script(u: &UserPlan) -> String {
+    let name = &u.name;
+    let home = u.home.clone().unwrap_or_else(|| format!("/home/{name}"));
+    let gid = u
+        .gid
+        .or(u.uid)
+        .map(|g| format!(" -g {g}"))
+        .unwrap_or_default();
+    let uid = u.uid.map(|g| format!(" -u {g}")).unwrap_or_default();
+    let shell = match &u.shell {
+        Some(s) => s.clone(),
+        None => "$(if [ -x /bin/bash ]; then echo /bin/bash; else echo /bin/sh; fi)".into(),
+    };
+    format!(
+        "set -eu; if ! id -u {name} >/dev/null 2>&1; then \
+         getent group {name} >/dev/null 2>&1 || groupadd{gid} {name}; \
+         useradd --no-log-init -m -d {home}{uid} -g {name} -s {shell} {name}; fi"
+    )
+}
+
+/// RFC 3339 in UTC for a unix timestamp (for `SOURCE_DATE_EPOCH`).
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if mo <= 2 { y + 1 } else { y };
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
+}

@@ -1,0 +1,111 @@
+//! Image config changes: env, labels, ports, healthcheck, cmd and entrypoint.
+
+use crate::diag::Diagnostic;
+use crate::interp::Unknown;
+use crate::stack::{Command, ImageDef, Sp};
+
+use super::*;
+
+impl Planner<'_> {
+    pub(super) fn command(
+        &mut self,
+        c: &Sp<Command>,
+        key: &str,
+        shell_prefix: &[&str],
+    ) -> Vec<String> {
+        match &c.value {
+            Command::Exec(items) => items
+                .iter()
+                .map(|i| self.text_with(&Sp::new(i.clone(), c.span), key, Unknown::Shell))
+                .collect(),
+            Command::Shell(s) => {
+                let mut v: Vec<String> = shell_prefix.iter().map(|s| s.to_string()).collect();
+                v.push(self.text_with(&Sp::new(s.clone(), c.span), key, Unknown::Shell));
+                v
+            }
+        }
+    }
+
+    pub(super) fn duration(&mut self, s: &Option<Sp<String>>, key: &str) -> Option<u64> {
+        let s = s.as_ref()?;
+        match parse_duration(&s.value) {
+            Ok(ns) => Some(ns),
+            Err(e) => {
+                self.diags.push(
+                    Diagnostic::error(e)
+                        .at(s.span)
+                        .key(key.to_string())
+                        .hint("durations look like \"30s\", \"1m30s\" or \"500ms\""),
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn config(
+        &mut self,
+        img: &ImageDef,
+        key: &str,
+        user: Option<String>,
+        workdir: Option<String>,
+    ) -> ConfigChanges {
+        let env = self.env_list(&img.env, &format!("{key}.env"), Unknown::Keep);
+        let labels = self.env_list(&img.labels, &format!("{key}.labels"), Unknown::Error);
+        let mut ports = vec![];
+        for p in &img.expose {
+            let v = self.text(p, &format!("{key}.expose"));
+            match normalize_port(&v) {
+                Ok(n) => ports.push(n),
+                Err(e) => self.diags.push(
+                    Diagnostic::error(e)
+                        .at(p.span)
+                        .key(format!("{key}.expose"))
+                        .hint("ports look like 8000 or \"53/udp\""),
+                ),
+            }
+        }
+        let healthcheck = img.healthcheck.as_ref().map(|h| {
+            let hk = format!("{key}.healthcheck");
+            let test = h.test.as_ref()?;
+            let test = match &test.value {
+                Command::Exec(_) => {
+                    let mut v = vec!["CMD".to_string()];
+                    v.extend(self.command(test, &hk, &[]));
+                    v
+                }
+                Command::Shell(_) => {
+                    let mut v = vec!["CMD-SHELL".to_string()];
+                    v.extend(self.command(test, &hk, &[]));
+                    v
+                }
+            };
+            Some(Healthcheck {
+                test,
+                interval_ns: self.duration(&h.interval, &format!("{hk}.interval")),
+                timeout_ns: self.duration(&h.timeout, &format!("{hk}.timeout")),
+                start_period_ns: self.duration(&h.start_period, &format!("{hk}.start-period")),
+                retries: h.retries.as_ref().map(|r| r.value),
+            })
+        });
+        ConfigChanges {
+            env,
+            workdir,
+            user,
+            cmd: img
+                .cmd
+                .as_ref()
+                .map(|c| self.command(c, &format!("{key}.cmd"), &["/bin/sh", "-c"])),
+            entrypoint: img
+                .entrypoint
+                .as_ref()
+                .map(|c| self.command(c, &format!("{key}.entrypoint"), &["/bin/sh", "-c"])),
+            exposed_ports: ports,
+            healthcheck,
+            labels,
+            stop_signal: img
+                .stop_signal
+                .as_ref()
+                .map(|s| self.text(s, &format!("{key}.stop-signal"))),
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The plan model: plain data for one target (images, steps, config changes). No LLB here.
+
+use std::collections::BTreeSet;
+
+use crate::diag::Diagnostics;
+use crate::platform::Platform;
+use crate::source::Span;
+use crate::stack::Kind;
+
+/// One target's build: images in dependency order, the target last.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub target: String,
+    pub platform: Platform,
+    /// The variant built (`cpu`, `cuda`), when the stack has variants.
+    pub variant: Option<String>,
+    /// Secrets every install step gets.
+    pub secrets: Vec<SecretPlan>,
+    pub images: Vec<PlanImage>,
+    /// Warnings found while planning (unused build args, …).
+    pub warnings: Diagnostics,
+}
+
+impl Plan {
+    /// Every image reference the plan builds on, for resolving their configs first.
+    pub fn image_refs(&self) -> BTreeSet<String> {
+        let mut refs = BTreeSet::new();
+        for img in &self.images {
+            if let Base::Image { reference, .. } = &img.base {
+                refs.insert(reference.clone());
+            }
+            if let Some(v) = &img.venv {
+                if let Base::Image { reference, .. } = &v.builder {
+                    refs.insert(reference.clone());
+                }
+            }
+        }
+        refs
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Base {
+    /// A registry image, normalised (`docker.io/library/python:3.12-slim`).
+    Image { reference: String, span: Span },
+    /// An earlier image of the same plan.
+    Layer {
+        index: usize,
+        name: String,
+        span: Span,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct PlanImage {
+    pub name: String,
+    pub kind: Kind,
+    /// `layers.ml`
+    pub key: String,
+    pub span: Span,
+    pub description: Option<String>,
+    pub base: Base,
+    pub steps: Vec<Step>,
+    pub config: ConfigChanges,
+    pub venv: Option<VenvPlan>,
+    /// Env for this image's install steps only.
+    pub install_env: Vec<(String, String)>,
+    /// The user this image runs as, as declared in this stack (own or inherited from a layer).
+    pub declared_user: Option<String>,
+    /// Pip steps for a foreign platform may install on the build platform (`cross-install`).
+    pub cross_install: bool,
+}
+
+impl PlanImage {
+    /// `[layer ml]`, the prefix of every vertex name of this image.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.kind.as_str(), self.name)
+    }
+}
+
+/// Image config set by one image (applied on top of its base's config).
+#[derive(Clone, Debug, Default)]
+pub struct ConfigChanges {
+    /// Values may still hold `${VAR}` references to the env as it is when applied.
+    pub env: Vec<(String, String)>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub cmd: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub exposed_ports: Vec<String>,
+    /// Some(None) disables an inherited healthcheck.
+    pub healthcheck: Option<Option<Healthcheck>>,
+    pub labels: Vec<(String, String)>,
+    pub stop_signal: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Healthcheck {
+    /// `["CMD", …]` or `["CMD-SHELL", "…"]`.
+    pub test: Vec<String>,
+    pub interval_ns: Option<u64>,
+    pub timeout_ns: Option<u64>,
+    pub start_period_ns: Option<u64>,
+    pub retries: Option<u32>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub kind: StepKind,
+    /// The stack.toml text that declared the step.
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepKind {
+    Apt {
+        packages: Vec<String>,
+    },
+    CreateUser(UserPlan),
+    Mkdir {
+        path: String,
+        owner: Option<String>,
+    },
+    Run {
+        command: String,
+        /// Context paths the command reads: mounted at its working directory.
+        context: Vec<String>,
+    },
+    Pip(PipStep),
+    /// A conda environment file installed with micromamba/mamba/conda.
+    Conda(CondaStep),
+    /// Copy from the build context.
+    Copy {
+        src: String,
+        dest: Option<String>,
+        owner: Option<String>,
+        mode: Option<u32>,
+        exclude: Vec<String>,
+    },
+    /// Copy the venv built by the service's builder stage.
+    CopyVenv {
+        path: String,
+        owner: Option<String>,
+    },
+}
+
+impl StepKind {
+    /// The readable part of a vertex name: `pip install -r libs/requirements-ml.txt`.
+    pub fn describe(&self) -> String {
+        match self {
+            StepKind::Apt { packages } => format!("apt-get install {}", packages.join(" ")),
+            StepKind::CreateUser(u) => format!("useradd {}", u.name),
+            StepKind::Mkdir { path, .. } => format!("workdir {path}"),
+            StepKind::Run { command, .. } => format!("run {}", one_line(command)),
+            StepKind::Pip(p) => p.describe(),
+            StepKind::Conda(c) => format!("{} install -f {}", c.installer, c.file),
+            StepKind::Copy { src, .. } => format!("copy {src}"),
+            StepKind::CopyVenv { path, .. } => format!("copy venv {path}"),
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > 80 {
+        format!("{}…", flat.chars().take(79).collect::<String>())
+    } else {
+        flat
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CondaStep {
+    /// The environment file's context path.
+    pub file: String,
+    pub channels: Vec<String>,
+    /// `micromamba`, `mamba` or `conda`.
+    pub installer: String,
+    /// The package cache directory (a cache mount).
+    pub cache: String,
+    pub env: String,
+}
+
+/// A BuildKit secret given to install steps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretPlan {
+    pub id: String,
+    /// Exposed as this env var.
+    pub env: Option<String>,
+    /// Mounted as a file here.
+    pub target: Option<String>,
+    pub required: bool,
+}
+
+/// What installs Python requirements.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Installer {
+    #[default]
+    Pip,
+    /// uv from PyPI (optionally pinned), run from a tool state mounted into the step, so uv
+    /// itself never lands in the image.
+    Uv { version: Option<String> },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PipStep {
+    /// Context paths of requirements files.
+    pub requirements: Vec<String>,
+    /// Inline requirement specifiers.
+    pub specs: Vec<String>,
+    /// Context paths of local packages (`pip = ["./libs/common"]`): directories pip builds
+    /// and installs.
+    pub local: Vec<String>,
+    pub index_url: Option<String>,
+    pub extra_index_urls: Vec<String>,
+    /// The interpreter that runs pip (`python3`, or the venv's python).
+    pub python: String,
+    pub installer: Installer,
+}
+
+impl PipStep {
+    pub fn describe(&self) -> String {
+        let mut parts = vec![match self.installer {
+            Installer::Pip => "pip install".to_string(),
+            Installer::Uv { .. } => "uv pip install".to_string(),
+        }];
+        for r in &self.requirements {
+            parts.push(format!("-r {r}"));
+        }
+        parts.extend(self.specs.iter().cloned());
+        parts.extend(self.local.iter().map(|p| format!("./{p}")));
+        one_line(&parts.join(" "))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserPlan {
+    pub name: String,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub home: Option<String>,
+    pub shell: Option<String>,
+}
+
+/// The builder half of a two-stage service.
+#[derive(Clone, Debug)]
+pub struct VenvPlan {
+    pub builder: Base,
+    /// The interpreter that creates the venv.
+    pub python: String,
+    pub apt: Vec<String>,
+    pub path: String,
+    pub pip: PipStep,
+    pub span: Span,
+    pub pip_span: Span,
+}

@@ -1,0 +1,159 @@
+//! Build options: everything about one request that is not in the stack file, and the
+//! build-arg values they give.
+
+use std::collections::BTreeMap;
+
+use crate::interp::{Unknown, interpolate};
+use crate::platform::Platform;
+use crate::stack::Stack;
+
+/// How RUN steps reach the network (`force-network-mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Network {
+    #[default]
+    Sandbox,
+    Host,
+    None,
+}
+
+/// Everything about one build request that is not in the stack file.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    /// `--target`; None = the stack's default target.
+    pub target: Option<String>,
+    /// The platform the image is for.
+    pub platform: Platform,
+    /// The platform the build runs on.
+    pub build_platform: Platform,
+    /// `--build-arg NAME=value`.
+    pub build_args: BTreeMap<String, String>,
+    /// `--label NAME=value`: added to the final image.
+    pub labels: BTreeMap<String, String>,
+    pub network: Network,
+    /// `--add-host host=ip`.
+    pub extra_hosts: Vec<(String, String)>,
+    /// `--no-cache`: run every step again.
+    pub no_cache: bool,
+    /// `--no-cache-filter`: run these images' steps (and of images built on them) again.
+    pub no_cache_filter: Vec<String>,
+    /// The build context: local name, session and `.dockerignore` patterns.
+    pub context: ContextOptions,
+    /// How `docker-image://` sources are resolved (`default`, `pull`, `local`).
+    pub image_resolve_mode: Option<String>,
+    /// The engine has MergeOp (BuildKit ≥ 0.10, cap `mergeop`): services' files are built
+    /// independently of their base and merged onto it.
+    pub merge: bool,
+    /// Pip steps for a platform other than `build_platform` install its wheels on the build
+    /// platform (no emulation) where the stack allows it; false forces emulated installs
+    /// (`--build-arg LAYERSTACK_CROSS=false`).
+    pub cross_install: bool,
+}
+
+/// `--build-arg NAME=false` (or `0`): a layerstack switch turned off.
+pub fn switched_off(build_args: &BTreeMap<String, String>, name: &str) -> bool {
+    build_args
+        .get(name)
+        .is_some_and(|v| v.eq_ignore_ascii_case("false") || v == "0")
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            target: None,
+            platform: Platform::linux_amd64(),
+            build_platform: Platform::linux_amd64(),
+            build_args: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            network: Network::Sandbox,
+            extra_hosts: vec![],
+            no_cache: false,
+            no_cache_filter: vec![],
+            context: ContextOptions::default(),
+            image_resolve_mode: None,
+            cross_install: true,
+            merge: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ContextOptions {
+    /// The local source name (`context`).
+    pub name: String,
+    /// `BUILDKIT_SESSION_ID`, empty outside a frontend.
+    pub session_id: String,
+    /// Patterns from `.dockerignore`.
+    pub exclude_patterns: Vec<String>,
+}
+
+/// Names every build has, like Dockerfile's automatic platform args.
+pub const BUILTIN_ARGS: &[&str] = &[
+    "TARGETPLATFORM",
+    "TARGETOS",
+    "TARGETARCH",
+    "TARGETVARIANT",
+    "BUILDPLATFORM",
+    "BUILDOS",
+    "BUILDARCH",
+    "BUILDVARIANT",
+];
+
+/// Build args that BuildKit clients send on their own; never warned about.
+pub(crate) const CLIENT_ARGS: &[&str] = &[
+    "LAYERSTACK_MERGE",
+    "LAYERSTACK_CROSS",
+    "BUILDKIT_INLINE_CACHE",
+    "BUILDKIT_SYNTAX",
+    "SOURCE_DATE_EPOCH",
+    "BUILDKIT_CONTEXT_KEEP_GIT_DIR",
+    "BUILDKIT_MULTI_PLATFORM",
+    "BUILDKIT_SBOM_SCAN_CONTEXT",
+    "BUILDKIT_SBOM_SCAN_STAGE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "FTP_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "ftp_proxy",
+    "all_proxy",
+];
+
+/// The arg values of one build: declared defaults, overridden by `--build-arg`, plus built-ins.
+pub fn arg_values(stack: &Stack, opts: &BuildOptions) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    let p = &opts.platform;
+    let b = &opts.build_platform;
+    vars.insert("TARGETPLATFORM".into(), p.id());
+    vars.insert("TARGETOS".into(), p.os.clone());
+    vars.insert("TARGETARCH".into(), p.architecture.clone());
+    vars.insert(
+        "TARGETVARIANT".into(),
+        p.variant.clone().unwrap_or_default(),
+    );
+    vars.insert("BUILDPLATFORM".into(), b.id());
+    vars.insert("BUILDOS".into(), b.os.clone());
+    vars.insert("BUILDARCH".into(), b.architecture.clone());
+    vars.insert("BUILDVARIANT".into(), b.variant.clone().unwrap_or_default());
+    for a in &stack.args {
+        if BUILTIN_ARGS.contains(&a.name.value.as_str()) {
+            continue; // built-ins are set by the build (warned about in check_stack)
+        }
+        // A default may use the args declared before it and the built-ins (`${A}-x`);
+        // names not known yet expand to "" as in a Dockerfile ARG default.
+        let v = match opts.build_args.get(&a.name.value) {
+            Some(v) => v.clone(),
+            None => a
+                .default
+                .as_ref()
+                .map(|d| {
+                    interpolate(&d.value, &vars, Unknown::Empty).unwrap_or_else(|_| d.value.clone())
+                })
+                .unwrap_or_default(),
+        };
+        vars.insert(a.name.value.clone(), v);
+    }
+    vars
+}

@@ -1,0 +1,251 @@
+//! The resources a plan uses, as data with spans: the context paths its steps read, the cache
+//! mounts its install steps get (ids namespaced by platform and variant) and its secrets. The
+//! converter renders them; the frontend's context check and `outline` read them from here.
+
+use crate::platform::Platform;
+use crate::source::Span;
+
+use super::{Installer, PipStep, Plan, PlanImage, StepKind};
+
+/// How a cache mount is shared between concurrent builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sharing {
+    Shared,
+    Locked,
+}
+
+/// A cache a step mounts: apt's archives and lists, pip's, uv's and conda's package caches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheKind {
+    AptArchives,
+    AptLists,
+    Pip,
+    Uv,
+    Conda,
+}
+
+/// One cache mount: its id (`layerstack-pip-linux-amd64-cuda`), where it is mounted, how it
+/// is shared, and the step (key, span) that first uses it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheUse {
+    pub id: String,
+    pub dest: String,
+    pub sharing: Sharing,
+    pub key: String,
+    pub span: Span,
+}
+
+/// Where pip's and uv's caches are mounted (and the env vars that point the tools at them).
+pub const PIP_CACHE_DIR: &str = "/root/.cache/pip";
+pub const UV_CACHE_DIR: &str = "/root/.cache/uv";
+
+/// The suffix of every cache id: the platform, and the variant when the stack has variants
+/// (a CUDA variant's Ubuntu apt lists must not meet a Debian base's).
+pub fn cache_slug(platform: &Platform, variant: Option<&str>) -> String {
+    match variant {
+        Some(v) => format!("{}-{v}", platform.slug()),
+        None => platform.slug(),
+    }
+}
+
+/// The cache mount of `kind` for `slug`: (id, dest, sharing). `conda_dir` is the conda step's
+/// package directory (the other kinds have fixed ones). The one place cache ids are written.
+pub fn cache_mount(kind: CacheKind, slug: &str, conda_dir: &str) -> (String, String, Sharing) {
+    match kind {
+        CacheKind::AptArchives => (
+            format!("layerstack-apt-cache-{slug}"),
+            "/var/cache/apt".into(),
+            Sharing::Locked,
+        ),
+        CacheKind::AptLists => (
+            format!("layerstack-apt-lib-{slug}"),
+            "/var/lib/apt".into(),
+            Sharing::Locked,
+        ),
+        CacheKind::Pip => (
+            format!("layerstack-pip-{slug}"),
+            PIP_CACHE_DIR.into(),
+            Sharing::Shared,
+        ),
+        CacheKind::Uv => (
+            format!("layerstack-uv-{slug}"),
+            UV_CACHE_DIR.into(),
+            Sharing::Shared,
+        ),
+        CacheKind::Conda => (
+            format!("layerstack-conda-{slug}"),
+            conda_dir.into(),
+            Sharing::Locked,
+        ),
+    }
+}
+
+/// The caches a pip step mounts, in the order its execs use them: pip (installing uv first,
+/// when uv installs) and the installer's own.
+pub fn pip_caches(pip: &PipStep) -> &'static [CacheKind] {
+    match pip.installer {
+        Installer::Pip => &[CacheKind::Pip],
+        Installer::Uv { .. } => &[CacheKind::Pip, CacheKind::Uv],
+    }
+}
+
+/// The context paths one step reads, loaded by one context source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContextRead {
+    /// The paths as the step names them (`.` for the whole context).
+    pub paths: Vec<String>,
+    /// The stack key that names them (`services.api.requirements`).
+    pub key: String,
+    pub span: Span,
+    /// Patterns a copy leaves out (`exclude`); empty for the other steps.
+    pub exclude: Vec<String>,
+}
+
+impl ContextRead {
+    /// The context source's `local.includepattern` list: sorted, without duplicates, `.` as
+    /// `**`.
+    pub fn include_patterns(&self) -> Vec<String> {
+        include_patterns(&self.paths)
+    }
+}
+
+/// `paths` as one context source includes them: sorted, deduplicated, `.` → `**`.
+pub fn include_patterns(paths: &[String]) -> Vec<String> {
+    let mut key = source_key(paths);
+    for p in &mut key {
+        if p == "." {
+            *p = "**".into();
+        }
+    }
+    key
+}
+
+/// The key one context source is shared under: the paths sorted and deduplicated.
+pub fn source_key(paths: &[String]) -> Vec<String> {
+    let mut key = paths.to_vec();
+    key.sort();
+    key.dedup();
+    key
+}
+
+impl Plan {
+    /// The suffix of this plan's cache ids on `platform` (its own, or the build platform's
+    /// for a cross-install's tool state).
+    pub fn cache_slug(&self, platform: &Platform) -> String {
+        cache_slug(platform, self.variant.as_deref())
+    }
+
+    /// Every cache mount the plan's steps use, in order of first use, each once.
+    pub fn caches(&self) -> Vec<CacheUse> {
+        let slug = self.cache_slug(&self.platform);
+        let mut out: Vec<CacheUse> = vec![];
+        let mut add = |kinds: &[CacheKind], conda_dir: &str, key: String, span: Span| {
+            for &k in kinds {
+                let (id, dest, sharing) = cache_mount(k, &slug, conda_dir);
+                if !out.iter().any(|c| c.id == id) {
+                    out.push(CacheUse {
+                        id,
+                        dest,
+                        sharing,
+                        key: key.clone(),
+                        span,
+                    });
+                }
+            }
+        };
+        const APT: &[CacheKind] = &[CacheKind::AptArchives, CacheKind::AptLists];
+        for img in &self.images {
+            for s in &img.steps {
+                match &s.kind {
+                    StepKind::Apt { .. } => add(APT, "", format!("{}.apt", img.key), s.span),
+                    StepKind::Pip(p) => add(pip_caches(p), "", pip_key(img, p), s.span),
+                    StepKind::Conda(c) => add(
+                        &[CacheKind::Conda],
+                        &c.cache,
+                        format!("{}.conda", img.key),
+                        s.span,
+                    ),
+                    StepKind::CopyVenv { .. } => {
+                        if let Some(v) = &img.venv {
+                            if !v.apt.is_empty() {
+                                add(APT, "", format!("{}.venv", img.key), v.span);
+                            }
+                            add(pip_caches(&v.pip), "", pip_key(img, &v.pip), v.pip_span);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
+    /// Every group of context paths a step reads, image by image in plan order (see
+    /// [`PlanImage::context_reads`]).
+    pub fn context_reads(&self) -> Vec<ContextRead> {
+        self.images
+            .iter()
+            .flat_map(PlanImage::context_reads)
+            .collect()
+    }
+}
+
+/// The key of a pip step: `requirements` when it installs from files, else `pip`.
+fn pip_key(img: &PlanImage, p: &PipStep) -> String {
+    if p.requirements.is_empty() {
+        format!("{}.pip", img.key)
+    } else {
+        format!("{}.requirements", img.key)
+    }
+}
+
+impl PlanImage {
+    /// The groups of context paths this image's steps read, in step order: requirements
+    /// files and local packages of pip steps (the venv builder's at its `copy venv` step),
+    /// conda environment files, `run` context paths and copy sources.
+    pub fn context_reads(&self) -> Vec<ContextRead> {
+        let mut out = vec![];
+        let read = |paths: Vec<String>, key: String, span: Span| ContextRead {
+            paths,
+            key,
+            span,
+            exclude: vec![],
+        };
+        let pip = |p: &PipStep, span: Span, out: &mut Vec<ContextRead>| {
+            if !p.requirements.is_empty() {
+                out.push(read(
+                    p.requirements.clone(),
+                    format!("{}.requirements", self.key),
+                    span,
+                ));
+            }
+            if !p.local.is_empty() {
+                out.push(read(p.local.clone(), format!("{}.pip", self.key), span));
+            }
+        };
+        for s in &self.steps {
+            match &s.kind {
+                StepKind::Pip(p) => pip(p, s.span, &mut out),
+                StepKind::Conda(c) => out.push(read(
+                    vec![c.file.clone()],
+                    format!("{}.conda.file", self.key),
+                    s.span,
+                )),
+                StepKind::Run { context, .. } if !context.is_empty() => {
+                    out.push(read(context.clone(), format!("{}.run", self.key), s.span))
+                }
+                StepKind::Copy { src, exclude, .. } => out.push(ContextRead {
+                    exclude: exclude.clone(),
+                    ..read(vec![src.clone()], format!("{}.copy", self.key), s.span)
+                }),
+                StepKind::CopyVenv { .. } => {
+                    if let Some(v) = &self.venv {
+                        pip(&v.pip, v.pip_span, &mut out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,166 @@
+//! `[torch]`: the pip step installing the build for the platform and the variant's backend.
+
+use crate::diag::Diagnostic;
+use crate::stack::{Sp, TorchUse};
+
+use super::*;
+
+impl Planner<'_> {
+    /// The pip step installing an image's `[torch]` packages: the build for this platform and
+    /// the variant's backend, from the backend's index.
+    pub(super) fn torch_step(
+        &mut self,
+        usage: &Sp<TorchUse>,
+        key: &str,
+        index_url: Option<String>,
+        extra: Vec<String>,
+    ) -> Option<PipStep> {
+        let Some(t) = self.stack.torch.as_ref() else {
+            self.diags.push(
+                Diagnostic::error("`torch` is used but the stack has no [torch] table")
+                    .at(usage.span)
+                    .key(format!("{key}.torch"))
+                    .hint("add [torch] packages = { torch = \"2.1.2\" }"),
+            );
+            return None;
+        };
+        let (backend, backend_span, backend_key) =
+            match self.variant.and_then(|v| v.torch.as_ref().map(|b| (v, b))) {
+                Some((v, b)) => (
+                    b.value.clone(),
+                    b.span,
+                    format!("variants.{}.torch", v.name.value),
+                ),
+                None => ("cpu".to_string(), usage.span, format!("{key}.torch")),
+            };
+        let backend = if backend == "cuda" {
+            t.cuda
+                .as_ref()
+                .map(|c| c.value.clone())
+                .unwrap_or_else(|| "cu118".into())
+        } else {
+            backend
+        };
+        let valid_backend = backend == "cpu"
+            || backend
+                .strip_prefix("cu")
+                .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+            || backend.strip_prefix("rocm").is_some_and(|n| {
+                !n.is_empty() && n.chars().all(|c| c.is_ascii_digit() || c == '.')
+            });
+        if !valid_backend {
+            self.diags.push(
+                Diagnostic::error(format!("unknown torch backend `{backend}`"))
+                    .at(backend_span)
+                    .key(backend_key)
+                    .hint("use \"cpu\", \"cuda\" (the [torch] cuda flavour) or a flavour like \"cu118\", \"cu121\", \"rocm5.6\""),
+            );
+            return None;
+        }
+        let arch = self.platform.architecture.clone();
+        let platform = self.platform.clone();
+        let names: Vec<&(Sp<String>, Sp<String>)> = match &usage.value {
+            TorchUse::All => t.packages.iter().collect(),
+            TorchUse::Only(list) => {
+                let mut out = vec![];
+                for n in list {
+                    match t.packages.iter().find(|(p, _)| p.value == *n) {
+                        Some(p) => out.push(p),
+                        None => self.diags.push(
+                            Diagnostic::error(format!("`{n}` is not a package of [torch]"))
+                                .at(usage.span)
+                                .key(format!("{key}.torch"))
+                                .hint(format!(
+                                    "[torch] packages: {}",
+                                    t.packages
+                                        .iter()
+                                        .map(|(p, _)| p.value.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )),
+                        ),
+                    }
+                }
+                out
+            }
+        };
+        let local = match (arch.as_str(), backend.as_str()) {
+            ("amd64", b) => Some(b.to_string()),
+            ("arm64", "cpu") => None,
+            ("arm64", b) => {
+                self.diags.push(
+                    Diagnostic::error(format!("PyTorch has no `{b}` builds for {platform}"))
+                        .at(backend_span)
+                        .key(backend_key)
+                        .hint("GPU builds exist for linux/amd64 only: build this variant for linux/amd64, or use torch = \"cpu\" on arm64"),
+                );
+                return None;
+            }
+            _ => {
+                self.diags.push(
+                    Diagnostic::error(format!("PyTorch publishes no wheels for {platform}"))
+                        .at(usage.span)
+                        .key(format!("{key}.torch"))
+                        .hint("torch images can be built for linux/amd64 and linux/arm64"),
+                );
+                return None;
+            }
+        };
+        let mut specs = vec![];
+        for (name, version) in names {
+            let v = self.text(version, &format!("torch.packages.{}", name.value));
+            if let Some((_, l)) = v.split_once('+') {
+                let msg = if l == "cpu" && arch == "arm64" {
+                    format!("`{}` has no `+cpu` build for {platform}", name.value)
+                } else {
+                    format!(
+                        "write the version of `{}` without a local part (`+{l}`)",
+                        name.value
+                    )
+                };
+                self.diags.push(
+                    Diagnostic::error(msg)
+                        .at(version.span)
+                        .key(format!("torch.packages.{}", name.value))
+                        .hint("layerstack adds +cpu/+cuXXX per platform and variant"),
+                );
+                continue;
+            }
+            specs.push(match &local {
+                Some(l) => format!("{}=={v}+{l}", name.value),
+                None => format!("{}=={v}", name.value),
+            });
+        }
+        // Index URLs may use args (`cpu = "${TORCH_CPU_INDEX}"`), like every other string.
+        let cpu_index = match &t.index_cpu {
+            Some(u) => self.text(u, "torch.index.cpu"),
+            None => "https://download.pytorch.org/whl/cpu".to_string(),
+        };
+        let cuda_index = match &t.index_cuda {
+            Some(u) => self.text(u, "torch.index.cuda"),
+            None => "https://download.pytorch.org/whl/{cuda}".to_string(),
+        };
+        let default_index = t
+            .index_default
+            .as_ref()
+            .map(|u| self.text(u, "torch.index.default"));
+        let (index_url, mut extra_index_urls) = match &local {
+            Some(l) if l == "cpu" => (index_url, vec![cpu_index]),
+            Some(l) => (
+                index_url,
+                vec![cuda_index.replace("{cuda}", l).replace("{backend}", l)],
+            ),
+            None => (default_index.or(index_url), vec![]),
+        };
+        extra_index_urls.extend(extra);
+        Some(PipStep {
+            requirements: vec![],
+            specs,
+            local: vec![],
+            index_url,
+            extra_index_urls,
+            python: self.python.clone(),
+            installer: Installer::Pip,
+        })
+    }
+}
