@@ -32,6 +32,9 @@ pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
     let pong = gw.ping().await?;
     let inputs = read_inputs(gw, &opts).await?;
     if let Some(req) = opts.request_id.as_deref().filter(|r| !r.is_empty()) {
+        if req == crate::lint::REQUEST_LINT {
+            return crate::lint::answer(gw, &opts, &inputs).await;
+        }
         return crate::subrequests::answer(req, &opts, &inputs);
     }
     let (stack, _) = llb_gen::parse_checked(&inputs.file).map_err(|e| Failure::from_stack(&e))?;

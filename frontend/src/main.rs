@@ -4,6 +4,7 @@
 mod build;
 mod checks;
 mod gateway;
+mod lint;
 mod opts;
 mod pb;
 mod request;

@@ -21,22 +21,26 @@
 //! newer than the one it was built with; otherwise it prints `result.json` with its own
 //! printer, so `result.txt` mostly serves other clients.
 //!
-//! # Requests we do not answer (`frontend.lint`, `frontend.convertllb`, …)
+//! `frontend.lint` (`--check`, `--call=check`) is answered by `crate::lint` (it reads the
+//! context through the gateway); it is listed here by describe.
+//!
+//! # Requests we do not answer (`frontend.convertllb`, …)
 //!
 //! They fail with an error that must not read "unsupported request frontend.X": buildx (from
 //! v0.14; `fallbackPrintError` in `build/build.go`) matches that text for `frontend.outline`,
 //! `frontend.targets` and `frontend.lint` and then re-runs the request with
 //! `BUILDKIT_SYNTAX` set to the Dockerfile frontend, which would parse stack.toml as a
 //! Dockerfile and print nonsense. BuildKit's typed `errdefs.UnsupportedSubrequestError` has the
-//! same effect, so we never send it either.
+//! same effect, so we never send it either. buildx 0.29 sends `frontend.<name>` for any
+//! `--call=<name>`; the names it knows are outline, targets, lint (`check`) and
+//! subrequests.describe, all answered.
 //!
 //! buildx v0.13 has no lint at all: only the experimental `--print=<name>`
 //! (`BUILDX_EXPERIMENTAL=1`, requestid `frontend.<name>`), which falls back to
 //! `docker/dockerfile:1.5.2-labs` only on a *typed* unsupported-subrequest error for outline or
 //! targets. buildx v0.14 added `--print=lint` (experimental) with a lint fallback image; v0.15
 //! made `--call=check|outline|targets` and `--check` (= `--call=check`, sent as
-//! `requestid=frontend.lint`) regular flags. So `docker buildx build --check -f stack.toml .`
-//! gets our error below (and a non-zero exit), which points at `llb-gen check`.
+//! `requestid=frontend.lint`) regular flags.
 
 use std::collections::BTreeSet;
 
@@ -82,15 +86,14 @@ pub fn answer(req: &str, opts: &FrontendOpts, inputs: &Inputs) -> Result<ResultB
 /// The error for a subrequest we do not answer. Never "unsupported request …" (see the module
 /// docs).
 fn not_implemented(req: &str) -> String {
-    let supported = [REQUEST_DESCRIBE, REQUEST_OUTLINE, REQUEST_TARGETS].join(", ");
-    let mut msg = format!("layerstack does not implement `{req}`; supported: {supported}");
-    if req == "frontend.lint" {
-        msg.push_str(
-            ". Build checks (--check / --call=check) are for Dockerfiles; \
-             check a stack with `llb-gen check stack.toml`",
-        );
-    }
-    msg
+    let supported = [
+        REQUEST_DESCRIBE,
+        REQUEST_OUTLINE,
+        REQUEST_TARGETS,
+        crate::lint::REQUEST_LINT,
+    ]
+    .join(", ");
+    format!("layerstack does not implement `{req}`; supported: {supported}")
 }
 
 /// Metadata-only result: `result.json`, `result.txt`, `version`.
@@ -122,7 +125,7 @@ struct Request {
 }
 
 /// `subrequests.Named`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 struct Named {
     name: &'static str,
     description: &'static str,
@@ -236,7 +239,8 @@ const RESULT_METADATA: [Named; 2] = [
 ];
 
 /// The definitions we answer, in upstream's order (dockerui/requests.go `describe`: outline,
-/// targets, then describe itself), each exactly as upstream defines it.
+/// targets, then describe itself; lint, which upstream answers but does not list, before
+/// describe), each exactly as upstream defines it.
 fn definitions() -> Vec<Request> {
     vec![
         Request {
@@ -260,6 +264,23 @@ fn definitions() -> Vec<Request> {
             opts: Some(vec![]),
             inputs: None,
             metadata: Some(RESULT_METADATA.into()),
+            refs: None,
+        },
+        Request {
+            name: crate::lint::REQUEST_LINT,
+            version: crate::lint::VERSION,
+            kind: "rpc",
+            description: crate::lint::DESCRIPTION,
+            opts: Some(vec![]),
+            inputs: None,
+            metadata: Some(vec![
+                RESULT_METADATA[0].clone(),
+                RESULT_METADATA[1].clone(),
+                Named {
+                    name: "result.statuscode",
+                    description: "",
+                },
+            ]),
             refs: None,
         },
         Request {

@@ -91,7 +91,7 @@ fn metadata_only_with_version() {
 }
 
 #[test]
-fn describe_lists_three_requests() {
+fn describe_lists_four_requests() {
     let r = call(REQUEST_DESCRIBE, &[], STACK);
     let v = json(&r);
     let names: Vec<&str> = v
@@ -100,7 +100,15 @@ fn describe_lists_three_requests() {
         .iter()
         .map(|x| x["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, [REQUEST_OUTLINE, REQUEST_TARGETS, REQUEST_DESCRIBE]);
+    assert_eq!(
+        names,
+        [
+            REQUEST_OUTLINE,
+            REQUEST_TARGETS,
+            crate::lint::REQUEST_LINT,
+            REQUEST_DESCRIBE
+        ]
+    );
     for x in v.as_array().unwrap() {
         assert_eq!(x["version"], "1.0.0");
         assert_eq!(x["type"], "rpc");
@@ -112,7 +120,9 @@ fn describe_lists_three_requests() {
     }
     assert_eq!(v[0]["opts"][0]["name"], "target");
     assert_eq!(v[1]["opts"], serde_json::json!([]));
-    assert!(v[2]["opts"].is_null());
+    assert_eq!(v[2]["opts"], serde_json::json!([]));
+    assert_eq!(v[2]["metadata"][2]["name"], "result.statuscode");
+    assert!(v[3]["opts"].is_null());
     let t = txt(&r);
     assert!(t.starts_with("NAME"));
     assert!(
@@ -392,7 +402,7 @@ fn parse_errors_carry_the_location() {
 
 #[test]
 fn other_requests_do_not_say_unsupported_request() {
-    for req in ["frontend.lint", "frontend.convertllb", "frontend.whatever"] {
+    for req in ["frontend.convertllb", "frontend.whatever"] {
         let Err(f) = answer(req, &opts(&[]), &inputs(STACK)) else {
             panic!("{req}: expected an error")
         };

@@ -8,6 +8,7 @@ pub mod convert;
 pub mod diag;
 pub mod image;
 pub mod interp;
+pub mod lint;
 pub mod llb;
 pub mod lock;
 pub mod pb;

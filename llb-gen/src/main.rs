@@ -323,7 +323,9 @@ fn check(path: &PathBuf, b: &BuildArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let diags = llb_gen::check(&file, &opts);
+    let mut diags = llb_gen::check(&file, &opts);
+    diags.extend(lint_findings(&file, &opts, &stack_dir(path)));
+    let diags = diags.sorted();
     eprint!("{}", diags.render(&file));
     if diags.has_errors() {
         return ExitCode::from(1);
@@ -339,6 +341,75 @@ fn check(path: &PathBuf, b: &BuildArgs) -> ExitCode {
         targets_count(&file)
     );
     ExitCode::SUCCESS
+}
+
+/// The lint rules' findings (`llb_gen::lint`), with facts read from the context directory:
+/// requirements files, `.dockerignore`, and the size and `.git`/`.venv`/… of copied
+/// directories. Nothing when the stack does not parse (`check` reports that).
+fn lint_findings(file: &SourceFile, opts: &BuildOptions, dir: &Path) -> llb_gen::diag::Diagnostics {
+    use llb_gen::lint;
+    let Ok((stack, _)) = llb_gen::parse_checked(file) else {
+        return Default::default();
+    };
+    let plans = lint::plans(&stack, opts);
+    let wanted = lint::wanted(&plans);
+    let mut facts = lint::Facts {
+        dockerignore: !opts.context.exclude_patterns.is_empty(),
+        network: opts.network,
+        ..Default::default()
+    };
+    for f in &wanted.files {
+        if let Ok(t) = std::fs::read_to_string(dir.join(f)) {
+            facts.files.insert(f.clone(), t);
+        }
+    }
+    if !facts.dockerignore {
+        for src in &wanted.copies {
+            let p = dir.join(src);
+            if p.is_dir() {
+                let mut d = lint::DirFacts {
+                    bytes: Some(0),
+                    heavy: vec![],
+                };
+                walk(&p, Some(""), &mut d);
+                facts.dirs.insert(src.clone(), d);
+            }
+        }
+    }
+    lint::diagnostics(&lint::lint(&stack, &plans, &facts))
+}
+
+/// Add up the sizes under a directory (symlinks not followed) and note heavy directories
+/// (`rel` is None inside one: nothing under `.venv` is noted again).
+fn walk(p: &Path, rel: Option<&str>, d: &mut llb_gen::lint::DirFacts) {
+    let Ok(entries) = std::fs::read_dir(p) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let Ok(m) = e.path().symlink_metadata() else {
+            continue;
+        };
+        let name = e.file_name().to_string_lossy().to_string();
+        if m.is_dir() {
+            let sub = rel.map(|r| {
+                if r.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{r}/{name}")
+                }
+            });
+            match sub {
+                Some(s) if llb_gen::lint::HEAVY_DIRS.contains(&name.as_str()) => {
+                    d.heavy.push(s);
+                    walk(&e.path(), None, d);
+                }
+                sub => walk(&e.path(), sub.as_deref(), d),
+            }
+        } else {
+            d.bytes = d.bytes.map(|b| b + m.len());
+        }
+    }
+    d.heavy.sort();
 }
 
 fn targets_count(file: &SourceFile) -> usize {
