@@ -19,7 +19,7 @@ pub fn quote(word: &str) -> String {
     if plain {
         word.to_string()
     } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
+        crate::interp::shell_quote(word)
     }
 }
 
