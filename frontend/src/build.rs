@@ -461,7 +461,7 @@ async fn build_one(
         let Some(probe) = converted.probes.first().cloned() else {
             break converted;
         };
-        let verdict = probe_cross_install(gw, &probe).await?;
+        let verdict = probe_cross_install(gw, &probe, &cache_imports).await?;
         verdicts.insert(probe.key, verdict);
     };
     let r = gw
@@ -471,10 +471,17 @@ async fn build_one(
     Ok((r, converted.image_config))
 }
 
-/// Solve a cross-install probe and read its verdict (`status.json`).
-async fn probe_cross_install(gw: &Gateway, probe: &Probe) -> Result<CrossVerdict, Failure> {
+/// Solve a cross-install probe and read its verdict (`status.json`). The probe shares its steps
+/// (base image, apt, the build platform's installs) with the final solve, so it imports the same
+/// caches: BuildKit applies a solve's cache imports to that solve only, and a step the probe ran
+/// without them is not looked up in the imported cache again by the final solve.
+async fn probe_cross_install(
+    gw: &Gateway,
+    probe: &Probe,
+    cache_imports: &[crate::pb::gateway::CacheOptionsEntry],
+) -> Result<CrossVerdict, Failure> {
     let r = gw
-        .solve(probe.definition.clone())
+        .solve_with_cache_imports(probe.definition.clone(), cache_imports.to_vec())
         .await
         .map_err(|e| Failure::plain(e.message))?;
     let bytes = gw
