@@ -424,7 +424,7 @@ async fn build_one(
     let mode = &mode;
     let resolved = futures_util::future::try_join_all(wanted.into_iter().map(
         |(reference, platform)| async move {
-            let (_, config) = gw
+            let (digest, config) = gw
                 .resolve_image_config(
                     &reference,
                     Some(llb_gen::llb::pb_platform(&platform)),
@@ -438,11 +438,17 @@ async fn build_one(
                         inputs.file.name, e.message
                     ))
                 })?;
-            Ok::<_, Failure>(((reference, platform.id()), config))
+            Ok::<_, Failure>(((reference, platform.id()), digest, config))
         },
     ))
     .await?;
-    images.configs.extend(resolved);
+    for (key, digest, config) in resolved {
+        // Engines answer an empty digest when they cannot tell (then the tag stays unpinned).
+        if !digest.is_empty() {
+            images.digests.insert(key.clone(), digest);
+        }
+        images.configs.insert(key, config);
+    }
     let mut verdicts = BTreeMap::new();
     let converted = loop {
         let cross = CrossEnv {
