@@ -10,6 +10,11 @@ fn engine(test: &str) -> Option<&'static Engine> {
 
 fn print(engine: &Engine, what: &str, ctx: &Context, extra: &[&str]) -> String {
     let mut args = vec!["buildx", "build", "--print", what];
+    // On a standalone BuildKit (scripts/test-buildkit.sh): that builder.
+    let builder = integration_tests::builder::selected();
+    if let Some(b) = &builder {
+        args.extend_from_slice(&["--builder", b]);
+    }
     args.extend_from_slice(extra);
     let file = ctx.join("stack.toml");
     args.extend_from_slice(&["-f", &file, ctx.path_str()]);
