@@ -1,6 +1,7 @@
 //! Base images pinned by digest: with the digest the engine resolved (given as data through the
 //! `ImageResolver`), every platform's `docker-image://` source names `reference@digest`, like the
-//! Dockerfile frontend's `FROM`; offline (no digest known) the sources stay as written.
+//! Dockerfile frontend's `FROM`; offline (no digest known) the sources stay as written. Also the
+//! other half of cache parity: an answered cross-install probe stays in the image's graph.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +22,10 @@ from = "system"
 pip = ["requests==2.32.3"]
 venv = { builder = "python:3.11-slim" }
 "#;
+
+/// A pip step that cross-installs for a foreign platform.
+const CROSS_STACK: &str = "[layers.base]\nfrom = \"python:3.12-slim\"\napt = [\"file\"]\n\n\
+     [services.api]\nfrom = \"base\"\npip = [\"six==1.16.0\"]\n";
 
 const PY: &str = "docker.io/library/python:3.12-slim";
 const BUILDER: &str = "docker.io/library/python:3.11-slim";
@@ -104,7 +109,7 @@ fn every_platform_pins_every_base_to_the_resolved_digest() {
 
 #[test]
 fn a_cross_installed_platform_pins_its_twin_too() {
-    let file = SourceFile::new("stack.toml", STACK);
+    let file = SourceFile::new("stack.toml", CROSS_STACK);
     let o = opts("linux/arm64");
     let (stack, plan) = llb_gen::load(&file, &o).expect("valid stack");
     let twin = llb_gen::twin_plan(&stack, &o).expect("plans for the build platform");
@@ -115,14 +120,17 @@ fn a_cross_installed_platform_pins_its_twin_too() {
         ask: false,
     };
     let out = convert_cross(&plan, &o, &resolved(), &file, Some(cross)).expect("converts");
-    let sources = image_sources(&out.definition);
-    assert!(sources.len() >= 2, "{sources:?}");
-    for s in &sources {
+    let dump = llb_gen::llb::dump(&out.definition);
+    assert!(dump.contains("(cross-install on linux/amd64"), "{dump}");
+    let pinned = format!("source docker-image://{PY}@{PY_INDEX}");
+    for platform in ["[linux/arm64]", "[linux/amd64]"] {
         assert!(
-            s.ends_with(PY_INDEX) || s.ends_with(BUILDER_INDEX),
-            "unpinned source {s} among {sources:?}"
+            dump.lines()
+                .any(|l| l.contains(&pinned) && l.ends_with(platform)),
+            "no pinned {platform} source:\n{dump}"
         );
     }
+    assert!(!dump.contains(&format!("docker-image://{PY} ")), "{dump}");
 }
 
 #[test]
@@ -152,4 +160,47 @@ fn pinned_reference_keeps_an_existing_digest() {
     assert_eq!(pinned_reference(&already, &d).unwrap(), already);
     assert!(pinned_reference("python", "sha256:xyz").is_err());
     assert!(pinned_reference("python", ":abc").is_err());
+}
+
+/// A cross-install whose probe was answered mounts the probe's verdict (read-only), so the probe
+/// is part of the image's graph and a `mode=max` cache export holds it; an assumed verdict (the
+/// CLI, nothing asked) leaves the install without it.
+#[test]
+fn an_answered_probe_is_part_of_the_cross_install() {
+    let file = SourceFile::new("stack.toml", CROSS_STACK);
+    let o = opts("linux/arm64");
+    let (stack, plan) = llb_gen::load(&file, &o).expect("valid stack");
+    let twin = llb_gen::twin_plan(&stack, &o).expect("plans for the build platform");
+    let convert_with = |verdicts: &BTreeMap<String, CrossVerdict>, ask: bool| {
+        let cross = CrossEnv {
+            twin: Some(&twin),
+            verdicts,
+            ask,
+        };
+        convert_cross(&plan, &o, &NoImages, &file, Some(cross)).expect("converts")
+    };
+    let mount = format!("mount {} ←", llb_gen::convert::CROSS_PROBE);
+    let assumed = llb_gen::llb::dump(&convert_with(&BTreeMap::new(), false).definition);
+    assert!(
+        assumed.contains("(cross-install on linux/amd64"),
+        "{assumed}"
+    );
+    assert!(!assumed.contains(&mount), "{assumed}");
+
+    let asked = convert_with(&BTreeMap::new(), true);
+    assert_eq!(asked.probes.len(), 1);
+    let mut verdicts = BTreeMap::new();
+    verdicts.insert(asked.probes[0].key.clone(), CrossVerdict::Cross);
+    let answered = convert_with(&verdicts, true);
+    assert!(answered.probes.is_empty());
+    let dump = llb_gen::llb::dump(&answered.definition);
+    let install = dump
+        .split("\nv")
+        .find(|op| op.contains("cross_install.py install"))
+        .unwrap_or_else(|| panic!("no cross-install exec:\n{dump}"));
+    assert!(install.contains(&mount), "{install}");
+    assert!(
+        dump.contains("(probe on linux/amd64)"),
+        "the probe is in the definition:\n{dump}"
+    );
 }
