@@ -161,7 +161,7 @@ async fn build_one(
     let mode = &mode;
     let resolved = futures_util::future::try_join_all(wanted.into_iter().map(
         |(reference, platform)| async move {
-            let (_, config) = gw
+            let (digest, config) = gw
                 .resolve_image_config(
                     &reference,
                     Some(llb_gen::llb::pb_platform(&platform)),
@@ -175,11 +175,17 @@ async fn build_one(
                         inputs.file.name, e.message
                     ))
                 })?;
-            Ok::<_, Failure>(((reference, platform.id()), config))
+            Ok::<_, Failure>(((reference, platform.id()), digest, config))
         },
     ))
     .await?;
-    images.configs.extend(resolved);
+    for (key, digest, config) in resolved {
+        // Engines answer an empty digest when they cannot tell (then the tag stays unpinned).
+        if !digest.is_empty() {
+            images.digests.insert(key.clone(), digest);
+        }
+        images.configs.insert(key, config);
+    }
     let mut verdicts = BTreeMap::new();
     let converted = loop {
         let cross = CrossEnv {
@@ -198,7 +204,7 @@ async fn build_one(
         let Some(probe) = converted.probes.first().cloned() else {
             break converted;
         };
-        let verdict = probe_cross_install(gw, &probe).await?;
+        let verdict = probe_cross_install(gw, &probe, &cache_imports).await?;
         verdicts.insert(probe.key, verdict);
     };
     let r = gw
@@ -208,10 +214,17 @@ async fn build_one(
     Ok((r, converted.image_config))
 }
 
-/// Solve a cross-install probe and read its verdict (`status.json`).
-async fn probe_cross_install(gw: &Gateway, probe: &Probe) -> Result<CrossVerdict, Failure> {
+/// Solve a cross-install probe and read its verdict (`status.json`). The probe shares its steps
+/// (base image, apt, the build platform's installs) with the final solve, so it imports the same
+/// caches: BuildKit applies a solve's cache imports to that solve only, and a step the probe ran
+/// without them is not looked up in the imported cache again by the final solve.
+async fn probe_cross_install(
+    gw: &Gateway,
+    probe: &Probe,
+    cache_imports: &[crate::pb::gateway::CacheOptionsEntry],
+) -> Result<CrossVerdict, Failure> {
     let r = gw
-        .solve(probe.definition.clone())
+        .solve_with_cache_imports(probe.definition.clone(), cache_imports.to_vec())
         .await
         .map_err(|e| Failure::plain(e.message))?;
     let bytes = gw

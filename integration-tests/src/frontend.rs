@@ -16,7 +16,8 @@ pub fn ensure_frontend(_engine: &Engine) {
         let mut cmd = Command::new(repo_root().join("scripts/build-frontend.sh"));
         cmd.arg(frontend_image()).current_dir(repo_root());
         match exec(&mut cmd, None) {
-            Ok(o) if o.status.success() => Ok(()),
+            // On a standalone BuildKit the frontend comes from the registry it mirrors.
+            Ok(o) if o.status.success() => crate::builder::publish_frontend(),
             Ok(o) => Err(format!(
                 "{} failed:\n{}\n{}",
                 display_command(&cmd),

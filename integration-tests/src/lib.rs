@@ -52,6 +52,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod builder;
 pub mod conda;
 mod frontend;
 pub mod http;
@@ -179,14 +180,15 @@ impl Engine {
     /// Like [`Engine::buildx_build`] but returns a failed build as `Err` (for
     /// tests that expect an error).
     pub fn try_buildx_build(&self, args: &[&str]) -> Result<Build, Box<Build>> {
-        let mut full: Vec<&str> = vec!["buildx", "build"];
+        let mut full: Vec<String> = vec!["buildx".into(), "build".into()];
         if !args
             .iter()
             .any(|a| *a == "--progress" || a.starts_with("--progress="))
         {
-            full.push("--progress=rawjson");
+            full.push("--progress=rawjson".into());
         }
-        full.extend_from_slice(args);
+        // `LAYERSTACK_BUILDER`, `LAYERSTACK_FRONTEND_IMAGE`: see the builder module.
+        full.extend(builder::adjust(args));
         let mut cmd = self.docker(&full);
         let output = exec(&mut cmd, Some(timeout()))
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", display_command(&cmd)));

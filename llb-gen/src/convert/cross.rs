@@ -97,45 +97,58 @@ impl<'a> Converter<'a> {
         let build = runner.platform.clone();
         // An exec on the runner whose result is one scratch mount (output 1; 0 is the
         // runner's root, thrown away).
-        let on_runner = |c: &mut Self, mode: &str, dest: &str, name: String| -> Output {
-            let mut mounts = mounts.clone();
-            // Outputs: the root (0), then each output mount in order; ours is the last.
-            let index = 1 + mounts
-                .iter()
-                .filter(|m| matches!(m, Mount::Output { .. }))
-                .count() as u32;
-            mounts.push(Mount::Output {
-                input: None,
-                dest: dest.into(),
-            });
-            let exec = c.run(
-                &runner,
-                command(mode),
-                img,
-                true,
-                &parts.env,
-                mounts,
-                meta(name, span),
-            );
-            Output { index, ..exec }
-        };
+        let on_runner =
+            |c: &mut Self, mode: &str, dest: &str, name: String, probe: Option<Output>| -> Output {
+                let mut mounts = mounts.clone();
+                if let Some(input) = probe {
+                    mounts.push(Mount::Bind {
+                        input,
+                        selector: String::new(),
+                        dest: CROSS_PROBE.into(),
+                    });
+                }
+                // Outputs: the root (0), then each output mount in order; ours is the last.
+                let index = 1 + mounts
+                    .iter()
+                    .filter(|m| matches!(m, Mount::Output { .. }))
+                    .count() as u32;
+                mounts.push(Mount::Output {
+                    input: None,
+                    dest: dest.into(),
+                });
+                let exec = c.run(
+                    &runner,
+                    command(mode),
+                    img,
+                    true,
+                    &parts.env,
+                    mounts,
+                    meta(name, span),
+                );
+                Output { index, ..exec }
+            };
         // The probe: resolve only, and say whether every distribution has a wheel.
         let probe_name = format!("{}: wheels for {}? (probe on {build})", m.name, st.platform);
-        let probe = on_runner(self, "probe", CROSS_STATUS, probe_name.clone());
+        let probe = on_runner(self, "probe", CROSS_STATUS, probe_name.clone(), None);
         let definition = self.g.marshal(probe, Some(self.file));
         let key = root_digest(&definition);
-        match verdicts.get(&key) {
+        // An answered probe is mounted into the install (see CROSS_PROBE); an assumed verdict
+        // (no probe asked: the CLI) leaves the install as it was.
+        let answered = match verdicts.get(&key) {
             Some(CrossVerdict::Emulate(reason)) => return Err(reason.clone()),
-            Some(CrossVerdict::Cross) => {}
-            None if ask => self.probes.push(Probe {
-                key,
-                definition,
-                name: probe_name,
-            }),
-            None => {}
-        }
+            Some(CrossVerdict::Cross) => Some(probe),
+            None if ask => {
+                self.probes.push(Probe {
+                    key,
+                    definition,
+                    name: probe_name,
+                });
+                None
+            }
+            None => None,
+        };
         let name = format!("{} (cross-install on {build} for {})", m.name, st.platform);
-        let files = on_runner(self, "install", CROSS_OUT, name.clone());
+        let files = on_runner(self, "install", CROSS_OUT, name.clone(), answered);
         let merged = if self.opts.merge {
             self.g.merge(
                 vec![st.root, files],

@@ -35,10 +35,23 @@ impl<'a> Converter<'a> {
                     },
                     None => ImageConfig::default(),
                 };
+                let source = match self.images.digest(reference, platform) {
+                    Some(digest) => match pinned_reference(reference, &digest) {
+                        Ok(pinned) => pinned,
+                        Err(e) => {
+                            self.diags.push(
+                                Diagnostic::error(format!("base image `{reference}`: {e}"))
+                                    .at(*span),
+                            );
+                            reference.clone()
+                        }
+                    },
+                    None => reference.clone(),
+                };
                 let mut m = meta(names::vertex(label, format!("from {reference}")), *span);
                 m.ignore_cache = false;
                 let root = self.g.image(
-                    reference,
+                    &source,
                     platform,
                     self.opts.image_resolve_mode.as_deref(),
                     m,

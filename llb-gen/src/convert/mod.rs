@@ -53,6 +53,10 @@ pub const CROSS_DIR: &str = "/run/layerstack/cross";
 pub const CROSS_TARGET: &str = "/run/layerstack/target";
 pub const CROSS_OUT: &str = "/run/layerstack/out";
 pub const CROSS_STATUS: &str = "/run/layerstack/status";
+/// Where a cross-install sees the verdict of the probe that allowed it (read-only, unused by
+/// the script): the probe is then part of the image's graph, so a `mode=max` cache export
+/// holds it and a build importing that cache gets the probe from it too.
+pub const CROSS_PROBE: &str = "/run/layerstack/probe";
 
 /// Installs wheels for a foreign platform on the build platform (see `cross_install.py`).
 const CROSS_SCRIPT: &str = include_str!("cross_install.py");

@@ -9,6 +9,14 @@ use crate::platform::Platform;
 pub trait ImageResolver {
     /// The config JSON of `reference` for `platform`, or None when unknown.
     fn config(&self, reference: &str, platform: &Platform) -> Option<Vec<u8>>;
+
+    /// The digest `reference` resolved to (BuildKit's ResolveImageConfig answers the digest of
+    /// the index or manifest the tag points at), or None when unknown. A known digest pins the
+    /// base image's source to `reference@digest`, as the Dockerfile frontend pins `FROM`, so a
+    /// tag that moves during a build cannot mix images; unknown (offline) leaves it as written.
+    fn digest(&self, _reference: &str, _platform: &Platform) -> Option<String> {
+        None
+    }
 }
 
 /// A resolver that knows no image: every base starts from an empty config.
@@ -20,10 +28,11 @@ impl ImageResolver for NoImages {
     }
 }
 
-/// Configs resolved ahead of time, keyed by (reference, platform id).
+/// Configs and digests resolved ahead of time, keyed by (reference, platform id).
 #[derive(Clone, Debug, Default)]
 pub struct ResolvedImages {
     pub configs: BTreeMap<(String, String), Vec<u8>>,
+    pub digests: BTreeMap<(String, String), String>,
 }
 
 impl ImageResolver for ResolvedImages {
@@ -32,4 +41,36 @@ impl ImageResolver for ResolvedImages {
             .get(&(reference.to_string(), platform.id()))
             .cloned()
     }
+
+    fn digest(&self, reference: &str, platform: &Platform) -> Option<String> {
+        self.digests
+            .get(&(reference.to_string(), platform.id()))
+            .cloned()
+    }
+}
+
+/// `reference` pinned to `digest` the way the Dockerfile frontend pins `FROM`: the name and tag
+/// as written, then `@digest` (`python:3.12-slim@sha256:…`). A reference that already names a
+/// digest stays as written. Err for a digest that is not `algorithm:hex`.
+pub fn pinned_reference(reference: &str, digest: &str) -> Result<String, String> {
+    let valid = digest.split_once(':').is_some_and(|(alg, hex)| {
+        !alg.is_empty()
+            && alg
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b))
+            && hex.len() >= 32
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    });
+    if !valid {
+        return Err(format!(
+            "the engine resolved it to `{digest}`, which is not a digest (algorithm:hex)"
+        ));
+    }
+    Ok(if reference.contains('@') {
+        reference.to_string()
+    } else {
+        format!("{reference}@{digest}")
+    })
 }
