@@ -6,6 +6,7 @@ use toml::de::{DeTable, DeValue};
 use super::model::*;
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::source::{SourceFile, Span};
+use crate::version::Requirement;
 
 const TOP_KEYS: &[&str] = &[
     "stack", "args", "layers", "services", "torch", "variants", "secrets",
@@ -33,6 +34,7 @@ const STACK_KEYS: &[&str] = &[
     "install-env",
     "tags",
     "cross-install",
+    "requires",
 ];
 const IMAGE_KEYS: &[&str] = &[
     "description",
@@ -103,6 +105,20 @@ pub fn parse(file: &SourceFile) -> (Stack, Diagnostics) {
         }
     }
     let _ = root_span;
+    // A stack for a newer frontend: its other keys may mean nothing here, so that is the one
+    // error (and the model is left empty rather than half-understood).
+    match crate::version::check_requires(&stack) {
+        Requirement::Unmet(d) => {
+            let stack = Stack {
+                syntax: stack.syntax,
+                requires: stack.requires,
+                ..Stack::default()
+            };
+            return (stack, Diagnostics { items: vec![d] });
+        }
+        Requirement::Invalid(d) => p.diags.push(d),
+        Requirement::Met | Requirement::Unset => {}
+    }
     (stack, p.diags)
 }
 
@@ -358,6 +374,7 @@ impl Parser {
                 "install-env" => stack.install_env = self.env_table(val, &path),
                 "tags" => stack.tags = self.strings(val, &path),
                 "cross-install" => stack.cross_install = self.boolean(val, &path),
+                "requires" => stack.requires = self.string(val, &path),
                 other => self.unknown_key(other, k.span().into(), "stack", STACK_KEYS),
             }
         }
