@@ -61,6 +61,16 @@ pub const REQUEST_TARGETS: &str = "frontend.targets";
 /// describe.go, targets.go, outline.go).
 pub const VERSION: &str = "1.0.0";
 
+/// The describe request's description: upstream's, then which layerstack answers.
+const DESCRIBE_DESCRIPTION: &str = concat!(
+    "List available subrequest types (layerstack ",
+    env!("CARGO_PKG_VERSION"),
+    ")"
+);
+
+/// Metadata key (besides upstream's three) with the frontend's version, in every answer.
+pub const METADATA_FRONTEND_VERSION: &str = "layerstack.version";
+
 /// Answer a subrequest by id.
 pub fn answer(req: &str, opts: &FrontendOpts, inputs: &Inputs) -> Result<ResultBuilder, Failure> {
     match req {
@@ -101,6 +111,10 @@ fn respond<T: Serialize>(value: &T, txt: String) -> Result<ResultBuilder, Failur
     r.add_metadata("result.json", json);
     r.add_metadata("result.txt", txt.into_bytes());
     r.add_metadata("version", VERSION.as_bytes().to_vec());
+    r.add_metadata(
+        METADATA_FRONTEND_VERSION,
+        llb_gen::version::VERSION.as_bytes().to_vec(),
+    );
     Ok(r)
 }
 
@@ -266,7 +280,9 @@ fn definitions() -> Vec<Request> {
             name: REQUEST_DESCRIBE,
             version: VERSION,
             kind: "rpc",
-            description: "List available subrequest types",
+            // Upstream's text plus the frontend's version: what
+            // `docker buildx build --call subrequests.describe` shows of it.
+            description: DESCRIBE_DESCRIPTION,
             opts: None,
             inputs: None,
             metadata: Some(RESULT_METADATA.into()),
@@ -682,6 +698,10 @@ from = "alpine:3.20"
             let r = call(req, &[], STACK);
             assert_eq!(r.refs, ResultBuilder::new().refs, "no ref");
             assert_eq!(r.metadata["version"], b"1.0.0");
+            assert_eq!(
+                r.metadata[METADATA_FRONTEND_VERSION],
+                llb_gen::version::VERSION.as_bytes()
+            );
             assert!(!r.metadata["result.txt"].is_empty());
             // Indented, as Go's json.MarshalIndent.
             assert!(
@@ -714,6 +734,13 @@ from = "alpine:3.20"
         assert_eq!(v[0]["opts"][0]["name"], "target");
         assert_eq!(v[1]["opts"], serde_json::json!([]));
         assert!(v[2]["opts"].is_null());
+        assert_eq!(
+            v[2]["description"],
+            format!(
+                "List available subrequest types (layerstack {})",
+                llb_gen::version::VERSION
+            )
+        );
         let t = txt(&r);
         assert!(t.starts_with("NAME"));
         assert!(
