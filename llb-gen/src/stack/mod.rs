@@ -2,6 +2,7 @@
 
 mod model;
 mod parse;
+pub mod schema;
 
 pub use model::*;
 pub use parse::parse;

@@ -1033,6 +1033,25 @@ impl Parser {
     }
 }
 
+/// Every table's keys as the parser accepts them, by the schema's name for the table: what
+/// [`super::schema`] builds the JSON Schema from, so the two cannot drift apart.
+pub(super) const KEY_TABLES: &[(&str, &[&str])] = &[
+    ("top", TOP_KEYS),
+    ("stack", STACK_KEYS),
+    ("arg", ARG_KEYS),
+    ("image", IMAGE_KEYS),
+    ("user", USER_KEYS),
+    ("run", RUN_KEYS),
+    ("copy", COPY_KEYS),
+    ("healthcheck", HEALTH_KEYS),
+    ("venv", VENV_KEYS),
+    ("conda", CONDA_KEYS),
+    ("torch", TORCH_KEYS),
+    ("torch-index", TORCH_INDEX_KEYS),
+    ("variant", VARIANT_KEYS),
+    ("secret", SECRET_KEYS),
+];
+
 pub(crate) fn valid_arg_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
