@@ -58,7 +58,7 @@ EOF
     cat > "$ctx/Dockerfile" <<'EOF'
 FROM debian:bookworm-slim
 RUN set -eux; \
-    echo 'deb http://deb.debian.org/debian sid main' > /etc/apt/sources.list.d/sid.list; \
+    echo 'deb [check-valid-until=no] http://deb.debian.org/debian sid main' > /etc/apt/sources.list.d/sid.list; \
     printf 'Package: *\nPin: release n=sid\nPin-Priority: 990\n' > /etc/apt/preferences.d/sid; \
     dpkg --add-architecture arm64; \
     apt-get update; \
