@@ -81,6 +81,8 @@ fn a_stack_for_a_newer_frontend_fails_at_its_requires_line() {
         !err.contains("future-key") && !err.contains("new-thing"),
         "{err}"
     );
+    // Nothing else about the stack either (its model is left empty, not half-understood).
+    assert!(!err.contains("defines no layers"), "{err}");
     if !engine.is_old() {
         assert!(err.contains("stack.toml:3"), "{err}");
     }

@@ -26,13 +26,6 @@ pub fn load(
     opts: &plan::BuildOptions,
 ) -> Result<(stack::Stack, plan::Plan), StackError> {
     let (stack, mut diags) = stack::parse(file);
-    if version::is_unmet(&stack) {
-        // A stack for a newer frontend: `parse` reported just that.
-        return Err(StackError {
-            file: file.clone(),
-            diagnostics: diags,
-        });
-    }
     if let Some(d) = syntax_errors_only(&diags) {
         return Err(StackError {
             file: file.clone(),
@@ -83,9 +76,6 @@ pub fn twin_plan(stack: &stack::Stack, opts: &plan::BuildOptions) -> Option<plan
 /// target with the default options.
 pub fn check(file: &SourceFile, opts: &plan::BuildOptions) -> Diagnostics {
     let (stack, mut diags) = stack::parse(file);
-    if version::is_unmet(&stack) {
-        return diags;
-    }
     if let Some(d) = syntax_errors_only(&diags) {
         return d;
     }

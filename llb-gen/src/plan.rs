@@ -411,6 +411,10 @@ pub fn arg_values(stack: &Stack, opts: &BuildOptions) -> BTreeMap<String, String
 /// Checks that do not depend on a target: the `from` graph, the default target, platforms.
 pub fn check_stack(stack: &Stack) -> Diagnostics {
     let mut diags = Diagnostics::default();
+    if crate::version::is_unmet(stack) {
+        // A stack for a newer frontend: `parse` reported that, and only that matters.
+        return diags;
+    }
     let names: Vec<&str> = stack.images.iter().map(|i| i.name.value.as_str()).collect();
     for img in &stack.images {
         match &img.from {
