@@ -16,6 +16,8 @@
 #               the release target's cross-compile path (BUILDPLATFORM amd64 → TARGETPLATFORM
 #               arm64: gcc-aarch64-linux-gnu and a static glibc from libc6-dev-arm64-cross) can
 #               be run here. Debian's Rust must be at least the workspace's rust-version.
+#               sid's Release file is read with check-valid-until=no: a mirror or snapshot
+#               older than this machine's clock would otherwise be refused as expired.
 #
 # Both set CARGO_HOME=/usr/local/cargo and PATH like the official rust images, so the
 # Dockerfile's cache mount of /usr/local/cargo/registry applies unchanged. Builds use
