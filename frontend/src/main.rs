@@ -15,6 +15,11 @@ use std::process::ExitCode;
 use gateway::Gateway;
 
 fn main() -> ExitCode {
+    // BuildKit runs the frontend without arguments; `--version` is for people and release checks.
+    if std::env::args().nth(1).as_deref() == Some("--version") {
+        println!("layerstack-frontend {}", llb_gen::version::VERSION);
+        return ExitCode::SUCCESS;
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -65,6 +65,16 @@ pub const REQUEST_TARGETS: &str = "frontend.targets";
 /// describe.go, targets.go, outline.go).
 pub const VERSION: &str = "1.0.0";
 
+/// The describe request's description: upstream's, then which layerstack answers.
+const DESCRIBE_DESCRIPTION: &str = concat!(
+    "List available subrequest types (layerstack ",
+    env!("CARGO_PKG_VERSION"),
+    ")"
+);
+
+/// Metadata key (besides upstream's three) with the frontend's version, in every answer.
+pub const METADATA_FRONTEND_VERSION: &str = "layerstack.version";
+
 /// Answer a subrequest by id.
 pub fn answer(req: &str, opts: &FrontendOpts, inputs: &Inputs) -> Result<ResultBuilder, Failure> {
     match req {
@@ -104,6 +114,10 @@ fn respond<T: Serialize>(value: &T, txt: String) -> Result<ResultBuilder, Failur
     r.add_metadata("result.json", json);
     r.add_metadata("result.txt", txt.into_bytes());
     r.add_metadata("version", VERSION.as_bytes().to_vec());
+    r.add_metadata(
+        METADATA_FRONTEND_VERSION,
+        llb_gen::version::VERSION.as_bytes().to_vec(),
+    );
     Ok(r)
 }
 
@@ -287,7 +301,9 @@ fn definitions() -> Vec<Request> {
             name: REQUEST_DESCRIBE,
             version: VERSION,
             kind: "rpc",
-            description: "List available subrequest types",
+            // Upstream's text plus the frontend's version: what
+            // `docker buildx build --call subrequests.describe` shows of it.
+            description: DESCRIBE_DESCRIPTION,
             opts: None,
             inputs: None,
             metadata: Some(RESULT_METADATA.into()),

@@ -81,6 +81,10 @@ fn metadata_only_with_version() {
         let r = call(req, &[], STACK);
         assert_eq!(r.refs, ResultBuilder::new().refs, "no ref");
         assert_eq!(r.metadata["version"], b"1.0.0");
+        assert_eq!(
+            r.metadata[METADATA_FRONTEND_VERSION],
+            llb_gen::version::VERSION.as_bytes()
+        );
         assert!(!r.metadata["result.txt"].is_empty());
         // Indented, as Go's json.MarshalIndent.
         assert!(
@@ -123,6 +127,13 @@ fn describe_lists_four_requests() {
     assert_eq!(v[2]["opts"], serde_json::json!([]));
     assert_eq!(v[2]["metadata"][2]["name"], "result.statuscode");
     assert!(v[3]["opts"].is_null());
+    assert_eq!(
+        v[3]["description"],
+        format!(
+            "List available subrequest types (layerstack {})",
+            llb_gen::version::VERSION
+        )
+    );
     let t = txt(&r);
     assert!(t.starts_with("NAME"));
     assert!(

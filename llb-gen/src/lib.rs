@@ -17,6 +17,7 @@ pub mod platform;
 pub mod report;
 pub mod source;
 pub mod stack;
+pub mod version;
 
 use diag::{Diagnostics, StackError};
 use source::SourceFile;

@@ -102,6 +102,13 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = BakeFileFormat::Json)]
         format: BakeFileFormat,
     },
+    /// Print the JSON Schema of stack.toml (for editors: `#:schema` in the file), generated from
+    /// the parser's key tables. With `--check FILE`: exit 1 unless FILE is exactly that.
+    Schema {
+        /// Compare with this file (e.g. schema/stack.schema.json) instead of printing.
+        #[arg(long, value_name = "FILE")]
+        check: Option<PathBuf>,
+    },
     /// Python lock files (uv.lock, pylock.toml, `--hash`-pinned requirements).
     #[command(subcommand)]
     Lock(LockCmd),
@@ -223,6 +230,7 @@ fn main() -> ExitCode {
             network,
             format,
         } => finish(bake_cmd(&stack, &ctx, network.as_deref(), format)),
+        Cmd::Schema { check } => finish(schema_cmd(check.as_ref())),
         Cmd::Lock(LockCmd::Show {
             file,
             platform,
@@ -245,6 +253,24 @@ fn main() -> ExitCode {
             };
             llb_gen::lock::show::show(&f, &opts)
         })),
+    }
+}
+
+fn schema_cmd(check: Option<&PathBuf>) -> Result<String, String> {
+    let generated = llb_gen::stack::schema::schema_json()?;
+    let Some(path) = check else {
+        return Ok(generated);
+    };
+    let committed =
+        std::fs::read_to_string(path).map_err(|e| format!("error: {}: {e}", path.display()))?;
+    if committed == generated {
+        Ok(format!("{} is up to date\n", path.display()))
+    } else {
+        Err(format!(
+            "error: {} differs from the generated schema; run `llb-gen schema > {}`\n",
+            path.display(),
+            path.display()
+        ))
     }
 }
 

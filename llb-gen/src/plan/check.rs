@@ -20,6 +20,10 @@ pub fn check_stack(stack: &Stack) -> Diagnostics {
 
 fn check_stack_once(stack: &Stack) -> Diagnostics {
     let mut diags = Diagnostics::default();
+    if crate::version::is_unmet(stack) {
+        // A stack for a newer frontend: `parse` reported that, and only that matters.
+        return diags;
+    }
     let names: Vec<&str> = stack.images.iter().map(|i| i.name.value.as_str()).collect();
     for img in &stack.images {
         match &img.from {

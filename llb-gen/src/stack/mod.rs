@@ -3,6 +3,7 @@
 mod limits;
 mod model;
 mod parse;
+pub mod schema;
 
 pub use limits::{MAX_ENTRIES, MAX_FILE_BYTES, MAX_IMAGES, MAX_KEY_DEPTH, MAX_STRING_BYTES};
 pub use model::*;

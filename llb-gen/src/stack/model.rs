@@ -53,6 +53,9 @@ pub struct Stack {
     /// `stack.cross-install`: install wheels for a foreign platform on the build platform
     /// instead of under emulation (default true).
     pub cross_install: Option<Sp<bool>>,
+    /// `stack.requires`: the frontend versions this stack is written for, a semver requirement
+    /// such as `">=0.2"` (checked by [`crate::version::check_requires`]).
+    pub requires: Option<Sp<String>>,
     /// Image name → index in `images`, built on the first lookup ([`Stack::image`]).
     pub(crate) name_index: std::sync::OnceLock<std::collections::HashMap<String, usize>>,
     /// The stack-wide checks' findings, computed once (`plan::check_stack`): every plan of

@@ -7,6 +7,7 @@ use super::limits::*;
 use super::model::*;
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::source::{SourceFile, Span};
+use crate::version::Requirement;
 
 const TOP_KEYS: &[&str] = &[
     "stack", "args", "layers", "services", "torch", "variants", "secrets",
@@ -34,6 +35,7 @@ const STACK_KEYS: &[&str] = &[
     "install-env",
     "tags",
     "cross-install",
+    "requires",
 ];
 const IMAGE_KEYS: &[&str] = &[
     "description",
@@ -138,6 +140,20 @@ pub fn parse(file: &SourceFile) -> (Stack, Diagnostics) {
         }
     }
     let _ = root_span;
+    // A stack for a newer frontend: its other keys may mean nothing here, so that is the one
+    // error (and the model is left empty rather than half-understood).
+    match crate::version::check_requires(&stack) {
+        Requirement::Unmet(d) => {
+            let stack = Stack {
+                syntax: stack.syntax,
+                requires: stack.requires,
+                ..Stack::default()
+            };
+            return (stack, Diagnostics { items: vec![d] });
+        }
+        Requirement::Invalid(d) => p.diags.push(d),
+        Requirement::Met | Requirement::Unset => {}
+    }
     (stack, p.diags)
 }
 
@@ -400,6 +416,7 @@ impl Parser {
                 "install-env" => stack.install_env = self.env_table(val, &path),
                 "tags" => stack.tags = self.strings(val, &path),
                 "cross-install" => stack.cross_install = self.boolean(val, &path),
+                "requires" => stack.requires = self.string(val, &path),
                 other => self.unknown_key(other, k.span().into(), "stack", STACK_KEYS),
             }
         }
@@ -1101,6 +1118,25 @@ impl Parser {
         }
     }
 }
+
+/// Every table's keys as the parser accepts them, by the schema's name for the table: what
+/// [`super::schema`] builds the JSON Schema from, so the two cannot drift apart.
+pub(super) const KEY_TABLES: &[(&str, &[&str])] = &[
+    ("top", TOP_KEYS),
+    ("stack", STACK_KEYS),
+    ("arg", ARG_KEYS),
+    ("image", IMAGE_KEYS),
+    ("user", USER_KEYS),
+    ("run", RUN_KEYS),
+    ("copy", COPY_KEYS),
+    ("healthcheck", HEALTH_KEYS),
+    ("venv", VENV_KEYS),
+    ("conda", CONDA_KEYS),
+    ("torch", TORCH_KEYS),
+    ("torch-index", TORCH_INDEX_KEYS),
+    ("variant", VARIANT_KEYS),
+    ("secret", SECRET_KEYS),
+];
 
 pub(crate) fn valid_arg_name(name: &str) -> bool {
     let mut chars = name.chars();
