@@ -14,7 +14,6 @@
 //! `layerstack:dev`), so `LAYERSTACK_FRONTEND_IMAGE` applies to them too.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use integration_tests::{Context, Engine, exec, frontend_image, repo_root};
@@ -22,25 +21,49 @@ use serde_json::Value;
 
 /// The private DOCKER_CONFIG for `LAYERSTACK_BUILDX_PLUGINS` (None: the engine's own buildx
 /// has `--call`), or why there is no buildx with `--call`.
-fn call_support() -> &'static Result<Option<PathBuf>, String> {
+fn call_support(engine: &Engine) -> &'static Result<Option<PathBuf>, String> {
     static S: OnceLock<Result<Option<PathBuf>, String>> = OnceLock::new();
     S.get_or_init(|| {
+        // What `docker buildx build --help` printed, last try first: a busy machine has made
+        // one run fail, so a run whose output lacks `--call` is retried before deciding.
+        let last = std::cell::RefCell::new(String::new());
         let has_call = |config: Option<&Path>| {
-            let mut cmd = Command::new("docker");
-            cmd.args(["buildx", "build", "--help"]);
-            if let Some(c) = config {
-                cmd.env("DOCKER_CONFIG", c);
-            }
-            exec(&mut cmd, None).is_ok_and(|o| o.stdout.contains("--call"))
+            (0..3).any(|attempt| {
+                if attempt > 0 {
+                    std::thread::sleep(std::time::Duration::from_secs(2));
+                }
+                let mut cmd = engine.docker(["buildx", "build", "--help"]);
+                if let Some(c) = config {
+                    cmd.env("DOCKER_CONFIG", c);
+                }
+                match exec(&mut cmd, Some(std::time::Duration::from_secs(60))) {
+                    Ok(o) if o.stdout.contains("--call") => true,
+                    Ok(o) => {
+                        *last.borrow_mut() = format!(
+                            "{}; stdout {:?}; stderr {:?}",
+                            o.status,
+                            o.stdout.chars().take(300).collect::<String>(),
+                            o.stderr.chars().take(300).collect::<String>()
+                        );
+                        false
+                    }
+                    Err(e) => {
+                        *last.borrow_mut() = e;
+                        false
+                    }
+                }
+            })
         };
         if has_call(None) {
             return Ok(None);
         }
         let Some(dir) = std::env::var_os("LAYERSTACK_BUILDX_PLUGINS").filter(|d| !d.is_empty())
         else {
-            return Err(
-                "the engine's buildx has no --call and LAYERSTACK_BUILDX_PLUGINS is not set".into(),
-            );
+            return Err(format!(
+                "the engine's buildx has no --call and LAYERSTACK_BUILDX_PLUGINS is not set \
+                     (`docker buildx build --help`: {})",
+                last.borrow()
+            ));
         };
         let config = std::env::temp_dir().join(format!("layerstack-check-{}", std::process::id()));
         std::fs::create_dir_all(&config).map_err(|e| format!("{}: {e}", config.display()))?;
@@ -64,7 +87,7 @@ fn engine(test: &str) -> Option<&'static Engine> {
         eprintln!("\n*** SKIPPED: {test}: the old engine's buildx has no --call ***\n");
         return None;
     }
-    match call_support() {
+    match call_support(engine) {
         Ok(_) => Some(engine),
         Err(why) if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
             panic!("{test}: no buildx with --call under CI ({why})")
@@ -92,7 +115,7 @@ fn call(engine: &Engine, call: &str, dir: &Path, extra: &[&str]) -> Check {
     let dir = dir.to_string_lossy().into_owned();
     args.extend_from_slice(&["-f", &file, &dir]);
     let mut cmd = engine.docker(&args);
-    if let Ok(Some(config)) = call_support() {
+    if let Ok(Some(config)) = call_support(engine) {
         cmd.env("DOCKER_CONFIG", config);
     }
     let out = exec(&mut cmd, None).unwrap();
