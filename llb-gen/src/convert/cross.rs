@@ -166,6 +166,7 @@ impl<'a> Converter<'a> {
                     dir_contents: true,
                     exclude: vec![],
                     wildcard: false,
+                    allow_empty: false,
                 }],
                 &st.platform,
                 Self::cacheable(st, meta(format!("{name} (copy)"), span)),
@@ -236,6 +237,7 @@ impl<'a> Converter<'a> {
                 dir_contents: false,
                 exclude: vec![],
                 wildcard: false,
+                allow_empty: false,
             })
             .collect();
         self.g.file(

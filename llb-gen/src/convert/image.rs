@@ -124,8 +124,15 @@ impl<'a> Converter<'a> {
                     st.config.working_dir = path.clone();
                     st.made_workdir = Some((path.clone(), owner.clone()));
                 }
-                StepKind::Run { command, context } => {
-                    let args = shell::sh_c(command.clone());
+                StepKind::Run {
+                    command,
+                    context,
+                    activate,
+                } => {
+                    let args = match activate {
+                        Some((installer, env)) => shell::in_conda_env(installer, env, command),
+                        None => shell::sh_c(command.clone()),
+                    };
                     if context.is_empty() {
                         st.root = self.run(&st, args, img, true, &[], vec![], m);
                     } else {
@@ -149,10 +156,13 @@ impl<'a> Converter<'a> {
                     owner,
                     mode,
                     exclude,
+                    optional,
                 } => {
                     let ctx = self.context(std::slice::from_ref(src), false, &label, step.span);
                     let dest = resolve_dest(&st.config.working_dir, src, dest.as_deref());
-                    let wildcard = src.contains(['*', '?', '[']);
+                    // An optional copy resolves `src` as a pattern (a plain path matches
+                    // itself) so that BuildKit can allow it to match nothing.
+                    let wildcard = *optional || src.contains(['*', '?', '[']);
                     // With MergeOp, a service's files are copied onto scratch and merged onto
                     // its base: the copy does not depend on the base, so a new base re-runs
                     // only the merge. That needs the owner as numbers (no /etc/passwd in
@@ -186,6 +196,7 @@ impl<'a> Converter<'a> {
                         dir_contents: true,
                         exclude: exclude.clone(),
                         wildcard,
+                        allow_empty: *optional,
                     };
                     if merge {
                         let files = self.g.file(
@@ -218,6 +229,7 @@ impl<'a> Converter<'a> {
                         dir_contents: true,
                         exclude: vec![],
                         wildcard: false,
+                        allow_empty: false,
                     };
                     st.root = self.g.file(
                         Some(st.root),

@@ -9,6 +9,19 @@ pub fn sh_c(script: impl Into<String>) -> Vec<String> {
     vec!["/bin/sh".into(), "-c".into(), script.into()]
 }
 
+/// `script` run by `/bin/sh -c` inside the conda environment `env`: `micromamba run -n ENV`,
+/// or for conda and mamba `conda run --no-capture-output -n ENV` (mamba images bring conda,
+/// and `conda run` without that flag holds the output back until the command ends).
+pub fn in_conda_env(installer: &str, env: &str, script: &str) -> Vec<String> {
+    let mut args: Vec<String> = match installer {
+        "micromamba" => vec!["micromamba".into(), "run".into()],
+        _ => vec!["conda".into(), "run".into(), "--no-capture-output".into()],
+    };
+    args.extend(["-n".into(), env.into()]);
+    args.extend(sh_c(script));
+    args
+}
+
 /// `word` as the shell reads it back: as it is when it holds only `[A-Za-z0-9_@%+=:,./-]`
 /// (and is not empty), else in single quotes.
 pub fn quote(word: &str) -> String {

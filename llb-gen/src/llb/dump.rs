@@ -157,6 +157,9 @@ pub fn dump(def: &pb::Definition) -> String {
                             if c.allow_wildcard {
                                 s.push_str(" wildcard");
                             }
+                            if c.allow_empty_wildcard {
+                                s.push_str(" allow-empty");
+                            }
                             if !c.exclude_patterns.is_empty() {
                                 s.push_str(&format!(" exclude={}", c.exclude_patterns.join(",")));
                             }

@@ -151,6 +151,9 @@ pub enum FileAction {
         exclude: Vec<String>,
         /// Allow wildcards in `src`.
         wildcard: bool,
+        /// A `src` that matches nothing copies nothing (BuildKit's `allowEmptyWildcard`;
+        /// needs `wildcard`).
+        allow_empty: bool,
     },
     Mkdir {
         path: String,
@@ -398,6 +401,7 @@ impl Graph {
                     dir_contents,
                     exclude,
                     wildcard,
+                    allow_empty,
                 } => {
                     let idx = inputs
                         .iter()
@@ -414,7 +418,7 @@ impl Graph {
                             dir_copy_contents: dir_contents,
                             create_dest_path: true,
                             allow_wildcard: wildcard,
-                            allow_empty_wildcard: false,
+                            allow_empty_wildcard: allow_empty,
                             timestamp: -1,
                             exclude_patterns: exclude,
                             ..Default::default()
@@ -860,6 +864,7 @@ mod tests {
                         dir_contents: true,
                         exclude: vec![],
                         wildcard: false,
+                        allow_empty: false,
                     },
                 ],
                 &amd64(),

@@ -125,6 +125,9 @@ pub enum StepKind {
         command: String,
         /// Context paths the command reads: mounted at its working directory.
         context: Vec<String>,
+        /// `at = "after-conda"`: the conda environment the command runs in, as
+        /// (installer, env) of the image's `conda` step.
+        activate: Option<(String, String)>,
     },
     Pip(PipStep),
     /// A conda environment file installed with micromamba/mamba/conda.
@@ -136,6 +139,8 @@ pub enum StepKind {
         owner: Option<String>,
         mode: Option<u32>,
         exclude: Vec<String>,
+        /// `optional = true`: a `src` that matches nothing copies nothing.
+        optional: bool,
     },
     /// Copy the venv built by the service's builder stage.
     CopyVenv {

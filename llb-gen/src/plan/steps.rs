@@ -1,7 +1,8 @@
-//! The steps of one image, in build order (apt, user, python, copies, runs), and the
-//! validators of apt packages, users and absolute paths.
+//! The steps of one image, in build order (apt, user, workdir, runs, conda, python, copies;
+//! `run`/`copy` entries with `at` go to their named slot, see [`RunAt`] and [`CopyAt`]), and
+//! the validators of apt packages, users and absolute paths.
 
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, did_you_mean};
 use crate::interp::Unknown;
 use crate::source::Span;
 use crate::stack::{Chown, ImageDef, Sp};
@@ -15,7 +16,57 @@ impl<'a> Planner<'a> {
         let base = self.base(from, &format!("{key}.from"));
         let mut steps = vec![];
         let step = |kind: StepKind, span: Span| Step { kind, span };
-
+        // `run` entries, in list order, each with its slot; pushed at the slots below.
+        let mut runs: Vec<(RunAt, Step)> = vec![];
+        for (i, r) in img.run.iter().enumerate() {
+            let rk = format!("{key}.run[{i}]");
+            let at = match &r.at {
+                None => RunAt::AfterApt,
+                Some(a) => match RunAt::parse(&a.value) {
+                    Some(at) => at,
+                    None => {
+                        self.diags
+                            .push(unknown_at(a, &format!("{rk}.at"), "run", RunAt::NAMES));
+                        RunAt::AfterApt
+                    }
+                },
+            };
+            if at == RunAt::AfterConda && img.conda.is_none() {
+                self.diags.push(
+                    Diagnostic::error(
+                        "`at = \"after-conda\"` needs a `conda` environment in this image",
+                    )
+                    .at(r.at.as_ref().map(|a| a.span).unwrap_or(r.span))
+                    .key(format!("{rk}.at"))
+                    .hint("add `conda = { file = … }` to this image, or use \"after-python\""),
+                );
+            }
+            let command = self.shell_text(&r.cmd, &rk);
+            let context = r
+                .context
+                .iter()
+                .enumerate()
+                .map(|(j, p)| self.context_path(p, &format!("{rk}.context[{j}]")))
+                .collect();
+            runs.push((
+                at,
+                step(
+                    StepKind::Run {
+                        command,
+                        context,
+                        activate: None,
+                    },
+                    r.span,
+                ),
+            ));
+        }
+        fn push_runs(steps: &mut Vec<Step>, runs: &mut Vec<(RunAt, Step)>, at: RunAt) {
+            let (here, rest): (Vec<_>, Vec<_>) = runs.drain(..).partition(|(a, _)| *a == at);
+            *runs = rest;
+            steps.extend(here.into_iter().map(|(_, s)| s));
+        }
+        // 0. Commands that prepare the apt step.
+        push_runs(&mut steps, &mut runs, RunAt::BeforeApt);
         // 1. System packages.
         let apt = self.packages(&img.apt, &format!("{key}.apt"));
         if !apt.is_empty() {
@@ -69,18 +120,8 @@ impl<'a> Planner<'a> {
                 *span,
             ));
         }
-        // 4. Commands.
-        for (i, r) in img.run.iter().enumerate() {
-            let rk = format!("{key}.run[{i}]");
-            let command = self.shell_text(&r.cmd, &rk);
-            let context = r
-                .context
-                .iter()
-                .enumerate()
-                .map(|(j, p)| self.context_path(p, &format!("{rk}.context[{j}]")))
-                .collect();
-            steps.push(step(StepKind::Run { command, context }, r.span));
-        }
+        // 4. Commands at their default place (after apt, user and workdir).
+        push_runs(&mut steps, &mut runs, RunAt::AfterApt);
         // 5. A conda environment, then Python deps (pip installs into it).
         if let Some(c) = &img.conda {
             let ck = format!("{key}.conda");
@@ -109,6 +150,12 @@ impl<'a> Planner<'a> {
                 .as_ref()
                 .map(|e| self.text(e, &format!("{ck}.env")))
                 .unwrap_or_else(|| "base".into());
+            // Commands placed after conda run inside its environment.
+            for (at, s) in runs.iter_mut() {
+                if let (RunAt::AfterConda, StepKind::Run { activate, .. }) = (at, &mut s.kind) {
+                    *activate = Some((installer.clone(), env.clone()));
+                }
+            }
             steps.push(step(
                 StepKind::Conda(CondaStep {
                     file,
@@ -120,6 +167,14 @@ impl<'a> Planner<'a> {
                 c.span,
             ));
         }
+        push_runs(&mut steps, &mut runs, RunAt::AfterConda);
+        // Copies the Python installs need (`at = "before-python"`).
+        let mut copies: Vec<(CopyAt, Step)> = self.copies(img, &key, &owner);
+        let before: Vec<Step> = copies
+            .extract_if(.., |(a, _)| *a == CopyAt::BeforePython)
+            .map(|(_, s)| s)
+            .collect();
+        steps.extend(before);
         let requirements: Vec<String> = img
             .requirements
             .iter()
@@ -241,7 +296,50 @@ impl<'a> Planner<'a> {
                 pip_span,
             ));
         }
-        // 6. Files.
+        push_runs(&mut steps, &mut runs, RunAt::AfterPython);
+        // 6. Files, then the commands over them.
+        steps.extend(copies.drain(..).map(|(_, s)| s));
+        push_runs(&mut steps, &mut runs, RunAt::AfterCopy);
+
+        let config = self.config(img, &key, user_name, workdir.map(|w| w.0));
+        let mut install_env = self.stack_install_env.clone();
+        install_env.extend(self.env_list(
+            &img.install_env,
+            &format!("{key}.install-env"),
+            Unknown::Error,
+        ));
+        let base = base?;
+        let idx = self.images.len();
+        self.images.push(PlanImage {
+            name: img.name.value.clone(),
+            kind: img.kind,
+            key,
+            span: img.span,
+            description: img.description.as_ref().map(|d| d.value.clone()),
+            base,
+            steps,
+            config,
+            venv,
+            install_env,
+            declared_user: effective_user,
+            cross_install: img
+                .cross_install
+                .as_ref()
+                .or(self.stack.cross_install.as_ref())
+                .is_none_or(|c| c.value),
+        });
+        self.index.insert(img.name.value.clone(), idx);
+        Some(idx)
+    }
+
+    /// The image's `copy` entries, in list order, each with its slot.
+    fn copies(
+        &mut self,
+        img: &'a ImageDef,
+        key: &str,
+        owner: &Option<String>,
+    ) -> Vec<(CopyAt, Step)> {
+        let mut out = vec![];
         for (i, c) in img.copy.iter().enumerate() {
             let ck = format!("{key}.copy[{i}]");
             let src = self.context_path(&c.src, &format!("{ck}.src"));
@@ -292,47 +390,35 @@ impl<'a> Planner<'a> {
                 }
             });
             let exclude = self.texts(&c.exclude, &format!("{ck}.exclude"));
-            steps.push(step(
-                StepKind::Copy {
-                    src,
-                    dest,
-                    owner,
-                    mode,
-                    exclude,
+            let at = match &c.at {
+                None => CopyAt::AfterPython,
+                Some(a) => match CopyAt::parse(&a.value) {
+                    Some(at) => at,
+                    None => {
+                        self.diags
+                            .push(unknown_at(a, &format!("{ck}.at"), "copy", CopyAt::NAMES));
+                        CopyAt::AfterPython
+                    }
                 },
-                c.span,
+            };
+            let optional = c.optional.as_ref().is_some_and(|o| o.value);
+            out.push((
+                at,
+                Step {
+                    kind: StepKind::Copy {
+                        src,
+                        dest,
+                        owner,
+                        mode,
+                        exclude,
+                        optional,
+                    },
+                    span: c.span,
+                },
             ));
         }
 
-        let config = self.config(img, &key, user_name, workdir.map(|w| w.0));
-        let mut install_env = self.stack_install_env.clone();
-        install_env.extend(self.env_list(
-            &img.install_env,
-            &format!("{key}.install-env"),
-            Unknown::Error,
-        ));
-        let base = base?;
-        let idx = self.images.len();
-        self.images.push(PlanImage {
-            name: img.name.value.clone(),
-            kind: img.kind,
-            key,
-            span: img.span,
-            description: img.description.as_ref().map(|d| d.value.clone()),
-            base,
-            steps,
-            config,
-            venv,
-            install_env,
-            declared_user: effective_user,
-            cross_install: img
-                .cross_install
-                .as_ref()
-                .or(self.stack.cross_install.as_ref())
-                .is_none_or(|c| c.value),
-        });
-        self.index.insert(img.name.value.clone(), idx);
-        Some(idx)
+        out
     }
 
     pub(super) fn packages(&mut self, list: &[Sp<String>], key: &str) -> Vec<String> {
@@ -413,5 +499,81 @@ impl<'a> Planner<'a> {
             );
         }
         v
+    }
+}
+
+/// Where a `run` entry runs among an image's steps (`at = "…"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunAt {
+    /// First, before `apt`: apt configuration, `dpkg --add-architecture`, missing man dirs.
+    BeforeApt,
+    /// After apt, user and workdir, before the Python deps (the default).
+    AfterApt,
+    /// Right after the image's `conda` step, inside that environment.
+    AfterConda,
+    /// After torch, the pip step or the venv copy, before the copies.
+    AfterPython,
+    /// Last, after the copies: re-runs whenever a copied file changes.
+    AfterCopy,
+}
+
+impl RunAt {
+    pub const NAMES: &[&str] = &[
+        "before-apt",
+        "after-apt",
+        "after-conda",
+        "after-python",
+        "after-copy",
+    ];
+
+    pub fn parse(s: &str) -> Option<RunAt> {
+        Some(match s {
+            "before-apt" => RunAt::BeforeApt,
+            "after-apt" => RunAt::AfterApt,
+            "after-conda" => RunAt::AfterConda,
+            "after-python" => RunAt::AfterPython,
+            "after-copy" => RunAt::AfterCopy,
+            _ => return None,
+        })
+    }
+}
+
+/// Where a `copy` entry happens among an image's steps (`at = "…"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyAt {
+    /// After conda and its commands, before torch and the pip step (files an install needs).
+    BeforePython,
+    /// After the Python deps (the default): code copied last never re-runs an install.
+    AfterPython,
+}
+
+impl CopyAt {
+    pub const NAMES: &[&str] = &["before-python", "after-python"];
+
+    pub fn parse(s: &str) -> Option<CopyAt> {
+        Some(match s {
+            "before-python" => CopyAt::BeforePython,
+            "after-python" => CopyAt::AfterPython,
+            _ => return None,
+        })
+    }
+}
+
+/// ``unknown `at` value `X` for a run entry``, with the closest name as a hint.
+fn unknown_at(a: &Sp<String>, key: &str, what: &str, names: &[&str]) -> Diagnostic {
+    let d = Diagnostic::error(format!(
+        "unknown `at` value `{}` for a {what} entry",
+        a.value
+    ))
+    .at(a.span)
+    .key(key.to_string());
+    let all = names
+        .iter()
+        .map(|n| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match did_you_mean(&a.value, names.iter().copied()) {
+        Some(s) => d.hint(format!("did you mean \"{s}\"? (one of {all})")),
+        None => d.hint(format!("one of {all}")),
     }
 }

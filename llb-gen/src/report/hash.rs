@@ -492,8 +492,22 @@ fn step_json(k: &StepKind) -> Value {
         }) => json!(["useradd", name, uid, gid, home, shell]),
         StepKind::Mkdir { path, owner } => json!(["mkdir", path, owner]),
         // The context paths only when there are some: other run steps hash as they did.
-        StepKind::Run { command, context } if context.is_empty() => json!(["run", command]),
-        StepKind::Run { command, context } => json!(["run", command, context]),
+        // (An activated conda environment likewise.)
+        StepKind::Run {
+            command,
+            context,
+            activate: None,
+        } if context.is_empty() => json!(["run", command]),
+        StepKind::Run {
+            command,
+            context,
+            activate: None,
+        } => json!(["run", command, context]),
+        StepKind::Run {
+            command,
+            context,
+            activate: Some(a),
+        } => json!(["run", command, context, a]),
         StepKind::Pip(p) => json!(["pip", pip_json(p)]),
         StepKind::Conda(crate::plan::CondaStep {
             file,
@@ -508,7 +522,16 @@ fn step_json(k: &StepKind) -> Value {
             owner,
             mode,
             exclude,
+            optional: false,
         } => json!(["copy", src, dest, owner, mode, exclude]),
+        StepKind::Copy {
+            src,
+            dest,
+            owner,
+            mode,
+            exclude,
+            optional: true,
+        } => json!(["copy", src, dest, owner, mode, exclude, "optional"]),
         StepKind::CopyVenv { path, owner } => json!(["copy-venv", path, owner]),
     }
 }

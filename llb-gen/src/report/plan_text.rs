@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::plan::{Base, Plan};
+use crate::plan::{Base, Plan, StepKind};
 use crate::source::{SourceFile, Span};
 
 fn line(file: &SourceFile, span: Span) -> usize {
@@ -16,6 +16,30 @@ fn base(b: &Base, file: &SourceFile) -> String {
             format!("image {reference} (line {})", line(file, *span))
         }
         Base::Layer { name, span, .. } => format!("layer {name} (line {})", line(file, *span)),
+    }
+}
+
+/// A step as its `Debug` form, leaving out the fields at their defaults that were added later
+/// (`activate: None` of a run, `optional: false` of a copy), so older snapshots still read
+/// the same and a diff shows only the steps that use them.
+fn step_kind(k: &StepKind) -> String {
+    match k {
+        StepKind::Run {
+            command,
+            context,
+            activate: None,
+        } => format!("Run {{ command: {command:?}, context: {context:?} }}"),
+        StepKind::Copy {
+            src,
+            dest,
+            owner,
+            mode,
+            exclude,
+            optional: false,
+        } => format!(
+            "Copy {{ src: {src:?}, dest: {dest:?}, owner: {owner:?}, mode: {mode:?}, exclude: {exclude:?} }}"
+        ),
+        k => format!("{k:?}"),
     }
 }
 
@@ -60,7 +84,7 @@ pub fn render(plan: &Plan, file: &SourceFile) -> String {
         let _ = writeln!(w, "  cross-install {}", img.cross_install);
         for s in &img.steps {
             let _ = writeln!(w, "  line {}: {}", line(file, s.span), s.kind.describe());
-            let _ = writeln!(w, "    {:?}", s.kind);
+            let _ = writeln!(w, "    {}", step_kind(&s.kind));
         }
         let _ = writeln!(w, "  config {:?}", img.config);
     }

@@ -296,6 +296,9 @@ pub struct RunDef {
     pub cmd: Sp<String>,
     /// Context paths mounted (writable, thrown away) at the step's working directory.
     pub context: Vec<Sp<String>>,
+    /// Where the command runs among the image's steps (`at = "before-apt"`, …); None = the
+    /// default place, after apt, user and workdir.
+    pub at: Option<Sp<String>>,
     pub span: Span,
 }
 
@@ -337,6 +340,10 @@ pub struct CopyDef {
     pub chown: Chown,
     pub mode: Option<Sp<String>>,
     pub exclude: Vec<Sp<String>>,
+    /// Where the copy happens (`at = "before-python"`); None = the default, after Python deps.
+    pub at: Option<Sp<String>>,
+    /// Copy nothing, instead of failing, when `src` matches nothing.
+    pub optional: Option<Sp<bool>>,
     pub span: Span,
 }
 

@@ -64,8 +64,8 @@ const IMAGE_KEYS: &[&str] = &[
     "cross-install",
 ];
 const USER_KEYS: &[&str] = &["name", "uid", "gid", "home", "shell", "create"];
-const COPY_KEYS: &[&str] = &["src", "dest", "chown", "mode", "exclude"];
-const RUN_KEYS: &[&str] = &["cmd", "context"];
+const COPY_KEYS: &[&str] = &["src", "dest", "chown", "mode", "exclude", "at", "optional"];
+const RUN_KEYS: &[&str] = &["cmd", "context", "at"];
 const HEALTH_KEYS: &[&str] = &["cmd", "interval", "timeout", "start-period", "retries"];
 const VENV_KEYS: &[&str] = &["path", "builder", "builder-apt"];
 const ARG_KEYS: &[&str] = &["default", "description"];
@@ -911,6 +911,7 @@ impl Parser {
                         out.push(RunDef {
                             cmd,
                             context: vec![],
+                            at: None,
                             span: span_of(item),
                         })
                     }
@@ -918,12 +919,14 @@ impl Parser {
                 DeValue::Table(t) => {
                     let mut cmd = None;
                     let mut context = vec![];
+                    let mut at = None;
                     for (k, val) in t.iter() {
                         let kk = k.get_ref().as_ref();
                         let kp = join(&ik, kk);
                         match kk {
                             "cmd" => cmd = self.string(val, &kp),
                             "context" => context = self.strings(val, &kp),
+                            "at" => at = self.string(val, &kp),
                             other => self.unknown_key(other, k.span().into(), &ik, RUN_KEYS),
                         }
                     }
@@ -931,6 +934,7 @@ impl Parser {
                         Some(cmd) => out.push(RunDef {
                             cmd,
                             context,
+                            at,
                             span: span_of(item),
                         }),
                         None => self.diags.push(
@@ -969,6 +973,8 @@ impl Parser {
                     chown: Chown::Default,
                     mode: None,
                     exclude: vec![],
+                    at: None,
+                    optional: None,
                     span: span_of(item),
                 }),
                 DeValue::Table(t) => {
@@ -979,6 +985,8 @@ impl Parser {
                         chown: Chown::Default,
                         mode: None,
                         exclude: vec![],
+                        at: None,
+                        optional: None,
                         span: span_of(item),
                     };
                     for (k, val) in t.iter() {
@@ -999,6 +1007,8 @@ impl Parser {
                             },
                             "mode" => c.mode = self.mode(val, &kp),
                             "exclude" => c.exclude = self.strings(val, &kp),
+                            "at" => c.at = self.string(val, &kp),
+                            "optional" => c.optional = self.boolean(val, &kp),
                             other => self.unknown_key(other, k.span().into(), &ik, COPY_KEYS),
                         }
                     }

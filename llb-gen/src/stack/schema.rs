@@ -391,6 +391,10 @@ fn key_schema(table: &str, key: &str) -> Option<(Value, &'static str)> {
             r("strings"),
             "Build-context paths mounted (writable, discarded) for the step, its working directory.",
         ),
+        ("run", "at") => (
+            json!({ "enum": ["before-apt", "after-apt", "after-conda", "after-python", "after-copy"] }),
+            "Where the command runs among the image's steps (default \"after-apt\").",
+        ),
 
         ("copy", "src") => (
             r("string"),
@@ -409,6 +413,14 @@ fn key_schema(table: &str, key: &str) -> Option<(Value, &'static str)> {
             "File mode, octal: \"0644\", 0o755 or 755.",
         ),
         ("copy", "exclude") => (r("strings"), "Patterns excluded, relative to src."),
+        ("copy", "at") => (
+            json!({ "enum": ["before-python", "after-python"] }),
+            "Where the copy happens (default \"after-python\": last, after the Python deps).",
+        ),
+        ("copy", "optional") => (
+            json!({ "type": "boolean" }),
+            "true: copy nothing, instead of failing, when src matches nothing.",
+        ),
 
         ("healthcheck", "cmd") => (r("command"), "The check command."),
         ("healthcheck", "interval") => (r("string"), "e.g. \"30s\"."),
