@@ -10,7 +10,9 @@ use crate::request::{Failure, Inputs};
 
 /// Every context path the plan reads (requirements, environment files, copy sources) must
 /// exist before any install runs: each group of paths a step reads is loaded by its context
-/// source alone (the same vertex the build then reuses) and its paths are looked up. All
+/// source alone (the same vertex the build then reuses) and its paths are looked up; a
+/// required copy source that is a pattern in its last component (`scripts/*.sh`) must match
+/// something in its directory. Optional copies (`optional = true`) are left out. All
 /// missing paths are reported at once, at the stack.toml lines that name them.
 pub async fn check_context(
     gw: &Gateway,
@@ -18,37 +20,64 @@ pub async fn check_context(
     plan: &plan::Plan,
     inputs: &Inputs,
 ) -> Result<(), Failure> {
-    let reads = plan.context_reads();
+    let reads: Vec<_> = plan
+        .context_reads()
+        .into_iter()
+        .filter(|r| !r.optional)
+        .collect();
     let mut checked = std::collections::BTreeSet::new();
     let mut sources = vec![];
     for read in &reads {
-        let paths: Vec<String> = read
+        let paths: Vec<Lookup> = read
             .include_patterns()
             .into_iter()
-            // Literal paths (escaped where they hold `[`, `*`, …) are looked up; patterns not.
-            .filter_map(|p| plan::resources::literal_pattern(&p))
-            .filter(|p| p != "**" && checked.insert(p.clone()))
+            // Literal paths (escaped where they hold `[`, `*`, …) are looked up; patterns
+            // in their last component are listed; other patterns not.
+            .filter_map(|p| match plan::resources::literal_pattern(&p) {
+                Some(path) if path != "**" => Some(Lookup::Path(path)),
+                Some(_) => None,
+                None => plan::resources::last_component_pattern(&p).map(|(dir, pattern)| {
+                    Lookup::Pattern {
+                        src: p,
+                        dir,
+                        pattern,
+                    }
+                }),
+            })
+            .filter(|l| checked.insert(l.clone()))
             .collect();
         if !paths.is_empty() {
             sources.push((llb_gen::convert::context_definition(bo, read), paths));
         }
     }
-    // Every source is solved and stat'ed at once: one round trip, not one per source.
+    // Every source is solved and looked up at once: one round trip, not one per source.
     let lookups = sources.into_iter().map(|(one, paths)| async move {
         let r = gw.solve(one).await.map_err(|e| Failure::plain(e.message))?;
-        let stats =
-            futures_util::future::try_join_all(paths.iter().map(|p| gw.stat_file(&r, p))).await?;
+        let found = futures_util::future::try_join_all(paths.iter().map(|l| {
+            let r = &r;
+            async move {
+                Ok::<bool, Failure>(match l {
+                    Lookup::Path(p) => gw.stat_file(r, p).await?.is_some(),
+                    Lookup::Pattern { dir, pattern, .. } => gw
+                        .read_dir(r, dir, pattern)
+                        .await?
+                        .is_some_and(|entries| !entries.is_empty()),
+                })
+            }
+        }))
+        .await?;
         let absent: Vec<String> = paths
             .into_iter()
-            .zip(stats)
-            .filter(|(_, st)| st.is_none())
-            .map(|(p, _)| p)
+            .zip(found)
+            .filter(|(_, found)| !found)
+            .map(|(l, _)| l.source())
             .collect();
         Ok::<_, Failure>(absent)
     });
     let absent = futures_util::future::try_join_all(lookups).await?;
     let mut missing = llb_gen::diag::Diagnostics::default();
     for p in absent.into_iter().flatten() {
+        let pattern = plan::resources::literal_pattern(&p).is_none();
         for read in reads.iter().filter(|r| r.paths.contains(&p)) {
             let excluded = inputs
                 .exclude_patterns
@@ -60,8 +89,16 @@ pub async fn check_context(
             } else {
                 "paths are relative to the build context, the directory given last to docker buildx build".to_string()
             };
+            let (message, hint) = if pattern {
+                (
+                    format!("`{p}` matches nothing in the build context"),
+                    format!("{hint}; add `optional = true` to the copy if it may match nothing"),
+                )
+            } else {
+                (format!("`{p}` is not in the build context"), hint)
+            };
             missing.push(
-                llb_gen::diag::Diagnostic::error(format!("`{p}` is not in the build context"))
+                llb_gen::diag::Diagnostic::error(message)
                     .at(read.span)
                     .key(read.key.clone())
                     .hint(hint),
@@ -75,6 +112,30 @@ pub async fn check_context(
         }));
     }
     Ok(())
+}
+
+/// One lookup of the context check.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Lookup {
+    /// A literal path, stat'ed.
+    Path(String),
+    /// A copy source whose last component is a pattern: `dir` listed for names matching
+    /// `pattern`.
+    Pattern {
+        src: String,
+        dir: String,
+        pattern: String,
+    },
+}
+
+impl Lookup {
+    /// The path or pattern as the stack names it (a `ContextRead` path).
+    fn source(self) -> String {
+        match self {
+            Lookup::Path(p) => p,
+            Lookup::Pattern { src, .. } => src,
+        }
+    }
 }
 
 /// Features this plan uses that the engine lacks (from Ping's LLB caps) fail the build here,

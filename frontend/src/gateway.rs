@@ -370,6 +370,33 @@ impl Gateway {
         Ok(self.client().read_file(req).await?.into_inner().data)
     }
 
+    /// The entries of directory `dir` in a solved ref whose names match `pattern` (one
+    /// level); `None` if the directory does not exist.
+    pub async fn read_dir(
+        &self,
+        reference: &str,
+        dir: &str,
+        pattern: &str,
+    ) -> Result<Option<Vec<Stat>>> {
+        let req = gw::ReadDirRequest {
+            r#ref: reference.to_string(),
+            dir_path: dir.to_string(),
+            include_pattern: pattern.to_string(),
+            mount_index: 0,
+        };
+        match self.client().read_dir(req).await {
+            Ok(resp) => Ok(Some(resp.into_inner().entries)),
+            Err(status) => {
+                let err = GatewayError::from(status);
+                if err.is_not_found() {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
     /// Stats a path in a solved ref; `None` if it does not exist.
     pub async fn stat_file(&self, reference: &str, path: &str) -> Result<Option<Stat>> {
         let req = gw::StatFileRequest {

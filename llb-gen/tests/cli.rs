@@ -402,3 +402,92 @@ fn check_and_llb_still_work() {
     let text = ok(&["llb", &stack(), "--target", "api", "--format", "text"]);
     assert!(!text.is_empty());
 }
+
+/// `at` places run and copy entries; the LLB shows them in that order, numbered i/n, a run
+/// after conda inside the environment, and an optional copy allowed to match nothing.
+#[test]
+fn llb_places_run_and_copy_entries_where_at_says() {
+    let t = TempDir::new();
+    t.write(
+        "stack.toml",
+        r#"[layers.base]
+from = "mambaorg/micromamba:1.5"
+apt = ["man-db"]
+conda = { file = "environment.yml", env = "tools" }
+pip = ["rich"]
+workdir = "/app"
+run = [
+  { cmd = "python -c 'import rich'", at = "after-python" },
+  { cmd = "mkdir -p /usr/share/man/man1", at = "before-apt" },
+  "echo default",
+  { cmd = "chmod +x /app/entrypoint.sh", at = "after-copy" },
+  { cmd = "python --version", at = "after-conda" },
+]
+copy = [
+  "entrypoint.sh",
+  { src = "extra*.txt", optional = true },
+  { src = "constraints.txt", at = "before-python" },
+]
+"#,
+    );
+    let text = ok(&["llb", &t.s("stack.toml"), "--format", "text"]);
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("name: [layer base "))
+        .filter(|l| l.as_bytes()[0].is_ascii_digit())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "1/12] run mkdir -p /usr/share/man/man1",
+            "2/12] apt-get install man-db",
+            "3/12] workdir /app",
+            "4/12] run echo default",
+            "5/12] micromamba install -f environment.yml",
+            "6/12] run python --version",
+            "7/12] copy constraints.txt",
+            "8/12] pip install rich",
+            "9/12] run python -c 'import rich'",
+            "10/12] copy entrypoint.sh",
+            "11/12] copy extra*.txt",
+            "12/12] run chmod +x /app/entrypoint.sh",
+        ],
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"args: micromamba run -n tools /bin/sh -c "python --version""#),
+        "{text}"
+    );
+    let copy_line = |src: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with("copy v") && l.contains(src))
+            .unwrap_or_else(|| panic!("no copy of {src}: {text}"))
+            .to_string()
+    };
+    assert!(
+        copy_line("/extra*.txt").ends_with("wildcard allow-empty"),
+        "{text}"
+    );
+    assert!(!copy_line("/entrypoint.sh").contains("wildcard"), "{text}");
+    // The same stack without `at` and `optional` runs in the fixed order.
+    t.write(
+        "stack.toml",
+        "[layers.base]\nfrom = \"debian:bookworm-slim\"\napt = [\"curl\"]\nrun = [{ cmd = \"echo a\", at = \"after-apt\" }, \"echo b\"]\ncopy = [{ src = \"x\", at = \"after-python\", optional = false }]\n",
+    );
+    let text = ok(&["llb", &t.s("stack.toml"), "--format", "text"]);
+    let plain = {
+        t.write(
+            "stack.toml",
+            "[layers.base]\nfrom = \"debian:bookworm-slim\"\napt = [\"curl\"]\nrun = [\"echo a\", \"echo b\"]\ncopy = [\"x\"]\n",
+        );
+        ok(&["llb", &t.s("stack.toml"), "--format", "text"])
+    };
+    // Only the source lines differ (the columns of the entries); the ops are the same.
+    let ops = |t: &str| {
+        t.lines()
+            .filter(|l| !l.trim_start().starts_with("at: "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(ops(&text), ops(&plain));
+}

@@ -103,6 +103,9 @@ pub struct ContextRead {
     /// `[`, `*`, `?` in them are escaped in the include patterns. False for copy sources,
     /// which may be patterns.
     pub literal: bool,
+    /// An optional copy (`optional = true`): its source may match nothing, so the context
+    /// check leaves it out.
+    pub optional: bool,
 }
 
 impl ContextRead {
@@ -153,6 +156,22 @@ pub fn literal_pattern(p: &str) -> Option<String> {
         }
     }
     Some(out)
+}
+
+/// A copy source that is a pattern only in its last component (`scripts/*.sh`), as the
+/// directory to list and the pattern its entries must match (`("scripts", "*.sh")`; the
+/// directory is `""` for the context's root). None for a literal path and for a pattern in a
+/// directory component (`*/run.sh`), which a one-level listing cannot decide.
+pub fn last_component_pattern(p: &str) -> Option<(String, String)> {
+    if literal_pattern(p).is_some() {
+        return None;
+    }
+    let (dir, last) = match p.trim_end_matches('/').rsplit_once('/') {
+        Some((d, l)) => (d, l),
+        None => ("", p.trim_end_matches('/')),
+    };
+    let dir = literal_pattern(dir)?;
+    Some((dir, last.to_string()))
 }
 
 /// The key one context source is shared under: the paths sorted and deduplicated.
@@ -246,6 +265,7 @@ impl PlanImage {
             span,
             exclude: vec![],
             literal: true,
+            optional: false,
         };
         let pip = |p: &PipStep, span: Span, out: &mut Vec<ContextRead>| {
             if !p.requirements.is_empty() {
@@ -270,9 +290,15 @@ impl PlanImage {
                 StepKind::Run { context, .. } if !context.is_empty() => {
                     out.push(read(context.clone(), format!("{}.run", self.key), s.span))
                 }
-                StepKind::Copy { src, exclude, .. } => out.push(ContextRead {
+                StepKind::Copy {
+                    src,
+                    exclude,
+                    optional,
+                    ..
+                } => out.push(ContextRead {
                     exclude: exclude.clone(),
                     literal: false,
+                    optional: *optional,
                     ..read(vec![src.clone()], format!("{}.copy", self.key), s.span)
                 }),
                 StepKind::CopyVenv { .. } => {

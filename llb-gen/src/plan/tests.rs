@@ -312,3 +312,154 @@ impl PlanImage {
         }
     }
 }
+
+/// The steps of the only image of `s`, as their vertex texts.
+fn step_texts(s: &str) -> Vec<String> {
+    let p = plan_str(s, None).expect("plans");
+    p.images[0]
+        .steps
+        .iter()
+        .map(|s| s.kind.describe())
+        .collect()
+}
+
+#[test]
+fn run_and_copy_entries_go_to_the_slot_their_at_names() {
+    let texts = step_texts(
+        r#"
+[layers.base]
+from = "mambaorg/micromamba:1.5"
+apt = ["man-db"]
+user = "app"
+workdir = "/app"
+conda = { file = "environment.yml", env = "tools" }
+pip = ["rich"]
+run = [
+  { cmd = "python -c 'import rich'", at = "after-python" },
+  { cmd = "mkdir -p /usr/share/man/man1", at = "before-apt" },
+  "echo default",
+  { cmd = "chmod +x entrypoint.sh", at = "after-copy" },
+  { cmd = "python --version", at = "after-conda" },
+  { cmd = "echo explicit", at = "after-apt" },
+  { cmd = "dpkg --add-architecture i386", at = "before-apt" },
+]
+copy = [
+  "entrypoint.sh",
+  { src = "constraints.txt", at = "before-python" },
+  { src = "extra*.txt", optional = true, at = "after-python" },
+]
+"#,
+    );
+    assert_eq!(
+        texts,
+        [
+            "run mkdir -p /usr/share/man/man1",
+            "run dpkg --add-architecture i386",
+            "apt-get install man-db",
+            "useradd app",
+            "workdir /app",
+            "run echo default",
+            "run echo explicit",
+            "micromamba install -f environment.yml",
+            "run python --version",
+            "copy constraints.txt",
+            "pip install rich",
+            "run python -c 'import rich'",
+            "copy entrypoint.sh",
+            "copy extra*.txt",
+            "run chmod +x entrypoint.sh",
+        ]
+    );
+    let p = plan_str(
+        r#"
+[layers.base]
+from = "mambaorg/micromamba:1.5"
+conda = { file = "environment.yml", env = "tools", installer = "mamba" }
+run = [{ cmd = "python --version", at = "after-conda" }, "echo plain"]
+copy = [{ src = "extra*.txt", optional = true }, "app"]
+"#,
+        None,
+    )
+    .unwrap();
+    let kinds: Vec<_> = p.images[0].steps.iter().map(|s| &s.kind).collect();
+    assert!(matches!(kinds[0], StepKind::Run { activate: None, .. }));
+    assert!(matches!(kinds[1], StepKind::Conda(_)));
+    assert!(
+        matches!(kinds[2], StepKind::Run { activate: Some((i, e)), .. } if i == "mamba" && e == "tools"),
+        "{kinds:?}"
+    );
+    assert!(matches!(kinds[3], StepKind::Copy { optional: true, .. }));
+    assert!(matches!(
+        kinds[4],
+        StepKind::Copy {
+            optional: false,
+            ..
+        }
+    ));
+    // Optional copies are context reads the context check leaves out.
+    let reads = p.context_reads();
+    assert!(
+        reads
+            .iter()
+            .any(|r| r.paths == ["extra*.txt"] && r.optional)
+    );
+    assert!(reads.iter().any(|r| r.paths == ["app"] && !r.optional));
+}
+
+#[test]
+fn unknown_at_values_and_after_conda_without_conda_are_located_errors() {
+    let src = r#"
+[layers.base]
+from = "debian:bookworm-slim"
+run = [{ cmd = "true", at = "after-pyhton" }, { cmd = "true", at = "after-conda" }]
+copy = [{ src = "app", at = "before-apt" }]
+"#;
+    let err = plan_str(src, None).unwrap_err();
+    let d: Vec<_> = err.errors().collect();
+    assert_eq!(d.len(), 3, "{d:?}");
+    let at = |needle: &str| src.find(needle).unwrap();
+    assert!(
+        d[0].message
+            .contains("unknown `at` value `after-pyhton` for a run entry")
+    );
+    assert_eq!(d[0].key.as_deref(), Some("layers.base.run[0].at"));
+    assert_eq!(d[0].span.map(|s| s.start), Some(at("\"after-pyhton\"")));
+    assert!(
+        d[0].hint
+            .as_deref()
+            .unwrap()
+            .contains("did you mean \"after-python\"?"),
+        "{:?}",
+        d[0].hint
+    );
+    assert!(
+        d[1].message.contains("needs a `conda` environment"),
+        "{d:?}"
+    );
+    assert_eq!(d[1].key.as_deref(), Some("layers.base.run[1].at"));
+    assert!(
+        d[2].message
+            .contains("unknown `at` value `before-apt` for a copy entry")
+    );
+    assert_eq!(d[2].key.as_deref(), Some("layers.base.copy[0].at"));
+    assert!(
+        d[2].hint
+            .as_deref()
+            .unwrap()
+            .contains("\"before-python\", \"after-python\""),
+        "{:?}",
+        d[2].hint
+    );
+}
+
+#[test]
+fn last_component_patterns_are_listed_and_others_not() {
+    use super::resources::last_component_pattern as l;
+    assert_eq!(l("scripts/*.sh"), Some(("scripts".into(), "*.sh".into())));
+    assert_eq!(
+        l("entrypoint.sh*"),
+        Some(("".into(), "entrypoint.sh*".into()))
+    );
+    assert_eq!(l("entrypoint.sh"), None);
+    assert_eq!(l("*/run.sh"), None);
+}
