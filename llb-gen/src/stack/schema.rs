@@ -316,7 +316,7 @@ fn key_schema(table: &str, key: &str) -> Option<(Value, &'static str)> {
         ("image", "workdir") => (r("string"), "The working directory (absolute), created."),
         ("image", "run") => (
             r("run"),
-            "Commands, one step each: strings or { cmd, context } tables.",
+            "Commands, one step each: strings or { cmd, context, at } tables.",
         ),
         ("image", "requirements") => (
             r("strings"),
@@ -338,7 +338,7 @@ fn key_schema(table: &str, key: &str) -> Option<(Value, &'static str)> {
         ("image", "env") => (r("env"), "Written to the image config's Env; inherited."),
         ("image", "copy") => (
             r("copy"),
-            "Copies from the build context (last): paths or { src, dest, chown, mode, exclude }.",
+            "Copies from the build context (last unless `at`): paths or { src, dest, chown, mode, exclude, at, optional }.",
         ),
         ("image", "cmd") => (r("command"), "The image config's Cmd."),
         ("image", "entrypoint") => (
