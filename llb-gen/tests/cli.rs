@@ -427,6 +427,7 @@ copy = [
   "entrypoint.sh",
   { src = "extra*.txt", optional = true },
   { src = "constraints.txt", at = "before-python" },
+  { src = "conf/local.toml", optional = true },
 ]
 "#,
     );
@@ -439,18 +440,19 @@ copy = [
     assert_eq!(
         names,
         [
-            "1/12] run mkdir -p /usr/share/man/man1",
-            "2/12] apt-get install man-db",
-            "3/12] workdir /app",
-            "4/12] run echo default",
-            "5/12] micromamba install -f environment.yml",
-            "6/12] run python --version",
-            "7/12] copy constraints.txt",
-            "8/12] pip install rich",
-            "9/12] run python -c 'import rich'",
-            "10/12] copy entrypoint.sh",
-            "11/12] copy extra*.txt",
-            "12/12] run chmod +x /app/entrypoint.sh",
+            "1/13] run mkdir -p /usr/share/man/man1",
+            "2/13] apt-get install man-db",
+            "3/13] workdir /app",
+            "4/13] run echo default",
+            "5/13] micromamba install -f environment.yml",
+            "6/13] run python --version",
+            "7/13] copy constraints.txt",
+            "8/13] pip install rich",
+            "9/13] run python -c 'import rich'",
+            "10/13] copy entrypoint.sh",
+            "11/13] copy extra*.txt",
+            "12/13] copy conf/local.toml",
+            "13/13] run chmod +x /app/entrypoint.sh",
         ],
         "{text}"
     );

@@ -162,7 +162,9 @@ impl<'a> Converter<'a> {
                     let dest = resolve_dest(&st.config.working_dir, src, dest.as_deref());
                     // An optional copy resolves `src` as a pattern (a plain path matches
                     // itself) so that BuildKit can allow it to match nothing.
-                    let wildcard = *optional || src.contains(['*', '?', '[']);
+                    // (`.` always matches: nothing to allow.)
+                    let optional = *optional && src != ".";
+                    let wildcard = optional || src.contains(['*', '?', '[']);
                     // With MergeOp, a service's files are copied onto scratch and merged onto
                     // its base: the copy does not depend on the base, so a new base re-runs
                     // only the merge. That needs the owner as numbers (no /etc/passwd in
@@ -183,6 +185,8 @@ impl<'a> Converter<'a> {
                         from: ctx,
                         src: if src == "." {
                             "/".into()
+                        } else if optional {
+                            format!("/{}", optional_src(src))
                         } else {
                             format!("/{src}")
                         },
@@ -196,7 +200,7 @@ impl<'a> Converter<'a> {
                         dir_contents: true,
                         exclude: exclude.clone(),
                         wildcard,
-                        allow_empty: *optional,
+                        allow_empty: optional,
                     };
                     if merge {
                         let files = self.g.file(

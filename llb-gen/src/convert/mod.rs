@@ -15,8 +15,8 @@ mod shell;
 mod values;
 
 pub use resolve::*;
-use values::resolve_dest;
 pub use values::rfc3339;
+use values::{optional_src, resolve_dest};
 
 use std::collections::BTreeMap;
 
@@ -282,6 +282,11 @@ mod tests {
 
     #[test]
     fn copy_destinations() {
+        assert_eq!(optional_src("entrypoint.sh"), "entrypoint.s[h]");
+        assert_eq!(optional_src("./conf/local.toml"), "con[f]/local.toml");
+        assert_eq!(optional_src("scripts/*.sh"), "script[s]/*.sh");
+        assert_eq!(optional_src("extra*.txt"), "extra*.txt");
+        assert_eq!(optional_src("a]/x"), "a[\\]]/x");
         assert_eq!(resolve_dest("/app", "apps/api", None), "/app/apps/api");
         assert_eq!(resolve_dest("/app", "apps/api/", None), "/app/apps/api");
         assert_eq!(resolve_dest("", "main.py", None), "/main.py");

@@ -24,6 +24,40 @@ pub(super) fn resolve_dest(workdir: &str, src: &str, dest: Option<&str>) -> Stri
     }
 }
 
+/// The FileOp source of an optional copy (`optional = true`), relative to the context root:
+/// `src` with its first path component made a pattern that matches only itself
+/// (`conf/local.toml` → `con[f]/local.toml`), unless it is one already. BuildKit resolves a
+/// wildcard source below the directory before its first pattern component, and some
+/// versions fail when that directory is missing (`"/conf": not found` while computing the
+/// cache key) instead of copying nothing; with the pattern in the first component that
+/// directory is the root, which always exists.
+pub(super) fn optional_src(src: &str) -> String {
+    let src = src.trim_start_matches("./");
+    let (first, rest) = match src.split_once('/') {
+        Some((f, r)) => (f, Some(r)),
+        None => (src, None),
+    };
+    let first = if first.contains(['*', '?', '[']) {
+        first.to_string()
+    } else {
+        match first.char_indices().last() {
+            Some((i, c)) => {
+                let esc = if matches!(c, ']' | '\\' | '^' | '-' | '!') {
+                    "\\"
+                } else {
+                    ""
+                };
+                format!("{}[{esc}{c}]", &first[..i])
+            }
+            None => first.to_string(),
+        }
+    };
+    match rest {
+        Some(r) => format!("{first}/{r}"),
+        None => first,
+    }
+}
+
 /// RFC 3339 in UTC for a unix timestamp (for `SOURCE_DATE_EPOCH`).
 pub fn rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
