@@ -34,6 +34,7 @@ copy = [
   {{ src = "missing*.txt", optional = true }},
   {{ src = "VERSION", optional = true }},
   {{ src = "entrypoint.local.sh", optional = true }},
+  {{ src = "conf/local.toml", optional = true }},
 ]
 cmd = ["/app/entrypoint.sh"]
 "#,
@@ -56,7 +57,7 @@ fn placed_steps_run_where_at_says_and_optional_copies_may_match_nothing() {
         .file("extra-b.txt", "b\n")
         .file("VERSION", "1.2.3\n");
     let tag = engine.unique_tag("placement");
-    let build = engine.buildx_build(&[
+    let build_args = [
         "--network=host",
         "-f",
         &ctx.join("stack.toml"),
@@ -65,20 +66,22 @@ fn placed_steps_run_where_at_says_and_optional_copies_may_match_nothing() {
         "-t",
         &tag,
         ctx.path_str(),
-    ]);
+    ];
+    let build = engine.buildx_build(&build_args);
     // The steps in their placed order, numbered over the whole image.
     for name in [
-        "[layer base 1/11] run echo 'path-exclude /usr/share/doc/jq/*'",
-        "[layer base 2/11] apt-get install jq",
-        "[layer base 3/11] workdir /app",
-        "[layer base 4/11] pip install lsdemo-a==1.0",
-        "[layer base 5/11] run python3 -c 'import lsdemo_a",
-        "[layer base 6/11] copy entrypoint.sh",
-        "[layer base 7/11] copy extra*.txt",
-        "[layer base 8/11] copy missing*.txt",
-        "[layer base 9/11] copy VERSION",
-        "[layer base 10/11] copy entrypoint.local.sh",
-        "[layer base 11/11] run sed -i s/@VERSION@/1.2.3/",
+        "[layer base 1/12] run echo 'path-exclude /usr/share/doc/jq/*'",
+        "[layer base 2/12] apt-get install jq",
+        "[layer base 3/12] workdir /app",
+        "[layer base 4/12] pip install lsdemo-a==1.0",
+        "[layer base 5/12] run python3 -c 'import lsdemo_a",
+        "[layer base 6/12] copy entrypoint.sh",
+        "[layer base 7/12] copy extra*.txt",
+        "[layer base 8/12] copy missing*.txt",
+        "[layer base 9/12] copy VERSION",
+        "[layer base 10/12] copy entrypoint.local.sh",
+        "[layer base 11/12] copy conf/local.toml",
+        "[layer base 12/12] run sed -i s/@VERSION@/1.2.3/",
     ] {
         assert!(
             build.vertex(name).is_some(),
@@ -114,6 +117,28 @@ fn placed_steps_run_where_at_says_and_optional_copies_may_match_nothing() {
         checks.contains("VERSION entrypoint.sh extra-a.txt extra-b.txt "),
         "{checks}"
     );
+
+    // A change to a copied file re-runs the copies and the after-copy command, never an
+    // install or a command placed before the copies.
+    std::fs::write(
+        ctx.path().join("entrypoint.sh"),
+        "#!/bin/sh\necho release @VERSION@\n",
+    )
+    .expect("edit entrypoint.sh");
+    let again = engine.buildx_build(&build_args);
+    for (name, cached) in [
+        ("[layer base 2/12] apt-get install jq", true),
+        ("[layer base 4/12] pip install lsdemo-a==1.0", true),
+        ("[layer base 5/12] run python3 -c", true),
+        ("[layer base 12/12] run sed -i", false),
+    ] {
+        let v = again
+            .vertex(name)
+            .unwrap_or_else(|| panic!("no vertex {name:?}:\n{}", again.progress.summary()));
+        assert_eq!(v.cached, cached, "{name}:\n{}", again.progress.summary());
+    }
+    let out = engine.docker_run(&tag, &[]);
+    assert_eq!(out.trim(), "release 1.2.3", "{out}");
     engine.remove_image(&tag);
 }
 
