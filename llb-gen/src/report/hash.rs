@@ -263,9 +263,14 @@ impl<'a> Hasher<'a> {
                 let exclude = Ignore::new(&read.exclude).map_err(|e| format!("`{name}`: {e}"))?;
                 for src in &read.paths {
                     let mut out = vec![];
-                    files_at(self.ctx, src, self.ignore, &exclude, &mut out)
-                        .map_err(|e| format!("{} `{name}` reads {e}", img.kind.as_str()))?;
-                    files.extend(out);
+                    match files_at(self.ctx, src, self.ignore, &exclude, &mut out) {
+                        Ok(()) => files.extend(out),
+                        // An optional copy that matches nothing copies nothing: no inputs.
+                        Err(_) if read.optional => {}
+                        Err(e) => {
+                            return Err(format!("{} `{name}` reads {e}", img.kind.as_str()));
+                        }
+                    }
                 }
             }
         }
@@ -568,6 +573,28 @@ mod tests {
                 (n.clone(), h.hash(&n).unwrap().digest)
             })
             .collect()
+    }
+
+    #[test]
+    fn optional_copies_that_match_nothing_hash_and_a_match_changes_the_hash() {
+        let text = "[layers.app]\nfrom = \"debian:bookworm-slim\"\ncopy = [\"apps/api\", { src = \"conf/local.toml\", optional = true }, { src = \"extra*.txt\", optional = true }]\n";
+        let without = hashes(text, &ctx(), &opts());
+        let mut c = ctx();
+        c.set("conf/local.toml", "x = 1\n");
+        let with_conf = hashes(text, &c, &opts());
+        c.set("extra-a.txt", "a\n");
+        let with_both = hashes(text, &c, &opts());
+        assert_ne!(without["app"], with_conf["app"]);
+        assert_ne!(with_conf["app"], with_both["app"]);
+        // A required copy that matches nothing is still an error.
+        let s = stack("[layers.app]\nfrom = \"debian:bookworm-slim\"\ncopy = [\"extra*.txt\"]\n");
+        let plans = vec![(
+            opts().platform.clone(),
+            plan_all(&s, &opts()).unwrap().images,
+        )];
+        let ig = Ignore::new::<&str>(&[]).unwrap();
+        let e = Hasher::new(&plans, &ctx(), &ig).hash("app").unwrap_err();
+        assert!(e.contains("extra*.txt"), "{e}");
     }
 
     #[test]
