@@ -6,7 +6,7 @@ use crate::diag::Diagnostic;
 use crate::image::ImageConfig;
 use crate::llb::{CacheSharing, Exec, Graph, Mount, NetMode, Output, VertexMeta};
 use crate::plan::resources::{self, CacheKind, Sharing};
-use crate::plan::{Base, ContextOptions, Network, PlanImage};
+use crate::plan::{AptStep, Base, ContextOptions, Network, PlanImage};
 use crate::platform::Platform;
 use crate::source::Span;
 
@@ -197,17 +197,31 @@ impl<'a> Converter<'a> {
         ]
     }
 
+    /// An apt step: sources (and their context keys) written, then one `apt-get update` and
+    /// one `apt-get install` of packages and the context's `.deb` files (staged and mounted at
+    /// [`APT_FILES_DIR`]), under the locked apt caches.
     pub(super) fn apt(
         &mut self,
         st: &State,
-        packages: &[String],
+        apt: &AptStep,
         img: &PlanImage,
+        label: &str,
+        span: Span,
         m: VertexMeta,
     ) -> Output {
-        let mounts = self.apt_mounts();
+        let mut mounts = self.apt_mounts();
+        let files = apt.context_files();
+        if !files.is_empty() {
+            let staged = self.staged_files(&files, label, "apt files", span);
+            mounts.push(Mount::Bind {
+                input: staged,
+                selector: String::new(),
+                dest: APT_FILES_DIR.into(),
+            });
+        }
         self.run(
             st,
-            shell::sh_c(shell::apt_install(packages)),
+            shell::sh_c(shell::apt_step(apt, APT_FILES_DIR)),
             img,
             true,
             &[("DEBIAN_FRONTEND", "noninteractive".into())],

@@ -97,7 +97,7 @@ impl<'a> Converter<'a> {
             let m = meta(name.clone(), step.span);
             let created_by = format!("layerstack: {name}");
             match &step.kind {
-                StepKind::Apt { packages } => st.root = self.apt(&st, packages, img, m),
+                StepKind::Apt(a) => st.root = self.apt(&st, a, img, &label, step.span, m),
                 StepKind::CreateUser(u) => {
                     st.root = self.run(
                         &st,
@@ -266,7 +266,8 @@ impl<'a> Converter<'a> {
         };
         if !v.apt.is_empty() {
             let name = next(format!("apt-get install {}", v.apt.join(" ")));
-            st.root = self.apt(&st, &v.apt, img, meta(name, v.span));
+            let apt = crate::plan::AptStep::plain(v.apt.clone());
+            st.root = self.apt(&st, &apt, img, &label, v.span, meta(name, v.span));
         }
         let name = next(format!("{python} -m venv {}", v.path));
         st.root = self.run(

@@ -34,6 +34,9 @@ pub const CONDA_DIR: &str = "/run/layerstack/conda";
 /// Where the uv tool is mounted into install steps.
 pub const UV_DIR: &str = "/run/layerstack/uv";
 
+/// Where an apt step's context files (`.deb` files, source keys) are mounted.
+pub const APT_FILES_DIR: &str = "/run/layerstack/apt";
+
 /// Where the requirements files of a pip step are mounted.
 pub const REQUIREMENTS_DIR: &str = "/run/layerstack/requirements";
 

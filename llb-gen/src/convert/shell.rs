@@ -2,7 +2,7 @@
 //! plan is quoted here, in one place, so a script's safety does not rest on validators in
 //! another module (they still reject bad input early, with a stack.toml line).
 
-use crate::plan::UserPlan;
+use crate::plan::{AptStep, SignedBy, UserPlan};
 
 /// `/bin/sh -c SCRIPT` as exec arguments.
 pub fn sh_c(script: impl Into<String>) -> Vec<String> {
@@ -39,6 +39,52 @@ pub fn apt_install(packages: &[String]) -> String {
          apt-get update; apt-get install -y --no-install-recommends {}",
         words(packages)
     )
+}
+
+/// An apt step: the sources' keys and deb822 files written, then `apt-get update` and one
+/// `apt-get install` of the packages and the `.deb` files staged under `files_dir`. A plain
+/// package list renders exactly as [`apt_install`].
+pub fn apt_step(apt: &AptStep, files_dir: &str) -> String {
+    if *apt == AptStep::plain(apt.packages.clone()) {
+        return apt_install(&apt.packages);
+    }
+    let mut s = String::from(
+        "set -eu; rm -f /etc/apt/apt.conf.d/docker-clean; \
+         echo 'Binary::apt::APT::Keep-Downloaded-Packages \"true\";' > /etc/apt/apt.conf.d/keep-cache; ",
+    );
+    if apt
+        .sources
+        .iter()
+        .any(|src| matches!(src.signed_by, SignedBy::Context(_)))
+    {
+        s.push_str("mkdir -p /etc/apt/keyrings; ");
+    }
+    for src in &apt.sources {
+        if let (SignedBy::Context(key), Some(dest)) = (&src.signed_by, src.keyring_path()) {
+            let from = quote(&format!("{files_dir}/{key}"));
+            let dest = quote(&dest);
+            s.push_str(&format!("cp {from} {dest}; chmod 0644 {dest}; "));
+        }
+        let file = quote(&format!(
+            "/etc/apt/sources.list.d/layerstack-{}.sources",
+            src.name
+        ));
+        s.push_str(&format!(
+            "printf '%s\\n' {} > {file}; ",
+            words(&src.deb822())
+        ));
+    }
+    s.push_str("apt-get update");
+    let mut targets: Vec<String> = apt.packages.clone();
+    targets.extend(apt.debs.iter().map(|d| format!("{files_dir}/{d}")));
+    if !targets.is_empty() {
+        s.push_str("; apt-get install -y ");
+        if !apt.recommends {
+            s.push_str("--no-install-recommends ");
+        }
+        s.push_str(&words(&targets));
+    }
+    s
 }
 
 /// Create a user (and its group) unless it exists; the shell is bash when the image has it.

@@ -155,6 +155,7 @@ fn plan_targets(stack: &Stack, opts: &BuildOptions, every: bool) -> Result<Plan,
         budget: Budget::plan(),
         platform: opts.platform.clone(),
         variant,
+        includes: &opts.requirement_includes,
     };
     pl.python = stack
         .python
@@ -207,6 +208,8 @@ pub(super) struct Planner<'a> {
     pub(super) budget: Budget,
     pub(super) platform: Platform,
     pub(super) variant: Option<&'a VariantDef>,
+    /// What requirements files include, as the edge read it.
+    pub(super) includes: &'a super::includes::RequirementIncludes,
 }
 
 impl<'a> Planner<'a> {

@@ -21,7 +21,8 @@ use serde_json::{Value, json};
 
 use super::context::{Context, FileInput, Ignore, files_at};
 use crate::plan::{
-    Base, ConfigChanges, Healthcheck, PipStep, PlanImage, Step, StepKind, UserPlan, VenvPlan,
+    AptStep, Base, ConfigChanges, Healthcheck, PipStep, PlanImage, Step, StepKind, UserPlan,
+    VenvPlan,
 };
 use crate::platform::Platform;
 
@@ -452,6 +453,7 @@ fn pairs(v: &[(String, String)]) -> Value {
 fn pip_json(p: &PipStep) -> Value {
     let PipStep {
         requirements,
+        includes,
         specs,
         local,
         index_url,
@@ -477,12 +479,26 @@ fn pip_json(p: &PipStep) -> Value {
             a.push(json!(["local", local]));
         }
     }
+    if !includes.is_empty() {
+        if let Some(a) = v.as_array_mut() {
+            a.push(json!(["includes", includes]));
+        }
+    }
     v
 }
 
 fn step_json(k: &StepKind) -> Value {
     match k {
-        StepKind::Apt { packages } => json!(["apt", packages]),
+        StepKind::Apt(a) if *a == AptStep::plain(a.packages.clone()) => {
+            json!(["apt", a.packages])
+        }
+        StepKind::Apt(a) => json!([
+            "apt",
+            a.packages,
+            a.debs,
+            a.recommends,
+            a.sources.iter().map(|s| s.deb822()).collect::<Vec<_>>()
+        ]),
         StepKind::CreateUser(UserPlan {
             name,
             uid,
