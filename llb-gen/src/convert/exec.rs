@@ -118,8 +118,24 @@ impl<'a> Converter<'a> {
     ) -> Output {
         let mut config = st.config.clone();
         if install {
+            // `${PATH}` in a value is the env as it is here (Dockerfile ENV semantics);
+            // `$${X}` a literal `${X}`.
             for (k, v) in &img.install_env {
-                config.set_env(k, v);
+                let value = if v.contains('$') {
+                    let mut env = config.env_map();
+                    env.entry("PATH".into())
+                        .or_insert_with(|| crate::image::DEFAULT_PATH.into());
+                    crate::interp::interpolate_in(
+                        v,
+                        &env,
+                        crate::interp::Unknown::Empty,
+                        &mut self.budget,
+                    )
+                    .unwrap_or_else(|_| v.clone())
+                } else {
+                    v.clone()
+                };
+                config.set_env(k, &value);
             }
         }
         for (k, v) in extra_env {

@@ -88,6 +88,10 @@ pub fn apt_step(apt: &AptStep, files_dir: &str) -> String {
 }
 
 /// Create a user (and its group) unless it exists; the shell is bash when the image has it.
+/// With an explicit `gid` the user's primary group is that gid (created as group NAME unless
+/// a group has it), so merged copies can name it; otherwise it is the group named NAME,
+/// created with the uid as gid unless the base image has it already (as `useradd -g NAME`
+/// in a Dockerfile would).
 pub fn useradd(u: &UserPlan) -> String {
     let name = quote(&u.name);
     let home = quote(
@@ -105,6 +109,13 @@ pub fn useradd(u: &UserPlan) -> String {
         Some(s) => quote(s),
         None => "$(if [ -x /bin/bash ]; then echo /bin/bash; else echo /bin/sh; fi)".into(),
     };
+    if let Some(g) = u.gid {
+        return format!(
+            "set -eu; if ! id -u {name} >/dev/null 2>&1; then \
+             getent group {g} >/dev/null 2>&1 || groupadd -g {g} {name}; \
+             useradd --no-log-init -m -d {home}{uid} -g {g} -s {shell} {name}; fi"
+        );
+    }
     format!(
         "set -eu; if ! id -u {name} >/dev/null 2>&1; then \
          getent group {name} >/dev/null 2>&1 || groupadd{gid} {name}; \
@@ -139,5 +150,15 @@ mod tests {
         let s = useradd(&u);
         assert!(s.contains("-d '/srv/my home' -u 1000 -g app"), "{s}");
         assert!(s.contains("groupadd -g 1000 app"), "{s}");
+        // An explicit gid is the primary group, whatever group NAME the base has.
+        let s = useradd(&UserPlan {
+            gid: Some(1001),
+            ..u
+        });
+        assert!(
+            s.contains("getent group 1001 >/dev/null 2>&1 || groupadd -g 1001 app;"),
+            "{s}"
+        );
+        assert!(s.contains("-u 1000 -g 1001 -s"), "{s}");
     }
 }

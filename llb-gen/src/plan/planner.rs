@@ -162,7 +162,7 @@ fn plan_targets(stack: &Stack, opts: &BuildOptions, every: bool) -> Result<Plan,
         .as_ref()
         .map(|p| pl.text(p, "stack.python"))
         .unwrap_or_else(|| "python3".into());
-    pl.stack_install_env = pl.env_list(&stack.install_env, "stack.install-env", Unknown::Error);
+    pl.stack_install_env = pl.install_env_list(&stack.install_env, "stack.install-env");
     if every {
         for img in &stack.images {
             pl.add(img);
@@ -317,6 +317,44 @@ impl<'a> Planner<'a> {
                 )
             })
             .collect()
+    }
+
+    /// `install-env` values: args are substituted here; another `${NAME}` (`${PATH}`) is the
+    /// env of the step, substituted by the converter as an image's `env` is (Dockerfile ENV
+    /// semantics), and `$${NAME}` is a literal `${NAME}`. A secret's name is an error: secrets
+    /// never enter a value.
+    pub(super) fn install_env_list(&mut self, list: &[EnvVar], key: &str) -> Vec<(String, String)> {
+        let out = self.env_list(list, key, Unknown::Keep);
+        for (e, (_, v)) in list.iter().zip(&out) {
+            let mut budget = crate::interp::Budget::plan();
+            let empty = BTreeMap::new();
+            let Err(Failure::Undefined(undef)) =
+                interpolate_in(v, &empty, Unknown::Error, &mut budget)
+            else {
+                continue;
+            };
+            for u in undef {
+                if let Some(x) = self.stack.secrets.iter().find(|x| {
+                    x.name.value == u.name || x.env.as_ref().is_some_and(|e| e.value == u.name)
+                }) {
+                    self.diags.push(
+                        Diagnostic::error(format!("`${{{}}}` is a secret", u.name))
+                            .at(e.value.span)
+                            .key(format!("{key}.{}", e.name.value))
+                            .hint(format!(
+                                "secrets are never written into env values; install steps get `{}` {}",
+                                x.name.value,
+                                match (&x.env, &x.target) {
+                                    (Some(env), _) => format!("as the env var {}", env.value),
+                                    (None, Some(t)) => format!("as the file {}", t.value),
+                                    (None, None) => format!("as the file /run/secrets/{}", x.name.value),
+                                }
+                            )),
+                    );
+                }
+            }
+        }
+        out
     }
 
     pub(super) fn context_path(&mut self, s: &Sp<String>, key: &str) -> String {

@@ -2,7 +2,6 @@
 //! validators of apt packages, users and absolute paths.
 
 use crate::diag::Diagnostic;
-use crate::interp::Unknown;
 use crate::source::Span;
 use crate::stack::{Chown, ImageDef, Sp};
 
@@ -330,11 +329,7 @@ impl<'a> Planner<'a> {
 
         let config = self.config(img, &key, user_name, workdir.map(|w| w.0));
         let mut install_env = self.stack_install_env.clone();
-        install_env.extend(self.env_list(
-            &img.install_env,
-            &format!("{key}.install-env"),
-            Unknown::Error,
-        ));
+        install_env.extend(self.install_env_list(&img.install_env, &format!("{key}.install-env")));
         let base = base?;
         let idx = self.images.len();
         self.images.push(PlanImage {
