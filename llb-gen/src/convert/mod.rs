@@ -295,6 +295,65 @@ mod tests {
         assert_eq!(resolve_dest("/app", "*.py", None), "/app/");
     }
 
+    fn llb_text(stack: &str, merge: bool) -> String {
+        let file = crate::source::SourceFile::new("stack.toml", stack);
+        let opts = crate::plan::BuildOptions {
+            merge,
+            ..Default::default()
+        };
+        let (_, plan) = crate::load(&file, &opts).expect("valid stack");
+        let out = convert(&plan, &opts, &NoImages, &file).expect("converts");
+        crate::llb::dump(&out.definition)
+    }
+
+    #[test]
+    fn merged_copies_need_a_known_gid() {
+        let stack = |user: &str| {
+            format!(
+                "[layers.base]\nfrom = \"debian:bookworm-slim\"\nuser = {user}\nworkdir = \"/app\"\n\
+                 [services.app]\nfrom = \"base\"\ncopy = [\"src\"]\n"
+            )
+        };
+        // No gid: the group named like the user may exist in the base (Debian's `operator`,
+        // gid 37): the copy is chained and owned by name, never by a guessed 1000:1000.
+        let text = llb_text(&stack("{ name = \"operator\", uid = 1000 }"), true);
+        assert!(!text.contains("(merge)"), "{text}");
+        assert!(!text.contains("1000:1000"), "{text}");
+        assert!(text.contains("owner=operator"), "{text}");
+        // An explicit gid is the user's primary group (useradd -g GID): merged with it.
+        let text = llb_text(
+            &stack("{ name = \"operator\", uid = 1000, gid = 1001 }"),
+            true,
+        );
+        assert!(text.contains("copy src (merge)"), "{text}");
+        assert!(text.contains("owner=1000:1001"), "{text}");
+        assert!(text.contains("-u 1000 -g 1001 -s"), "{text}");
+    }
+
+    #[test]
+    fn install_env_refers_to_the_step_env() {
+        let text = llb_text(
+            "[layers.base]\nfrom = \"debian:bookworm-slim\"\nenv = { TOOLS = \"/opt/tools\" }\n\
+             install-env = { PATH = \"${TOOLS}/bin:${PATH}\", LIT = \"$${PATH}\" }\nrun = [\"tool\"]\n",
+            false,
+        );
+        assert!(
+            text.contains(
+                "env: PATH=/opt/tools/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("env: LIT=${PATH}"), "{text}");
+        // A secret's name is still an error.
+        let file = crate::source::SourceFile::new(
+            "stack.toml",
+            "[secrets.tok]\nenv = \"TOKEN\"\n[layers.base]\nfrom = \"debian:bookworm-slim\"\ninstall-env = { X = \"${TOKEN}\" }\nrun = [\"x\"]\n",
+        );
+        let err = crate::load(&file, &Default::default()).expect_err("a secret in a value");
+        let msg = err.diagnostics.render(&file);
+        assert!(msg.contains("`${TOKEN}` is a secret"), "{msg}");
+    }
+
     #[test]
     fn timestamps() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");

@@ -139,6 +139,41 @@ mod tests {
     }
 
     #[test]
+    fn apt_plain_list_is_unchanged_and_inline_keys_are_deb822_continuations() {
+        let plain = AptStep::plain(vec!["curl".into()]);
+        assert_eq!(apt_step(&plain, "/x"), apt_install(&["curl".into()]));
+        assert!(
+            apt_install(&["curl".into()])
+                .ends_with("apt-get install -y --no-install-recommends curl")
+        );
+        let src = crate::plan::AptSource {
+            name: "inline".into(),
+            types: vec!["deb".into()],
+            uris: vec!["file:/srv/repo".into()],
+            suites: vec!["./".into()],
+            components: vec![],
+            architectures: vec![],
+            signed_by: SignedBy::Inline(
+                "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQINBF\n-----END PGP PUBLIC KEY BLOCK-----".into(),
+            ),
+        };
+        let apt = AptStep {
+            sources: vec![src],
+            ..AptStep::default()
+        };
+        let s = apt_step(&apt, "/x");
+        assert!(
+            s.contains("Signed-By: ' -----BEGIN PGP PUBLIC KEY BLOCK-----' ' .' ' mQINBF'"),
+            "{s}"
+        );
+        // Sources only: the lists are updated, nothing is installed.
+        assert!(
+            s.ends_with("layerstack-inline.sources; apt-get update"),
+            "{s}"
+        );
+    }
+
+    #[test]
     fn useradd_quotes_what_it_interpolates() {
         let u = UserPlan {
             name: "app".into(),

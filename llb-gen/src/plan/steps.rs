@@ -81,7 +81,8 @@ impl<'a> Planner<'a> {
                 .collect();
             steps.push(step(StepKind::Run { command, context }, r.span));
         }
-        // 5. A conda environment, then Python deps (pip installs into it).
+        // 5.–7. A conda environment, the torch packages, then Python deps (pip installs
+        // into it); the numbers are those of the table in docs/stack-toml.md §7.
         if let Some(c) = &img.conda {
             let ck = format!("{key}.conda");
             let file = self.context_path(&c.file, &format!("{ck}.file"));
@@ -264,7 +265,7 @@ impl<'a> Planner<'a> {
                 pip_span,
             ));
         }
-        // 6. Files.
+        // 8. Files.
         for (i, c) in img.copy.iter().enumerate() {
             let ck = format!("{key}.copy[{i}]");
             let src = self.context_path(&c.src, &format!("{ck}.src"));
