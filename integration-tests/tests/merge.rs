@@ -157,17 +157,23 @@ fn copies_get_the_group_the_user_really_has() {
     let Some(engine) = engine("copies_get_the_group_the_user_really_has") else {
         return;
     };
-    for (user, want, merged) in [
-        ("{ name = \"operator\", uid = 1000 }", "1000 37", false),
+    for (name, user, want, merged) in [
         (
-            "{ name = \"operator\", uid = 1000, gid = 1001 }",
+            "operator",
+            "{ name = \"operator\", uid = 1000 }",
+            "1000 37",
+            false,
+        ),
+        (
+            "app",
+            "{ name = \"app\", uid = 1000, gid = 1001 }",
             "1000 1001",
             true,
         ),
     ] {
         let stack = format!(
             "# syntax={}\n[layers.base]\nfrom = \"debian:bookworm-slim\"\nuser = {user}\nworkdir = \"/app\"\n\
-             [services.app]\nfrom = \"base\"\ncopy = [\"src\"]\ncmd = [\"sh\", \"-c\", \"id -g operator; stat -c '%u %g' /app/src/main.txt\"]\n",
+             [services.app]\nfrom = \"base\"\ncopy = [\"src\"]\ncmd = [\"sh\", \"-c\", \"id -g {name}; stat -c '%u %g' /app/src/main.txt\"]\n",
             frontend_image()
         );
         let ctx = Context::new()
