@@ -332,9 +332,10 @@ mod tests {
 
     #[test]
     fn install_env_refers_to_the_step_env() {
+        // `$${NAME}` (what the hint for an unknown `${NAME}` suggests) is the step's env.
         let text = llb_text(
-            "[layers.base]\nfrom = \"debian:bookworm-slim\"\nenv = { TOOLS = \"/opt/tools\" }\n\
-             install-env = { PATH = \"${TOOLS}/bin:${PATH}\", LIT = \"$${PATH}\" }\nrun = [\"tool\"]\n",
+            "[args]\nSUB = \"bin\"\n[layers.base]\nfrom = \"debian:bookworm-slim\"\nenv = { TOOLS = \"/opt/tools\" }\n\
+             install-env = { PATH = \"$${TOOLS}/${SUB}:$${PATH}\" }\nrun = [\"tool\"]\n",
             false,
         );
         assert!(
@@ -343,15 +344,17 @@ mod tests {
             ),
             "{text}"
         );
-        assert!(text.contains("env: LIT=${PATH}"), "{text}");
-        // A secret's name is still an error.
+        // An unknown `${NAME}` is still an error, with that hint.
         let file = crate::source::SourceFile::new(
             "stack.toml",
-            "[secrets.tok]\nenv = \"TOKEN\"\n[layers.base]\nfrom = \"debian:bookworm-slim\"\ninstall-env = { X = \"${TOKEN}\" }\nrun = [\"x\"]\n",
+            "[layers.base]\nfrom = \"debian:bookworm-slim\"\ninstall-env = { PATH = \"/x:${PATH}\" }\nrun = [\"x\"]\n",
         );
-        let err = crate::load(&file, &Default::default()).expect_err("a secret in a value");
+        let err = crate::load(&file, &Default::default()).expect_err("unknown name");
         let msg = err.diagnostics.render(&file);
-        assert!(msg.contains("`${TOKEN}` is a secret"), "{msg}");
+        assert!(
+            msg.contains("write $${PATH} for the value it has in the install step's env"),
+            "{msg}"
+        );
     }
 
     #[test]

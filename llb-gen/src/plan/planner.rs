@@ -156,6 +156,7 @@ fn plan_targets(stack: &Stack, opts: &BuildOptions, every: bool) -> Result<Plan,
         platform: opts.platform.clone(),
         variant,
         includes: &opts.requirement_includes,
+        in_install_env: false,
     };
     pl.python = stack
         .python
@@ -210,6 +211,8 @@ pub(super) struct Planner<'a> {
     pub(super) variant: Option<&'a VariantDef>,
     /// What requirements files include, as the edge read it.
     pub(super) includes: &'a super::includes::RequirementIncludes,
+    /// Interpolating `install-env` values (their hint for an unknown name differs).
+    pub(super) in_install_env: bool,
 }
 
 impl<'a> Planner<'a> {
@@ -259,6 +262,7 @@ impl<'a> Planner<'a> {
                             let known: Vec<&str> = self.vars.keys().map(String::as_str).collect();
                             match did_you_mean(&u.name, known.iter().copied()) {
                                 Some(sug) => d.hint(format!("did you mean `${{{sug}}}`?")),
+                                None if self.in_install_env => d.hint(format!("declare it under [args] (e.g. {} = \"…\"), or write $${{{}}} for the value it has in the install step's env (like $${{PATH}})", u.name, u.name)),
                                 None => d.hint(format!("declare it under [args] (e.g. {} = \"…\"), or write $${{{}}} for a literal", u.name, u.name)),
                             }
                         }
@@ -319,41 +323,13 @@ impl<'a> Planner<'a> {
             .collect()
     }
 
-    /// `install-env` values: args are substituted here; another `${NAME}` (`${PATH}`) is the
-    /// env of the step, substituted by the converter as an image's `env` is (Dockerfile ENV
-    /// semantics), and `$${NAME}` is a literal `${NAME}`. A secret's name is an error: secrets
-    /// never enter a value.
+    /// `install-env` values: args are substituted here and an unknown `${NAME}` is an error
+    /// (a typo stays visible); `$${NAME}` leaves `${NAME}` for the converter, which
+    /// substitutes the env of the install step (`$${PATH}`), as an image's `env` is.
     pub(super) fn install_env_list(&mut self, list: &[EnvVar], key: &str) -> Vec<(String, String)> {
-        let out = self.env_list(list, key, Unknown::Keep);
-        for (e, (_, v)) in list.iter().zip(&out) {
-            let mut budget = crate::interp::Budget::plan();
-            let empty = BTreeMap::new();
-            let Err(Failure::Undefined(undef)) =
-                interpolate_in(v, &empty, Unknown::Error, &mut budget)
-            else {
-                continue;
-            };
-            for u in undef {
-                if let Some(x) = self.stack.secrets.iter().find(|x| {
-                    x.name.value == u.name || x.env.as_ref().is_some_and(|e| e.value == u.name)
-                }) {
-                    self.diags.push(
-                        Diagnostic::error(format!("`${{{}}}` is a secret", u.name))
-                            .at(e.value.span)
-                            .key(format!("{key}.{}", e.name.value))
-                            .hint(format!(
-                                "secrets are never written into env values; install steps get `{}` {}",
-                                x.name.value,
-                                match (&x.env, &x.target) {
-                                    (Some(env), _) => format!("as the env var {}", env.value),
-                                    (None, Some(t)) => format!("as the file {}", t.value),
-                                    (None, None) => format!("as the file /run/secrets/{}", x.name.value),
-                                }
-                            )),
-                    );
-                }
-            }
-        }
+        self.in_install_env = true;
+        let out = self.env_list(list, key, Unknown::Error);
+        self.in_install_env = false;
         out
     }
 

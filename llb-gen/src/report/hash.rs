@@ -473,14 +473,13 @@ fn pip_json(p: &PipStep) -> Value {
         python,
         installer
     ]);
-    // Only when there are local packages, so that the hashes of other steps stay as they were.
-    if !local.is_empty() {
-        if let Some(a) = v.as_array_mut() {
+    // Only when there are local packages (included files), so that the hashes of other steps
+    // stay as they were.
+    if let Some(a) = v.as_array_mut() {
+        if !local.is_empty() {
             a.push(json!(["local", local]));
         }
-    }
-    if !includes.is_empty() {
-        if let Some(a) = v.as_array_mut() {
+        if !includes.is_empty() {
             a.push(json!(["includes", includes]));
         }
     }
