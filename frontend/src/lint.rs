@@ -281,7 +281,14 @@ pub async fn answer(
         network: bo.network,
         ..Facts::default()
     };
-    facts.files = read_files(gw, opts, inputs, wanted.files.iter().cloned().collect()).await?;
+    facts.files = read_files(
+        gw,
+        opts,
+        inputs,
+        wanted.files.iter().cloned().collect(),
+        "[internal] load requirements for lint",
+    )
+    .await?;
     if !facts.dockerignore {
         facts.dirs = heavy_dirs(gw, opts, wanted.copies.iter().cloned().collect()).await?;
     }
@@ -345,7 +352,19 @@ pub async fn requirement_includes(
         match plan::includes::gather(&roots, &files) {
             Ok(r) => return Ok(r),
             Err(need) => {
-                let found = read_files(gw, opts, inputs, need.clone()).await?;
+                // A file that cannot be read is the context check's to report (at its
+                // stack line); without the files, nothing is added.
+                let Ok(found) = read_files(
+                    gw,
+                    opts,
+                    inputs,
+                    need.clone(),
+                    "[internal] load requirements files (for their -r/-c includes)",
+                )
+                .await
+                else {
+                    return Ok(Default::default());
+                };
                 for p in need {
                     let text = found.get(&p).cloned();
                     files.insert(p, text);
@@ -365,6 +384,7 @@ async fn read_files(
     opts: &FrontendOpts,
     inputs: &Inputs,
     paths: Vec<String>,
+    display: &str,
 ) -> Result<BTreeMap<String, String>, Failure> {
     let mut out = BTreeMap::new();
     if paths.is_empty() {
@@ -380,7 +400,7 @@ async fn read_files(
         );
     }
     attrs.insert("local.sharedkeyhint".into(), "layerstack-lint".into());
-    let r = load_context(gw, opts, attrs, "[internal] load requirements for lint").await?;
+    let r = load_context(gw, opts, attrs, display).await?;
     let reads = paths.iter().map(|p| gw.read_file(&r, p, None));
     for (p, res) in paths
         .iter()
