@@ -445,6 +445,11 @@ fn requirement_includes_are_staged_and_read_from_the_named_context() {
         !text.contains("-r /run/layerstack/requirements/common"),
         "{text}"
     );
+    // The included files are part of the service's content hash.
+    let h = |ctx: &TempDir| ok(&["hash", &stack, "--layer", "api", "--context", &ctx.s("")]);
+    let before = h(&ctx);
+    ctx.write("common/nested.txt", "-r base.txt\nidna==3.7\n");
+    assert_ne!(before, h(&ctx), "a nested include changes the hash");
     // A missing include is an error at the requirements entry, naming file and line.
     std::fs::remove_file(ctx.path("app/constraints.txt")).unwrap();
     let out = run(&["check", &stack, "--context", &ctx.s("")]);
