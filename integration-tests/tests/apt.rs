@@ -4,7 +4,7 @@
 //! the same `apt-get install` that resolves its dependency, deb822 `apt-sources` signed by a
 //! key from the context and by a keyring of the base image (a wrong key fails their check),
 //! and a requirements file with `-r base.txt` and `-c constraints.txt` installing what both
-//! say.
+//! say; and `install-env` with `$${PATH}`, as the hint for `${PATH}` suggests.
 
 use std::path::Path;
 use std::process::Command;
@@ -228,4 +228,42 @@ fn requirements_includes_are_staged() {
         "{report}"
     );
     assert!(failed.vertex("pip install").is_none(), "{report}");
+}
+
+/// `install-env = { PATH = "/opt/tools/bin:$${PATH}" }`, what the hint for `${PATH}` suggests:
+/// install steps see the tools directory in front of the image's PATH (python3 still found),
+/// never a literal `${PATH}`.
+#[test]
+fn install_env_path_as_the_hint_suggests() {
+    let Some(engine) = engine_with_frontend("install_env_path_as_the_hint_suggests") else {
+        return;
+    };
+    let stack = format!(
+        "# syntax={}\n[layers.app]\nfrom = \"python:3.12-slim\"\n\
+         install-env = {{ PATH = \"/opt/tools/bin:$${{PATH}}\" }}\n\
+         run = [\"mkdir -p /opt/tools/bin && printf '#!/bin/sh\\\\necho tool-ok\\\\n' > /opt/tools/bin/tool && chmod +x /opt/tools/bin/tool\", \
+         \"echo \\\"$PATH\\\" > /install-path; tool > /tool-out; python3 -c 'print(1)' > /py-out\"]\n",
+        frontend_image()
+    );
+    let ctx = Context::new().file("stack.toml", &stack);
+    let (tag, _) = engine.build_target("installenv", ctx.path(), "app", &[]);
+    let out = engine.docker_run(
+        &tag,
+        &[
+            "sh",
+            "-c",
+            "cat /install-path /tool-out /py-out; echo \"$PATH\"",
+        ],
+    );
+    engine.remove_image(&tag);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(!out.contains("${PATH}"), "{out}");
+    assert_eq!(&lines[1..3], ["tool-ok", "1"], "{out}");
+    // The image's PATH (without install-env) behind the tools directory.
+    assert!(lines[3].contains("/usr/local/bin"), "{out}");
+    assert_eq!(
+        lines[0],
+        format!("/opt/tools/bin:{}", lines[3]),
+        "install steps get the image's PATH behind the tools: {out}"
+    );
 }
