@@ -73,20 +73,7 @@ pub fn includes(path: &str, text: &str) -> Vec<Include> {
         None => "",
     };
     let mut out = vec![];
-    let mut pending = String::new();
-    let mut start = 0;
-    for (i, raw) in text.lines().enumerate() {
-        if pending.is_empty() {
-            start = i + 1;
-        }
-        let line = strip_comment(raw);
-        if let Some(rest) = line.trim_end().strip_suffix('\\') {
-            pending.push_str(rest);
-            pending.push(' ');
-            continue;
-        }
-        pending.push_str(line);
-        let full = std::mem::take(&mut pending);
+    for (start, full) in logical_lines(text) {
         let mut words = full.split_whitespace();
         while let Some(w) = words.next() {
             let (opt, arg) = match w {
@@ -143,6 +130,32 @@ fn resolve(dir: &str, arg: &str) -> Result<String, String> {
         return Err("it names no file".into());
     }
     Ok(parts.join("/"))
+}
+
+/// The logical lines of a requirements file, as pip reads them: `#` comments (at the start
+/// or after whitespace) removed and `\` continuations joined; each with the number of its
+/// first physical line (1-based). Every reader of requirements text goes through this.
+pub fn logical_lines(text: &str) -> impl Iterator<Item = (usize, String)> + '_ {
+    let mut pending = String::new();
+    let mut start = 0;
+    let mut lines = text.lines().enumerate();
+    std::iter::from_fn(move || {
+        for (i, raw) in lines.by_ref() {
+            if pending.is_empty() {
+                start = i + 1;
+            }
+            let line = strip_comment(raw);
+            if let Some(rest) = line.trim_end().strip_suffix('\\') {
+                pending.push_str(rest);
+                pending.push(' ');
+                continue;
+            }
+            pending.push_str(line);
+            return Some((start, std::mem::take(&mut pending)));
+        }
+        // A file ending in `\`: what is pending is the last line.
+        (!pending.is_empty()).then(|| (start, std::mem::take(&mut pending)))
+    })
 }
 
 fn strip_comment(line: &str) -> &str {
@@ -247,6 +260,25 @@ pub fn gather_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logical_lines_join_continuations_and_drop_comments() {
+        let text =
+            "a==1 # pinned\n#x\nb \\\n  >=2 \\\n  ; python_version>'3' \nc#not-a-comment\nd \\";
+        let got: Vec<(usize, String)> = logical_lines(text)
+            .map(|(n, l)| (n, l.split_whitespace().collect::<Vec<_>>().join(" ")))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, "a==1".to_string()),
+                (2, String::new()),
+                (3, "b >=2 ; python_version>'3'".to_string()),
+                (6, "c#not-a-comment".to_string()),
+                (7, "d".to_string()),
+            ]
+        );
+    }
 
     #[test]
     fn options_in_every_spelling_relative_to_the_including_file() {
