@@ -24,6 +24,7 @@ use serde::Serialize;
 use crate::gateway::{Gateway, ResultBuilder, base64_std};
 use crate::opts::FrontendOpts;
 use crate::request::{Failure, Inputs};
+use crate::subrequests::{Location, Position, Range};
 
 /// The request id buildx sends for `--check` / `--call=check`.
 pub const REQUEST_LINT: &str = "frontend.lint";
@@ -71,33 +72,6 @@ struct SourceInfo {
     data: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     language: String,
-}
-
-/// `pb.Location` (omitempty everywhere: source index 0 is left out).
-#[derive(Debug, Serialize)]
-struct Location {
-    #[serde(rename = "sourceIndex", skip_serializing_if = "is_zero")]
-    source_index: i32,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    ranges: Vec<Range>,
-}
-
-#[derive(Debug, Serialize)]
-struct Range {
-    start: Position,
-    end: Position,
-}
-
-#[derive(Debug, Serialize)]
-struct Position {
-    #[serde(skip_serializing_if = "is_zero")]
-    line: i32,
-    #[serde(skip_serializing_if = "is_zero")]
-    character: i32,
-}
-
-fn is_zero(n: &i32) -> bool {
-    *n == 0
 }
 
 /// Whole lines of one span, in source 0 (character 0, as the Dockerfile frontend's ranges
