@@ -14,4 +14,11 @@ scripts/engine.sh versions
 scripts/base-images.sh
 scripts/conda-base-image.sh
 export LAYERSTACK_ENGINE=1
+# dockerd 26's buildx (0.13) has no `--call`: the `--call check` tests (integration-tests/tests/
+# check.rs) drive this engine with the current Docker's buildx plugin when it is installed
+# (scripts/engine-current.sh, which .ci/run's test phase sets up first).
+current_plugins="${LAYERSTACK_CURRENT_ENGINE_PREFIX:-/opt/layerstack-engine-current}/root/usr/libexec/docker/cli-plugins"
+if [[ -z "${LAYERSTACK_BUILDX_PLUGINS:-}" && -x "$current_plugins/docker-buildx" ]]; then
+  export LAYERSTACK_BUILDX_PLUGINS="$current_plugins"
+fi
 cargo test -p integration-tests --locked --no-fail-fast -- --test-threads=2 "$@"

@@ -45,8 +45,17 @@ pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
     // Plan every platform first (errors and warnings before any work), check the context
     // once, then convert and solve the platforms concurrently.
     let mut prepared = vec![];
+    // What requirements files include (`-r`, `-c`): read once, staged with them.
+    let includes = match platforms.first() {
+        Some(p) => {
+            let bo = build_options(&opts, &inputs, p.clone());
+            crate::lint::requirement_includes(gw, &opts, &inputs, &bo).await?
+        }
+        None => Default::default(),
+    };
     for (i, platform) in platforms.into_iter().enumerate() {
         let mut bo = build_options(&opts, &inputs, platform.clone());
+        bo.requirement_includes = includes.clone();
         // MergeOp where the engine has it (BuildKit ≥ 0.10), plain chaining otherwise;
         // `--build-arg LAYERSTACK_MERGE=false` opts out.
         bo.merge = pong.llb_caps.contains("mergeop")

@@ -24,6 +24,7 @@ use serde::Serialize;
 use crate::gateway::{Gateway, ResultBuilder, base64_std};
 use crate::opts::FrontendOpts;
 use crate::request::{Failure, Inputs};
+use crate::subrequests::{Location, Position, Range};
 
 /// The request id buildx sends for `--check` / `--call=check`.
 pub const REQUEST_LINT: &str = "frontend.lint";
@@ -71,33 +72,6 @@ struct SourceInfo {
     data: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     language: String,
-}
-
-/// `pb.Location` (omitempty everywhere: source index 0 is left out).
-#[derive(Debug, Serialize)]
-struct Location {
-    #[serde(rename = "sourceIndex", skip_serializing_if = "is_zero")]
-    source_index: i32,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    ranges: Vec<Range>,
-}
-
-#[derive(Debug, Serialize)]
-struct Range {
-    start: Position,
-    end: Position,
-}
-
-#[derive(Debug, Serialize)]
-struct Position {
-    #[serde(skip_serializing_if = "is_zero")]
-    line: i32,
-    #[serde(skip_serializing_if = "is_zero")]
-    character: i32,
-}
-
-fn is_zero(n: &i32) -> bool {
-    *n == 0
 }
 
 /// Whole lines of one span, in source 0 (character 0, as the Dockerfile frontend's ranges
@@ -263,6 +237,7 @@ pub async fn answer(
     };
     let mut bo = crate::request::build_options(opts, inputs, platform);
     bo.target = None;
+    bo.requirement_includes = requirement_includes(gw, opts, inputs, &bo).await?;
     let diagnostics = llb_gen::check(file, &bo);
     // A stack that does not parse: only the build error (`check` has the parse errors).
     let Ok((stack, _)) = llb_gen::parse_checked(file) else {
@@ -280,7 +255,14 @@ pub async fn answer(
         network: bo.network,
         ..Facts::default()
     };
-    facts.files = read_files(gw, opts, wanted.files.iter().cloned().collect()).await?;
+    facts.files = read_files(
+        gw,
+        opts,
+        inputs,
+        wanted.files.iter().cloned().collect(),
+        "[internal] load requirements for lint",
+    )
+    .await?;
     if !facts.dockerignore {
         facts.dirs = heavy_dirs(gw, opts, wanted.copies.iter().cloned().collect()).await?;
     }
@@ -316,12 +298,67 @@ fn json_list(items: &[String]) -> String {
     serde_json::to_string(items).expect("strings encode")
 }
 
-/// The requirements files' text (a file that is missing or not UTF-8 is left out: the build
-/// reports a missing one at its line).
+/// What the requirements files of every target (every variant) include (`-r`, `-c`), read
+/// through the gateway round by round ([`plan::includes::gather`]): the planner stages them
+/// and reports a missing one at the stack line of the file that includes it.
+pub async fn requirement_includes(
+    gw: &Gateway,
+    opts: &FrontendOpts,
+    inputs: &Inputs,
+    bo: &plan::BuildOptions,
+) -> Result<plan::includes::RequirementIncludes, Failure> {
+    let Ok((stack, _)) = llb_gen::parse_checked(&inputs.file) else {
+        return Ok(Default::default());
+    };
+    let mut roots: Vec<String> = vec![];
+    for p in lint::plans(&stack, bo) {
+        for r in p.requirement_files() {
+            if !roots.contains(&r) {
+                roots.push(r);
+            }
+        }
+    }
+    if roots.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut files: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for _ in 0..plan::includes::MAX_INCLUDE_ROUNDS {
+        match plan::includes::gather(&roots, &files) {
+            Ok(r) => return Ok(r),
+            Err(need) => {
+                // A file that cannot be read is the context check's to report (at its
+                // stack line); without the files, nothing is added.
+                let Ok(found) = read_files(
+                    gw,
+                    opts,
+                    inputs,
+                    need.clone(),
+                    "[internal] load requirements files (for their -r/-c includes)",
+                )
+                .await
+                else {
+                    return Ok(Default::default());
+                };
+                for p in need {
+                    let text = found.get(&p).cloned();
+                    files.insert(p, text);
+                }
+            }
+        }
+    }
+    Ok(plan::includes::gather_with(&roots, |p| {
+        files.get(p).cloned().unwrap_or(Some(String::new()))
+    }))
+}
+
+/// The requirements files' text (a file that is missing, left out by `.dockerignore` or not
+/// UTF-8 is left out: the build reports a missing one at its line).
 async fn read_files(
     gw: &Gateway,
     opts: &FrontendOpts,
+    inputs: &Inputs,
     paths: Vec<String>,
+    display: &str,
 ) -> Result<BTreeMap<String, String>, Failure> {
     let mut out = BTreeMap::new();
     if paths.is_empty() {
@@ -330,8 +367,14 @@ async fn read_files(
     let mut attrs = BTreeMap::new();
     attrs.insert("local.includepattern".into(), json_list(&paths));
     attrs.insert("local.followpaths".into(), json_list(&paths));
+    if !inputs.exclude_patterns.is_empty() {
+        attrs.insert(
+            "local.excludepatterns".into(),
+            json_list(&inputs.exclude_patterns),
+        );
+    }
     attrs.insert("local.sharedkeyhint".into(), "layerstack-lint".into());
-    let r = load_context(gw, opts, attrs, "[internal] load requirements for lint").await?;
+    let r = load_context(gw, opts, attrs, display).await?;
     let reads = paths.iter().map(|p| gw.read_file(&r, p, None));
     for (p, res) in paths
         .iter()

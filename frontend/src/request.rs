@@ -288,5 +288,6 @@ pub fn build_options(opts: &FrontendOpts, inputs: &Inputs, platform: Platform) -
         image_resolve_mode: opts.image_resolve_mode.clone(),
         merge: false,
         cross_install: true,
+        requirement_includes: Default::default(),
     }
 }

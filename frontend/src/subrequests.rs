@@ -147,30 +147,30 @@ struct Named {
 
 /// `pb.Location`.
 #[derive(Debug, Clone, Serialize)]
-struct Location {
+pub(crate) struct Location {
     #[serde(rename = "sourceIndex", skip_serializing_if = "is_zero")]
-    source_index: i32,
+    pub(crate) source_index: i32,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    ranges: Vec<Range>,
+    pub(crate) ranges: Vec<Range>,
 }
 
 /// `pb.Range`.
 #[derive(Debug, Clone, Serialize)]
-struct Range {
-    start: Position,
-    end: Position,
+pub(crate) struct Range {
+    pub(crate) start: Position,
+    pub(crate) end: Position,
 }
 
 /// `pb.Position`: 1-based line; character 0 (whole lines, as the Dockerfile frontend).
 #[derive(Debug, Clone, Serialize)]
-struct Position {
+pub(crate) struct Position {
     #[serde(skip_serializing_if = "is_zero")]
-    line: i32,
+    pub(crate) line: i32,
     #[serde(skip_serializing_if = "is_zero")]
-    character: i32,
+    pub(crate) character: i32,
 }
 
-fn is_zero(n: &i32) -> bool {
+pub(crate) fn is_zero(n: &i32) -> bool {
     *n == 0
 }
 

@@ -10,7 +10,7 @@ fn engine(test: &str) -> Option<&'static Engine> {
 
 fn stack(base_step: &str) -> String {
     format!(
-        "# syntax={}\n[layers.base]\nfrom = \"debian:bookworm-slim\"\nuser = {{ name = \"appuser\", uid = 1234 }}\nworkdir = \"/app\"\nrun = [\"echo {base_step} > /base-version\"]\n\
+        "# syntax={}\n[layers.base]\nfrom = \"debian:bookworm-slim\"\nuser = {{ name = \"appuser\", uid = 1234, gid = 1234 }}\nworkdir = \"/app\"\nrun = [\"echo {base_step} > /base-version\"]\n\
          [services.app]\nfrom = \"base\"\ncopy = [\"src\"]\ncmd = [\"sh\", \"-c\", \"cat /base-version /app/src/main.txt; stat -c '%u %n' /app /app/src/main.txt\"]\n",
         frontend_image()
     )
@@ -118,7 +118,7 @@ fn copies_outside_the_workdir_are_chained_so_parents_keep_their_owner() {
         return;
     };
     let stack = format!(
-        "# syntax={}\n[layers.base]\nfrom = \"debian:bookworm-slim\"\nuser = {{ name = \"appuser\", uid = 1234 }}\nworkdir = \"/app\"\n\
+        "# syntax={}\n[layers.base]\nfrom = \"debian:bookworm-slim\"\nuser = {{ name = \"appuser\", uid = 1234, gid = 1234 }}\nworkdir = \"/app\"\n\
          [services.app]\nfrom = \"base\"\ncopy = [{{ src = \"conf\", dest = \"/etc/app\" }}, {{ src = \"src\", chown = false }}]\ncmd = [\"stat\", \"-c\", \"%u %n\", \"/etc\", \"/etc/app\", \"/app\", \"/app/src\"]\n",
         frontend_image()
     );
@@ -146,4 +146,53 @@ fn copies_outside_the_workdir_are_chained_so_parents_keep_their_owner() {
         out.contains("0 /app/src"),
         "chown = false copies as root:\n{out}"
     );
+}
+
+/// Debian has a group `operator` (gid 37) and no such user: `user = { name = "operator",
+/// uid = 1000 }` joins that group, as `useradd -g operator` in a Dockerfile would, and the
+/// service's copies get gid 37 too (not a guessed 1000 that exists nowhere), so they are
+/// chained and owned by name. With an explicit gid the group is that gid and the copy merges.
+#[test]
+fn copies_get_the_group_the_user_really_has() {
+    let Some(engine) = engine("copies_get_the_group_the_user_really_has") else {
+        return;
+    };
+    for (name, user, want, merged) in [
+        (
+            "operator",
+            "{ name = \"operator\", uid = 1000 }",
+            "1000 37",
+            false,
+        ),
+        (
+            "app",
+            "{ name = \"app\", uid = 1000, gid = 1001 }",
+            "1000 1001",
+            true,
+        ),
+    ] {
+        let stack = format!(
+            "# syntax={}\n[layers.base]\nfrom = \"debian:bookworm-slim\"\nuser = {user}\nworkdir = \"/app\"\n\
+             [services.app]\nfrom = \"base\"\ncopy = [\"src\"]\ncmd = [\"sh\", \"-c\", \"id -g {name}; stat -c '%u %g' /app/src/main.txt\"]\n",
+            frontend_image()
+        );
+        let ctx = Context::new()
+            .file("stack.toml", &stack)
+            .file("src/main.txt", "code\n");
+        let tag = engine.unique_tag("merge-group");
+        let build =
+            engine.buildx_build(&["-f", &ctx.join("stack.toml"), "-t", &tag, ctx.path_str()]);
+        let out = engine.docker_run(&tag, &[]);
+        engine.remove_image(&tag);
+        let gid = want.split(' ').nth(1).unwrap();
+        assert_eq!(out, format!("{gid}\n{want}\n"), "{user}");
+        if !engine.is_old() {
+            assert_eq!(
+                build.vertex("copy src (merge)").is_some(),
+                merged,
+                "{user}:\n{}",
+                build.progress.summary()
+            );
+        }
+    }
 }

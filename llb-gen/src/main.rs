@@ -199,6 +199,10 @@ struct BuildArgs {
     /// emulates them instead.
     #[arg(long, default_value = "linux/amd64")]
     build_platform: String,
+    /// The build context (default: the stack file's directory): its `.dockerignore` applies,
+    /// and requirements files are read from it to find the files they include.
+    #[arg(long, value_name = "DIR")]
+    context: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -317,11 +321,9 @@ fn options(b: &BuildArgs, file: &SourceFile) -> Result<BuildOptions, String> {
         Some("none") => Network::None,
         Some(other) => return Err(format!("--network `{other}`: expected host or none")),
     };
-    // The context's .dockerignore sits beside the stack file's directory by default.
-    let dir = std::path::Path::new(&file.name)
-        .parent()
-        .map(|p| p.to_path_buf())
-        .unwrap_or_default();
+    // The context is the stack file's directory unless `--context` names one; its
+    // .dockerignore applies.
+    let dir = build_context_dir(b, file)?;
     let ignore = dir.join(".dockerignore");
     let exclude_patterns = std::fs::read_to_string(&ignore)
         .map(|t| llb_gen::plan::dockerignore_patterns(&t))
@@ -331,7 +333,48 @@ fn options(b: &BuildArgs, file: &SourceFile) -> Result<BuildOptions, String> {
         session_id: String::new(),
         exclude_patterns,
     };
+    o.requirement_includes = requirement_includes(file, &o, &dir);
     Ok(o)
+}
+
+/// `--context DIR`, else the stack file's directory.
+fn build_context_dir(b: &BuildArgs, file: &SourceFile) -> Result<PathBuf, String> {
+    match &b.context {
+        Some(d) if !d.is_dir() => Err(format!("--context `{}` is not a directory", d.display())),
+        Some(d) => Ok(d.clone()),
+        None => Ok(std::path::Path::new(&file.name)
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default()),
+    }
+}
+
+/// What the requirements files of every target include (`-r`, `-c`), read from the context
+/// directory; a file `.dockerignore` leaves out is not in the context. Nothing when the stack
+/// does not parse (`check` reports that).
+fn requirement_includes(
+    file: &SourceFile,
+    opts: &BuildOptions,
+    dir: &Path,
+) -> llb_gen::plan::includes::RequirementIncludes {
+    let Ok((stack, _)) = llb_gen::parse_checked(file) else {
+        return Default::default();
+    };
+    let roots: std::collections::BTreeSet<String> = llb_gen::lint::plans(&stack, opts)
+        .iter()
+        .flat_map(|p| p.requirement_files())
+        .collect();
+    if roots.is_empty() {
+        return Default::default();
+    }
+    let roots: Vec<String> = roots.into_iter().collect();
+    let ignore = report::Ignore::new(&opts.context.exclude_patterns).ok();
+    llb_gen::plan::includes::gather_with(&roots, |p| {
+        if ignore.as_ref().is_some_and(|i| i.excluded(p)) {
+            return None;
+        }
+        std::fs::read_to_string(dir.join(p)).ok()
+    })
 }
 
 fn check(path: &PathBuf, b: &BuildArgs) -> ExitCode {
@@ -350,7 +393,14 @@ fn check(path: &PathBuf, b: &BuildArgs) -> ExitCode {
         }
     };
     let mut diags = llb_gen::check(&file, &opts);
-    diags.extend(lint_findings(&file, &opts, &stack_dir(path)));
+    let dir = match build_context_dir(b, &file) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    diags.extend(lint_findings(&file, &opts, &dir));
     let diags = diags.sorted();
     eprint!("{}", diags.render(&file));
     if diags.has_errors() {
@@ -639,6 +689,7 @@ fn setup(path: &PathBuf, c: &ContextArgs) -> Result<Setup, String> {
         no_cache: false,
         merge: false,
         build_platform: "linux/amd64".into(),
+        context: c.context.clone(),
     };
     let opts = options(&b, &file)?;
     let stack = parse_stack(&file)?;

@@ -403,6 +403,141 @@ fn check_and_llb_still_work() {
     assert!(!text.is_empty());
 }
 
+/// A stack whose requirements file includes others (`-r`, `-c`, nested, relative to the
+/// including file), in a context directory apart from the stack file.
+fn includes_project() -> (TempDir, TempDir) {
+    let stack_dir = TempDir::new();
+    let ctx = TempDir::new();
+    stack_dir.write(
+        "stack.toml",
+        "# syntax=layerstack:dev\n[services.api]\nfrom = \"python:3.12-slim\"\nrequirements = [\"app/requirements.txt\"]\n",
+    );
+    ctx.write(
+        "app/requirements.txt",
+        "-r ../common/base.txt\n-c constraints.txt\nflask\n",
+    );
+    ctx.write("common/base.txt", "--requirement nested.txt\nrequests\n");
+    ctx.write("common/nested.txt", "-r base.txt\nidna\n");
+    ctx.write("app/constraints.txt", "flask<4\n");
+    (stack_dir, ctx)
+}
+
+#[test]
+fn requirement_includes_are_staged_and_read_from_the_named_context() {
+    let (stack_dir, ctx) = includes_project();
+    let stack = stack_dir.s("stack.toml");
+    let out = ok(&["check", &stack, "--context", &ctx.s("")]);
+    assert!(out.contains(": ok (1 targets"), "{out}");
+    let text = ok(&["llb", &stack, "--context", &ctx.s(""), "--format", "text"]);
+    // One context source and one staging vertex with the listed file and all it includes;
+    // pip gets only the listed file.
+    assert!(
+        text.contains(
+            "[\"app/constraints.txt\",\"app/requirements.txt\",\"common/base.txt\",\"common/nested.txt\"]"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("-r /run/layerstack/requirements/app/requirements.txt"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("-r /run/layerstack/requirements/common"),
+        "{text}"
+    );
+    // The included files are part of the service's content hash.
+    let h = |ctx: &TempDir| ok(&["hash", &stack, "--layer", "api", "--context", &ctx.s("")]);
+    let before = h(&ctx);
+    ctx.write("common/nested.txt", "-r base.txt\nidna==3.7\n");
+    assert_ne!(before, h(&ctx), "a nested include changes the hash");
+    // A missing include is an error at the requirements entry, naming file and line.
+    std::fs::remove_file(ctx.path("app/constraints.txt")).unwrap();
+    let out = run(&["check", &stack, "--context", &ctx.s("")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`-c constraints.txt` (line 2 of `app/requirements.txt`")
+            && err.contains("`app/constraints.txt` is not in the build context"),
+        "{err}"
+    );
+    assert!(err.contains("stack.toml:4"), "{err}");
+    // Excluded by the context's .dockerignore: not in the context either.
+    ctx.write("app/constraints.txt", "flask<4\n");
+    ctx.write(".dockerignore", "app/constraints.txt\n");
+    let out = run(&["llb", &stack, "--context", &ctx.s(""), "--format", "text"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Without --context the stack file's directory is the context: nothing to include.
+    let out = run(&["check", &stack, "--context", &ctx.s("nope")]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn context_dockerignore_applies_to_llb() {
+    let (stack_dir, ctx) = includes_project();
+    ctx.write(".dockerignore", "**/*.pyc\n");
+    let text = ok(&[
+        "llb",
+        &stack_dir.s("stack.toml"),
+        "--context",
+        &ctx.s(""),
+        "--format",
+        "text",
+    ]);
+    assert!(text.contains("local.excludepatterns"), "{text}");
+    assert!(text.contains("**/*.pyc"), "{text}");
+}
+
+#[test]
+fn apt_keys_render_sources_debs_and_recommends() {
+    let t = TempDir::new();
+    t.write(
+        "stack.toml",
+        "# syntax=layerstack:dev\n[layers.base]\nfrom = \"debian:bookworm-slim\"\napt = [\"curl\", \"./debs/tool_1.0_all.deb\"]\napt-recommends = true\napt-sources = [\n  { name = \"extra\", uris = \"https://deb.example.org/debian\", suites = \"bookworm\", components = \"main contrib\", key = \"keys/extra.asc\" },\n  { uris = \"http://deb.debian.org/debian\", suites = [\"bookworm-updates\"], components = \"main\", signed-by = \"/usr/share/keyrings/debian-archive-keyring.gpg\" },\n]\n",
+    );
+    t.write("debs/tool_1.0_all.deb", "x");
+    t.write("keys/extra.asc", "k");
+    let stack = t.s("stack.toml");
+    let text = ok(&["llb", &stack, "--format", "text"]);
+    for want in [
+        "[layer base 1/1] apt sources extra base-2; apt-get install curl ./debs/tool_1.0_all.deb",
+        "cp /run/layerstack/apt/keys/extra.asc /etc/apt/keyrings/layerstack-extra.asc",
+        "'Signed-By: /etc/apt/keyrings/layerstack-extra.asc'",
+        "'Components: main contrib'",
+        "> /etc/apt/sources.list.d/layerstack-base-2.sources",
+        "'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg'",
+        "apt-get install -y curl /run/layerstack/apt/debs/tool_1.0_all.deb",
+        "[\"debs/tool_1.0_all.deb\",\"keys/extra.asc\"]",
+    ] {
+        assert!(text.contains(want), "{want}\n{text}");
+    }
+    assert!(!text.contains("--no-install-recommends"), "{text}");
+    // The files are hashed: changing the .deb changes the layer's hash.
+    let before = hash(&stack, "base");
+    t.write("debs/tool_1.0_all.deb", "y");
+    assert_ne!(before, hash(&stack, "base"));
+    // Errors: not a .deb, both key and signed-by, a bad URI, no components.
+    t.write(
+        "stack.toml",
+        "# syntax=layerstack:dev\n[layers.base]\nfrom = \"debian:bookworm-slim\"\napt = [\"./debs/tool.tar\"]\napt-sources = [{ uris = \"deb.example.org\", suites = \"x\", key = \"k.asc\", signed-by = \"/k.gpg\" }]\n",
+    );
+    let out = run(&["check", &stack]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for want in [
+        "`debs/tool.tar` is not a .deb file",
+        "an apt source takes `key` or `signed-by`, not both",
+        "`deb.example.org` is not valid in `uris`",
+        "an apt source needs `components`",
+    ] {
+        assert!(err.contains(want), "{want}\n{err}");
+    }
+}
+
 /// `at` places run and copy entries; the LLB shows them in that order, numbered i/n, a run
 /// after conda inside the environment, and an optional copy allowed to match nothing.
 #[test]

@@ -6,7 +6,7 @@ use crate::diag::Diagnostic;
 use crate::image::ImageConfig;
 use crate::llb::{CacheSharing, Exec, Graph, Mount, NetMode, Output, VertexMeta};
 use crate::plan::resources::{self, CacheKind, Sharing};
-use crate::plan::{Base, ContextOptions, Network, PlanImage};
+use crate::plan::{AptStep, Base, ContextOptions, Network, PlanImage};
 use crate::platform::Platform;
 use crate::source::Span;
 
@@ -118,8 +118,24 @@ impl<'a> Converter<'a> {
     ) -> Output {
         let mut config = st.config.clone();
         if install {
+            // `${PATH}` in a value is the env as it is here (Dockerfile ENV semantics);
+            // `$${X}` a literal `${X}`.
             for (k, v) in &img.install_env {
-                config.set_env(k, v);
+                let value = if v.contains('$') {
+                    let mut env = config.env_map();
+                    env.entry("PATH".into())
+                        .or_insert_with(|| crate::image::DEFAULT_PATH.into());
+                    crate::interp::interpolate_in(
+                        v,
+                        &env,
+                        crate::interp::Unknown::Empty,
+                        &mut self.budget,
+                    )
+                    .unwrap_or_else(|_| v.clone())
+                } else {
+                    v.clone()
+                };
+                config.set_env(k, &value);
             }
         }
         for (k, v) in extra_env {
@@ -197,17 +213,31 @@ impl<'a> Converter<'a> {
         ]
     }
 
+    /// An apt step: sources (and their context keys) written, then one `apt-get update` and
+    /// one `apt-get install` of packages and the context's `.deb` files (staged and mounted at
+    /// [`APT_FILES_DIR`]), under the locked apt caches.
     pub(super) fn apt(
         &mut self,
         st: &State,
-        packages: &[String],
+        apt: &AptStep,
         img: &PlanImage,
+        label: &str,
+        span: Span,
         m: VertexMeta,
     ) -> Output {
-        let mounts = self.apt_mounts();
+        let mut mounts = self.apt_mounts();
+        let files = apt.context_files();
+        if !files.is_empty() {
+            let staged = self.staged_files(&files, label, "apt files", span);
+            mounts.push(Mount::Bind {
+                input: staged,
+                selector: String::new(),
+                dest: APT_FILES_DIR.into(),
+            });
+        }
         self.run(
             st,
-            shell::sh_c(shell::apt_install(packages)),
+            shell::sh_c(shell::apt_step(apt, APT_FILES_DIR)),
             img,
             true,
             &[("DEBIAN_FRONTEND", "noninteractive".into())],

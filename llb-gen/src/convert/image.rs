@@ -11,7 +11,11 @@ use crate::plan::{PlanImage, StepKind};
 use super::*;
 
 impl<'a> Converter<'a> {
-    /// `appuser` → `1000:1000` when this plan creates the user with a uid; numbers as they are.
+    /// `appuser` → `1000:1001` when this plan creates the user with a `uid` and a `gid`;
+    /// numbers as they are. Without an explicit `gid` the user's group is the group named
+    /// like it, which the base image may have already (Debian's `operator` is gid 37): its
+    /// number is only known at build time, so there is none here (and the copy is chained,
+    /// owned by name, as a Dockerfile's `COPY --chown` would be).
     pub(super) fn numeric_owner(&self, owner: &str) -> Option<String> {
         let (user, group) = match owner.split_once(':') {
             Some((u, g)) => (u, Some(g)),
@@ -26,9 +30,7 @@ impl<'a> Converter<'a> {
                 .iter()
                 .flat_map(|i| i.steps.iter())
                 .find_map(|s| match &s.kind {
-                    StepKind::CreateUser(u) if u.name == name => {
-                        u.uid.map(|uid| (uid, u.gid.unwrap_or(uid)))
-                    }
+                    StepKind::CreateUser(u) if u.name == name => u.uid.zip(u.gid),
                     _ => None,
                 })
         };
@@ -97,7 +99,7 @@ impl<'a> Converter<'a> {
             let m = meta(name.clone(), step.span);
             let created_by = format!("layerstack: {name}");
             match &step.kind {
-                StepKind::Apt { packages } => st.root = self.apt(&st, packages, img, m),
+                StepKind::Apt(a) => st.root = self.apt(&st, a, img, &label, step.span, m),
                 StepKind::CreateUser(u) => {
                     st.root = self.run(
                         &st,
@@ -282,7 +284,8 @@ impl<'a> Converter<'a> {
         };
         if !v.apt.is_empty() {
             let name = next(format!("apt-get install {}", v.apt.join(" ")));
-            st.root = self.apt(&st, &v.apt, img, meta(name, v.span));
+            let apt = crate::plan::AptStep::plain(v.apt.clone());
+            st.root = self.apt(&st, &apt, img, &label, v.span, meta(name, v.span));
         }
         let name = next(format!("{python} -m venv {}", v.path));
         st.root = self.run(

@@ -34,6 +34,9 @@ pub const CONDA_DIR: &str = "/run/layerstack/conda";
 /// Where the uv tool is mounted into install steps.
 pub const UV_DIR: &str = "/run/layerstack/uv";
 
+/// Where an apt step's context files (`.deb` files, source keys) are mounted.
+pub const APT_FILES_DIR: &str = "/run/layerstack/apt";
+
 /// Where the requirements files of a pip step are mounted.
 pub const REQUIREMENTS_DIR: &str = "/run/layerstack/requirements";
 
@@ -295,6 +298,68 @@ mod tests {
         assert_eq!(resolve_dest("/app", ".", None), "/app/");
         assert_eq!(resolve_dest("/app", "scripts/*.sh", None), "/app/scripts/");
         assert_eq!(resolve_dest("/app", "*.py", None), "/app/");
+    }
+
+    fn llb_text(stack: &str, merge: bool) -> String {
+        let file = crate::source::SourceFile::new("stack.toml", stack);
+        let opts = crate::plan::BuildOptions {
+            merge,
+            ..Default::default()
+        };
+        let (_, plan) = crate::load(&file, &opts).expect("valid stack");
+        let out = convert(&plan, &opts, &NoImages, &file).expect("converts");
+        crate::llb::dump(&out.definition)
+    }
+
+    #[test]
+    fn merged_copies_need_a_known_gid() {
+        let stack = |user: &str| {
+            format!(
+                "[layers.base]\nfrom = \"debian:bookworm-slim\"\nuser = {user}\nworkdir = \"/app\"\n\
+                 [services.app]\nfrom = \"base\"\ncopy = [\"src\"]\n"
+            )
+        };
+        // No gid: the group named like the user may exist in the base (Debian's `operator`,
+        // gid 37): the copy is chained and owned by name, never by a guessed 1000:1000.
+        let text = llb_text(&stack("{ name = \"operator\", uid = 1000 }"), true);
+        assert!(!text.contains("(merge)"), "{text}");
+        assert!(!text.contains("1000:1000"), "{text}");
+        assert!(text.contains("owner=operator"), "{text}");
+        // An explicit gid is the user's primary group (useradd -g GID): merged with it.
+        let text = llb_text(
+            &stack("{ name = \"operator\", uid = 1000, gid = 1001 }"),
+            true,
+        );
+        assert!(text.contains("copy src (merge)"), "{text}");
+        assert!(text.contains("owner=1000:1001"), "{text}");
+        assert!(text.contains("-u 1000 -g 1001 -s"), "{text}");
+    }
+
+    #[test]
+    fn install_env_refers_to_the_step_env() {
+        // `$${NAME}` (what the hint for an unknown `${NAME}` suggests) is the step's env.
+        let text = llb_text(
+            "[args]\nSUB = \"bin\"\n[layers.base]\nfrom = \"debian:bookworm-slim\"\nenv = { TOOLS = \"/opt/tools\" }\n\
+             install-env = { PATH = \"$${TOOLS}/${SUB}:$${PATH}\" }\nrun = [\"tool\"]\n",
+            false,
+        );
+        assert!(
+            text.contains(
+                "env: PATH=/opt/tools/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+            ),
+            "{text}"
+        );
+        // An unknown `${NAME}` is still an error, with that hint.
+        let file = crate::source::SourceFile::new(
+            "stack.toml",
+            "[layers.base]\nfrom = \"debian:bookworm-slim\"\ninstall-env = { PATH = \"/x:${PATH}\" }\nrun = [\"x\"]\n",
+        );
+        let err = crate::load(&file, &Default::default()).expect_err("unknown name");
+        let msg = err.diagnostics.render(&file);
+        assert!(
+            msg.contains("write $${PATH} for the value it has in the install step's env"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -108,7 +108,13 @@ impl<'a> Converter<'a> {
             ],
         };
         if !pip.requirements.is_empty() {
-            let files = self.staged_files(&pip.requirements, label, "requirements", span);
+            let staged: Vec<String> = pip
+                .requirements
+                .iter()
+                .chain(&pip.includes)
+                .cloned()
+                .collect();
+            let files = self.staged_files(&staged, label, "requirements", span);
             mounts.push(Mount::Bind {
                 input: files,
                 selector: String::new(),

@@ -2,7 +2,7 @@
 //! plan is quoted here, in one place, so a script's safety does not rest on validators in
 //! another module (they still reject bad input early, with a stack.toml line).
 
-use crate::plan::UserPlan;
+use crate::plan::{AptStep, SignedBy, UserPlan};
 
 /// `/bin/sh -c SCRIPT` as exec arguments.
 pub fn sh_c(script: impl Into<String>) -> Vec<String> {
@@ -54,7 +54,57 @@ pub fn apt_install(packages: &[String]) -> String {
     )
 }
 
+/// An apt step: the sources' keys and deb822 files written, then `apt-get update` and one
+/// `apt-get install` of the packages and the `.deb` files staged under `files_dir`. A plain
+/// package list renders exactly as [`apt_install`].
+pub fn apt_step(apt: &AptStep, files_dir: &str) -> String {
+    if *apt == AptStep::plain(apt.packages.clone()) {
+        return apt_install(&apt.packages);
+    }
+    let mut s = String::from(
+        "set -eu; rm -f /etc/apt/apt.conf.d/docker-clean; \
+         echo 'Binary::apt::APT::Keep-Downloaded-Packages \"true\";' > /etc/apt/apt.conf.d/keep-cache; ",
+    );
+    if apt
+        .sources
+        .iter()
+        .any(|src| matches!(src.signed_by, SignedBy::Context(_)))
+    {
+        s.push_str("mkdir -p /etc/apt/keyrings; ");
+    }
+    for src in &apt.sources {
+        if let (SignedBy::Context(key), Some(dest)) = (&src.signed_by, src.keyring_path()) {
+            let from = quote(&format!("{files_dir}/{key}"));
+            let dest = quote(&dest);
+            s.push_str(&format!("cp {from} {dest}; chmod 0644 {dest}; "));
+        }
+        let file = quote(&format!(
+            "/etc/apt/sources.list.d/layerstack-{}.sources",
+            src.name
+        ));
+        s.push_str(&format!(
+            "printf '%s\\n' {} > {file}; ",
+            words(&src.deb822())
+        ));
+    }
+    s.push_str("apt-get update");
+    let mut targets: Vec<String> = apt.packages.clone();
+    targets.extend(apt.debs.iter().map(|d| format!("{files_dir}/{d}")));
+    if !targets.is_empty() {
+        s.push_str("; apt-get install -y ");
+        if !apt.recommends {
+            s.push_str("--no-install-recommends ");
+        }
+        s.push_str(&words(&targets));
+    }
+    s
+}
+
 /// Create a user (and its group) unless it exists; the shell is bash when the image has it.
+/// With an explicit `gid` the user's primary group is that gid (created as group NAME unless
+/// a group has it), so merged copies can name it; otherwise it is the group named NAME,
+/// created with the uid as gid unless the base image has it already (as `useradd -g NAME`
+/// in a Dockerfile would).
 pub fn useradd(u: &UserPlan) -> String {
     let name = quote(&u.name);
     let home = quote(
@@ -72,6 +122,13 @@ pub fn useradd(u: &UserPlan) -> String {
         Some(s) => quote(s),
         None => "$(if [ -x /bin/bash ]; then echo /bin/bash; else echo /bin/sh; fi)".into(),
     };
+    if let Some(g) = u.gid {
+        return format!(
+            "set -eu; if ! id -u {name} >/dev/null 2>&1; then \
+             getent group {g} >/dev/null 2>&1 || groupadd -g {g} {name}; \
+             useradd --no-log-init -m -d {home}{uid} -g {g} -s {shell} {name}; fi"
+        );
+    }
     format!(
         "set -eu; if ! id -u {name} >/dev/null 2>&1; then \
          getent group {name} >/dev/null 2>&1 || groupadd{gid} {name}; \
@@ -95,6 +152,41 @@ mod tests {
     }
 
     #[test]
+    fn apt_plain_list_is_unchanged_and_inline_keys_are_deb822_continuations() {
+        let plain = AptStep::plain(vec!["curl".into()]);
+        assert_eq!(apt_step(&plain, "/x"), apt_install(&["curl".into()]));
+        assert!(
+            apt_install(&["curl".into()])
+                .ends_with("apt-get install -y --no-install-recommends curl")
+        );
+        let src = crate::plan::AptSource {
+            name: "inline".into(),
+            types: vec!["deb".into()],
+            uris: vec!["file:/srv/repo".into()],
+            suites: vec!["./".into()],
+            components: vec![],
+            architectures: vec![],
+            signed_by: SignedBy::Inline(
+                "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQINBF\n-----END PGP PUBLIC KEY BLOCK-----".into(),
+            ),
+        };
+        let apt = AptStep {
+            sources: vec![src],
+            ..AptStep::default()
+        };
+        let s = apt_step(&apt, "/x");
+        assert!(
+            s.contains("Signed-By: ' -----BEGIN PGP PUBLIC KEY BLOCK-----' ' .' ' mQINBF'"),
+            "{s}"
+        );
+        // Sources only: the lists are updated, nothing is installed.
+        assert!(
+            s.ends_with("layerstack-inline.sources; apt-get update"),
+            "{s}"
+        );
+    }
+
+    #[test]
     fn useradd_quotes_what_it_interpolates() {
         let u = UserPlan {
             name: "app".into(),
@@ -106,5 +198,15 @@ mod tests {
         let s = useradd(&u);
         assert!(s.contains("-d '/srv/my home' -u 1000 -g app"), "{s}");
         assert!(s.contains("groupadd -g 1000 app"), "{s}");
+        // An explicit gid is the primary group, whatever group NAME the base has.
+        let s = useradd(&UserPlan {
+            gid: Some(1001),
+            ..u
+        });
+        assert!(
+            s.contains("getent group 1001 >/dev/null 2>&1 || groupadd -g 1001 app;"),
+            "{s}"
+        );
+        assert!(s.contains("-u 1000 -g 1001 -s"), "{s}");
     }
 }

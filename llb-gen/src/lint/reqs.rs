@@ -79,20 +79,7 @@ pub fn parse_file(path: &str, text: &str) -> ReqFile {
     {
         out.locked = true;
     }
-    let mut pending = String::new();
-    let mut start = 0;
-    for (i, raw) in text.lines().enumerate() {
-        if pending.is_empty() {
-            start = i + 1;
-        }
-        let line = strip_comment(raw);
-        if let Some(rest) = line.trim_end().strip_suffix('\\') {
-            pending.push_str(rest);
-            pending.push(' ');
-            continue;
-        }
-        pending.push_str(line);
-        let full = std::mem::take(&mut pending);
+    for (start, full) in crate::plan::includes::logical_lines(text) {
         if full.contains("--hash") {
             out.locked = true;
         }
@@ -111,16 +98,6 @@ pub fn parse_file(path: &str, text: &str) -> ReqFile {
 
 /// A line without its comment: `#` at the start or after whitespace (pip's rule: a `#` inside a
 /// URL fragment is not a comment).
-fn strip_comment(line: &str) -> &str {
-    let b = line.as_bytes();
-    for (i, c) in b.iter().enumerate() {
-        if *c == b'#' && (i == 0 || b[i - 1].is_ascii_whitespace()) {
-            return &line[..i];
-        }
-    }
-    line
-}
-
 /// A package that brings CUDA with it: NVIDIA's CUDA runtime wheels (`nvidia-cublas-cu12`, …).
 pub fn is_cuda_wheel(r: &Req) -> bool {
     r.name.starts_with("nvidia-")

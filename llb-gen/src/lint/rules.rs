@@ -481,7 +481,7 @@ pub fn network_host(v: &PlanView, network: Network, out: &mut Vec<Finding>) {
         for s in &img.steps {
             match &s.kind {
                 StepKind::Pip(p) => installs.push((p.describe(), s.span, urls_of(p))),
-                StepKind::Apt { .. } | StepKind::Conda(_) => {
+                StepKind::Apt(_) | StepKind::Conda(_) => {
                     installs.push((s.kind.describe(), s.span, vec![]))
                 }
                 _ => {}

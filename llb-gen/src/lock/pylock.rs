@@ -80,27 +80,7 @@ fn norm(v: Vec<String>) -> Vec<String> {
 
 fn package(r: &mut Reader, i: usize, span: Span, t: &DeTable<'_>) -> Option<Package> {
     let key = format!("packages[{i}]");
-    let name = match get(t, "name") {
-        Some(v) => r.str(v, &format!("{key}.name"))?,
-        None => {
-            r.error(span, &key, "package without `name`");
-            return None;
-        }
-    };
-    let mut p = Package {
-        name: normalize_name(&name),
-        version: None,
-        source: PackageSource::Registry(None),
-        marker: None,
-        sdist: None,
-        wheels: Vec::new(),
-        deps: Vec::new(),
-        optional: Default::default(),
-        groups: Default::default(),
-        hashes: Vec::new(),
-        span,
-        key: key.clone(),
-    };
+    let mut p = tomlv::named_package(r, t, span, &key)?;
     for (k, _) in keys(t) {
         let v = get(t, k).expect("key from the same table");
         let kk = format!("{key}.{k}");

@@ -135,3 +135,35 @@ pub(crate) fn get<'v, 'a>(t: &'v DeTable<'a>, key: &str) -> Option<&'v Value<'a>
 pub(crate) fn keys<'v>(t: &'v DeTable<'_>) -> impl Iterator<Item = (&'v str, Span)> {
     t.iter().map(|(k, _)| (k.get_ref().as_ref(), span_of(k)))
 }
+
+/// A lock's package table with its `name` read (normalized) and every other field empty, or
+/// an error at the table when it has no name: how uv.lock's `[[package]]` and pylock.toml's
+/// `[[packages]]` both start.
+pub fn named_package(
+    r: &mut Reader,
+    t: &DeTable<'_>,
+    span: crate::source::Span,
+    key: &str,
+) -> Option<super::Package> {
+    let name = match get(t, "name") {
+        Some(v) => r.str(v, &format!("{key}.name"))?,
+        None => {
+            r.error(span, key, "package without `name`");
+            return None;
+        }
+    };
+    Some(super::Package {
+        name: super::normalize_name(&name),
+        version: None,
+        source: super::PackageSource::Registry(None),
+        marker: None,
+        sdist: None,
+        wheels: Vec::new(),
+        deps: Vec::new(),
+        optional: Default::default(),
+        groups: Default::default(),
+        hashes: Vec::new(),
+        span,
+        key: key.to_string(),
+    })
+}

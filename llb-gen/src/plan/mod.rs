@@ -9,6 +9,7 @@
 
 pub mod check;
 pub mod config;
+pub mod includes;
 pub mod model;
 pub mod options;
 pub mod planner;

@@ -113,9 +113,7 @@ pub struct Step {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StepKind {
-    Apt {
-        packages: Vec<String>,
-    },
+    Apt(AptStep),
     CreateUser(UserPlan),
     Mkdir {
         path: String,
@@ -153,7 +151,7 @@ impl StepKind {
     /// The readable part of a vertex name: `pip install -r libs/requirements-ml.txt`.
     pub fn describe(&self) -> String {
         match self {
-            StepKind::Apt { packages } => format!("apt-get install {}", packages.join(" ")),
+            StepKind::Apt(a) => a.describe(),
             StepKind::CreateUser(u) => format!("useradd {}", u.name),
             StepKind::Mkdir { path, .. } => format!("workdir {path}"),
             StepKind::Run { command, .. } => format!("run {}", one_line(command)),
@@ -172,6 +170,125 @@ fn one_line(s: &str) -> String {
     } else {
         flat
     }
+}
+
+/// One apt step: extra sources written first, then `apt-get update` and one
+/// `apt-get install` of packages and local `.deb` files.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AptStep {
+    pub packages: Vec<String>,
+    /// Context paths of local `.deb` files, installed with the packages.
+    pub debs: Vec<String>,
+    /// Install recommended packages too (without `--no-install-recommends`).
+    pub recommends: bool,
+    pub sources: Vec<AptSource>,
+}
+
+impl AptStep {
+    /// A plain package list: no debs, no sources, no recommends.
+    pub fn plain(packages: Vec<String>) -> AptStep {
+        AptStep {
+            packages,
+            ..AptStep::default()
+        }
+    }
+
+    /// The context files the step reads: its `.deb` files and the sources' key files.
+    pub fn context_files(&self) -> Vec<String> {
+        let mut out = self.debs.clone();
+        out.extend(self.sources.iter().filter_map(|s| match &s.signed_by {
+            SignedBy::Context(p) => Some(p.clone()),
+            _ => None,
+        }));
+        out
+    }
+
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.packages.clone();
+        parts.extend(self.debs.iter().map(|d| format!("./{d}")));
+        let mut text = format!("apt-get install {}", parts.join(" "));
+        if !self.sources.is_empty() {
+            let names: Vec<&str> = self.sources.iter().map(|s| s.name.as_str()).collect();
+            text = format!("apt sources {}; {text}", names.join(" "));
+        }
+        if self.recommends {
+            text.push_str(" (with recommends)");
+        }
+        one_line(&text)
+    }
+}
+
+/// A deb822 apt source, `/etc/apt/sources.list.d/layerstack-NAME.sources`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AptSource {
+    pub name: String,
+    pub types: Vec<String>,
+    pub uris: Vec<String>,
+    pub suites: Vec<String>,
+    pub components: Vec<String>,
+    pub architectures: Vec<String>,
+    pub signed_by: SignedBy,
+}
+
+impl AptSource {
+    /// Where a key file from the context is installed in the image.
+    pub fn keyring_path(&self) -> Option<String> {
+        match &self.signed_by {
+            SignedBy::Context(p) => {
+                let ext = if p.ends_with(".asc") { "asc" } else { "gpg" };
+                Some(format!("/etc/apt/keyrings/layerstack-{}.{ext}", self.name))
+            }
+            _ => None,
+        }
+    }
+
+    /// The deb822 stanza, one line per element (continuation lines start with a space).
+    pub fn deb822(&self) -> Vec<String> {
+        let mut lines = vec![];
+        let mut field = |name: &str, values: &[String]| {
+            if !values.is_empty() {
+                lines.push(format!("{name}: {}", values.join(" ")));
+            }
+        };
+        field("Types", &self.types);
+        field("URIs", &self.uris);
+        field("Suites", &self.suites);
+        field("Components", &self.components);
+        field("Architectures", &self.architectures);
+        match &self.signed_by {
+            SignedBy::None => {}
+            SignedBy::Context(_) => lines.push(format!(
+                "Signed-By: {}",
+                self.keyring_path().unwrap_or_default()
+            )),
+            SignedBy::Path(p) => lines.push(format!("Signed-By: {p}")),
+            SignedBy::Inline(key) => {
+                lines.push("Signed-By:".into());
+                for l in key.lines() {
+                    let l = l.trim_end();
+                    lines.push(if l.is_empty() {
+                        " .".into()
+                    } else {
+                        format!(" {l}")
+                    });
+                }
+            }
+        }
+        lines
+    }
+}
+
+/// Which key signs an apt source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SignedBy {
+    /// The keys apt trusts already.
+    None,
+    /// A key file in the build context, installed under /etc/apt/keyrings.
+    Context(String),
+    /// A keyring already in the image.
+    Path(String),
+    /// An armored key written into the source file.
+    Inline(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -211,6 +328,9 @@ pub enum Installer {
 pub struct PipStep {
     /// Context paths of requirements files.
     pub requirements: Vec<String>,
+    /// Files the requirements files include (`-r`, `-c`), staged with them but not passed
+    /// to pip.
+    pub includes: Vec<String>,
     /// Inline requirement specifiers.
     pub specs: Vec<String>,
     /// Context paths of local packages (`pip = ["./libs/common"]`): directories pip builds

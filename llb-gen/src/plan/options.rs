@@ -48,6 +48,9 @@ pub struct BuildOptions {
     /// platform (no emulation) where the stack allows it; false forces emulated installs
     /// (`--build-arg LAYERSTACK_CROSS=false`).
     pub cross_install: bool,
+    /// The files requirements files include (`-r`, `-c`), read by the edge
+    /// ([`super::includes`]); empty when the context was not read.
+    pub requirement_includes: super::includes::RequirementIncludes,
 }
 
 /// `--build-arg NAME=false` (or `0`): a layerstack switch turned off.
@@ -72,6 +75,7 @@ impl Default for BuildOptions {
             context: ContextOptions::default(),
             image_resolve_mode: None,
             cross_install: true,
+            requirement_includes: Default::default(),
             merge: false,
         }
     }

@@ -155,13 +155,15 @@ fn plan_targets(stack: &Stack, opts: &BuildOptions, every: bool) -> Result<Plan,
         budget: Budget::plan(),
         platform: opts.platform.clone(),
         variant,
+        includes: &opts.requirement_includes,
+        in_install_env: false,
     };
     pl.python = stack
         .python
         .as_ref()
         .map(|p| pl.text(p, "stack.python"))
         .unwrap_or_else(|| "python3".into());
-    pl.stack_install_env = pl.env_list(&stack.install_env, "stack.install-env", Unknown::Error);
+    pl.stack_install_env = pl.install_env_list(&stack.install_env, "stack.install-env");
     if every {
         for img in &stack.images {
             pl.add(img);
@@ -207,6 +209,10 @@ pub(super) struct Planner<'a> {
     pub(super) budget: Budget,
     pub(super) platform: Platform,
     pub(super) variant: Option<&'a VariantDef>,
+    /// What requirements files include, as the edge read it.
+    pub(super) includes: &'a super::includes::RequirementIncludes,
+    /// Interpolating `install-env` values (their hint for an unknown name differs).
+    pub(super) in_install_env: bool,
 }
 
 impl<'a> Planner<'a> {
@@ -256,6 +262,7 @@ impl<'a> Planner<'a> {
                             let known: Vec<&str> = self.vars.keys().map(String::as_str).collect();
                             match did_you_mean(&u.name, known.iter().copied()) {
                                 Some(sug) => d.hint(format!("did you mean `${{{sug}}}`?")),
+                                None if self.in_install_env => d.hint(format!("declare it under [args] (e.g. {} = \"…\"), or write $${{{}}} for the value it has in the install step's env (like $${{PATH}})", u.name, u.name)),
                                 None => d.hint(format!("declare it under [args] (e.g. {} = \"…\"), or write $${{{}}} for a literal", u.name, u.name)),
                             }
                         }
@@ -314,6 +321,16 @@ impl<'a> Planner<'a> {
                 )
             })
             .collect()
+    }
+
+    /// `install-env` values: args are substituted here and an unknown `${NAME}` is an error
+    /// (a typo stays visible); `$${NAME}` leaves `${NAME}` for the converter, which
+    /// substitutes the env of the install step (`$${PATH}`), as an image's `env` is.
+    pub(super) fn install_env_list(&mut self, list: &[EnvVar], key: &str) -> Vec<(String, String)> {
+        self.in_install_env = true;
+        let out = self.env_list(list, key, Unknown::Error);
+        self.in_install_env = false;
+        out
     }
 
     pub(super) fn context_path(&mut self, s: &Sp<String>, key: &str) -> String {

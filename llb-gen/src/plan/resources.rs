@@ -211,7 +211,7 @@ impl Plan {
         for img in &self.images {
             for s in &img.steps {
                 match &s.kind {
-                    StepKind::Apt { .. } => add(APT, "", format!("{}.apt", img.key), s.span),
+                    StepKind::Apt(_) => add(APT, "", format!("{}.apt", img.key), s.span),
                     StepKind::Pip(p) => add(pip_caches(p), "", pip_key(img, p), s.span),
                     StepKind::Conda(c) => add(
                         &[CacheKind::Conda],
@@ -228,6 +228,27 @@ impl Plan {
                         }
                     }
                     _ => {}
+                }
+            }
+        }
+        out
+    }
+
+    /// The requirements files of every pip step (the venv builders' too), each once: what
+    /// the edge reads to find their includes ([`super::includes`]).
+    pub fn requirement_files(&self) -> Vec<String> {
+        let mut out: Vec<String> = vec![];
+        for img in &self.images {
+            let venv = img.venv.iter().map(|v| &v.pip);
+            let steps = img.steps.iter().filter_map(|s| match &s.kind {
+                StepKind::Pip(p) => Some(p),
+                _ => None,
+            });
+            for p in steps.chain(venv) {
+                for r in &p.requirements {
+                    if !out.contains(r) {
+                        out.push(r.clone());
+                    }
                 }
             }
         }
@@ -254,7 +275,8 @@ fn pip_key(img: &PlanImage, p: &PipStep) -> String {
 }
 
 impl PlanImage {
-    /// The groups of context paths this image's steps read, in step order: requirements
+    /// The groups of context paths this image's steps read, in step order: local `.deb`
+    /// files and apt source keys, requirements
     /// files and local packages of pip steps (the venv builder's at its `copy venv` step),
     /// conda environment files, `run` context paths and copy sources.
     pub fn context_reads(&self) -> Vec<ContextRead> {
@@ -270,7 +292,7 @@ impl PlanImage {
         let pip = |p: &PipStep, span: Span, out: &mut Vec<ContextRead>| {
             if !p.requirements.is_empty() {
                 out.push(read(
-                    p.requirements.clone(),
+                    p.requirements.iter().chain(&p.includes).cloned().collect(),
                     format!("{}.requirements", self.key),
                     span,
                 ));
@@ -281,6 +303,12 @@ impl PlanImage {
         };
         for s in &self.steps {
             match &s.kind {
+                StepKind::Apt(a) => {
+                    let files = a.context_files();
+                    if !files.is_empty() {
+                        out.push(read(files, format!("{}.apt", self.key), s.span));
+                    }
+                }
                 StepKind::Pip(p) => pip(p, s.span, &mut out),
                 StepKind::Conda(c) => out.push(read(
                     vec![c.file.clone()],

@@ -3,7 +3,6 @@
 //! the validators of apt packages, users and absolute paths.
 
 use crate::diag::{Diagnostic, did_you_mean};
-use crate::interp::Unknown;
 use crate::source::Span;
 use crate::stack::{Chown, ImageDef, Sp};
 
@@ -68,13 +67,14 @@ impl<'a> Planner<'a> {
         // 0. Commands that prepare the apt step.
         push_runs(&mut steps, &mut runs, RunAt::BeforeApt);
         // 1. System packages.
-        let apt = self.packages(&img.apt, &format!("{key}.apt"));
-        if !apt.is_empty() {
+        let apt = self.apt_step(img, &key);
+        if !apt.packages.is_empty() || !apt.debs.is_empty() || !apt.sources.is_empty() {
             steps.push(step(
-                StepKind::Apt { packages: apt },
+                StepKind::Apt(apt),
                 img.apt
                     .iter()
                     .map(|s| s.span)
+                    .chain(img.apt_sources.iter().map(|s| s.span))
                     .reduce(Span::join)
                     .unwrap_or(img.span),
             ));
@@ -181,6 +181,27 @@ impl<'a> Planner<'a> {
             .enumerate()
             .map(|(i, r)| self.context_path(r, &format!("{key}.requirements[{i}]")))
             .collect();
+        // The files they include (`-r`, `-c`), as the edge read them: staged with them.
+        let mut includes = std::collections::BTreeSet::new();
+        for (i, r) in requirements.iter().enumerate() {
+            let (files, errors) = self.includes.of(r);
+            includes.extend(files);
+            for e in errors {
+                self.diags.push(
+                    Diagnostic::error(format!(
+                        "`{}` (line {} of `{}`, included by `{r}`): {}",
+                        e.text, e.line, e.file, e.message
+                    ))
+                    .at(img.requirements[i].span)
+                    .key(format!("{key}.requirements[{i}]"))
+                    .hint("an included file is read relative to the file that includes it and must be in the build context (and not in .dockerignore)"),
+                );
+            }
+        }
+        let includes: Vec<String> = includes
+            .into_iter()
+            .filter(|f| !requirements.contains(f))
+            .collect();
         // `./path` entries are local packages: context directories pip builds and installs.
         let mut specs = vec![];
         let mut local = vec![];
@@ -264,6 +285,7 @@ impl<'a> Planner<'a> {
             if let Some(builder) = builder {
                 let pip = PipStep {
                     requirements: requirements.clone(),
+                    includes: includes.clone(),
                     specs: specs.clone(),
                     local: local.clone(),
                     index_url: index_url.clone(),
@@ -286,6 +308,7 @@ impl<'a> Planner<'a> {
             steps.push(step(
                 StepKind::Pip(PipStep {
                     requirements,
+                    includes,
                     specs,
                     local,
                     index_url,
@@ -303,11 +326,7 @@ impl<'a> Planner<'a> {
 
         let config = self.config(img, &key, user_name, workdir.map(|w| w.0));
         let mut install_env = self.stack_install_env.clone();
-        install_env.extend(self.env_list(
-            &img.install_env,
-            &format!("{key}.install-env"),
-            Unknown::Error,
-        ));
+        install_env.extend(self.install_env_list(&img.install_env, &format!("{key}.install-env")));
         let base = base?;
         let idx = self.images.len();
         self.images.push(PlanImage {
@@ -419,6 +438,174 @@ impl<'a> Planner<'a> {
         }
 
         out
+    }
+
+    /// `apt`, `apt-recommends` and `apt-sources` of one image: `./x.deb` entries of `apt`
+    /// are context files, the others package names.
+    fn apt_step(&mut self, img: &ImageDef, key: &str) -> AptStep {
+        let apt_key = format!("{key}.apt");
+        let mut names = vec![];
+        let mut debs = vec![];
+        for (i, entry) in img.apt.iter().enumerate() {
+            let k = format!("{apt_key}[{i}]");
+            let trimmed = entry.value.trim();
+            if trimmed.starts_with("./") || trimmed.starts_with("../") || trimmed.starts_with('/') {
+                let path = self.context_path(entry, &k);
+                if !path.ends_with(".deb") {
+                    self.diags.push(
+                        Diagnostic::error(format!("`{path}` is not a .deb file"))
+                            .at(entry.span)
+                            .key(k)
+                            .hint("local entries of `apt` are .deb files in the build context, like \"./debs/tool_1.0_amd64.deb\""),
+                    );
+                    continue;
+                }
+                debs.push(path);
+            } else {
+                names.push(entry.clone());
+            }
+        }
+        let packages = self.packages(&names, &apt_key);
+        let mut sources = vec![];
+        for (i, d) in img.apt_sources.iter().enumerate() {
+            let k = format!("{key}.apt-sources[{i}]");
+            if let Some(s) = self.apt_source(d, &k, &format!("{}-{}", img.name.value, i + 1)) {
+                if sources.iter().any(|o: &AptSource| o.name == s.name) {
+                    self.diags.push(
+                        Diagnostic::error(format!("two apt sources are named `{}`", s.name))
+                            .at(d.span)
+                            .key(k)
+                            .hint("give each source its own `name`"),
+                    );
+                    continue;
+                }
+                sources.push(s);
+            }
+        }
+        AptStep {
+            packages,
+            debs,
+            recommends: img.apt_recommends.as_ref().is_some_and(|r| r.value),
+            sources,
+        }
+    }
+
+    /// One deb822 source; every value a single line of safe characters.
+    fn apt_source(
+        &mut self,
+        d: &crate::stack::AptSourceDef,
+        key: &str,
+        default_name: &str,
+    ) -> Option<AptSource> {
+        let before = self.diags.error_count();
+        let name = match &d.name {
+            Some(n) => self.text(n, &format!("{key}.name")),
+            None => default_name.to_string(),
+        };
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            self.diags.push(
+                Diagnostic::error(format!("`{name}` is not a valid apt source name"))
+                    .at(d.name.as_ref().map(|n| n.span).unwrap_or(d.span))
+                    .key(format!("{key}.name"))
+                    .hint("letters, digits, `.`, `_` and `-`: it names /etc/apt/sources.list.d/layerstack-NAME.sources"),
+            );
+        }
+        let mut words = |list: &[Sp<String>], field: &str, ok: &dyn Fn(&str) -> bool| {
+            let mut out = vec![];
+            for s in list {
+                let v = self.text(s, &format!("{key}.{field}"));
+                for w in v.split_whitespace() {
+                    if ok(w) {
+                        out.push(w.to_string());
+                    } else {
+                        self.diags.push(
+                            Diagnostic::error(format!("`{w}` is not valid in `{field}`"))
+                                .at(s.span)
+                                .key(format!("{key}.{field}")),
+                        );
+                    }
+                }
+            }
+            out
+        };
+        let plain = |w: &str| {
+            w.chars()
+                .all(|c| c.is_ascii_graphic() && !"#'\"\\`$".contains(c))
+        };
+        let mut types = words(&d.types, "types", &|w: &str| w == "deb" || w == "deb-src");
+        if types.is_empty() {
+            types.push("deb".into());
+        }
+        let uris = words(&d.uris, "uris", &|w: &str| plain(w) && w.contains(':'));
+        let suites = words(&d.suites, "suites", &plain);
+        let components = words(&d.components, "components", &plain);
+        let architectures = words(&d.architectures, "architectures", &|w: &str| {
+            w.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        });
+        let exact = suites.iter().any(|s| s.ends_with('/'));
+        if exact && !components.is_empty() {
+            self.diags.push(
+                Diagnostic::error("a suite ending in `/` is an exact path: it takes no components")
+                    .at(d.span)
+                    .key(format!("{key}.components")),
+            );
+        } else if !exact && components.is_empty() && !suites.is_empty() {
+            self.diags.push(
+                Diagnostic::error(
+                    "an apt source needs `components` (or an exact suite path ending in `/`)",
+                )
+                .at(d.span)
+                .key(format!("{key}.components"))
+                .hint("components = \"main\""),
+            );
+        }
+        let signed_by = match (&d.key, &d.signed_by) {
+            (Some(k), Some(_)) => {
+                self.diags.push(
+                    Diagnostic::error("an apt source takes `key` or `signed-by`, not both")
+                        .at(k.span)
+                        .key(format!("{key}.key")),
+                );
+                SignedBy::None
+            }
+            (Some(k), None) => SignedBy::Context(self.context_path(k, &format!("{key}.key"))),
+            (None, Some(s)) => {
+                let v = self.text(s, &format!("{key}.signed-by"));
+                let v = v.trim();
+                if v.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+                    && v.ends_with("-----END PGP PUBLIC KEY BLOCK-----")
+                    && v.chars()
+                        .all(|c| c == '\n' || (c.is_ascii() && !c.is_ascii_control()))
+                {
+                    SignedBy::Inline(v.to_string())
+                } else if v.starts_with('/') {
+                    SignedBy::Path(self.abs_path(s, &format!("{key}.signed-by")))
+                } else {
+                    self.diags.push(
+                        Diagnostic::error("`signed-by` is a keyring path in the image or an armored key")
+                            .at(s.span)
+                            .key(format!("{key}.signed-by"))
+                            .hint("signed-by = \"/usr/share/keyrings/debian-archive-keyring.gpg\", or `key = \"keys/x.asc\"` for a file in the build context"),
+                    );
+                    SignedBy::None
+                }
+            }
+            (None, None) => SignedBy::None,
+        };
+        (self.diags.error_count() == before).then_some(AptSource {
+            name,
+            types,
+            uris,
+            suites,
+            components,
+            architectures,
+            signed_by,
+        })
     }
 
     pub(super) fn packages(&mut self, list: &[Sp<String>], key: &str) -> Vec<String> {

@@ -155,6 +155,7 @@ impl Planner<'_> {
         extra_index_urls.extend(extra);
         Some(PipStep {
             requirements: vec![],
+            includes: vec![],
             specs,
             local: vec![],
             index_url,

@@ -21,7 +21,8 @@ use serde_json::{Value, json};
 
 use super::context::{Context, FileInput, Ignore, files_at};
 use crate::plan::{
-    Base, ConfigChanges, Healthcheck, PipStep, PlanImage, Step, StepKind, UserPlan, VenvPlan,
+    AptStep, Base, ConfigChanges, Healthcheck, PipStep, PlanImage, Step, StepKind, UserPlan,
+    VenvPlan,
 };
 use crate::platform::Platform;
 
@@ -457,6 +458,7 @@ fn pairs(v: &[(String, String)]) -> Value {
 fn pip_json(p: &PipStep) -> Value {
     let PipStep {
         requirements,
+        includes,
         specs,
         local,
         index_url,
@@ -476,10 +478,14 @@ fn pip_json(p: &PipStep) -> Value {
         python,
         installer
     ]);
-    // Only when there are local packages, so that the hashes of other steps stay as they were.
-    if !local.is_empty() {
-        if let Some(a) = v.as_array_mut() {
+    // Only when there are local packages (included files), so that the hashes of other steps
+    // stay as they were.
+    if let Some(a) = v.as_array_mut() {
+        if !local.is_empty() {
             a.push(json!(["local", local]));
+        }
+        if !includes.is_empty() {
+            a.push(json!(["includes", includes]));
         }
     }
     v
@@ -487,7 +493,16 @@ fn pip_json(p: &PipStep) -> Value {
 
 fn step_json(k: &StepKind) -> Value {
     match k {
-        StepKind::Apt { packages } => json!(["apt", packages]),
+        StepKind::Apt(a) if *a == AptStep::plain(a.packages.clone()) => {
+            json!(["apt", a.packages])
+        }
+        StepKind::Apt(a) => json!([
+            "apt",
+            a.packages,
+            a.debs,
+            a.recommends,
+            a.sources.iter().map(|s| s.deb822()).collect::<Vec<_>>()
+        ]),
         StepKind::CreateUser(UserPlan {
             name,
             uid,

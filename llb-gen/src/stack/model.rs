@@ -188,7 +188,12 @@ pub struct ImageDef {
     pub description: Option<Sp<String>>,
     /// A layer name or an image reference.
     pub from: Option<Sp<String>>,
+    /// Package names, and `./path.deb` files from the context.
     pub apt: Vec<Sp<String>>,
+    /// Install recommended packages too (default false: `--no-install-recommends`).
+    pub apt_recommends: Option<Sp<bool>>,
+    /// Extra apt repositories (deb822 sources), written before `apt-get update`.
+    pub apt_sources: Vec<AptSourceDef>,
     pub user: Option<UserDef>,
     pub workdir: Option<Sp<String>>,
     pub run: Vec<RunDef>,
@@ -225,6 +230,8 @@ impl ImageDef {
             description: None,
             from: None,
             apt: vec![],
+            apt_recommends: None,
+            apt_sources: vec![],
             user: None,
             workdir: None,
             run: vec![],
@@ -270,7 +277,9 @@ impl ImageDef {
         replace(&mut self.installer, &o.installer);
         replace(&mut self.conda, &o.conda);
         replace(&mut self.cross_install, &o.cross_install);
+        replace(&mut self.apt_recommends, &o.apt_recommends);
         self.apt.extend(o.apt.iter().cloned());
+        self.apt_sources.extend(o.apt_sources.iter().cloned());
         self.run.extend(o.run.iter().cloned());
         self.requirements.extend(o.requirements.iter().cloned());
         self.pip.extend(o.pip.iter().cloned());
@@ -287,6 +296,25 @@ impl ImageDef {
     pub fn key(&self) -> String {
         format!("{}.{}", self.kind.table(), self.name.value)
     }
+}
+
+/// One `apt-sources` entry: a deb822 source
+/// (`{ uris = "https://…", suites = "stable", components = "main", key = "keys/x.asc" }`).
+#[derive(Clone, Debug)]
+pub struct AptSourceDef {
+    /// The file name under /etc/apt/sources.list.d (`layerstack-NAME.sources`).
+    pub name: Option<Sp<String>>,
+    /// `deb` (default) and/or `deb-src`.
+    pub types: Vec<Sp<String>>,
+    pub uris: Vec<Sp<String>>,
+    pub suites: Vec<Sp<String>>,
+    pub components: Vec<Sp<String>>,
+    pub architectures: Vec<Sp<String>>,
+    /// The signing key: a file in the build context (armored `.asc` or binary `.gpg`).
+    pub key: Option<Sp<String>>,
+    /// The signing key: a keyring path in the image, or an inline armored key.
+    pub signed_by: Option<Sp<String>>,
+    pub span: Span,
 }
 
 /// One `run` entry: a shell command, optionally with context paths it reads

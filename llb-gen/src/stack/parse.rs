@@ -41,6 +41,8 @@ const IMAGE_KEYS: &[&str] = &[
     "description",
     "from",
     "apt",
+    "apt-recommends",
+    "apt-sources",
     "user",
     "workdir",
     "run",
@@ -65,6 +67,16 @@ const IMAGE_KEYS: &[&str] = &[
 ];
 const USER_KEYS: &[&str] = &["name", "uid", "gid", "home", "shell", "create"];
 const COPY_KEYS: &[&str] = &["src", "dest", "chown", "mode", "exclude", "at", "optional"];
+const APT_SOURCE_KEYS: &[&str] = &[
+    "name",
+    "types",
+    "uris",
+    "suites",
+    "components",
+    "architectures",
+    "key",
+    "signed-by",
+];
 const RUN_KEYS: &[&str] = &["cmd", "context", "at"];
 const HEALTH_KEYS: &[&str] = &["cmd", "interval", "timeout", "start-period", "retries"];
 const VENV_KEYS: &[&str] = &["path", "builder", "builder-apt"];
@@ -532,6 +544,8 @@ impl Parser {
                     img.apt = self.strings(val, &kp);
                     self.no_empty_items(&img.apt, &kp, "a Debian package name");
                 }
+                "apt-recommends" => img.apt_recommends = self.boolean(val, &kp),
+                "apt-sources" => img.apt_sources = self.apt_sources(val, &kp),
                 "user" => img.user = self.user(val, &kp),
                 "workdir" => img.workdir = self.nonempty(val, &kp, "an absolute directory"),
                 "run" => img.run = self.runs(val, &kp),
@@ -892,6 +906,65 @@ impl Parser {
     }
 
     /// `run`: a string, a `{ cmd, context }` table, or a list of them.
+    fn apt_sources(&mut self, v: &Value<'_>, key: &str) -> Vec<AptSourceDef> {
+        let items: Vec<&Value<'_>> = match v.get_ref() {
+            DeValue::Array(a) if self.too_many(a.len(), span_of(v), key) => return vec![],
+            DeValue::Array(a) => a.iter().collect(),
+            DeValue::Table(_) => vec![v],
+            _ => {
+                self.type_error(v, key, "a list of { uris, suites, components, key } tables");
+                return vec![];
+            }
+        };
+        let mut out = vec![];
+        for (i, item) in items.into_iter().enumerate() {
+            let ik = format!("{key}[{i}]");
+            let Some(t) = self.table(item, &ik) else {
+                continue;
+            };
+            let mut d = AptSourceDef {
+                name: None,
+                types: vec![],
+                uris: vec![],
+                suites: vec![],
+                components: vec![],
+                architectures: vec![],
+                key: None,
+                signed_by: None,
+                span: span_of(item),
+            };
+            for (k, val) in t.iter() {
+                let kk = k.get_ref().as_ref();
+                let kp = join(&ik, kk);
+                match kk {
+                    "name" => d.name = self.nonempty(val, &kp, "a file name"),
+                    "types" => d.types = self.strings(val, &kp),
+                    "uris" => d.uris = self.strings(val, &kp),
+                    "suites" => d.suites = self.strings(val, &kp),
+                    "components" => d.components = self.strings(val, &kp),
+                    "architectures" => d.architectures = self.strings(val, &kp),
+                    "key" => d.key = self.nonempty(val, &kp, "a key file in the context"),
+                    "signed-by" => {
+                        d.signed_by = self.nonempty(val, &kp, "a keyring path or an armored key")
+                    }
+                    other => self.unknown_key(other, k.span().into(), &ik, APT_SOURCE_KEYS),
+                }
+            }
+            for (what, list) in [("uris", &d.uris), ("suites", &d.suites)] {
+                if list.is_empty() {
+                    self.diags.push(
+                        Diagnostic::error(format!("an apt source needs `{what}`"))
+                            .at(d.span)
+                            .key(ik.clone())
+                            .hint("apt-sources = [{ uris = \"https://example.org/debian\", suites = \"stable\", components = \"main\", key = \"keys/example.asc\" }]"),
+                    );
+                }
+            }
+            out.push(d);
+        }
+        out
+    }
+
     fn runs(&mut self, v: &Value<'_>, key: &str) -> Vec<RunDef> {
         let items: Vec<&Value<'_>> = match v.get_ref() {
             DeValue::Array(a) if self.too_many(a.len(), span_of(v), key) => return vec![],
@@ -1137,6 +1210,7 @@ pub(super) const KEY_TABLES: &[(&str, &[&str])] = &[
     ("arg", ARG_KEYS),
     ("image", IMAGE_KEYS),
     ("user", USER_KEYS),
+    ("apt-source", APT_SOURCE_KEYS),
     ("run", RUN_KEYS),
     ("copy", COPY_KEYS),
     ("healthcheck", HEALTH_KEYS),

@@ -99,6 +99,8 @@ pub fn schema() -> Result<Value, String> {
         json!({ "anyOf": [ { "type": "boolean" }, g.object("venv", &[], &[]) ] }),
     );
     defs.insert("conda".into(), g.object("conda", &[], &["file"]));
+    let source = g.object("apt-source", &[], &["uris", "suites"]);
+    defs.insert("apt-sources".into(), one_or_many(source));
     defs.insert(
         "torch-use".into(),
         json!({
@@ -308,7 +310,18 @@ fn key_schema(table: &str, key: &str) -> Option<(Value, &'static str)> {
             r("string"),
             "The base: a layer of this stack, or an image reference.",
         ),
-        ("image", "apt") => (r("strings"), "Debian packages, one apt-get install step."),
+        ("image", "apt") => (
+            r("strings"),
+            "Debian packages and ./local .deb files from the context, one apt-get install step.",
+        ),
+        ("image", "apt-recommends") => (
+            json!({ "type": "boolean" }),
+            "Install recommended packages too (default false: --no-install-recommends).",
+        ),
+        ("image", "apt-sources") => (
+            r("apt-sources"),
+            "Extra apt repositories (deb822 sources with Signed-By), written before apt-get update.",
+        ),
         ("image", "user") => (
             r("user"),
             "The user: a name, or { name, uid, gid, home, shell, create }; created unless root or numeric.",
@@ -384,6 +397,27 @@ fn key_schema(table: &str, key: &str) -> Option<(Value, &'static str)> {
         ("user", "create") => (
             json!({ "type": "boolean" }),
             "false: the user exists in the base already.",
+        ),
+
+        ("apt-source", "name") => (
+            r("string"),
+            "The file name: /etc/apt/sources.list.d/layerstack-NAME.sources (default: the image and index).",
+        ),
+        ("apt-source", "types") => (r("strings"), "\"deb\" (default) and/or \"deb-src\"."),
+        ("apt-source", "uris") => (r("strings"), "The repository URIs."),
+        ("apt-source", "suites") => (
+            r("strings"),
+            "Suites (\"bookworm\"), or an exact path ending in / (then no components).",
+        ),
+        ("apt-source", "components") => (r("strings"), "Components, e.g. \"main\"."),
+        ("apt-source", "architectures") => (r("strings"), "Limit to these architectures."),
+        ("apt-source", "key") => (
+            r("string"),
+            "The signing key, a file in the build context (.asc armored or .gpg binary).",
+        ),
+        ("apt-source", "signed-by") => (
+            r("string"),
+            "The signing key: a keyring path in the image (/usr/share/keyrings/…) or an inline armored key.",
         ),
 
         ("run", "cmd") => (r("string"), "The command (/bin/sh -c)."),
