@@ -338,7 +338,7 @@ fn key_schema(table: &str, key: &str) -> Option<(Value, &'static str)> {
         ("image", "env") => (r("env"), "Written to the image config's Env; inherited."),
         ("image", "copy") => (
             r("copy"),
-            "Copies from the build context (last): paths or { src, dest, chown, mode, exclude }.",
+            "Copies from the build context or another image (last): paths or { from, src, dest, chown, mode, exclude }.",
         ),
         ("image", "cmd") => (r("command"), "The image config's Cmd."),
         ("image", "entrypoint") => (
@@ -375,6 +375,10 @@ fn key_schema(table: &str, key: &str) -> Option<(Value, &'static str)> {
             json!({ "type": "boolean" }),
             "Whether this image's pip steps for a foreign platform may install on the build platform.",
         ),
+        ("image", "build-only") => (
+            json!({ "type": "boolean" }),
+            "Never shipped: only built to copy artifacts from or to build on (no bake target, not the default target; --target still builds it).",
+        ),
 
         ("user", "name") => (r("string"), "The user name."),
         ("user", "uid") => (r("uint32"), "The user id."),
@@ -392,9 +396,13 @@ fn key_schema(table: &str, key: &str) -> Option<(Value, &'static str)> {
             "Build-context paths mounted (writable, discarded) for the step, its working directory.",
         ),
 
+        ("copy", "from") => (
+            r("string"),
+            "A layer or service of this stack to copy from (its final state, same platform) instead of the build context; src is then an absolute path in it.",
+        ),
         ("copy", "src") => (
             r("string"),
-            "A path in the build context (wildcards allowed).",
+            "A path in the build context, or an absolute path in the `from` image (wildcards allowed).",
         ),
         ("copy", "dest") => (
             r("string"),
