@@ -111,7 +111,7 @@ impl Graph {
                     g.edges.push(Edge {
                         from,
                         to,
-                        role: (role != "from").then(|| match role {
+                        role: (role != "from").then_some(match role {
                             "venv-builder" => "venv builder",
                             other => other,
                         }),
