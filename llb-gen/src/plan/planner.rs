@@ -46,17 +46,22 @@ fn plan_targets(stack: &Stack, opts: &BuildOptions, every: bool) -> Result<Plan,
         // A `from` the variant's overlay set (a cycle it creates, a service as base) is
         // reported under the overlay's key, where the user wrote it.
         for d in &mut diags.items {
-            if let Some(o) = v
-                .images
-                .iter()
-                .find(|o| o.from.as_ref().is_some_and(|f| Some(f.span) == d.span))
-            {
-                d.key = Some(format!(
-                    "variants.{}.{}.{}.from",
+            for o in &v.images {
+                let at = format!(
+                    "variants.{}.{}.{}",
                     v.name.value,
                     o.kind.table(),
                     o.name.value
-                ));
+                );
+                if o.from.as_ref().is_some_and(|f| Some(f.span) == d.span) {
+                    d.key = Some(format!("{at}.from"));
+                } else if let Some(i) = o
+                    .copy
+                    .iter()
+                    .position(|c| c.from.as_ref().is_some_and(|f| Some(f.span) == d.span))
+                {
+                    d.key = Some(format!("{at}.copy[{i}].from"));
+                }
             }
         }
     }

@@ -471,3 +471,27 @@ fn copy_sources_must_exist_and_paths_be_absolute() {
     assert_eq!(e[0].1, "services.a.copy[0].src");
     assert_eq!(e[1].1, "services.a.copy[1].dest");
 }
+
+#[test]
+fn a_copy_cycle_made_by_a_variant_overlay_is_reported_where_it_was_written() {
+    let (stack, d) = parse(&SourceFile::new(
+        "stack.toml",
+        "[variants.gpu]\n[variants.gpu.layers.base]\ncopy = [{ from = \"api\", src = \"/x\" }]\n\
+         [layers.base]\nfrom = \"x\"\n[services.api]\nfrom = \"base\"\n",
+    ));
+    assert!(!d.has_errors(), "{d:?}");
+    let e = plan(
+        &stack,
+        &BuildOptions {
+            target: Some("api@gpu".into()),
+            ..BuildOptions::default()
+        },
+    )
+    .unwrap_err();
+    let keys: Vec<Option<&str>> = e.items.iter().map(|d| d.key.as_deref()).collect();
+    assert_eq!(
+        keys,
+        [Some("variants.gpu.layers.base.copy[0].from")],
+        "{e:?}"
+    );
+}
