@@ -37,6 +37,28 @@ impl Plan {
         }
         refs
     }
+
+    /// Whether each image of `images` is a part of the target itself: the target, the layers
+    /// it is built on and venv builders — not the images it only copies artifacts from (and
+    /// what only they need), whose packages never reach the target.
+    pub fn in_target(&self) -> Vec<bool> {
+        let mut out = vec![false; self.images.len()];
+        let mut todo: Vec<usize> = self.images.len().checked_sub(1).into_iter().collect();
+        while let Some(i) = todo.pop() {
+            if std::mem::replace(&mut out[i], true) {
+                continue;
+            }
+            let img = &self.images[i];
+            for b in std::iter::once(&img.base).chain(img.venv.as_ref().map(|v| &v.builder)) {
+                if let Base::Layer { index, .. } = b
+                    && *index < out.len()
+                {
+                    todo.push(*index);
+                }
+            }
+        }
+        out
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
