@@ -346,10 +346,16 @@ fn targets(inputs: &Inputs) -> Result<TargetList, Failure> {
         .map(|t| {
             let (description, platform) = match &t.variant {
                 None => (
-                    if t.description.is_empty() {
-                        t.kind.as_str().to_string()
-                    } else {
-                        format!("{}: {}", t.kind.as_str(), t.description)
+                    {
+                        let kind = match t.build_only {
+                            true => format!("{} (build-only)", t.kind.as_str()),
+                            false => t.kind.as_str().to_string(),
+                        };
+                        if t.description.is_empty() {
+                            kind
+                        } else {
+                            format!("{kind}: {}", t.description)
+                        }
                     },
                     // Images do not pin a platform; the build's platforms come from
                     // --platform or `stack.platforms`.

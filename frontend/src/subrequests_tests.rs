@@ -205,6 +205,55 @@ fn targets_default_without_stack_default() {
     assert_eq!(defaults, ["api"]); // the first service
 }
 
+const ARTIFACTS: &str = "[layers.talib]\nbuild-only = true\nfrom = \"python:3.12-slim\"\napt = [\"gcc\"]\n\
+     [services.builder]\nbuild-only = true\nfrom = \"python:3.12-slim\"\n\
+     [services.api]\nfrom = \"python:3.12-slim\"\ncopy = [{ from = \"talib\", src = \"/usr/lib/libta*\" }]\n";
+
+#[test]
+fn targets_mark_build_only_images_and_never_default_to_them() {
+    let v = json(&call(REQUEST_TARGETS, &[], ARTIFACTS));
+    let t: Vec<(&str, &str, bool)> = v["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["name"].as_str().unwrap(),
+                x["description"].as_str().unwrap(),
+                x["default"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        t,
+        [
+            ("builder", "service (build-only)", false),
+            ("api", "service", true),
+            ("talib", "layer (build-only)", false),
+        ]
+    );
+}
+
+#[test]
+fn outline_counts_the_caches_of_images_copied_from() {
+    // api installs nothing itself; the apt caches are talib's, built for api's copy.
+    let v = json(&call(REQUEST_OUTLINE, &[], ARTIFACTS));
+    assert_eq!(v["name"], "api");
+    let cache: Vec<&str> = v["cache"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["ID"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        cache,
+        [
+            "layerstack-apt-cache-linux-amd64",
+            "layerstack-apt-lib-linux-amd64"
+        ]
+    );
+}
+
 #[test]
 fn outline_default_target_args_and_cache() {
     let r = call(REQUEST_OUTLINE, &[], STACK);

@@ -953,7 +953,10 @@ fn targets_cmd(path: &PathBuf) -> Result<String, String> {
         .unwrap_or(0)
         .max(6);
     for t in targets.iter().filter(|t| t.variant.is_none()) {
-        let mark = if t.default { " (default)" } else { "" };
+        let mut mark = if t.default { " (default)" } else { "" }.to_string();
+        if t.build_only {
+            mark.push_str(" (build-only)");
+        }
         out.push_str(&format!(
             "{:<width$}  {:<7}  {}{mark}\n",
             t.name,

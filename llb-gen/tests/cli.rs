@@ -628,3 +628,74 @@ copy = [
     };
     assert_eq!(ops(&text), ops(&plain));
 }
+
+/// A library built once in a build-only layer and copied into two services.
+const ARTIFACTS: &str = r#"# syntax=layerstack:dev
+[layers.base]
+from = "python:3.12-slim"
+
+[layers.talib]
+description = "TA-Lib, compiled"
+build-only = true
+from = "base"
+apt = ["gcc"]
+run = ["make install PREFIX=/out"]
+
+[services.api]
+from = "base"
+copy = [{ from = "talib", src = "/out/lib/libta_lib.so*", dest = "/usr/lib/" }]
+
+[services.worker]
+from = "base"
+copy = [{ from = "talib", src = "/out/lib/libta_lib.so*", dest = "/usr/lib/", mode = "0644" }]
+"#;
+
+#[test]
+fn artifacts_in_targets_graph_hash_and_bake() {
+    let t = TempDir::new();
+    t.write("stack.toml", ARTIFACTS);
+    let stack = t.s("stack.toml");
+    let targets = ok(&["targets", &stack]);
+    assert!(
+        targets.contains("talib   layer    TA-Lib, compiled (build-only)\n"),
+        "{targets}"
+    );
+    assert!(
+        targets.contains("api     service   (default)\n"),
+        "{targets}"
+    );
+    // The copy is an edge of the graph.
+    let dot = ok(&["graph", &stack]);
+    assert!(
+        dot.contains("\"layer_talib\" -> \"service_api\" [style=dashed, label=\"copy\""),
+        "{dot}"
+    );
+    let mermaid = ok(&["graph", &stack, "--format", "mermaid"]);
+    assert!(
+        mermaid.contains("layer_talib -. copy .-> service_worker"),
+        "{mermaid}"
+    );
+    // Bake ships the services and the base, never the build-only layer.
+    let bake = ok(&["bake", &stack]);
+    let json: serde_json::Value = serde_json::from_str(&bake).unwrap();
+    let names: Vec<&String> = json["target"].as_object().unwrap().keys().collect();
+    assert_eq!(names, ["api", "base", "worker"], "{bake}");
+    assert_eq!(
+        json["group"]["default"]["targets"],
+        serde_json::json!(["api", "worker"])
+    );
+    // Still buildable by name.
+    let llb = ok(&["llb", &stack, "--target", "talib", "--format", "text"]);
+    assert!(llb.contains("[layer talib 2/2] run make install"), "{llb}");
+    // ${HASH} of a service follows what it copies; the base's does not.
+    let (api, base) = (hash(&stack, "api"), hash(&stack, "base"));
+    t.write(
+        "stack.toml",
+        &ARTIFACTS.replace("PREFIX=/out", "PREFIX=/out V=1"),
+    );
+    assert_ne!(hash(&stack, "api"), api);
+    assert_ne!(hash(&stack, "worker"), api);
+    assert_eq!(hash(&stack, "base"), base);
+    let inputs = ok(&["hash", &stack, "--layer", "api", "--json"]);
+    assert!(inputs.contains("\"copy\""), "{inputs}");
+}

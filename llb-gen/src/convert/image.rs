@@ -2,11 +2,12 @@
 
 use std::collections::BTreeSet;
 
+use super::values::artifact_dest;
 use crate::diag::Diagnostic;
 use crate::image::{HistoryEntry, ImageConfig};
 use crate::interp::{Unknown, interpolate_in};
 use crate::llb::{FileAction, Mount, Output, Owner, VertexMeta};
-use crate::plan::{PlanImage, StepKind};
+use crate::plan::{Base, PlanImage, StepKind};
 
 use super::*;
 
@@ -90,7 +91,10 @@ impl<'a> Converter<'a> {
             if self.lean
                 && matches!(
                     step.kind,
-                    StepKind::Run { .. } | StepKind::Pip(_) | StepKind::Conda(_)
+                    StepKind::Run { .. }
+                        | StepKind::Pip(_)
+                        | StepKind::Conda(_)
+                        | StepKind::CopyFrom { .. }
                 )
             {
                 continue;
@@ -223,6 +227,36 @@ impl<'a> Converter<'a> {
                         );
                     }
                 }
+                StepKind::CopyFrom {
+                    from,
+                    src,
+                    dest,
+                    owner,
+                    mode,
+                    exclude,
+                } => {
+                    let Base::Layer { index, .. } = from else {
+                        continue;
+                    };
+                    let (files, picked) = self.artifact(*index, src, exclude, step.span);
+                    let action = FileAction::Copy {
+                        from: files,
+                        src: picked,
+                        dest: artifact_dest(&st.config.working_dir, src, dest.as_deref()),
+                        owner: self.owner(owner),
+                        mode: *mode,
+                        dir_contents: true,
+                        exclude: vec![],
+                        wildcard: false,
+                        allow_empty: false,
+                    };
+                    st.root = self.g.file(
+                        Some(st.root),
+                        vec![action],
+                        self.platform(),
+                        Self::cacheable(&st, m),
+                    );
+                }
                 StepKind::CopyVenv { path, owner } => {
                     let Some(v) = &img.venv else { continue };
                     let builder = self.venv_builder(img, v);
@@ -261,6 +295,47 @@ impl<'a> Converter<'a> {
         self.apply_config(img, &mut st.config);
         self.step_log.push(log);
         st
+    }
+
+    /// The files `src` names in image `index` of the plan, copied onto scratch: one vertex
+    /// that depends only on that image and `src`/`exclude` (not on the image copying it, its
+    /// destination, owner or mode), so every image copying the same artifact shares it.
+    /// Returns it and the path to copy from it: `/` for a pattern (the matches sit at the
+    /// root), else `/BASENAME` (a directory's contents, or one file).
+    fn artifact(
+        &mut self,
+        index: usize,
+        src: &str,
+        exclude: &[String],
+        span: crate::source::Span,
+    ) -> (Output, String) {
+        let source = &self.states[index];
+        let (root, no_cache) = (source.root, source.no_cache);
+        let label = self.plan.images[index].label();
+        let wildcard = src.contains(['*', '?', '[']);
+        let at = match src.trim_end_matches('/').rsplit_once('/') {
+            Some((_, base)) if !wildcard && !base.is_empty() => format!("/{base}"),
+            _ => "/".to_string(),
+        };
+        let mut m = meta(names::vertex(&label, format!("artifact {src}")), span);
+        m.ignore_cache = no_cache;
+        let files = self.g.file(
+            None,
+            vec![FileAction::Copy {
+                from: root,
+                src: src.to_string(),
+                dest: at.clone(),
+                owner: None,
+                mode: None,
+                dir_contents: true,
+                exclude: exclude.to_vec(),
+                wildcard,
+                allow_empty: false,
+            }],
+            self.platform(),
+            m,
+        );
+        (files, at)
     }
 
     pub(super) fn cacheable(st: &State, mut m: VertexMeta) -> VertexMeta {

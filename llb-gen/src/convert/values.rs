@@ -58,6 +58,23 @@ pub(super) fn optional_src(src: &str) -> String {
     }
 }
 
+/// Where an artifact copied from another image lands: an explicit dest as for context copies
+/// (absolute, or relative to the workdir); by default where it was, a pattern's matches in
+/// the pattern's directory.
+pub(super) fn artifact_dest(workdir: &str, src: &str, dest: Option<&str>) -> String {
+    match dest {
+        Some(d) => resolve_dest(workdir, src, Some(d)),
+        None if src.contains(['*', '?', '[']) => match src.rsplit_once('/') {
+            Some((dir, _)) => format!("{}/", dir.trim_end_matches('/')),
+            None => "/".into(),
+        },
+        None => match src.trim_end_matches('/') {
+            "" => "/".into(),
+            s => s.to_string(),
+        },
+    }
+}
+
 /// RFC 3339 in UTC for a unix timestamp (for `SOURCE_DATE_EPOCH`).
 pub fn rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86_400);

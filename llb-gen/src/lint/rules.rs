@@ -74,7 +74,13 @@ impl<'a> PlanView<'a> {
     pub fn new(stack: &'a Stack, plan: &'a Plan, files: &BTreeMap<&str, ReqFile>) -> Self {
         let torch_spans = torch_spans(stack);
         let mut installed = vec![];
+        // Images the target only copies artifacts from are other images: their packages
+        // are not the target's.
+        let in_target = plan.in_target();
         for (i, img) in plan.images.iter().enumerate() {
+            if !in_target[i] {
+                continue;
+            }
             let mut pips: Vec<(&PipStep, Span)> = vec![];
             if let Some(v) = &img.venv {
                 pips.push((&v.pip, v.pip_span));
@@ -255,15 +261,17 @@ pub fn is_cuda_base(reference: &str) -> bool {
 }
 
 pub fn cuda_twice(v: &PlanView, out: &mut Vec<Finding>) {
-    let Some((base_img, reference)) =
-        v.plan
-            .images
-            .iter()
-            .enumerate()
-            .find_map(|(n, img)| match &img.base {
-                Base::Image { reference, .. } if is_cuda_base(reference) => Some((n, reference)),
-                _ => None,
-            })
+    let in_target = v.plan.in_target();
+    let Some((base_img, reference)) = v
+        .plan
+        .images
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| in_target[*n])
+        .find_map(|(n, img)| match &img.base {
+            Base::Image { reference, .. } if is_cuda_base(reference) => Some((n, reference)),
+            _ => None,
+        })
     else {
         return;
     };

@@ -166,6 +166,32 @@ from = "system"
 }
 
 #[test]
+fn an_image_copied_from_is_not_a_layer_of_the_target() {
+    // The builder's packages never reach the service: another torch or another pin there is
+    // no finding.
+    let text = r#"
+[torch]
+packages = { torch = "2.3.1" }
+[layers.builder]
+build-only = true
+from = "python:3.12-slim"
+torch = true
+pip = ["numpy==1.26.4"]
+[services.app]
+from = "python:3.12-slim"
+pip = ["torch==2.3.1", "numpy==2.0.1"]
+copy = [{ from = "builder", src = "/out" }]
+"#;
+    let (_, f) = run(text);
+    assert!(
+        !names(&f)
+            .iter()
+            .any(|n| *n == "TorchInstalledTwice" || *n == "ConflictingPins"),
+        "{f:#?}"
+    );
+}
+
+#[test]
 fn conflicting_pins_in_base_and_service() {
     let text = r#"
 [layers.base]

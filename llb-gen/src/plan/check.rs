@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::platform::Platform;
+use crate::source::Span;
 use crate::stack::{Kind, Stack, VariantDef};
 
 use super::*;
@@ -73,61 +74,23 @@ fn check_stack_once(stack: &Stack) -> Diagnostics {
             }
         }
     }
-    // Cycles in the `from` graph: every image has at most one layer it is built on, so one
-    // walk per image that stops at anything seen before finds every cycle in linear time.
-    // Each cycle is reported once, at the first of its images reached from the first image
-    // (in file order) that leads into it.
-    let index: HashMap<&str, usize> = stack
-        .images
-        .iter()
-        .enumerate()
-        .map(|(i, img)| (img.name.value.as_str(), i))
-        .rev() // the first of two images with one name wins
-        .collect();
-    let next = |i: usize| -> Option<usize> {
-        let from = stack.images[i].from.as_ref()?;
-        index.get(from.value.as_str()).copied()
-    };
-    // 0: not seen; 1: on the current walk (at `pos[i]`); 2: done.
-    let mut state = vec![0u8; stack.images.len()];
-    let mut pos = vec![0usize; stack.images.len()];
-    for first in 0..stack.images.len() {
-        let mut path: Vec<usize> = vec![];
-        let mut cur = Some(first);
-        while let Some(i) = cur {
-            match state[i] {
-                2 => break,
-                1 => {
-                    let cycle: Vec<&str> = path[pos[i]..]
-                        .iter()
-                        .map(|&j| stack.images[j].name.value.as_str())
-                        .collect();
-                    let start = &stack.images[i];
-                    let from = start.from.as_ref().expect("in a cycle");
-                    diags.push(
-                        Diagnostic::error(format!(
-                            "`from` cycle: {} → {}",
-                            cycle.join(" → "),
-                            cycle[0]
-                        ))
-                        .at(from.span)
-                        .key(format!("{}.from", start.key()))
-                        .hint("a layer cannot be built on itself; break the cycle"),
-                    );
-                    break;
-                }
-                _ => {
-                    state[i] = 1;
-                    pos[i] = path.len();
-                    path.push(i);
-                    cur = next(i);
-                }
+    // `copy.from`: a layer or service of this stack (an `${ARG}` is checked after planning
+    // interpolates it).
+    for img in &stack.images {
+        for (i, c) in img.copy.iter().enumerate() {
+            let Some(from) = &c.from else { continue };
+            if from.value.contains('$') || stack.image(&from.value).is_some() {
+                continue;
             }
-        }
-        for j in path {
-            state[j] = 2;
+            diags.push(unknown_copy_source(
+                stack,
+                &from.value,
+                from.span,
+                format!("{}.copy[{i}].from", img.key()),
+            ));
         }
     }
+    diags.extend(dependency_cycles(stack));
     let defaults: Vec<&VariantDef> = stack
         .variants
         .iter()
@@ -226,6 +189,145 @@ fn check_stack_once(stack: &Stack) -> Diagnostics {
             Diagnostic::error("the stack defines no layers and no services")
                 .hint("add a [services.NAME] table with `from`"),
         );
+    }
+    diags
+}
+
+/// `copy.from` names no layer or service: an error with "did you mean".
+pub(super) fn unknown_copy_source(
+    stack: &Stack,
+    name: &str,
+    span: Span,
+    key: String,
+) -> Diagnostic {
+    let d = Diagnostic::error(format!(
+        "`{name}` is not a layer or service of this stack; `copy.from` copies out of one"
+    ))
+    .at(span)
+    .key(key);
+    let names = stack.images.iter().map(|i| i.name.value.as_str());
+    match did_you_mean(name, names) {
+        Some(s) => d.hint(format!("did you mean `{s}`?")),
+        None => d.hint(format!(
+            "to copy out of an image reference, declare a layer `from = \"{name}\"` and copy from it; {}",
+            valid_targets_hint(stack)
+        )),
+    }
+}
+
+/// One edge of the dependency graph: an image's `from` (a layer) or a `copy[i].from`.
+struct Edge {
+    to: usize,
+    span: Span,
+    key: String,
+    copy: bool,
+}
+
+/// Cycles in the graph of `from` and `copy.from` edges, each reported once, at the edge that
+/// leaves the first of its images reached (in file order). An iterative depth-first walk
+/// (a chain of thousands of layers needs no recursion), linear in images plus edges.
+fn dependency_cycles(stack: &Stack) -> Diagnostics {
+    let mut diags = Diagnostics::default();
+    let index: HashMap<&str, usize> = stack
+        .images
+        .iter()
+        .enumerate()
+        .map(|(i, img)| (img.name.value.as_str(), i))
+        .rev() // the first of two images with one name wins
+        .collect();
+    let edges: Vec<Vec<Edge>> = stack
+        .images
+        .iter()
+        .map(|img| {
+            let mut out = vec![];
+            if let Some(from) = &img.from
+                && let Some(&to) = index.get(from.value.as_str())
+            {
+                out.push(Edge {
+                    to,
+                    span: from.span,
+                    key: format!("{}.from", img.key()),
+                    copy: false,
+                });
+            }
+            for (i, c) in img.copy.iter().enumerate() {
+                if let Some(from) = &c.from
+                    && let Some(&to) = index.get(from.value.as_str())
+                {
+                    out.push(Edge {
+                        to,
+                        span: from.span,
+                        key: format!("{}.copy[{i}].from", img.key()),
+                        copy: true,
+                    });
+                }
+            }
+            out
+        })
+        .collect();
+    // 0: not seen; 1: on the current path; 2: done.
+    let mut state = vec![0u8; stack.images.len()];
+    for first in 0..stack.images.len() {
+        if state[first] != 0 {
+            continue;
+        }
+        // (image, the index of its next edge to follow)
+        let mut path: Vec<(usize, usize)> = vec![(first, 0)];
+        state[first] = 1;
+        while let Some(&mut (node, ref mut next)) = path.last_mut() {
+            let Some(edge) = edges[node].get(*next) else {
+                state[node] = 2;
+                path.pop();
+                continue;
+            };
+            *next += 1;
+            match state[edge.to] {
+                0 => {
+                    state[edge.to] = 1;
+                    path.push((edge.to, 0));
+                }
+                1 => {
+                    let at = path
+                        .iter()
+                        .position(|(n, _)| *n == edge.to)
+                        .expect("on the path");
+                    // Each image on the cycle, with the edge it leaves by (the last one
+                    // followed, `next - 1`, or this one for the current image).
+                    let cycle: Vec<(usize, &Edge)> = path[at..]
+                        .iter()
+                        .map(|&(n, e)| (n, &edges[n][e - 1]))
+                        .collect();
+                    let copy = cycle.iter().any(|(_, e)| e.copy);
+                    let mut text = String::new();
+                    for (n, e) in &cycle {
+                        text.push_str(&stack.images[*n].name.value);
+                        text.push_str(if e.copy { " ⇢ " } else { " → " });
+                    }
+                    text.push_str(&stack.images[edge.to].name.value);
+                    let (_, start) = cycle[0];
+                    diags.push(
+                        Diagnostic::error(if cycle.len() == 1 && copy {
+                            format!(
+                                "`{}` copies from itself",
+                                stack.images[edge.to].name.value
+                            )
+                        } else if copy {
+                            format!("dependency cycle (→ from, ⇢ copy.from): {text}")
+                        } else {
+                            format!("`from` cycle: {text}")
+                        })
+                        .at(start.span)
+                        .key(start.key.clone())
+                        .hint(if copy {
+                            "an image cannot copy from itself or from an image built on it or copying from it; break the cycle"
+                        } else {
+                            "a layer cannot be built on itself; break the cycle"
+                        }),
+                    );
+                }
+                _ => {}
+            }
+        }
     }
     diags
 }

@@ -37,6 +37,28 @@ impl Plan {
         }
         refs
     }
+
+    /// Whether each image of `images` is a part of the target itself: the target, the layers
+    /// it is built on and venv builders — not the images it only copies artifacts from (and
+    /// what only they need), whose packages never reach the target.
+    pub fn in_target(&self) -> Vec<bool> {
+        let mut out = vec![false; self.images.len()];
+        let mut todo: Vec<usize> = self.images.len().checked_sub(1).into_iter().collect();
+        while let Some(i) = todo.pop() {
+            if std::mem::replace(&mut out[i], true) {
+                continue;
+            }
+            let img = &self.images[i];
+            for b in std::iter::once(&img.base).chain(img.venv.as_ref().map(|v| &v.builder)) {
+                if let Base::Layer { index, .. } = b
+                    && *index < out.len()
+                {
+                    todo.push(*index);
+                }
+            }
+        }
+        out
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,12 +91,22 @@ pub struct PlanImage {
     pub declared_user: Option<String>,
     /// Pip steps for a foreign platform may install on the build platform (`cross-install`).
     pub cross_install: bool,
+    /// `build-only = true`: never shipped (no bake target).
+    pub build_only: bool,
 }
 
 impl PlanImage {
     /// `[layer ml]`, the prefix of every vertex name of this image.
     pub fn label(&self) -> String {
         format!("{} {}", self.kind.as_str(), self.name)
+    }
+
+    /// The images this one copies artifacts from (`copy = { from = … }`), in step order.
+    pub fn copy_sources(&self) -> impl Iterator<Item = &Base> {
+        self.steps.iter().filter_map(|s| match &s.kind {
+            StepKind::CopyFrom { from, .. } => Some(from),
+            _ => None,
+        })
     }
 }
 
@@ -140,6 +172,20 @@ pub enum StepKind {
         /// `optional = true`: a `src` that matches nothing copies nothing.
         optional: bool,
     },
+    /// Copy an artifact out of another image of the plan (`copy = { from = … }`): its
+    /// final state, built for the same platform.
+    CopyFrom {
+        /// The image copied from (always [`Base::Layer`]: a layer or service of the plan).
+        from: Base,
+        /// An absolute path in that image (wildcards allowed).
+        src: String,
+        /// Absolute, or relative to the workdir; None: where `src` was (its directory for a
+        /// pattern).
+        dest: Option<String>,
+        owner: Option<String>,
+        mode: Option<u32>,
+        exclude: Vec<String>,
+    },
     /// Copy the venv built by the service's builder stage.
     CopyVenv {
         path: String,
@@ -158,6 +204,10 @@ impl StepKind {
             StepKind::Pip(p) => p.describe(),
             StepKind::Conda(c) => format!("{} install -f {}", c.installer, c.file),
             StepKind::Copy { src, .. } => format!("copy {src}"),
+            StepKind::CopyFrom { from, src, .. } => match from {
+                Base::Layer { name, .. } => format!("copy --from={name} {src}"),
+                Base::Image { reference, .. } => format!("copy --from={reference} {src}"),
+            },
             StepKind::CopyVenv { path, .. } => format!("copy venv {path}"),
         }
     }

@@ -46,17 +46,22 @@ fn plan_targets(stack: &Stack, opts: &BuildOptions, every: bool) -> Result<Plan,
         // A `from` the variant's overlay set (a cycle it creates, a service as base) is
         // reported under the overlay's key, where the user wrote it.
         for d in &mut diags.items {
-            if let Some(o) = v
-                .images
-                .iter()
-                .find(|o| o.from.as_ref().is_some_and(|f| Some(f.span) == d.span))
-            {
-                d.key = Some(format!(
-                    "variants.{}.{}.{}.from",
+            for o in &v.images {
+                let at = format!(
+                    "variants.{}.{}.{}",
                     v.name.value,
                     o.kind.table(),
                     o.name.value
-                ));
+                );
+                if o.from.as_ref().is_some_and(|f| Some(f.span) == d.span) {
+                    d.key = Some(format!("{at}.from"));
+                } else if let Some(i) = o
+                    .copy
+                    .iter()
+                    .position(|c| c.from.as_ref().is_some_and(|f| Some(f.span) == d.span))
+                {
+                    d.key = Some(format!("{at}.copy[{i}].from"));
+                }
             }
         }
     }
@@ -399,9 +404,9 @@ impl<'a> Planner<'a> {
 
     /// Plan an image (after its bases); returns its index. Cycles were rejected before.
     ///
-    /// The layers under `img` are planned first, deepest first, so that planning each one
-    /// finds its base planned already: a chain of thousands of layers needs no recursion per
-    /// `from` level.
+    /// The images under `img` (its `from` layers and the images it copies from, theirs, …)
+    /// are planned first, each after its own, so that planning each one finds what it needs
+    /// planned already: a chain of thousands of layers needs no recursion per level.
     pub(super) fn add(&mut self, img: &'a ImageDef) -> Option<usize> {
         if let Some(&i) = self.index.get(&img.name.value) {
             return Some(i);
@@ -409,38 +414,60 @@ impl<'a> Planner<'a> {
         if self.failed.contains(&img.name.value) {
             return None;
         }
-        for layer in self.unplanned_bases(img).into_iter().rev() {
-            self.add_one(layer);
+        for dep in self.unplanned_deps(img) {
+            self.add_one(dep);
         }
         self.add_one(img)
     }
 
-    /// The layers `img` is built on (its `from`, that layer's `from`, …) not planned yet,
-    /// nearest first. Stops at anything else: an image reference, a service, an `${ARG}`
-    /// that does not resolve, a name seen before (cycles are reported by `add_one`).
-    fn unplanned_bases(&self, img: &'a ImageDef) -> Vec<&'a ImageDef> {
-        let mut chain: Vec<&'a ImageDef> = vec![];
-        let mut seen: BTreeSet<&str> = BTreeSet::from([img.name.value.as_str()]);
-        let mut cur = img;
-        while let Some(from) = &cur.from {
-            let Ok(name) = interpolate(&from.value, self.vars, Unknown::Error) else {
-                break;
-            };
-            let Some(layer) = self.stack.image(&name) else {
-                break;
-            };
-            if layer.kind != Kind::Layer
-                || self.index.contains_key(&layer.name.value)
-                || self.failed.contains(&layer.name.value)
-                || self.in_progress.contains(&layer.name.value)
-                || !seen.insert(layer.name.value.as_str())
-            {
-                break;
+    /// The images `img` needs (its `from` layer, the images its copies come from, and
+    /// theirs) not planned yet, each after its own (an iterative post-order walk). Stops at
+    /// anything else: an image reference, a service as `from`, an `${ARG}` that does not
+    /// resolve, a name seen before (cycles are reported by `add_one`).
+    fn unplanned_deps(&self, img: &'a ImageDef) -> Vec<&'a ImageDef> {
+        let mut order: Vec<&'a ImageDef> = vec![];
+        // Images expanded (their deps pushed): each once.
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        // (image, whether its deps were pushed already)
+        let mut todo: Vec<(&'a ImageDef, bool)> = vec![(img, false)];
+        while let Some((cur, expanded)) = todo.pop() {
+            if expanded {
+                if !std::ptr::eq(cur, img) {
+                    order.push(cur);
+                }
+                continue;
             }
-            chain.push(layer);
-            cur = layer;
+            if !seen.insert(cur.name.value.as_str()) {
+                continue;
+            }
+            todo.push((cur, true));
+            let from = cur.from.iter().map(|f| (f, false)).chain(
+                cur.copy
+                    .iter()
+                    .filter_map(|c| c.from.as_ref().map(|f| (f, true))),
+            );
+            let mut deps = vec![];
+            for (name, copy) in from {
+                let Ok(name) = interpolate(&name.value, self.vars, Unknown::Error) else {
+                    continue;
+                };
+                let Some(dep) = self.stack.image(&name) else {
+                    continue;
+                };
+                if (!copy && dep.kind != Kind::Layer)
+                    || self.index.contains_key(&dep.name.value)
+                    || self.failed.contains(&dep.name.value)
+                    || self.in_progress.contains(&dep.name.value)
+                    || seen.contains(dep.name.value.as_str())
+                {
+                    continue;
+                }
+                deps.push(dep);
+            }
+            // Reversed, so that the first dependency is planned first.
+            todo.extend(deps.into_iter().rev().map(|d| (d, false)));
         }
-        chain
+        order
     }
 
     fn add_one(&mut self, img: &'a ImageDef) -> Option<usize> {

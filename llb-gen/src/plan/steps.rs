@@ -341,6 +341,7 @@ impl<'a> Planner<'a> {
             venv,
             install_env,
             declared_user: effective_user,
+            build_only: img.is_build_only(),
             cross_install: img
                 .cross_install
                 .as_ref()
@@ -361,53 +362,8 @@ impl<'a> Planner<'a> {
         let mut out = vec![];
         for (i, c) in img.copy.iter().enumerate() {
             let ck = format!("{key}.copy[{i}]");
-            let src = self.context_path(&c.src, &format!("{ck}.src"));
             let dest = c.dest.as_ref().map(|d| self.text(d, &format!("{ck}.dest")));
-            let owner = match &c.chown {
-                Chown::Default => owner.clone(),
-                Chown::No => None,
-                Chown::To(s) => {
-                    let v = self.text(s, &format!("{ck}.chown"));
-                    let ok_part = |p: &str| {
-                        !p.is_empty()
-                            && (p.chars().all(|c| c.is_ascii_digit())
-                                || (p.len() <= 32
-                                    && p.chars().all(|c| {
-                                        c.is_ascii_lowercase()
-                                            || c.is_ascii_digit()
-                                            || c == '_'
-                                            || c == '-'
-                                    })))
-                    };
-                    let valid = match v.split_once(':') {
-                        Some((u, g)) => ok_part(u) && ok_part(g),
-                        None => ok_part(&v),
-                    };
-                    if !valid {
-                        self.diags.push(
-                            Diagnostic::error(format!("invalid owner `{v}`"))
-                                .at(s.span)
-                                .key(format!("{ck}.chown"))
-                                .hint("use \"user\", \"user:group\" or numeric ids like \"1000:1000\""),
-                        );
-                    }
-                    Some(v)
-                }
-            };
-            let mode = c.mode.as_ref().and_then(|m| {
-                match u32::from_str_radix(m.value.trim_start_matches("0o"), 8) {
-                    Ok(v) if v <= 0o7777 => Some(v),
-                    _ => {
-                        self.diags.push(
-                            Diagnostic::error(format!("invalid mode `{}`", m.value))
-                                .at(m.span)
-                                .key(format!("{ck}.mode"))
-                                .hint("an octal mode like \"0755\""),
-                        );
-                        None
-                    }
-                }
-            });
+            let mode = self.copy_mode(c.mode.as_ref(), &ck);
             let exclude = self.texts(&c.exclude, &format!("{ck}.exclude"));
             let at = match &c.at {
                 None => CopyAt::AfterPython,
@@ -421,6 +377,70 @@ impl<'a> Planner<'a> {
                 },
             };
             let optional = c.optional.as_ref().is_some_and(|o| o.value);
+            if let Some(from) = &c.from {
+                // An artifact from another image: by default its files keep the owner they
+                // have there (root for what apt and run made).
+                let owner = match &c.chown {
+                    Chown::Default | Chown::No => None,
+                    Chown::To(s) => Some(self.chown(s, &ck)),
+                };
+                let src = self.text(&c.src, &format!("{ck}.src"));
+                if !src.starts_with('/') {
+                    self.diags.push(
+                        Diagnostic::error(format!(
+                            "`{src}` is not an absolute path; a copy `from` an image names a path in that image"
+                        ))
+                        .at(c.src.span)
+                        .key(format!("{ck}.src"))
+                        .hint(format!("e.g. src = \"/{}\"", src.trim_start_matches("./"))),
+                    );
+                }
+                if let Some(o) = c.optional.as_ref().filter(|o| o.value) {
+                    self.diags.push(
+                        Diagnostic::error("`optional` is for copies from the build context")
+                            .at(o.span)
+                            .key(format!("{ck}.optional"))
+                            .hint("an artifact copy must match: the image it comes from is built by this stack"),
+                    );
+                }
+                if dest.is_none()
+                    && src
+                        .rsplit_once('/')
+                        .is_some_and(|(dir, _)| dir.contains(['*', '?', '[']))
+                {
+                    self.diags.push(
+                        Diagnostic::error(format!(
+                            "`{src}` has a pattern in a directory: where its files go needs `dest`"
+                        ))
+                        .at(c.src.span)
+                        .key(format!("{ck}.dest"))
+                        .hint("add dest = \"/some/dir/\""),
+                    );
+                }
+                if let Some(from) = self.copy_source(from, &format!("{ck}.from")) {
+                    out.push((
+                        at,
+                        Step {
+                            kind: StepKind::CopyFrom {
+                                from,
+                                src,
+                                dest,
+                                owner,
+                                mode,
+                                exclude,
+                            },
+                            span: c.span,
+                        },
+                    ));
+                }
+                continue;
+            }
+            let src = self.context_path(&c.src, &format!("{ck}.src"));
+            let owner = match &c.chown {
+                Chown::Default => owner.clone(),
+                Chown::No => None,
+                Chown::To(s) => Some(self.chown(s, &ck)),
+            };
             out.push((
                 at,
                 Step {
@@ -605,6 +625,70 @@ impl<'a> Planner<'a> {
             components,
             architectures,
             signed_by,
+        })
+    }
+
+    /// `copy[i].chown = "user[:group]"`, validated.
+    fn chown(&mut self, s: &Sp<String>, ck: &str) -> String {
+        let v = self.text(s, &format!("{ck}.chown"));
+        let ok_part = |p: &str| {
+            !p.is_empty()
+                && (p.chars().all(|c| c.is_ascii_digit())
+                    || (p.len() <= 32
+                        && p.chars().all(|c| {
+                            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'
+                        })))
+        };
+        let valid = match v.split_once(':') {
+            Some((u, g)) => ok_part(u) && ok_part(g),
+            None => ok_part(&v),
+        };
+        if !valid {
+            self.diags.push(
+                Diagnostic::error(format!("invalid owner `{v}`"))
+                    .at(s.span)
+                    .key(format!("{ck}.chown"))
+                    .hint("use \"user\", \"user:group\" or numeric ids like \"1000:1000\""),
+            );
+        }
+        v
+    }
+
+    /// `copy[i].mode`, an octal mode.
+    fn copy_mode(&mut self, m: Option<&Sp<String>>, ck: &str) -> Option<u32> {
+        let m = m?;
+        match u32::from_str_radix(m.value.trim_start_matches("0o"), 8) {
+            Ok(v) if v <= 0o7777 => Some(v),
+            _ => {
+                self.diags.push(
+                    Diagnostic::error(format!("invalid mode `{}`", m.value))
+                        .at(m.span)
+                        .key(format!("{ck}.mode"))
+                        .hint("an octal mode like \"0755\""),
+                );
+                None
+            }
+        }
+    }
+
+    /// The image a `copy.from` names (a layer or service of this stack), planned.
+    fn copy_source(&mut self, from: &Sp<String>, key: &str) -> Option<Base> {
+        let before = self.diags.error_count();
+        let name = self.text(from, key);
+        if self.diags.error_count() > before {
+            return None;
+        }
+        let Some(src) = self.stack.image(&name) else {
+            let d =
+                super::check::unknown_copy_source(self.stack, &name, from.span, key.to_string());
+            self.diags.push(d);
+            return None;
+        };
+        let index = self.add(src)?;
+        Some(Base::Layer {
+            index,
+            name,
+            span: from.span,
         })
     }
 

@@ -463,3 +463,186 @@ fn last_component_patterns_are_listed_and_others_not() {
     assert_eq!(l("entrypoint.sh"), None);
     assert_eq!(l("*/run.sh"), None);
 }
+
+const ARTIFACTS: &str = r#"
+[layers.base]
+from = "python:3.12-slim"
+[layers.talib]
+build-only = true
+from = "base"
+run = ["make-talib"]
+[services.api]
+from = "base"
+user = { name = "app", uid = 1000 }
+copy = [{ from = "talib", src = "/usr/lib/libta_lib.so*", dest = "/usr/lib/", chown = "app", mode = "0755" }]
+[services.worker]
+from = "python:3.12-slim"
+copy = [{ from = "api", src = "/usr/lib/libta_lib.so.0" }]
+"#;
+
+#[test]
+fn copy_from_plans_the_source_first_and_keeps_the_target_last() {
+    let p = plan_str(ARTIFACTS, Some("worker")).unwrap();
+    let names: Vec<&str> = p.images.iter().map(|i| i.name.as_str()).collect();
+    // A service can be copied from; everything it needs comes before it.
+    assert_eq!(names, ["base", "talib", "api", "worker"]);
+    let api = &p.images[2];
+    let Some(Step {
+        kind:
+            StepKind::CopyFrom {
+                from,
+                src,
+                dest,
+                owner,
+                mode,
+                exclude,
+            },
+        ..
+    }) = api.steps.last()
+    else {
+        panic!("{:?}", api.steps)
+    };
+    assert!(matches!(from, Base::Layer { index: 1, name, .. } if name == "talib"));
+    assert_eq!(src, "/usr/lib/libta_lib.so*");
+    assert_eq!(dest.as_deref(), Some("/usr/lib/"));
+    assert_eq!(owner.as_deref(), Some("app"));
+    assert_eq!(*mode, Some(0o755));
+    assert!(exclude.is_empty());
+    assert!(p.images[1].build_only && !api.build_only);
+    assert_eq!(api.copy_sources().count(), 1);
+    // Without `chown` an artifact keeps the owner it had, whatever the image's user.
+    let worker = &p.images[3];
+    assert!(matches!(
+        &worker.steps[0].kind,
+        StepKind::CopyFrom {
+            owner: None,
+            dest: None,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn build_only_images_are_never_the_default_target() {
+    let (stack, _) = parse(&SourceFile::new(
+        "stack.toml",
+        "[services.builder]\nbuild-only = true\nfrom = \"x\"\n[services.api]\nfrom = \"x\"\n",
+    ));
+    assert_eq!(stack.default_target(), Some("api"));
+    let (stack, _) = parse(&SourceFile::new(
+        "stack.toml",
+        "[layers.a]\nfrom = \"x\"\n[layers.b]\nbuild-only = true\nfrom = \"a\"\n",
+    ));
+    assert_eq!(stack.default_target(), Some("a"));
+    // Still buildable by name.
+    let p = plan_str(
+        "[layers.a]\nfrom = \"x\"\n[layers.b]\nbuild-only = true\nfrom = \"a\"\n",
+        Some("b"),
+    )
+    .unwrap();
+    assert_eq!(p.target, "b");
+}
+
+fn errors_of(s: &str) -> Vec<(String, String, Option<String>)> {
+    let (stack, d) = parse(&SourceFile::new("stack.toml", s));
+    assert!(!d.has_errors(), "{d:?}");
+    let e = plan(&stack, &BuildOptions::default()).unwrap_err();
+    e.items
+        .iter()
+        .filter(|d| d.severity == crate::diag::Severity::Error)
+        .map(|d| {
+            (
+                d.message.clone(),
+                d.key.clone().unwrap_or_default(),
+                d.hint.clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn copy_cycles_are_located_errors() {
+    // From yourself.
+    let e = errors_of("[services.a]\nfrom = \"x\"\ncopy = [{ from = \"a\", src = \"/x\" }]\n");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].0, "`a` copies from itself");
+    assert_eq!(e[0].1, "services.a.copy[0].from");
+    // From an image built on you.
+    let e = errors_of(
+        "[layers.a]\nfrom = \"x\"\ncopy = [\"k\", { from = \"b\", src = \"/x\" }]\n[services.b]\nfrom = \"a\"\n",
+    );
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].0, "dependency cycle (→ from, ⇢ copy.from): a ⇢ b → a");
+    assert_eq!(e[0].1, "layers.a.copy[1].from");
+    // Through two copies: reported once, at the first image's edge.
+    let e = errors_of(
+        "[services.a]\nfrom = \"x\"\ncopy = [{ from = \"b\", src = \"/x\" }]\n[services.b]\nfrom = \"x\"\ncopy = [{ from = \"a\", src = \"/y\" }]\n",
+    );
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].1, "services.a.copy[0].from");
+    // `from` cycles read as before.
+    let e = errors_of("[layers.a]\nfrom = \"b\"\n[layers.b]\nfrom = \"a\"\n");
+    assert_eq!(e[0].0, "`from` cycle: a → b → a");
+    assert_eq!(e[0].1, "layers.a.from");
+}
+
+#[test]
+fn a_deep_chain_of_copies_plans_without_recursion_per_level() {
+    let mut s = String::from("[layers.l0]\nfrom = \"x\"\n");
+    for i in 1..3000 {
+        s.push_str(&format!(
+            "[layers.l{i}]\nfrom = \"x\"\ncopy = [{{ from = \"l{}\", src = \"/a\" }}]\n",
+            i - 1
+        ));
+    }
+    let p = plan_str(&s, Some("l2999")).unwrap();
+    assert_eq!(p.images.len(), 3000);
+    assert_eq!(p.images.last().unwrap().name, "l2999");
+}
+
+#[test]
+fn copy_sources_must_exist_and_paths_be_absolute() {
+    let e = errors_of(
+        "[layers.talib]\nfrom = \"x\"\n[services.a]\nfrom = \"x\"\ncopy = [{ from = \"talb\", src = \"/x\" }]\n",
+    );
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].0.contains("`talb` is not a layer or service"), "{e:?}");
+    assert_eq!(e[0].1, "services.a.copy[0].from");
+    assert_eq!(e[0].2.as_deref(), Some("did you mean `talib`?"));
+    // After interpolation too.
+    let e = errors_of(
+        "[args]\nB = \"talb\"\n[layers.talib]\nfrom = \"x\"\n[services.a]\nfrom = \"x\"\ncopy = [{ from = \"${B}\", src = \"/x\" }]\n",
+    );
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].2.as_deref(), Some("did you mean `talib`?"));
+    let e = errors_of(
+        "[layers.b]\nfrom = \"x\"\n[services.a]\nfrom = \"x\"\ncopy = [{ from = \"b\", src = \"out/lib\" }, { from = \"b\", src = \"/o/*/x\" }]\n",
+    );
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert_eq!(e[0].1, "services.a.copy[0].src");
+    assert_eq!(e[1].1, "services.a.copy[1].dest");
+}
+
+#[test]
+fn a_copy_cycle_made_by_a_variant_overlay_is_reported_where_it_was_written() {
+    let (stack, d) = parse(&SourceFile::new(
+        "stack.toml",
+        "[variants.gpu]\n[variants.gpu.layers.base]\ncopy = [{ from = \"api\", src = \"/x\" }]\n\
+         [layers.base]\nfrom = \"x\"\n[services.api]\nfrom = \"base\"\n",
+    ));
+    assert!(!d.has_errors(), "{d:?}");
+    let e = plan(
+        &stack,
+        &BuildOptions {
+            target: Some("api@gpu".into()),
+            ..BuildOptions::default()
+        },
+    )
+    .unwrap_err();
+    let keys: Vec<Option<&str>> = e.items.iter().map(|d| d.key.as_deref()).collect();
+    assert_eq!(
+        keys,
+        [Some("variants.gpu.layers.base.copy[0].from")],
+        "{e:?}"
+    );
+}

@@ -1,6 +1,7 @@
 //! `llb-gen bake`: a `docker-bake.json` for `docker buildx bake` — one target per service (in
 //! the `default` group) and per layer (in the `bases` group), each building the stack file
-//! with `--target NAME`, tagged from the stack's `tags` template.
+//! with `--target NAME`, tagged from the stack's `tags` template. `build-only` images get no
+//! target: they are built as a part of the images that copy from or build on them.
 //!
 //! Tag templates (`[stack] tags = ["${REGISTRY}/${OWNER}/${NAME}:${VERSION}"]`): `${NAME}` is
 //! the image's name, `${HASH}` its content hash (12 hex characters, see [`super::hash`]), any
@@ -204,6 +205,10 @@ pub fn render(
     let mut names: BTreeMap<String, &str> = BTreeMap::new();
     let (mut services, mut layers) = (vec![], vec![]);
     for img in images {
+        if img.build_only {
+            // Never shipped: built as a part of what copies from it, never tagged or pushed.
+            continue;
+        }
         let tn = target_name(&img.name);
         if tn == "default" || tn == "bases" {
             diags.push(

@@ -41,8 +41,8 @@ struct Node {
 struct Edge {
     from: usize,
     to: usize,
-    /// A venv builder (dashed), not `from`.
-    builder: bool,
+    /// Not `from` (dashed, labelled): `venv builder` or `copy` (artifacts copied from it).
+    role: Option<&'static str>,
 }
 
 struct Graph {
@@ -111,7 +111,10 @@ impl Graph {
                     g.edges.push(Edge {
                         from,
                         to,
-                        builder: role != "from",
+                        role: (role != "from").then_some(match role {
+                            "venv-builder" => "venv builder",
+                            other => other,
+                        }),
                     });
                 }
             }
@@ -180,10 +183,11 @@ fn dot(g: &Graph, title: &str) -> String {
         ));
     }
     for e in &g.edges {
-        let style = if e.builder {
-            " [style=dashed, label=\"venv builder\", fontsize=10, fontname=\"Helvetica,Arial,sans-serif\"]"
-        } else {
-            ""
+        let style = match e.role {
+            Some(role) => format!(
+                " [style=dashed, label=\"{role}\", fontsize=10, fontname=\"Helvetica,Arial,sans-serif\"]"
+            ),
+            None => String::new(),
         };
         out.push_str(&format!(
             "  {} -> {}{style};\n",
@@ -212,10 +216,9 @@ fn mermaid(g: &Graph) -> String {
         out.push_str(&format!("  {}{shape}\n", n.id));
     }
     for e in &g.edges {
-        let arrow = if e.builder {
-            " -. venv builder .-> "
-        } else {
-            " --> "
+        let arrow = match e.role {
+            Some(role) => format!(" -. {role} .-> "),
+            None => " --> ".to_string(),
         };
         out.push_str(&format!(
             "  {}{arrow}{}\n",

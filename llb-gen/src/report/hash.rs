@@ -333,13 +333,19 @@ fn push_unique(v: &mut Vec<Input>, i: Input) {
     }
 }
 
-/// The images an image is made from: its `from`, and its venv builder when that differs.
+/// The images an image is made from: its `from`, its venv builder when that differs, and
+/// the images it copies artifacts from (`copy`), each once.
 pub fn bases(img: &PlanImage) -> Vec<(&'static str, &Base)> {
     let mut out = vec![("from", &img.base)];
     if let Some(v) = &img.venv
         && !same_base(&v.builder, &img.base)
     {
         out.push(("venv-builder", &v.builder));
+    }
+    for b in img.copy_sources() {
+        if !out.iter().any(|(_, o)| same_base(o, b)) {
+            out.push(("copy", b));
+        }
     }
     out
 }
@@ -372,6 +378,8 @@ pub fn definition_lines(img: &PlanImage) -> Vec<String> {
         declared_user: _,
         // How foreign-platform installs run, not what they install.
         cross_install: _,
+        // Whether it is shipped, not what it holds.
+        build_only: _,
     } = img;
     let mut lines: Vec<Value> = vec![];
     if !install_env.is_empty() {
@@ -552,6 +560,21 @@ fn step_json(k: &StepKind) -> Value {
             exclude,
             optional: true,
         } => json!(["copy", src, dest, owner, mode, exclude, "optional"]),
+        // The source image's content is an input of its own (a `copy` base).
+        StepKind::CopyFrom {
+            from,
+            src,
+            dest,
+            owner,
+            mode,
+            exclude,
+        } => {
+            let from = match from {
+                Base::Layer { name, .. } => name,
+                Base::Image { reference, .. } => reference,
+            };
+            json!(["copy-from", from, src, dest, owner, mode, exclude])
+        }
         StepKind::CopyVenv { path, owner } => json!(["copy-venv", path, owner]),
     }
 }

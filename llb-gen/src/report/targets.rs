@@ -15,6 +15,8 @@ pub struct Target {
     pub kind: Kind,
     /// The stack's default target.
     pub default: bool,
+    /// `build-only = true`: buildable, never shipped.
+    pub build_only: bool,
     /// The image's own description (trimmed, may be empty).
     pub description: String,
     /// `from` as written.
@@ -54,6 +56,7 @@ pub fn list(stack: &Stack) -> Vec<Target> {
             image: img.name.value.clone(),
             kind: img.kind,
             default: default == Some(img.name.value.as_str()),
+            build_only: img.is_build_only(),
             description: img
                 .description
                 .as_ref()
@@ -71,6 +74,7 @@ pub fn list(stack: &Stack) -> Vec<Target> {
                 image: img.name.value.clone(),
                 kind: Kind::Service,
                 default: false,
+                build_only: img.is_build_only(),
                 description: String::new(),
                 base: base(img),
                 variant: Some(variant.clone()),

@@ -128,13 +128,16 @@ impl Stack {
     }
 
     /// The target used without `--target`: `stack.default`, else the first service, else the
-    /// last layer.
+    /// last layer, leaving out `build-only` images (unless every image is one).
     pub fn default_target(&self) -> Option<&str> {
         if let Some(d) = &self.default_target {
             return Some(&d.value);
         }
+        let shipped = |i: &&ImageDef| !i.is_build_only();
         self.services()
-            .next()
+            .find(shipped)
+            .or_else(|| self.layers().filter(shipped).last())
+            .or_else(|| self.services().next())
             .or_else(|| self.layers().last())
             .map(|i| i.name.value.as_str())
     }
@@ -219,6 +222,9 @@ pub struct ImageDef {
     pub conda: Option<CondaDef>,
     /// Overrides `[stack] cross-install` for this image's pip steps.
     pub cross_install: Option<Sp<bool>>,
+    /// `build-only = true`: an image only built to copy artifacts from (or to build on),
+    /// never shipped: no bake target, never the default target.
+    pub build_only: Option<Sp<bool>>,
 }
 
 impl ImageDef {
@@ -253,6 +259,7 @@ impl ImageDef {
             installer: None,
             conda: None,
             cross_install: None,
+            build_only: None,
         }
     }
 
@@ -278,6 +285,7 @@ impl ImageDef {
         replace(&mut self.conda, &o.conda);
         replace(&mut self.cross_install, &o.cross_install);
         replace(&mut self.apt_recommends, &o.apt_recommends);
+        replace(&mut self.build_only, &o.build_only);
         self.apt.extend(o.apt.iter().cloned());
         self.apt_sources.extend(o.apt_sources.iter().cloned());
         self.run.extend(o.run.iter().cloned());
@@ -290,6 +298,11 @@ impl ImageDef {
         self.copy.extend(o.copy.iter().cloned());
         self.expose.extend(o.expose.iter().cloned());
         self.labels.extend(o.labels.iter().cloned());
+    }
+
+    /// Marked `build-only = true`: never shipped (no bake target, not the default target).
+    pub fn is_build_only(&self) -> bool {
+        self.build_only.as_ref().is_some_and(|b| b.value)
     }
 
     /// `layers.ml` / `services.api`: the key path of the table.
@@ -362,6 +375,9 @@ pub enum Chown {
 
 #[derive(Clone, Debug)]
 pub struct CopyDef {
+    /// `from = "NAME"`: copy out of that layer or service (its final state, built for the
+    /// same platform) instead of the build context; `src` is then an absolute path there.
+    pub from: Option<Sp<String>>,
     pub src: Sp<String>,
     /// Absolute, or relative to the workdir. Default: the source path under the workdir.
     pub dest: Option<Sp<String>>,

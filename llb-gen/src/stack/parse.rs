@@ -64,9 +64,12 @@ const IMAGE_KEYS: &[&str] = &[
     "installer",
     "conda",
     "cross-install",
+    "build-only",
 ];
 const USER_KEYS: &[&str] = &["name", "uid", "gid", "home", "shell", "create"];
-const COPY_KEYS: &[&str] = &["src", "dest", "chown", "mode", "exclude", "at", "optional"];
+const COPY_KEYS: &[&str] = &[
+    "from", "src", "dest", "chown", "mode", "exclude", "at", "optional",
+];
 const APT_SOURCE_KEYS: &[&str] = &[
     "name",
     "types",
@@ -579,6 +582,7 @@ impl Parser {
                 "installer" => img.installer = self.nonempty(val, &kp, "an installer"),
                 "conda" => img.conda = self.conda(val, &kp),
                 "cross-install" => img.cross_install = self.boolean(val, &kp),
+                "build-only" => img.build_only = self.boolean(val, &kp),
                 "venv" => {
                     if img.kind == Kind::Layer {
                         self.diags.push(
@@ -1038,6 +1042,7 @@ impl Parser {
             let ik = format!("{key}[{i}]");
             match item.get_ref() {
                 DeValue::String(_) => out.push(CopyDef {
+                    from: None,
                     src: match self.string(item, &ik) {
                         Some(s) => s,
                         None => continue,
@@ -1053,6 +1058,7 @@ impl Parser {
                 DeValue::Table(t) => {
                     let mut src = None;
                     let mut c = CopyDef {
+                        from: None,
                         src: Sp::new(String::new(), span_of(item)),
                         dest: None,
                         chown: Chown::Default,
@@ -1066,6 +1072,7 @@ impl Parser {
                         let kk = k.get_ref().as_ref();
                         let kp = join(&ik, kk);
                         match kk {
+                            "from" => c.from = self.nonempty(val, &kp, "a layer or service name"),
                             "src" => src = self.string(val, &kp),
                             "dest" => c.dest = self.string(val, &kp),
                             "chown" => match val.get_ref() {

@@ -351,7 +351,7 @@ fn key_schema(table: &str, key: &str) -> Option<(Value, &'static str)> {
         ("image", "env") => (r("env"), "Written to the image config's Env; inherited."),
         ("image", "copy") => (
             r("copy"),
-            "Copies from the build context (last unless `at`): paths or { src, dest, chown, mode, exclude, at, optional }.",
+            "Copies from the build context or another image (last unless `at`): paths or { from, src, dest, chown, mode, exclude, at, optional }.",
         ),
         ("image", "cmd") => (r("command"), "The image config's Cmd."),
         ("image", "entrypoint") => (
@@ -387,6 +387,10 @@ fn key_schema(table: &str, key: &str) -> Option<(Value, &'static str)> {
         ("image", "cross-install") => (
             json!({ "type": "boolean" }),
             "Whether this image's pip steps for a foreign platform may install on the build platform.",
+        ),
+        ("image", "build-only") => (
+            json!({ "type": "boolean" }),
+            "Never shipped: only built to copy artifacts from or to build on (no bake target, not the default target; --target still builds it).",
         ),
 
         ("user", "name") => (r("string"), "The user name."),
@@ -430,9 +434,13 @@ fn key_schema(table: &str, key: &str) -> Option<(Value, &'static str)> {
             "Where the command runs among the image's steps (default \"after-apt\").",
         ),
 
+        ("copy", "from") => (
+            r("string"),
+            "A layer or service of this stack to copy from (its final state, same platform) instead of the build context; src is then an absolute path in it.",
+        ),
         ("copy", "src") => (
             r("string"),
-            "A path in the build context (wildcards allowed).",
+            "A path in the build context, or an absolute path in the `from` image (wildcards allowed).",
         ),
         ("copy", "dest") => (
             r("string"),
