@@ -545,13 +545,21 @@ fn build_context_replaces_a_base_image_for_plan_and_hash() {
     assert!(out.contains("ghcr.io/acme/py:3.12"), "{out}");
     assert!(!out.contains("python:3.12-slim"), "{out}");
     // The base is part of the hash: replacing it changes every image built on it.
-    let plain = ok(&["hash", &stack(), "runtime"]);
-    let replaced = ok(&["hash", &stack(), "runtime", "--build-context", over]);
+    let plain = ok(&["hash", &stack(), "--layer", "runtime"]);
+    let replaced = ok(&[
+        "hash",
+        &stack(),
+        "--layer",
+        "runtime",
+        "--build-context",
+        over,
+    ]);
     assert_ne!(plain, replaced);
     // A context no `from` names changes nothing.
     let unused = ok(&[
         "hash",
         &stack(),
+        "--layer",
         "runtime",
         "--build-context",
         "alpine=docker-image://debian",
