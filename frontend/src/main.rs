@@ -5,6 +5,7 @@ mod build;
 mod checks;
 mod gateway;
 mod lint;
+mod named_contexts;
 mod opts;
 mod pb;
 mod request;

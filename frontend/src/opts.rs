@@ -126,10 +126,26 @@ impl FrontendOpts {
     /// Options the frontend accepts but does not implement yet, as an error naming the
     /// first: a build must not silently ignore `--build-context` or a sandbox hostname.
     pub fn unsupported(&self) -> Option<String> {
-        if let Some((name, value)) = self.named_contexts.iter().next() {
-            return Some(format!(
-                "`--build-context {name}={value}` (frontend option `context:{name}`) is not supported by layerstack yet; remove it (stack.toml names its bases with `from`)"
-            ));
+        // A malformed value is reported as such first. Images override bases
+        // (`from`); other kinds name their kind (stack.toml cannot reference them yet).
+        match crate::named_contexts::parse_all(&self.named_contexts) {
+            Err(e) => return Some(e),
+            Ok(all) => {
+                let any = llb_gen::platform::Platform::linux_amd64();
+                if let Err(e) = crate::named_contexts::image_overrides(&all, &any) {
+                    return Some(e);
+                }
+                let other = all
+                    .iter()
+                    .find(|c| !matches!(c.source, crate::named_contexts::Source::Image(_)));
+                if let Some(c) = other {
+                    return Some(format!(
+                        "`{c}` (frontend option `context:{}`, {}) is not supported by layerstack yet; remove it (only `docker-image://` contexts, which replace a `from` base of that name, are)",
+                        c.name,
+                        c.source.kind()
+                    ));
+                }
+            }
         }
         if let Some(h) = &self.hostname {
             return Some(format!(
@@ -649,14 +665,21 @@ mod tests {
     #[test]
     fn accepted_but_unimplemented_options_are_errors_naming_them() {
         assert_eq!(parse(&[]).unsupported(), None);
-        let e = parse(&["context:base=docker-image://alpine:3.20"])
+        // Images override bases; other kinds are not supported yet.
+        assert_eq!(
+            parse(&["context:base=docker-image://alpine:3.20"]).unsupported(),
+            None
+        );
+        let e = parse(&["context:svc=local:svc"]).unsupported().unwrap();
+        assert!(e.contains("--build-context svc=local:svc"), "{e}");
+        assert!(e.contains("context:svc"), "{e}");
+        assert!(e.contains("a local directory"), "{e}");
+        let e = parse(&["context:base=docker-image://Bad Ref"])
             .unsupported()
             .unwrap();
-        assert!(
-            e.contains("--build-context base=docker-image://alpine:3.20"),
-            "{e}"
-        );
-        assert!(e.contains("context:base"), "{e}");
+        assert!(e.contains("not a valid image reference"), "{e}");
+        let e = parse(&["context:svc=ftp://x"]).unsupported().unwrap();
+        assert!(e.contains("unsupported context source `ftp`"), "{e}");
         let e = parse(&["hostname=box"]).unsupported().unwrap();
         assert!(e.contains("`box`") && e.contains("hostname"), "{e}");
     }

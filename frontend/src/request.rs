@@ -270,6 +270,10 @@ pub fn build_options(opts: &FrontendOpts, inputs: &Inputs, platform: Platform) -
         None => (false, vec![]),
         Some(list) => (list.is_empty(), list.clone()),
     };
+    // Malformed named contexts were rejected before (`FrontendOpts::unsupported`).
+    let image_overrides = crate::named_contexts::parse_all(&opts.named_contexts)
+        .and_then(|all| crate::named_contexts::image_overrides(&all, &platform))
+        .unwrap_or_default();
     BuildOptions {
         target,
         platform,
@@ -289,5 +293,6 @@ pub fn build_options(opts: &FrontendOpts, inputs: &Inputs, platform: Platform) -
         merge: false,
         cross_install: true,
         requirement_includes: Default::default(),
+        image_overrides,
     }
 }

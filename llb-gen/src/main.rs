@@ -161,6 +161,10 @@ struct ContextArgs {
     /// `NAME=value`, overriding an [args] default. Repeatable.
     #[arg(long = "build-arg", value_name = "NAME=VALUE")]
     build_args: Vec<String>,
+    /// `NAME=docker-image://REF`: build on REF wherever a `from` names the image NAME.
+    /// Repeatable.
+    #[arg(long = "build-context", value_name = "NAME=docker-image://REF")]
+    build_contexts: Vec<String>,
     /// Target platforms (repeatable or comma-separated; default: `stack.platforms`, else
     /// linux/amd64).
     #[arg(long, value_name = "PLATFORM")]
@@ -184,6 +188,10 @@ struct BuildArgs {
     /// `NAME=value`, overriding an [args] default. Repeatable.
     #[arg(long = "build-arg", value_name = "NAME=VALUE")]
     build_args: Vec<String>,
+    /// `NAME=docker-image://REF`: build on REF wherever a `from` names the image NAME (as
+    /// `docker buildx build --build-context` does). Repeatable.
+    #[arg(long = "build-context", value_name = "NAME=docker-image://REF")]
+    build_contexts: Vec<String>,
     /// `host` or `none`: the network of RUN steps.
     #[arg(long)]
     network: Option<String>,
@@ -315,6 +323,24 @@ fn options(b: &BuildArgs, file: &SourceFile) -> Result<BuildOptions, String> {
     }
     o.cross_install = !llb_gen::plan::switched_off(&args, "LAYERSTACK_CROSS");
     o.build_args = args;
+    for c in &b.build_contexts {
+        let bad = |why: String| format!("--build-context `{c}`: {why}");
+        let (name, value) = c
+            .split_once('=')
+            .ok_or_else(|| bad("expected NAME=docker-image://REF".into()))?;
+        let Some(image) = value.strip_prefix("docker-image:") else {
+            return Err(bad(
+                "only `docker-image://REF` contexts are supported (they replace the base image NAME)"
+                    .into(),
+            ));
+        };
+        let image = image.strip_prefix("//").unwrap_or(image);
+        let from =
+            llb_gen::plan::normalize_image_ref(name).map_err(|e| bad(format!("{name}: {e}")))?;
+        let to =
+            llb_gen::plan::normalize_image_ref(image).map_err(|e| bad(format!("{image}: {e}")))?;
+        o.image_overrides.insert(from, to);
+    }
     o.network = match b.network.as_deref() {
         None | Some("default") | Some("sandbox") => Network::Sandbox,
         Some("host") => Network::Host,
@@ -685,6 +711,7 @@ fn setup(path: &PathBuf, c: &ContextArgs) -> Result<Setup, String> {
         target: None,
         platform: None,
         build_args: c.build_args.clone(),
+        build_contexts: c.build_contexts.clone(),
         network: None,
         no_cache: false,
         merge: false,

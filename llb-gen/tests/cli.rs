@@ -699,3 +699,43 @@ fn artifacts_in_targets_graph_hash_and_bake() {
     let inputs = ok(&["hash", &stack, "--layer", "api", "--json"]);
     assert!(inputs.contains("\"copy\""), "{inputs}");
 }
+
+#[test]
+fn build_context_replaces_a_base_image_for_plan_and_hash() {
+    let over = "python:3.12-slim=docker-image://ghcr.io/acme/py:3.12";
+    let out = ok(&["plan", &stack(), "--build-context", over]);
+    assert!(out.contains("ghcr.io/acme/py:3.12"), "{out}");
+    assert!(!out.contains("python:3.12-slim"), "{out}");
+    // The base is part of the hash: replacing it changes every image built on it.
+    let plain = ok(&["hash", &stack(), "--layer", "runtime"]);
+    let replaced = ok(&[
+        "hash",
+        &stack(),
+        "--layer",
+        "runtime",
+        "--build-context",
+        over,
+    ]);
+    assert_ne!(plain, replaced);
+    // A context no `from` names changes nothing.
+    let unused = ok(&[
+        "hash",
+        &stack(),
+        "--layer",
+        "runtime",
+        "--build-context",
+        "alpine=docker-image://debian",
+    ]);
+    assert_eq!(plain, unused);
+    for (bad, want) in [
+        ("svc=../api", "only `docker-image://REF` contexts"),
+        ("novalue", "expected NAME=docker-image://REF"),
+        ("python=docker-image://Not A Ref", "Not A Ref"),
+    ] {
+        let out = run(&["plan", &stack(), "--build-context", bad]);
+        assert!(!out.status.success(), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("--build-context `{bad}`")), "{err}");
+        assert!(err.contains(want), "{err}");
+    }
+}

@@ -51,6 +51,10 @@ pub struct BuildOptions {
     /// The files requirements files include (`-r`, `-c`), read by the edge
     /// ([`super::includes`]); empty when the context was not read.
     pub requirement_includes: super::includes::RequirementIncludes,
+    /// Base images replaced by named contexts (`--build-context python:3.12-slim=docker-image://…`,
+    /// as the Dockerfile frontend lets one override `FROM`): normalised reference as the stack
+    /// names it → normalised reference to build on instead.
+    pub image_overrides: BTreeMap<String, String>,
 }
 
 /// `--build-arg NAME=false` (or `0`): a layerstack switch turned off.
@@ -77,6 +81,7 @@ impl Default for BuildOptions {
             cross_install: true,
             requirement_includes: Default::default(),
             merge: false,
+            image_overrides: BTreeMap::new(),
         }
     }
 }

@@ -161,6 +161,7 @@ fn plan_targets(stack: &Stack, opts: &BuildOptions, every: bool) -> Result<Plan,
         platform: opts.platform.clone(),
         variant,
         includes: &opts.requirement_includes,
+        image_overrides: &opts.image_overrides,
         in_install_env: false,
     };
     pl.python = stack
@@ -216,6 +217,8 @@ pub(super) struct Planner<'a> {
     pub(super) variant: Option<&'a VariantDef>,
     /// What requirements files include, as the edge read it.
     pub(super) includes: &'a super::includes::RequirementIncludes,
+    /// Base images replaced by named contexts ([`BuildOptions::image_overrides`]).
+    pub(super) image_overrides: &'a BTreeMap<String, String>,
     /// Interpolating `install-env` values (their hint for an unknown name differs).
     pub(super) in_install_env: bool,
 }
@@ -387,7 +390,11 @@ impl<'a> Planner<'a> {
         }
         match normalize_image_ref(&value) {
             Ok(reference) => Some(Base::Image {
-                reference,
+                reference: self
+                    .image_overrides
+                    .get(&reference)
+                    .cloned()
+                    .unwrap_or(reference),
                 span: from.span,
             }),
             Err(e) => {

@@ -646,3 +646,44 @@ fn a_copy_cycle_made_by_a_variant_overlay_is_reported_where_it_was_written() {
         "{e:?}"
     );
 }
+
+#[test]
+fn image_overrides_replace_a_base_by_its_normalised_name() {
+    let src = r#"
+[layers.base]
+from = "python:3.12-slim"
+[services.api]
+from = "base"
+cmd = "true"
+"#;
+    let (stack, d) = parse(&SourceFile::new("stack.toml", src));
+    assert!(!d.has_errors(), "{d:?}");
+    let opts = BuildOptions {
+        target: Some("api".into()),
+        image_overrides: [(
+            "docker.io/library/python:3.12-slim".to_string(),
+            "ghcr.io/o/py:1".to_string(),
+        )]
+        .into_iter()
+        .collect(),
+        ..BuildOptions::default()
+    };
+    let p = plan(&stack, &opts).unwrap();
+    assert_eq!(
+        p.image_refs().into_iter().collect::<Vec<_>>(),
+        ["ghcr.io/o/py:1"]
+    );
+    // Without overrides the stack's own base stays.
+    let p = plan(
+        &stack,
+        &BuildOptions {
+            target: Some("api".into()),
+            ..BuildOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        p.image_refs().into_iter().collect::<Vec<_>>(),
+        ["docker.io/library/python:3.12-slim"]
+    );
+}
