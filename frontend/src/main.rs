@@ -1,19 +1,10 @@
 //! layerstack's BuildKit frontend: reads stack.toml through the gateway, plans and converts it
 //! with llb-gen, solves, and always answers with exactly one `Return`.
 
-mod build;
-mod checks;
-mod gateway;
-mod lint;
-mod named_contexts;
-mod opts;
-mod pb;
-mod request;
-mod subrequests;
-
 use std::process::ExitCode;
 
-use gateway::Gateway;
+use layerstack_frontend::gateway::Gateway;
+use layerstack_frontend::{build, request};
 
 fn main() -> ExitCode {
     // BuildKit runs the frontend without arguments; `--version` is for people and release checks.
