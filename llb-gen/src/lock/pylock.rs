@@ -4,7 +4,7 @@
 //! `vcs`, `directory` and `archive` packages are read as [`PackageSource::Unsupported`] so that
 //! selecting one reports it with its location.
 
-use toml::de::{DeTable, DeValue};
+use toml::de::DeTable;
 
 use super::tomlv::{self, Reader, get, keys, span_of};
 use super::uv::valid_sha256;
@@ -171,11 +171,7 @@ fn dist(r: &mut Reader, t: &DeTable<'_>, span: Span, key: &str) -> Option<Dist> 
         }
     };
     let size = get(t, "size").and_then(|x| r.u64(x, &format!("{key}.size")));
-    let upload_time = get(t, "upload-time").and_then(|x| match x.get_ref() {
-        DeValue::String(s) => Some(s.to_string()),
-        DeValue::Datetime(d) => Some(d.to_string()),
-        _ => None,
-    });
+    let upload_time = get(t, "upload-time").and_then(tomlv::time_text);
     Some(Dist {
         filename,
         url,

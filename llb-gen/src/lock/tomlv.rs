@@ -167,3 +167,13 @@ pub fn named_package(
         key: key.to_string(),
     })
 }
+
+/// A timestamp as both lock formats write it (`upload-time`): a TOML datetime or a string,
+/// as text; anything else is ignored (the field is informational).
+pub fn time_text(v: &Value<'_>) -> Option<String> {
+    match v.get_ref() {
+        toml::de::DeValue::String(s) => Some(s.to_string()),
+        toml::de::DeValue::Datetime(d) => Some(d.to_string()),
+        _ => None,
+    }
+}

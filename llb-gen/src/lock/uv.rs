@@ -203,11 +203,7 @@ fn dist(r: &mut Reader, t: &DeTable<'_>, span: Span, key: &str) -> Option<Dist> 
         None => None,
     };
     let size = get(t, "size").and_then(|x| r.u64(x, &format!("{key}.size")));
-    let upload_time = get(t, "upload-time").and_then(|x| match x.get_ref() {
-        toml::de::DeValue::String(s) => Some(s.to_string()),
-        toml::de::DeValue::Datetime(d) => Some(d.to_string()),
-        _ => None,
-    });
+    let upload_time = get(t, "upload-time").and_then(tomlv::time_text);
     Some(Dist {
         filename,
         url,
