@@ -243,6 +243,9 @@ fn base_layer(index_url: &str) -> String {
     )
 }
 
+/// One build of the load: target, tag, how long it took, the build.
+type Outcome = (String, String, Duration, Result<Build, Box<Build>>);
+
 #[test]
 fn concurrent_builds_of_different_targets_all_succeed_and_solve_shared_steps_once() {
     let test = "concurrent_builds_of_different_targets_all_succeed_and_solve_shared_steps_once";
@@ -285,31 +288,30 @@ fn concurrent_builds_of_different_targets_all_succeed_and_solve_shared_steps_onc
 
     let sampler = MemSampler::start();
     let t0 = Instant::now();
-    let results: Vec<(String, String, Duration, Result<Build, Box<Build>>)> =
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = names
-                .iter()
-                .map(|s| {
-                    let (file, ctx) = (&file, &ctx);
-                    scope.spawn(move || {
-                        let tag = engine.unique_tag(&format!("load-{s}"));
-                        let t = Instant::now();
-                        let r = engine.try_buildx_build(&[
-                            "--network=host",
-                            "-f",
-                            file,
-                            "--target",
-                            s,
-                            "-t",
-                            &tag,
-                            ctx.path_str(),
-                        ]);
-                        (s.clone(), tag, t.elapsed(), r)
-                    })
+    let results: Vec<Outcome> = std::thread::scope(|scope| {
+        let handles: Vec<_> = names
+            .iter()
+            .map(|s| {
+                let (file, ctx) = (&file, &ctx);
+                scope.spawn(move || {
+                    let tag = engine.unique_tag(&format!("load-{s}"));
+                    let t = Instant::now();
+                    let r = engine.try_buildx_build(&[
+                        "--network=host",
+                        "-f",
+                        file,
+                        "--target",
+                        s,
+                        "-t",
+                        &tag,
+                        ctx.path_str(),
+                    ]);
+                    (s.clone(), tag, t.elapsed(), r)
                 })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
     let wall = t0.elapsed();
     let mem = sampler.finish();
     let times: Vec<Duration> = results.iter().map(|r| r.2).collect();
