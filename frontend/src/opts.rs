@@ -38,6 +38,15 @@ fn err<T>(msg: impl Into<String>) -> Result<T, OptsError> {
     Err(OptsError(msg.into()))
 }
 
+/// The most characters of an option value an error repeats.
+const MAX_SHOWN_CHARS: usize = 120;
+
+/// An option value as an error shows it: quoted and escaped (a newline or a bidi override in a
+/// value can't break or disguise the message), at most [`MAX_SHOWN_CHARS`] characters of it.
+fn shown(v: &str) -> String {
+    format!("{:?}", llb_gen::diag::truncate(v, MAX_SHOWN_CHARS))
+}
+
 /// A cache to import (`cache-imports` JSON entries, or `cache-from` refs).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CacheImport {
@@ -222,7 +231,8 @@ impl FrontendOpts {
             Some(m @ ("host" | "none" | "sandbox")) => Some(m.to_string()),
             Some(m) => {
                 return err(format!(
-                    "invalid force-network-mode {m:?} (want host, none or sandbox)"
+                    "invalid force-network-mode {} (want host, none or sandbox)",
+                    shown(m)
                 ));
             }
         };
@@ -230,7 +240,12 @@ impl FrontendOpts {
         let image_resolve_mode = match get("image-resolve-mode") {
             None | Some("") => None,
             Some(m @ ("default" | "pull" | "local")) => Some(m.to_string()),
-            Some(m) => return err(format!("invalid image-resolve-mode: {m}")),
+            Some(m) => {
+                return err(format!(
+                    "invalid image-resolve-mode {} (want default, pull or local)",
+                    shown(m)
+                ));
+            }
         };
 
         let add_hosts = match get("add-hosts") {
@@ -247,11 +262,17 @@ impl FrontendOpts {
         });
 
         let mut multi_platform = platforms.len() > 1;
-        let mp =
-            non_empty("build-arg:BUILDKIT_MULTI_PLATFORM").or_else(|| non_empty("multi-platform"));
-        if let Some(v) = mp {
+        // Named in errors as the user set it: `--build-arg BUILDKIT_MULTI_PLATFORM=…` or the
+        // `multi-platform` option.
+        let mp = non_empty("build-arg:BUILDKIT_MULTI_PLATFORM")
+            .map(|v| ("BUILDKIT_MULTI_PLATFORM", v))
+            .or_else(|| non_empty("multi-platform").map(|v| ("multi-platform", v)));
+        if let Some((name, v)) = mp {
             let b = parse_go_bool(&v).ok_or_else(|| {
-                OptsError(format!("invalid boolean value for multi-platform: {v}"))
+                OptsError(format!(
+                    "invalid boolean value for {name}: {} (want true or false)",
+                    shown(&v)
+                ))
             })?;
             if !b && multi_platform {
                 return err(
@@ -269,11 +290,12 @@ impl FrontendOpts {
 
         let source_date_epoch = match non_empty("build-arg:SOURCE_DATE_EPOCH") {
             None => None,
-            Some(v) => Some(
-                v.trim()
-                    .parse::<i64>()
-                    .map_err(|_| OptsError(format!("invalid SOURCE_DATE_EPOCH: {v}")))?,
-            ),
+            Some(v) => Some(v.trim().parse::<i64>().map_err(|_| {
+                OptsError(format!(
+                    "invalid SOURCE_DATE_EPOCH: {} (want seconds since 1970)",
+                    shown(&v)
+                ))
+            })?),
         };
 
         let cache_imports_raw = non_empty("cache-imports");
@@ -364,7 +386,7 @@ fn csv_fields(s: &str) -> Result<Vec<String>, OptsError> {
         }
     }
     if in_quotes {
-        return err(format!("unterminated quote in {s:?}"));
+        return err(format!("unterminated quote in {}", shown(s)));
     }
     out.push(cur);
     Ok(out)
@@ -372,19 +394,23 @@ fn csv_fields(s: &str) -> Result<Vec<String>, OptsError> {
 
 fn parse_add_hosts(v: &str) -> Result<Vec<(String, String)>, OptsError> {
     let mut out = Vec::new();
-    for field in csv_fields(v)? {
+    let fields = csv_fields(v).map_err(|e| OptsError(format!("add-hosts: {}", e.0)))?;
+    for field in fields {
         let field = field.trim().to_lowercase();
         if field.is_empty() {
             continue;
         }
         let Some((host, ip)) = field.split_once('=') else {
             return err(format!(
-                "failed to parse additional hosts: invalid key-value pair {field}"
+                "add-hosts: {} is not a HOST=IP key-value pair",
+                shown(&field)
             ));
         };
         if ip.parse::<std::net::IpAddr>().is_err() {
             return err(format!(
-                "failed to parse additional hosts: failed to parse IP {ip}"
+                "add-hosts: {} is not an IP address (in {})",
+                shown(ip),
+                shown(&field)
             ));
         }
         out.push((host.to_string(), ip.to_string()));
@@ -401,11 +427,16 @@ fn get_ci<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Val
 }
 
 fn parse_cache_imports(raw: &str) -> Result<Vec<CacheImport>, OptsError> {
-    let v: serde_json::Value = serde_json::from_str(raw)
-        .map_err(|e| OptsError(format!("failed to unmarshal cache-imports ({raw:?}): {e}")))?;
+    let v: serde_json::Value = serde_json::from_str(raw).map_err(|e| {
+        OptsError(format!(
+            "failed to unmarshal cache-imports ({}): {e}",
+            shown(raw)
+        ))
+    })?;
     let Some(entries) = v.as_array() else {
         return err(format!(
-            "failed to unmarshal cache-imports ({raw:?}): not a list"
+            "failed to unmarshal cache-imports ({}): not a list",
+            shown(raw)
         ));
     };
     let mut out = Vec::new();
@@ -682,6 +713,56 @@ mod tests {
         assert!(e.contains("unsupported context source `ftp`"), "{e}");
         let e = parse(&["hostname=box"]).unsupported().unwrap();
         assert!(e.contains("`box`") && e.contains("hostname"), "{e}");
+    }
+
+    /// Found by `fuzz-frontend` (the invariant that an option error names the option): the
+    /// errors for `add-hosts` said "additional hosts", a bad `BUILDKIT_MULTI_PLATFORM` build
+    /// arg was reported as `multi-platform`, and values were pasted raw — a newline or a bidi
+    /// override in a value broke or disguised the message, and a long value was repeated whole.
+    #[test]
+    fn option_errors_name_the_option_as_given_and_show_values_quoted_and_short() {
+        let e = parse_err(&["add-hosts=input:other"]);
+        assert!(
+            e.contains("add-hosts") && e.contains("\"input:other\""),
+            "{e}"
+        );
+        let e = parse_err(&["add-hosts=\"db=::1"]);
+        assert!(e.starts_with("add-hosts: unterminated quote"), "{e}");
+        let e = parse_err(&["build-arg:BUILDKIT_MULTI_PLATFORM=maybe"]);
+        assert!(
+            e.contains("BUILDKIT_MULTI_PLATFORM") && !e.contains("multi-platform"),
+            "{e}"
+        );
+        assert!(parse_err(&["multi-platform=maybe"]).contains("for multi-platform:"));
+        for opt in [
+            "build-arg:SOURCE_DATE_EPOCH=1\n\u{202e}2",
+            "image-resolve-mode=pull\n\u{202e}x",
+            "force-network-mode=host\r\n",
+            "multi-platform=\u{202e}true",
+            "add-hosts=a\n\u{202e}b",
+            "cache-imports=\n\u{202e}",
+        ] {
+            let e = parse_err(&[opt]);
+            assert!(
+                !e.chars()
+                    .any(|c| c.is_control() || ('\u{202a}'..='\u{202e}').contains(&c)),
+                "{opt:?}: {e:?}"
+            );
+        }
+        for key in [
+            "build-arg:SOURCE_DATE_EPOCH",
+            "image-resolve-mode",
+            "add-hosts",
+            "cache-imports",
+        ] {
+            let long = format!("{key}={}", "x".repeat(100_000));
+            let e = parse_err(&[long.as_str()]);
+            assert!(
+                e.len() < 600 && e.contains("more bytes"),
+                "{key}: {} bytes",
+                e.len()
+            );
+        }
     }
 
     #[test]
