@@ -291,6 +291,16 @@ impl Engine {
         let _ = exec(&mut cmd, Some(Duration::from_secs(120)));
     }
 
+    /// A guard that removes these image tags when it is dropped, also when the test panics
+    /// half-way: tests that tag many images (the load tests tag a hundred) must not leave them
+    /// behind on a machine whose disk CI shares.
+    pub fn tagged(&self, tags: impl IntoIterator<Item = String>) -> Tagged<'_> {
+        Tagged {
+            engine: self,
+            tags: tags.into_iter().collect(),
+        }
+    }
+
     /// Builds one target of the stack `DIR/stack.toml` the way its README does, with `DIR` as
     /// the context: `docker buildx build --network=host -f DIR/stack.toml --target TARGET
     /// [EXTRA…] -t TAG DIR` (`EXTRA`: `--platform`, `--build-arg`, …), under a fresh tag
@@ -988,5 +998,19 @@ ERROR: failed to solve: process "/bin/sh -c pip install requests" did not comple
         assert!(!e("23.0.0").is_old());
         assert!(!e("").is_old());
         assert_eq!(server_major("28.2.2"), Some(28));
+    }
+}
+
+/// Image tags removed when dropped ([`Engine::tagged`]).
+pub struct Tagged<'a> {
+    engine: &'a Engine,
+    tags: Vec<String>,
+}
+
+impl Drop for Tagged<'_> {
+    fn drop(&mut self) {
+        for tag in &self.tags {
+            self.engine.remove_image(tag);
+        }
     }
 }

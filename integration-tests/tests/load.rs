@@ -341,6 +341,7 @@ fn concurrent_builds_of_different_targets_all_succeed_and_solve_shared_steps_onc
 
     // A build that lost BuildKit's frontend-exit race (see ENGINE_RACE) is built once more,
     // alone; everything it solved is in the cache by then, so no step runs again.
+    let _tagged = engine.tagged(results.iter().map(|r| r.1.clone()));
     let mut results = results;
     let mut races = 0;
     for (s, tag, _, r) in results.iter_mut() {
@@ -383,9 +384,6 @@ fn concurrent_builds_of_different_targets_all_succeed_and_solve_shared_steps_onc
             }
             Err(b) => failures.push(format!("{s}:\n{}", b.failure_report())),
         }
-    }
-    for (_, tag, _, _) in &results {
-        engine.remove_image(tag);
     }
     assert!(
         failures.is_empty(),
@@ -499,6 +497,12 @@ fn concurrent_bakes_of_a_many_service_stack_all_succeed_and_solve_shared_steps_o
         }
         files.push(args);
     }
+    let _tagged = engine.tagged((0..bakes).flat_map(|b| {
+        names
+            .iter()
+            .map(|s| mine(plan["target"][s]["tags"][0].as_str().unwrap(), b))
+            .collect::<Vec<_>>()
+    }));
     let targets = plan["group"]["default"]["targets"]
         .as_array()
         .unwrap()
@@ -652,7 +656,6 @@ fn concurrent_bakes_of_a_many_service_stack_all_succeed_and_solve_shared_steps_o
             } else {
                 assert!(engine.image_exists(&tag), "{tag}");
             }
-            engine.remove_image(&tag);
         }
     }
     eprintln!(
