@@ -54,6 +54,7 @@ use serde_json::Value;
 
 pub mod builder;
 pub mod conda;
+pub mod deb;
 mod frontend;
 pub mod http;
 pub mod pyindex;
@@ -414,6 +415,22 @@ pub fn run(mut cmd: Command) -> Output {
         );
     }
     out
+}
+
+/// `cargo run -q -p llb-gen -- ARGS` in `cwd`, which must succeed: its stdout and stderr.
+pub fn llb_gen_output(args: &[&str], cwd: &Path) -> Output {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["run", "-q", "--manifest-path"])
+        .arg(repo_root().join("Cargo.toml"))
+        .args(["-p", "llb-gen", "--"])
+        .args(args)
+        .current_dir(cwd);
+    run(cmd)
+}
+
+/// [`llb_gen_output`]'s stdout.
+pub fn llb_gen(args: &[&str], cwd: &Path) -> String {
+    llb_gen_output(args, cwd).stdout
 }
 
 /// Runs a command to completion and returns its output whatever the exit
@@ -880,6 +897,20 @@ pub fn arm64_emulation(engine: &Engine, test: &str) -> bool {
     false
 }
 
+/// Image tags removed when dropped ([`Engine::tagged`]).
+pub struct Tagged<'a> {
+    engine: &'a Engine,
+    tags: Vec<String>,
+}
+
+impl Drop for Tagged<'_> {
+    fn drop(&mut self) {
+        for tag in &self.tags {
+            self.engine.remove_image(tag);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! Parser tests on canned rawjson (no engine needed).
@@ -998,19 +1029,5 @@ ERROR: failed to solve: process "/bin/sh -c pip install requests" did not comple
         assert!(!e("23.0.0").is_old());
         assert!(!e("").is_old());
         assert_eq!(server_major("28.2.2"), Some(28));
-    }
-}
-
-/// Image tags removed when dropped ([`Engine::tagged`]).
-pub struct Tagged<'a> {
-    engine: &'a Engine,
-    tags: Vec<String>,
-}
-
-impl Drop for Tagged<'_> {
-    fn drop(&mut self) {
-        for tag in &self.tags {
-            self.engine.remove_image(tag);
-        }
     }
 }

@@ -6,40 +6,8 @@
 //! and a requirements file with `-r base.txt` and `-c constraints.txt` installing what both
 //! say; and `install-env` with `$${PATH}`, as the hint for `${PATH}` suggests.
 
-use std::path::Path;
-use std::process::Command;
-
 use integration_tests::pyindex::{PackageIndex, Wheel};
 use integration_tests::{Context, engine_with_frontend, frontend_image};
-
-/// `dpkg-deb --build` of a package `lsdemo-tool` (Architecture: all, Depends: jq) holding
-/// `/usr/local/bin/lsdemo-tool`, written to `out`.
-fn build_deb(out: &Path) {
-    let root = tempfile::Builder::new()
-        .prefix("lsdemo-deb-")
-        .tempdir()
-        .expect("temp dir");
-    let r = root.path();
-    std::fs::create_dir_all(r.join("DEBIAN")).unwrap();
-    std::fs::create_dir_all(r.join("usr/local/bin")).unwrap();
-    std::fs::write(
-        r.join("DEBIAN/control"),
-        "Package: lsdemo-tool\nVersion: 1.0\nArchitecture: all\nMaintainer: layerstack tests <tests@example.org>\nDepends: jq\nDescription: layerstack test package\n",
-    )
-    .unwrap();
-    let bin = r.join("usr/local/bin/lsdemo-tool");
-    std::fs::write(&bin, "#!/bin/sh\necho lsdemo-tool-ok\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    let status = Command::new("dpkg-deb")
-        .args(["--build", "--root-owner-group"])
-        .arg(r)
-        .arg(out)
-        .status()
-        .expect("run dpkg-deb");
-    assert!(status.success(), "dpkg-deb --build failed");
-}
 
 const CHECK: &str = "for p in wget ca-certificates jq lsdemo-tool; do \
     printf '%s=%s\\n' $p \"$(dpkg-query -W -f='${Status}' $p 2>/dev/null | grep -c 'install ok installed')\"; done";
@@ -81,7 +49,12 @@ fn apt_recommends_local_debs_and_signed_sources() {
             "keys/bad.gpg",
             &format!("not a keyring {}\n", integration_tests::nonce()),
         );
-    build_deb(&ctx.path().join("debs/lsdemo-tool_1.0_all.deb"));
+    integration_tests::deb::Deb {
+        package: "lsdemo-tool",
+        depends: Some("jq"),
+        prints: "lsdemo-tool-ok",
+    }
+    .build(&ctx.path().join("debs/lsdemo-tool_1.0_all.deb"));
     match keyring {
         Ok(bytes) => std::fs::write(ctx.path().join("keys/debian-archive.gpg"), bytes).unwrap(),
         Err(e) => panic!("the host's /usr/share/keyrings/debian-archive-keyring.gpg: {e}"),

@@ -2,23 +2,10 @@
 //! (`copy = { from = … }`, a glob, chown, mode), `llb-gen bake` ships only the services, one
 //! `docker buildx bake` builds both, and the artifact is one vertex that runs once.
 
-use std::process::Command;
-
-use integration_tests::{Context, Engine, Output, exec, frontend_image, repo_root, run};
+use integration_tests::{Context, Engine, Output, exec, frontend_image, llb_gen};
 
 fn engine(test: &str) -> Option<&'static Engine> {
     integration_tests::engine_with_frontend(test)
-}
-
-/// `cargo run -q -p llb-gen -- ARGS` in `cwd`, which must succeed: its stdout.
-fn llb_gen(args: &[&str], cwd: &std::path::Path) -> String {
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["run", "-q", "--manifest-path"])
-        .arg(repo_root().join("Cargo.toml"))
-        .args(["-p", "llb-gen", "--"])
-        .args(args)
-        .current_dir(cwd);
-    run(cmd).stdout
 }
 
 /// `docker buildx bake --progress=rawjson ARGS` in `cwd`, whatever its exit status.

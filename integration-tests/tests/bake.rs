@@ -1,31 +1,16 @@
 //! Many services, one stack: `llb-gen bake` writes a docker-bake.json, `docker buildx bake`
 //! builds every service concurrently on one engine, and each shared layer step runs once.
 
-use std::process::Command;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use integration_tests::http::{self, Response};
-use integration_tests::{Context, Engine, Output, exec, frontend_image, repo_root, run};
+use integration_tests::{
+    Context, Engine, Output, exec, frontend_image, llb_gen, llb_gen_output, run,
+};
 
 fn engine(test: &str) -> Option<&'static Engine> {
     integration_tests::engine_with_frontend(test)
-}
-
-/// `cargo run -q -p llb-gen -- ARGS` in `cwd`, which must succeed: its stdout and stderr.
-fn llb_gen_output(args: &[&str], cwd: &std::path::Path) -> Output {
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["run", "-q", "--manifest-path"])
-        .arg(repo_root().join("Cargo.toml"))
-        .args(["-p", "llb-gen", "--"])
-        .args(args)
-        .current_dir(cwd);
-    run(cmd)
-}
-
-fn llb_gen(args: &[&str], cwd: &std::path::Path) -> String {
-    llb_gen_output(args, cwd).stdout
 }
 
 /// `docker buildx bake --progress=rawjson ARGS` in `cwd`, whatever its exit status.

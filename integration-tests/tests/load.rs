@@ -23,15 +23,13 @@
 //! on the same engine at the same time are counted too: best effort.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use integration_tests::http::{self, Response};
 use integration_tests::pyindex::{PackageIndex, Wheel};
-use integration_tests::{Build, Context, Engine, Progress, exec, frontend_image, repo_root, run};
+use integration_tests::{Build, Context, Engine, Progress, exec, frontend_image, llb_gen, run};
 
 fn engine(test: &str) -> Option<&'static Engine> {
     integration_tests::engine_with_frontend(test)
@@ -209,38 +207,6 @@ fn all_logs(p: &Progress) -> String {
     p.vertices.iter().map(|v| v.logs.as_str()).collect()
 }
 
-/// `dpkg-deb --build` of `lsload-NAME` (Architecture: all, no dependencies) holding
-/// `/usr/local/bin/lsload-NAME`, written to `out`.
-fn build_deb(name: &str, out: &Path) {
-    let root = tempfile::Builder::new()
-        .prefix("lsload-deb-")
-        .tempdir()
-        .expect("temp dir");
-    let r = root.path();
-    std::fs::create_dir_all(r.join("DEBIAN")).unwrap();
-    std::fs::create_dir_all(r.join("usr/local/bin")).unwrap();
-    std::fs::write(
-        r.join("DEBIAN/control"),
-        format!(
-            "Package: lsload-{name}\nVersion: 1.0\nArchitecture: all\nMaintainer: layerstack tests <tests@example.org>\nDescription: layerstack load test package\n"
-        ),
-    )
-    .unwrap();
-    let bin = r.join(format!("usr/local/bin/lsload-{name}"));
-    std::fs::write(&bin, format!("#!/bin/sh\necho {name}-tool-ok\n")).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    let status = Command::new("dpkg-deb")
-        .args(["--build", "--root-owner-group"])
-        .arg(r)
-        .arg(out)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("run dpkg-deb");
-    assert!(status.success(), "dpkg-deb --build failed");
-}
-
 fn secs(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
@@ -299,7 +265,12 @@ fn concurrent_builds_of_different_targets_all_succeed_and_solve_shared_steps_onc
     }
     let ctx = Context::new().file("stack.toml", &stack);
     for s in &names {
-        build_deb(s, &ctx.path().join(format!("debs/lsload-{s}_1.0_all.deb")));
+        integration_tests::deb::Deb {
+            package: &format!("lsload-{s}"),
+            depends: None,
+            prints: &format!("{s}-tool-ok"),
+        }
+        .build(&ctx.path().join(format!("debs/lsload-{s}_1.0_all.deb")));
     }
     let file = ctx.join("stack.toml");
 
@@ -422,17 +393,6 @@ fn buildx_version(engine: &Engine) -> (u32, u32) {
         (Some(Ok(major)), Some(Ok(minor))) => (major, minor),
         _ => panic!("buildx version: {out}"),
     }
-}
-
-/// `cargo run -q -p llb-gen -- ARGS` in `cwd`: its stdout.
-fn llb_gen(args: &[&str], cwd: &Path) -> String {
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["run", "-q", "--manifest-path"])
-        .arg(repo_root().join("Cargo.toml"))
-        .args(["-p", "llb-gen", "--"])
-        .args(args)
-        .current_dir(cwd);
-    run(cmd).stdout
 }
 
 #[test]

@@ -104,11 +104,7 @@ fn secrets_reach_install_steps_and_never_a_layer() {
         d = dir.path().display(),
         t = token
     );
-    let scan = exec(
-        &mut std::process::Command::new("sh").args(["-c", &script]),
-        None,
-    )
-    .unwrap();
+    let scan = exec(std::process::Command::new("sh").args(["-c", &script]), None).unwrap();
     assert!(scan.status.success(), "{}", scan.stderr);
     assert!(!scan.stdout.contains("LEAK"), "{}", scan.stdout);
     let last = scan.stdout.lines().last().unwrap_or_default();
