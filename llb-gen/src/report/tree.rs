@@ -127,9 +127,12 @@ fn lock_group(g: &crate::lock::group::Group) -> String {
     let size = if g.files.iter().all(|f| f.size.is_none()) {
         String::new()
     } else {
-        let mb = g.size as f64 / 1e6;
         let partial = if g.size_partial { "≥ " } else { "" };
-        format!(" ({partial}{mb:.1} MB)")
+        if g.size >= 1_000_000 {
+            format!(" ({partial}{:.1} MB)", g.size as f64 / 1e6)
+        } else {
+            format!(" ({partial}{:.1} kB)", g.size as f64 / 1e3)
+        }
     };
     format!("{}{size}", names.join(", "))
 }
