@@ -190,3 +190,80 @@ fn lock_paths_are_what_the_edge_reads() {
     let (stack, _) = llb_gen::parse_checked(&file).unwrap();
     assert_eq!(llb_gen::plan::locks::lock_paths(&stack), ["pylock.toml"]);
 }
+
+/// A uv project: `app` (virtual) depends on `lsl-core`, its extra `cpu` on `torch`.
+fn uv_lock() -> String {
+    format!(
+        "version = 1\nrequires-python = \">=3.11\"\n\n\
+         [[package]]\nname = \"app\"\nversion = \"0.1.0\"\nsource = {{ virtual = \".\" }}\n\
+         dependencies = [{{ name = \"lsl-core\" }}]\n\n\
+         [package.optional-dependencies]\ncpu = [{{ name = \"torch\" }}]\n\n\
+         [[package]]\nname = \"lsl-core\"\nversion = \"1.0\"\nsource = {{ registry = \"https://pypi.org/simple\" }}\n\
+         wheels = [{{ url = \"https://files.example/lsl_core-1.0-py3-none-any.whl\", hash = \"sha256:{H1}\", size = 1000 }}]\n\n\
+         [[package]]\nname = \"torch\"\nversion = \"2.5.1+cpu\"\nsource = {{ registry = \"https://download.pytorch.org/whl/cpu\" }}\n\
+         wheels = [{{ url = \"https://download.pytorch.org/whl/cpu/torch-2.5.1%2Bcpu-cp312-cp312-linux_x86_64.whl\", hash = \"sha256:{H2}\", size = 174000000 }}]\n"
+    )
+}
+
+#[test]
+fn a_uv_lock_with_an_extra_installs_the_project_dependencies_in_families() {
+    let plan_of = |lock: &str| {
+        let stack = format!("[services.app]\nfrom = \"python:3.12-slim\"\nlock = {lock}\n");
+        let file = SourceFile::new("stack.toml", stack);
+        let mut o = opts("app", Platform::linux_amd64(), true);
+        o.lock_files.insert("uv.lock".into(), Some(uv_lock()));
+        llb_gen::load(&file, &o)
+            .map(|(_, p)| p)
+            .map_err(|e| e.diagnostics.render(&e.file))
+    };
+    let groups = |plan: &llb_gen::plan::Plan| -> Vec<(String, Vec<String>)> {
+        match &plan.images[0].steps[0].kind {
+            StepKind::Lock(l) => l
+                .groups
+                .iter()
+                .map(|g| {
+                    (
+                        g.id.clone(),
+                        g.files.iter().map(|f| f.filename.clone()).collect(),
+                    )
+                })
+                .collect(),
+            k => panic!("{k:?}"),
+        }
+    };
+    let plain = plan_of("\"uv.lock\"").unwrap();
+    let g = groups(&plain);
+    assert_eq!(g.len(), 1, "{g:?}");
+    assert_eq!(g[0].1, ["lsl_core-1.0-py3-none-any.whl"]);
+    let cpu = plan_of("{ file = \"uv.lock\", extras = [\"cpu\"] }").unwrap();
+    let g = groups(&cpu);
+    assert!(
+        g.iter().any(|(id, files)| id == "torch"
+            && files == &["torch-2.5.1+cpu-cp312-cp312-linux_x86_64.whl"]),
+        "{g:?}"
+    );
+    // An extra the project does not have is an error at the lock line.
+    let err = plan_of("{ file = \"uv.lock\", extras = [\"gpu\"] }").unwrap_err();
+    assert!(
+        err.contains("no root of the lock has an extra `gpu`"),
+        "{err}"
+    );
+    assert!(err.contains("stack.toml:3"), "{err}");
+}
+
+#[test]
+fn a_package_with_only_an_sdist_is_named_at_the_lock_line() {
+    let file = SourceFile::new(
+        "stack.toml",
+        "[services.app]\nfrom = \"python:3.12-slim\"\nlock = \"uv.lock\"\n",
+    );
+    let fixture = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lock/uv.lock"),
+    )
+    .unwrap();
+    let mut o = opts("app", Platform::linux_amd64(), false);
+    o.lock_files.insert("uv.lock".into(), Some(fixture));
+    let err = llb_gen::load(&file, &o).expect_err("docopt has only an sdist");
+    let text = err.diagnostics.render(&err.file);
+    assert!(text.contains("docopt 0.6.2 (only an sdist)"), "{text}");
+}
