@@ -107,14 +107,39 @@ fn stack(python: &str) -> String {
          \n\
          [services.app]\n\
          from = \"deps\"\n\
+         cmd = [\"lsl-tool\"]\n\
+         \n\
+         [services.other]\n\
+         from = \"python:3.12-slim\"\n\
+         run = [\"echo other > /other.txt\"]\n\
+         lock = {{ file = \"pylock.toml\", python-version = \"{python}\" }}\n\
          cmd = [\"lsl-tool\"]\n",
         frontend_image()
     )
 }
 
 fn build(engine: &Engine, ctx: &Context, tag: &str) -> Result<Build, Box<Build>> {
+    build_target(engine, ctx, "app", tag)
+}
+
+fn build_target(
+    engine: &Engine,
+    ctx: &Context,
+    target: &str,
+    tag: &str,
+) -> Result<Build, Box<Build>> {
     let file = ctx.join("stack.toml");
-    engine.try_buildx_build(&["-f", &file, "-t", tag, ctx.path_str()])
+    engine.try_buildx_build(&["-f", &file, "--target", target, "-t", tag, ctx.path_str()])
+}
+
+/// The image's layer digests (`RootFS.Layers`).
+fn layers(engine: &Engine, tag: &str) -> Vec<String> {
+    engine.image_inspect(tag)["RootFS"]["Layers"]
+        .as_array()
+        .expect("RootFS.Layers")
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect()
 }
 
 /// The group install vertex of a package (`… lock group small-07: lsl-core 1.0 (install …`).
@@ -232,6 +257,29 @@ fn a_lock_installs_per_group_rebuilds_one_group_and_rejects_a_corrupted_wheel() 
     for p in [&core, &tool, &extra] {
         assert_eq!(files.hits(&p.wheel.filename()), 1, "{}", p.wheel.filename());
     }
+
+    // The same groups in another image (another layer on the same root image, with a step of
+    // its own before them): the same vertices, answered from the cache, and the same layers.
+    let tag_other = engine.unique_tag("lock-other");
+    tags.1.push(tag_other.clone());
+    let bo = build_target(engine, &ctx, "other", &tag_other)
+        .unwrap_or_else(|b| panic!("{}", b.failure_report()));
+    for p in ["lsl-core 1.0", "lsl-tool 1.0", "lsl-extra 1.0"] {
+        let v = group_of(&bo, p);
+        assert!(v.cached, "{p}: the group of `deps`, shared: {v:?}");
+    }
+    let base = layers(engine, "python:3.12-slim");
+    let (l1, lo) = (layers(engine, &tag1), layers(engine, &tag_other));
+    let groups1: Vec<&String> = l1.iter().filter(|l| !base.contains(l)).collect();
+    assert_eq!(groups1.len(), 3, "one layer per group: {l1:?}");
+    for g in &groups1 {
+        assert!(
+            lo.contains(g),
+            "group layer {g} shared by both images: {lo:?}"
+        );
+    }
+    let out = engine.docker_run(&tag_other, &[]);
+    assert_eq!(out.trim(), "1.0 py3-none-any", "{out}");
 
     // 2. One package changes: only its group runs again.
     let extra2 = Locked::new(with_nonce(Wheel::pure("lsl-extra", "1.1")));
