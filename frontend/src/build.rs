@@ -53,9 +53,12 @@ pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
         }
         None => Default::default(),
     };
+    // Lock files (`lock = …`): read once; each platform selects its own wheels.
+    let lock_files = crate::lint::lock_files(gw, &opts, &inputs).await?;
     for (i, platform) in platforms.into_iter().enumerate() {
         let mut bo = build_options(&opts, &inputs, platform.clone());
         bo.requirement_includes = includes.clone();
+        bo.lock_files = lock_files.clone();
         // MergeOp where the engine has it (BuildKit ≥ 0.10), plain chaining otherwise;
         // `--build-arg LAYERSTACK_MERGE=false` opts out.
         bo.merge = pong.llb_caps.contains("mergeop")

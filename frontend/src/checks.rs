@@ -174,6 +174,20 @@ pub fn missing_caps(
             }
         }
     }
+    if !caps.contains("source.http.checksum") {
+        for img in &plan.images {
+            for st in &img.steps {
+                if matches!(&st.kind, plan::StepKind::Lock(l) if !l.groups.is_empty()) {
+                    d.push(
+                        Diagnostic::error("this engine's BuildKit lacks the `source.http.checksum` capability: the lock's wheels cannot be fetched as checksummed sources")
+                            .at(st.span)
+                            .key(format!("{}.lock", img.key))
+                            .hint("use a newer BuildKit, or install with `requirements` instead"),
+                    );
+                }
+            }
+        }
+    }
     if d.has_errors() {
         return Err(Failure::from_stack(&StackError {
             file: inputs.file.clone(),

@@ -238,6 +238,7 @@ pub async fn answer(
     let mut bo = crate::request::build_options(opts, inputs, platform);
     bo.target = None;
     bo.requirement_includes = requirement_includes(gw, opts, inputs, &bo).await?;
+    bo.lock_files = lock_files(gw, opts, inputs).await?;
     let diagnostics = llb_gen::check(file, &bo);
     // A stack that does not parse: only the build error (`check` has the parse errors).
     let Ok((stack, _)) = llb_gen::parse_checked(file) else {
@@ -349,6 +350,37 @@ pub async fn requirement_includes(
     Ok(plan::includes::gather_with(&roots, |p| {
         files.get(p).cloned().unwrap_or(Some(String::new()))
     }))
+}
+
+/// The lock files the stack names (`lock = …`, [`plan::locks::lock_paths`]), read through the
+/// gateway: a file that cannot be read is None (the planner reports it at its `lock` line).
+pub async fn lock_files(
+    gw: &Gateway,
+    opts: &FrontendOpts,
+    inputs: &Inputs,
+) -> Result<BTreeMap<String, Option<String>>, Failure> {
+    let Ok((stack, _)) = llb_gen::parse_checked(&inputs.file) else {
+        return Ok(Default::default());
+    };
+    let paths = plan::locks::lock_paths(&stack);
+    if paths.is_empty() {
+        return Ok(Default::default());
+    }
+    let found = read_files(
+        gw,
+        opts,
+        inputs,
+        paths.clone(),
+        "[internal] load lock files",
+    )
+    .await?;
+    Ok(paths
+        .into_iter()
+        .map(|p| {
+            let text = found.get(&p).cloned();
+            (p, text)
+        })
+        .collect())
 }
 
 /// The requirements files' text (a file that is missing, left out by `.dockerignore` or not

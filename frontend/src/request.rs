@@ -293,6 +293,7 @@ pub fn build_options(opts: &FrontendOpts, inputs: &Inputs, platform: Platform) -
         merge: false,
         cross_install: true,
         requirement_includes: Default::default(),
+        lock_files: Default::default(),
         image_overrides,
     }
 }

@@ -360,7 +360,32 @@ fn options(b: &BuildArgs, file: &SourceFile) -> Result<BuildOptions, String> {
         exclude_patterns,
     };
     o.requirement_includes = requirement_includes(file, &o, &dir);
+    o.lock_files = lock_files(file, &o, &dir);
     Ok(o)
+}
+
+/// The lock files the stack names (`lock = …`), read from the context directory: a file that
+/// is missing, not UTF-8 or left out by `.dockerignore` is None (the planner reports it).
+fn lock_files(
+    file: &SourceFile,
+    opts: &BuildOptions,
+    dir: &Path,
+) -> std::collections::BTreeMap<String, Option<String>> {
+    let Ok((stack, _)) = llb_gen::parse_checked(file) else {
+        return Default::default();
+    };
+    let ignore = report::Ignore::new(&opts.context.exclude_patterns).ok();
+    llb_gen::plan::locks::lock_paths(&stack)
+        .into_iter()
+        .map(|p| {
+            let text = if ignore.as_ref().is_some_and(|i| i.excluded(&p)) {
+                None
+            } else {
+                std::fs::read_to_string(dir.join(&p)).ok()
+            };
+            (p, text)
+        })
+        .collect()
 }
 
 /// `--context DIR`, else the stack file's directory.

@@ -33,7 +33,18 @@ fn stacks() -> Vec<(String, PathBuf)> {
 
 fn options(target: &str, dir: &Path) -> BuildOptions {
     let ignore = std::fs::read_to_string(dir.join(".dockerignore")).unwrap_or_default();
+    // The lock files the stack names, as the CLI reads them (`lock = …`).
+    let text = std::fs::read_to_string(dir.join("stack.toml")).unwrap_or_default();
+    let (stack, _) = llb_gen::stack::parse(&SourceFile::new("stack.toml", text));
+    let lock_files = llb_gen::plan::locks::lock_paths(&stack)
+        .into_iter()
+        .map(|p| {
+            let t = std::fs::read_to_string(dir.join(&p)).ok();
+            (p, t)
+        })
+        .collect();
     BuildOptions {
+        lock_files,
         target: Some(target.to_string()),
         network: Network::Host,
         context: ContextOptions {

@@ -93,6 +93,7 @@ impl<'a> Converter<'a> {
                     step.kind,
                     StepKind::Run { .. }
                         | StepKind::Pip(_)
+                        | StepKind::Lock(_)
                         | StepKind::Conda(_)
                         | StepKind::CopyFrom { .. }
                 )
@@ -155,6 +156,7 @@ impl<'a> Converter<'a> {
                     }
                 }
                 StepKind::Pip(p) => st.root = self.pip(&st, p, img, &label, step.span, m, Some(i)),
+                StepKind::Lock(l) => st.root = self.lock(&st, l, img, &label, step.span, m),
                 StepKind::Conda(c) => st.root = self.conda(&st, c, img, &label, step.span, m),
                 StepKind::Copy {
                     src,

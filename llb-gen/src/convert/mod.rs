@@ -1,13 +1,15 @@
 //! The converter: the one module that sees both the plan and LLB. Plan + base image configs →
 //! LLB graph, image config and the source map.
 //!
-//! [`exec`] (bases, context, execs, apt), [`python`], [`cross`], [`image`] (one image, its
+//! [`exec`] (bases, context, execs, apt), [`python`], [`cross`], [`lock`] (lock files: wheels
+//! as HTTP sources, a layer per group), [`image`] (one image, its
 //! config), [`names`] (the vertex-name grammar), [`resolve`] (base image configs), [`shell`] (the scripts, quoted in one place) and
 //! [`values`] (pure helpers).
 
 mod cross;
 mod exec;
 mod image;
+mod lock;
 mod names;
 mod python;
 pub mod resolve;
@@ -188,6 +190,7 @@ pub fn convert_cross(
         verdicts: cross.as_ref().map(|x| (x.verdicts, x.ask)),
         probes: vec![],
         cross_script: None,
+        lock_script: None,
         lean: false,
         budget: crate::interp::Budget::plan(),
     };
@@ -264,6 +267,8 @@ struct Converter<'a> {
     probes: Vec<Probe>,
     /// The cross-install script on scratch (one vertex).
     cross_script: Option<Output>,
+    /// The lock installer script on scratch (one vertex).
+    lock_script: Option<Output>,
     /// Converting a twin: only what an installer's environment needs (base, apt, users,
     /// dirs, files); `run`, conda and pip steps are skipped.
     lean: bool,

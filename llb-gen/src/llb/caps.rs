@@ -65,6 +65,12 @@ fn source(s: &pb::SourceOp, caps: &mut BTreeSet<&'static str>) {
                 caps.insert(cap);
             }
         }
+    } else if s.identifier.starts_with("https://") || s.identifier.starts_with("http://") {
+        // client/llb/source.go, HTTP.
+        caps.insert("source.http");
+        if attr("http.checksum") {
+            caps.insert("source.http.checksum");
+        }
     } else if s.identifier.starts_with("local://") {
         caps.insert("source.local");
         for (a, cap) in [
@@ -283,6 +289,16 @@ mod tests {
                 &[("image.resolvemode", "pull")]
             )),
             ["source.image", "source.image.resolvemode"]
+        );
+        assert_eq!(
+            caps(src(
+                "https://files.example/a-1.0-py3-none-any.whl",
+                &[
+                    ("http.checksum", "sha256:00"),
+                    ("http.filename", "a-1.0-py3-none-any.whl")
+                ]
+            )),
+            ["source.http", "source.http.checksum"]
         );
     }
 

@@ -226,6 +226,26 @@ impl Graph {
         self.push(op, vec![], meta)
     }
 
+    /// An `https://…` (or `http://…`) source: one file, `filename`, verified against
+    /// `checksum` (`sha256:HEX`) before anything uses it. Attrs as BuildKit's `llb.HTTP`
+    /// writes them (`http.checksum`, `http.filename`); no platform (not platform-specific).
+    pub fn http(&mut self, url: &str, checksum: &str, filename: &str, meta: VertexMeta) -> Output {
+        let mut attrs = BTreeMap::new();
+        attrs.insert("http.checksum".to_string(), checksum.to_string());
+        if !filename.is_empty() {
+            attrs.insert("http.filename".to_string(), filename.to_string());
+        }
+        let op = pb::Op {
+            op: Some(pb::op::Op::Source(pb::SourceOp {
+                identifier: url.to_string(),
+                attrs,
+            })),
+            constraints: Some(pb::WorkerConstraints::default()),
+            ..Default::default()
+        };
+        self.push(op, vec![], meta)
+    }
+
     /// Run a process on `root`; the result is the root filesystem after it.
     pub fn exec(
         &mut self,

@@ -4,12 +4,14 @@
 //! - [`model`]: the plan's data; [`options`]: the request's options and build-arg values;
 //! - [`select`]: target/variant selection; [`check`]: stack-wide checks;
 //! - [`planner`] (with [`steps`], [`python`], [`torch`], [`config`]): the planner itself;
+//! - [`locks`]: `lock = …` (lock files the edge reads, selected and grouped for the target);
 //! - [`resources`]: what the plan uses (context reads, caches, secrets), as data with spans;
 //! - [`values`]: value parsers without planner state.
 
 pub mod check;
 pub mod config;
 pub mod includes;
+pub mod locks;
 pub mod model;
 pub mod options;
 pub mod planner;

@@ -160,6 +160,8 @@ pub enum StepKind {
         activate: Option<(String, String)>,
     },
     Pip(PipStep),
+    /// Packages from a lock file: every wheel a checksummed download, one layer per group.
+    Lock(LockStep),
     /// A conda environment file installed with micromamba/mamba/conda.
     Conda(CondaStep),
     /// Copy from the build context.
@@ -202,6 +204,7 @@ impl StepKind {
             StepKind::Mkdir { path, .. } => format!("workdir {path}"),
             StepKind::Run { command, .. } => format!("run {}", one_line(command)),
             StepKind::Pip(p) => p.describe(),
+            StepKind::Lock(l) => l.describe(),
             StepKind::Conda(c) => format!("{} install -f {}", c.installer, c.file),
             StepKind::Copy { src, .. } => format!("copy {src}"),
             StepKind::CopyFrom { from, src, .. } => match from {
@@ -405,6 +408,34 @@ impl PipStep {
         parts.extend(self.specs.iter().cloned());
         parts.extend(self.local.iter().map(|p| format!("./{p}")));
         one_line(&parts.join(" "))
+    }
+}
+
+/// Packages selected from a lock file for the plan's platform and the image's Python,
+/// grouped into layers ([`crate::lock::group`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockStep {
+    /// The lock file's context path.
+    pub file: String,
+    /// The interpreter the groups are installed for (the stack's `python`), which must be in
+    /// the image's root base image: the installer runs there, on the build platform.
+    pub python: String,
+    /// The CPython version selected for (`3.12`).
+    pub python_version: String,
+    /// The groups, sorted by id; every file a wheel with URL and sha256.
+    pub groups: Vec<crate::lock::group::Group>,
+}
+
+impl LockStep {
+    pub fn describe(&self) -> String {
+        let n: usize = self.groups.iter().map(|g| g.files.len()).sum();
+        format!(
+            "lock {}: {n} package{} in {} group{}",
+            self.file,
+            if n == 1 { "" } else { "s" },
+            self.groups.len(),
+            if self.groups.len() == 1 { "" } else { "s" }
+        )
     }
 }
 

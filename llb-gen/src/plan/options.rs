@@ -51,6 +51,11 @@ pub struct BuildOptions {
     /// The files requirements files include (`-r`, `-c`), read by the edge
     /// ([`super::includes`]); empty when the context was not read.
     pub requirement_includes: super::includes::RequirementIncludes,
+    /// Lock files (`lock = …`) as the edge read them: context path → text (None: missing,
+    /// excluded by `.dockerignore` or not UTF-8). See [`super::locks::lock_paths`]. A path
+    /// that is not a key was not read (subrequests that need no packages): its step has no
+    /// groups. The build and the CLI read every one.
+    pub lock_files: BTreeMap<String, Option<String>>,
     /// Base images replaced by named contexts (`--build-context python:3.12-slim=docker-image://…`,
     /// as the Dockerfile frontend lets one override `FROM`): normalised reference as the stack
     /// names it → normalised reference to build on instead.
@@ -80,6 +85,7 @@ impl Default for BuildOptions {
             image_resolve_mode: None,
             cross_install: true,
             requirement_includes: Default::default(),
+            lock_files: BTreeMap::new(),
             merge: false,
             image_overrides: BTreeMap::new(),
         }

@@ -161,6 +161,7 @@ fn plan_targets(stack: &Stack, opts: &BuildOptions, every: bool) -> Result<Plan,
         platform: opts.platform.clone(),
         variant,
         includes: &opts.requirement_includes,
+        lock_files: &opts.lock_files,
         image_overrides: &opts.image_overrides,
         in_install_env: false,
     };
@@ -217,6 +218,8 @@ pub(super) struct Planner<'a> {
     pub(super) variant: Option<&'a VariantDef>,
     /// What requirements files include, as the edge read it.
     pub(super) includes: &'a super::includes::RequirementIncludes,
+    /// Lock files as the edge read them ([`BuildOptions::lock_files`]).
+    pub(super) lock_files: &'a BTreeMap<String, Option<String>>,
     /// Base images replaced by named contexts ([`BuildOptions::image_overrides`]).
     pub(super) image_overrides: &'a BTreeMap<String, String>,
     /// Interpolating `install-env` values (their hint for an unknown name differs).

@@ -255,6 +255,17 @@ impl<'a> Planner<'a> {
             t.installer = installer.clone();
             steps.push(step(StepKind::Pip(t), usage.span));
         }
+        if img.lock.is_some() && img.venv.is_some() {
+            self.diags.push(
+                Diagnostic::error("`lock` is not supported in a two-stage `venv` service")
+                    .at(img.lock.as_ref().map(|l| l.span).unwrap_or(img.span))
+                    .key(format!("{key}.lock"))
+                    .hint("install the lock in a layer and build the service on it"),
+            );
+        } else if let Some(l) = self.lock_step(img, &key, base.as_ref()) {
+            let span = img.lock.as_ref().map(|d| d.span).unwrap_or(img.span);
+            steps.push(step(StepKind::Lock(l), span));
+        }
         let has_pip = !requirements.is_empty() || !specs.is_empty() || !local.is_empty();
         let pip_span = img
             .requirements

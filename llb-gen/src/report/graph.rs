@@ -36,6 +36,8 @@ struct Node {
     id: String,
     label: String,
     kind: NodeKind,
+    /// The lock groups installed in this image (`lock groups: small-03, torch`), if any.
+    groups: Option<String>,
 }
 
 struct Edge {
@@ -82,6 +84,7 @@ impl Graph {
                 id: unique(format!("image_{}", i + 1)),
                 label: short_ref(r).to_string(),
                 kind: NodeKind::Image,
+                groups: None,
             });
         }
         for img in images {
@@ -89,10 +92,20 @@ impl Graph {
                 Kind::Layer => NodeKind::Layer,
                 Kind::Service => NodeKind::Service,
             };
+            let groups: Vec<&str> = img
+                .steps
+                .iter()
+                .filter_map(|s| match &s.kind {
+                    crate::plan::StepKind::Lock(l) => Some(l),
+                    _ => None,
+                })
+                .flat_map(|l| l.groups.iter().map(|g| g.id.as_str()))
+                .collect();
             g.nodes.push(Node {
                 id: unique(format!("{}_{}", kind.as_str(), sanitize(&img.name))),
                 label: img.name.clone(),
                 kind,
+                groups: (!groups.is_empty()).then(|| format!("lock groups: {}", groups.join(", "))),
             });
         }
         let image_node = |g: &Graph, name: &str| {
@@ -179,7 +192,10 @@ fn dot(g: &Graph, title: &str) -> String {
         out.push_str(&format!(
             "  {} [label={}, {attrs}];\n",
             dot_str(&n.id),
-            dot_str(&format!("{}\n{sub}", n.label)),
+            dot_str(&match &n.groups {
+                Some(gr) => format!("{}\n{sub}\n{gr}", n.label),
+                None => format!("{}\n{sub}", n.label),
+            }),
         ));
     }
     for e in &g.edges {
@@ -207,7 +223,10 @@ fn mermaid_label(s: &str) -> String {
 fn mermaid(g: &Graph) -> String {
     let mut out = String::from("flowchart TD\n");
     for n in &g.nodes {
-        let label = mermaid_label(&n.label);
+        let label = match &n.groups {
+            Some(gr) => mermaid_label(&format!("{}<br/>{gr}", n.label)),
+            None => mermaid_label(&n.label),
+        };
         let shape = match n.kind {
             NodeKind::Image => format!("([{label}])"),
             NodeKind::Layer => format!("[{label}]"),

@@ -537,6 +537,22 @@ fn step_json(k: &StepKind) -> Value {
             activate: Some(a),
         } => json!(["run", command, context, a]),
         StepKind::Pip(p) => json!(["pip", pip_json(p)]),
+        // What is installed: every group's files by URL and sha256 (not the lock's text).
+        StepKind::Lock(l) => json!([
+            "lock",
+            l.python,
+            l.python_version,
+            l.groups
+                .iter()
+                .map(|g| json!([
+                    g.id,
+                    g.files
+                        .iter()
+                        .map(|f| json!([f.filename, f.url, f.sha256]))
+                        .collect::<Vec<_>>()
+                ]))
+                .collect::<Vec<_>>()
+        ]),
         StepKind::Conda(crate::plan::CondaStep {
             file,
             channels,

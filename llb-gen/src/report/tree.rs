@@ -117,6 +117,26 @@ pub fn render(
     out
 }
 
+/// `a 1.0, b 2.0 (1.2 MB)`: a lock group's packages and, where the lock has them, its size.
+fn lock_group(g: &crate::lock::group::Group) -> String {
+    let names: Vec<String> = g
+        .files
+        .iter()
+        .map(|f| format!("{} {}", f.name, f.version))
+        .collect();
+    let size = if g.files.iter().all(|f| f.size.is_none()) {
+        String::new()
+    } else {
+        let partial = if g.size_partial { "≥ " } else { "" };
+        if g.size >= 1_000_000 {
+            format!(" ({partial}{:.1} MB)", g.size as f64 / 1e6)
+        } else {
+            format!(" ({partial}{:.1} kB)", g.size as f64 / 1e3)
+        }
+    };
+    format!("{}{size}", names.join(", "))
+}
+
 fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
@@ -196,6 +216,11 @@ fn details(img: &PlanImage, stack_env: usize) -> Vec<String> {
     }
     for (n, s) in img.steps.iter().enumerate() {
         lines.push(format!("{}. {}", n + 1, s.kind.describe()));
+        if let crate::plan::StepKind::Lock(l) = &s.kind {
+            for g in &l.groups {
+                lines.push(format!("   group {}: {}", g.id, lock_group(g)));
+            }
+        }
     }
     let own_env: Vec<String> = img
         .install_env

@@ -220,6 +220,9 @@ pub struct ImageDef {
     pub installer: Option<Sp<String>>,
     /// A conda environment file installed with micromamba (or another installer).
     pub conda: Option<CondaDef>,
+    /// `lock = "uv.lock"` / `lock = { file, groups, extras, python-version }`: Python packages
+    /// installed from a lock file, one layer per package group.
+    pub lock: Option<LockDef>,
     /// Overrides `[stack] cross-install` for this image's pip steps.
     pub cross_install: Option<Sp<bool>>,
     /// `build-only = true`: an image only built to copy artifacts from (or to build on),
@@ -258,6 +261,7 @@ impl ImageDef {
             torch: None,
             installer: None,
             conda: None,
+            lock: None,
             cross_install: None,
             build_only: None,
         }
@@ -283,6 +287,7 @@ impl ImageDef {
         replace(&mut self.torch, &o.torch);
         replace(&mut self.installer, &o.installer);
         replace(&mut self.conda, &o.conda);
+        replace(&mut self.lock, &o.lock);
         replace(&mut self.cross_install, &o.cross_install);
         replace(&mut self.apt_recommends, &o.apt_recommends);
         replace(&mut self.build_only, &o.build_only);
@@ -465,6 +470,21 @@ pub struct SecretDef {
     pub target: Option<Sp<String>>,
     /// Fail when the build does not pass it (default true).
     pub required: Option<Sp<bool>>,
+    pub span: Span,
+}
+
+/// `lock = "uv.lock"` or `lock = { file = "pylock.toml", groups = [...], extras = [...] }`:
+/// the packages a lock file selects for the target, installed from checksummed wheels.
+#[derive(Clone, Debug)]
+pub struct LockDef {
+    /// The lock file in the build context (`uv.lock`, `pylock.toml`, `pylock.NAME.toml`).
+    pub file: Sp<String>,
+    /// Dependency groups (uv `dev-dependencies`, pylock `dependency-groups`).
+    pub groups: Vec<Sp<String>>,
+    /// Extras of the project.
+    pub extras: Vec<Sp<String>>,
+    /// The image's CPython version (`3.12`); default: read from a `python:X.Y…` base image tag.
+    pub python_version: Option<Sp<String>>,
     pub span: Span,
 }
 

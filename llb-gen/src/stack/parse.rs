@@ -63,6 +63,7 @@ const IMAGE_KEYS: &[&str] = &[
     "torch",
     "installer",
     "conda",
+    "lock",
     "cross-install",
     "build-only",
 ];
@@ -84,6 +85,7 @@ const RUN_KEYS: &[&str] = &["cmd", "context", "at"];
 const HEALTH_KEYS: &[&str] = &["cmd", "interval", "timeout", "start-period", "retries"];
 const VENV_KEYS: &[&str] = &["path", "builder", "builder-apt"];
 const ARG_KEYS: &[&str] = &["default", "description"];
+const LOCK_KEYS: &[&str] = &["file", "groups", "extras", "python-version"];
 
 pub(super) type Value<'a> = Spanned<DeValue<'a>>;
 
@@ -581,6 +583,7 @@ impl Parser {
                 "torch" => img.torch = self.torch_use(val, &kp),
                 "installer" => img.installer = self.nonempty(val, &kp, "an installer"),
                 "conda" => img.conda = self.conda(val, &kp),
+                "lock" => img.lock = self.lock(val, &kp),
                 "cross-install" => img.cross_install = self.boolean(val, &kp),
                 "build-only" => img.build_only = self.boolean(val, &kp),
                 "venv" => {
@@ -640,6 +643,57 @@ impl Parser {
                 }
             }
             stack.secrets.push(d);
+        }
+    }
+
+    /// `lock = "uv.lock"` or `lock = { file = …, groups = […], extras = […], python-version = … }`.
+    fn lock(&mut self, v: &Value<'_>, key: &str) -> Option<LockDef> {
+        let mut d = LockDef {
+            file: Sp::new(String::new(), span_of(v)),
+            groups: vec![],
+            extras: vec![],
+            python_version: None,
+            span: span_of(v),
+        };
+        if let DeValue::String(_) = v.get_ref() {
+            d.file = self.nonempty(v, key, "a lock file in the context")?;
+            return Some(d);
+        }
+        let t = self.table(v, key)?;
+        let mut file = None;
+        for (k, val) in t.iter() {
+            let kk = k.get_ref().as_ref();
+            let kp = join(key, kk);
+            match kk {
+                "file" => file = self.nonempty(val, &kp, "a lock file in the context"),
+                "groups" => {
+                    d.groups = self.strings(val, &kp);
+                    self.no_empty_items(&d.groups, &kp, "a dependency group name");
+                }
+                "extras" => {
+                    d.extras = self.strings(val, &kp);
+                    self.no_empty_items(&d.extras, &kp, "an extra name");
+                }
+                "python-version" => {
+                    d.python_version = self.nonempty(val, &kp, "a Python version like \"3.12\"")
+                }
+                other => self.unknown_key(other, k.span().into(), key, LOCK_KEYS),
+            }
+        }
+        match file {
+            Some(f) => {
+                d.file = f;
+                Some(d)
+            }
+            None => {
+                self.diags.push(
+                    Diagnostic::error("`lock` needs `file` (a lock file in the context)")
+                        .at(span_of(v))
+                        .key(key.to_string())
+                        .hint("lock = { file = \"uv.lock\", groups = [\"prod\"] }"),
+                );
+                None
+            }
         }
     }
 
@@ -1223,6 +1277,7 @@ pub(super) const KEY_TABLES: &[(&str, &[&str])] = &[
     ("healthcheck", HEALTH_KEYS),
     ("venv", VENV_KEYS),
     ("conda", CONDA_KEYS),
+    ("lock", LOCK_KEYS),
     ("torch", TORCH_KEYS),
     ("torch-index", TORCH_INDEX_KEYS),
     ("variant", VARIANT_KEYS),

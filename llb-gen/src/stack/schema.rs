@@ -99,6 +99,10 @@ pub fn schema() -> Result<Value, String> {
         json!({ "anyOf": [ { "type": "boolean" }, g.object("venv", &[], &[]) ] }),
     );
     defs.insert("conda".into(), g.object("conda", &[], &["file"]));
+    defs.insert(
+        "lock".into(),
+        json!({ "anyOf": [ { "type": "string" }, g.object("lock", &[], &["file"]) ] }),
+    );
     let source = g.object("apt-source", &[], &["uris", "suites"]);
     defs.insert("apt-sources".into(), one_or_many(source));
     defs.insert(
@@ -384,6 +388,10 @@ fn key_schema(table: &str, key: &str) -> Option<(Value, &'static str)> {
             r("conda"),
             "Install a conda environment file with micromamba: { file, channels, installer, cache, env }.",
         ),
+        ("image", "lock") => (
+            r("lock"),
+            "Install the packages of a lock file (uv.lock, pylock.toml): \"uv.lock\" or { file, groups, extras, python-version }.",
+        ),
         ("image", "cross-install") => (
             json!({ "type": "boolean" }),
             "Whether this image's pip steps for a foreign platform may install on the build platform.",
@@ -483,6 +491,16 @@ fn key_schema(table: &str, key: &str) -> Option<(Value, &'static str)> {
         ("conda", "file") => (
             r("string"),
             "The environment file, a path in the build context.",
+        ),
+        ("lock", "file") => (
+            r("string"),
+            "The lock file, a path in the build context (uv.lock, pylock.toml, pylock.NAME.toml).",
+        ),
+        ("lock", "groups") => (r("strings"), "Dependency groups to install."),
+        ("lock", "extras") => (r("strings"), "Extras of the project to install."),
+        ("lock", "python-version") => (
+            r("string"),
+            "The image's CPython version (\"3.12\"); default: from a python:X.Y base image tag.",
         ),
         ("conda", "channels") => (r("strings"), "One -c CHANNEL each."),
         ("conda", "installer") => (

@@ -1,0 +1,360 @@
+//! The lock is the plan (issue 15): a `pylock.toml` written here drives a real build on the
+//! engine. The wheels are built by the test (tiny pure-Python zips, one with a console script)
+//! and served by a 127.0.0.1 HTTP server the test starts, which counts every download; the lock
+//! names each one with its URL and sha256.
+//!
+//! What must hold: every package is installed from its wheel (importable, the console script
+//! runs, `pip check` is clean, RECORD and INSTALLER are there); each group is its own install
+//! vertex, so changing one package re-runs only its group while the others are answered from
+//! the cache (and their wheels are not downloaded again); and a wheel whose bytes do not match
+//! the lock's sha256 fails the build before any install, with no image tagged.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use integration_tests::http::{self, Response};
+use integration_tests::pyindex::Wheel;
+use integration_tests::{Build, Context, Engine, frontend_image, nonce};
+use sha2::{Digest, Sha256};
+
+/// Files served under `/files/NAME`, and how often each was fetched.
+#[derive(Clone, Default)]
+struct Files {
+    bytes: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+    hits: Arc<Mutex<BTreeMap<String, usize>>>,
+}
+
+impl Files {
+    fn serve(&self) -> u16 {
+        let me = self.clone();
+        http::serve(move |method, path| {
+            let Some(name) = path.strip_prefix("/files/") else {
+                return Response::not_found();
+            };
+            let body = me.bytes.lock().unwrap().get(name).cloned();
+            match body {
+                Some(b) => {
+                    if method == "GET" {
+                        *me.hits.lock().unwrap().entry(name.to_string()).or_default() += 1;
+                    }
+                    Response::ok("application/octet-stream", "no-store", b)
+                }
+                None => Response::not_found(),
+            }
+        })
+    }
+
+    fn put(&self, name: &str, bytes: Vec<u8>) {
+        self.bytes.lock().unwrap().insert(name.to_string(), bytes);
+    }
+
+    fn hits(&self, name: &str) -> usize {
+        self.hits.lock().unwrap().get(name).copied().unwrap_or(0)
+    }
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+/// A package of the lock: the wheel, and the bytes the lock's sha256 is computed from
+/// (the served bytes unless the test corrupts them).
+struct Locked {
+    wheel: Wheel,
+    locked_bytes: Vec<u8>,
+}
+
+impl Locked {
+    fn new(wheel: Wheel) -> Locked {
+        let locked_bytes = wheel.build();
+        Locked {
+            wheel,
+            locked_bytes,
+        }
+    }
+}
+
+/// A PEP 751 lock of `packages`, served at `port`.
+fn pylock(port: u16, packages: &[&Locked]) -> String {
+    let mut s = String::from(
+        "lock-version = '1.0'\nrequires-python = '>=3.8'\ncreated-by = 'layerstack-tests'\n",
+    );
+    for p in packages {
+        let w = &p.wheel;
+        s.push_str(&format!(
+            "\n[[packages]]\nname = '{}'\nversion = '{}'\n\n[[packages.wheels]]\nurl = 'http://127.0.0.1:{port}/files/{}'\nsize = {}\nhashes = {{sha256 = '{}'}}\n",
+            w.name,
+            w.version,
+            w.filename(),
+            p.locked_bytes.len(),
+            sha256_hex(&p.locked_bytes)
+        ));
+    }
+    s
+}
+
+/// The stack; `python` is the CPython of the base image (the local `python:3.12-slim` of
+/// scripts/base-images.sh is Debian's python3, so the test asks it rather than trusting the tag).
+fn stack(python: &str) -> String {
+    format!(
+        "# syntax={}\n\
+         [layers.deps]\n\
+         from = \"python:3.12-slim\"\n\
+         lock = {{ file = \"pylock.toml\", python-version = \"{python}\" }}\n\
+         \n\
+         [services.app]\n\
+         from = \"deps\"\n\
+         cmd = [\"lsl-tool\"]\n\
+         \n\
+         [services.other]\n\
+         from = \"python:3.12-slim\"\n\
+         run = [\"echo other > /other.txt\"]\n\
+         lock = {{ file = \"pylock.toml\", python-version = \"{python}\" }}\n\
+         cmd = [\"lsl-tool\"]\n",
+        frontend_image()
+    )
+}
+
+fn build(engine: &Engine, ctx: &Context, tag: &str) -> Result<Build, Box<Build>> {
+    build_target(engine, ctx, "app", tag)
+}
+
+fn build_target(
+    engine: &Engine,
+    ctx: &Context,
+    target: &str,
+    tag: &str,
+) -> Result<Build, Box<Build>> {
+    let file = ctx.join("stack.toml");
+    engine.try_buildx_build(&["-f", &file, "--target", target, "-t", tag, ctx.path_str()])
+}
+
+/// The image's layer digests (`RootFS.Layers`).
+fn layers(engine: &Engine, tag: &str) -> Vec<String> {
+    engine.image_inspect(tag)["RootFS"]["Layers"]
+        .as_array()
+        .expect("RootFS.Layers")
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The group install vertex of a package (`… lock group small-07: lsl-core 1.0 (install …`).
+fn group_of<'b>(b: &'b Build, package: &str) -> &'b integration_tests::Vertex {
+    let hits: Vec<_> = b
+        .progress
+        .vertices
+        .iter()
+        .filter(|v| v.name.contains(" lock group ") && v.name.contains(package))
+        .collect();
+    assert_eq!(
+        hits.len(),
+        1,
+        "one install vertex for {package}:\n{}",
+        b.progress.summary()
+    );
+    hits[0]
+}
+
+/// Removes the tags it holds when dropped (also when the test fails).
+struct Tags<'e>(&'e Engine, Vec<String>);
+
+impl Drop for Tags<'_> {
+    fn drop(&mut self) {
+        for t in &self.1 {
+            self.0.remove_image(t);
+        }
+    }
+}
+
+#[test]
+fn a_lock_installs_per_group_rebuilds_one_group_and_rejects_a_corrupted_wheel() {
+    let Some(engine) = integration_tests::engine_with_frontend(
+        "a_lock_installs_per_group_rebuilds_one_group_and_rejects_a_corrupted_wheel",
+    ) else {
+        return;
+    };
+    let n = nonce();
+    let files = Files::default();
+    let port = files.serve();
+    // A file with the nonce in every wheel: new checksums, so nothing comes from an earlier run.
+    let with_nonce = |mut w: Wheel| {
+        let m = w.name.replace('-', "_");
+        w.files
+            .push((format!("{m}/nonce.py"), format!("NONCE = {n:?}\n")));
+        w
+    };
+    let core = Locked::new(with_nonce(Wheel::pure("lsl-core", "1.0")));
+    let mut tool = with_nonce(Wheel::pure("lsl-tool", "1.0"));
+    tool.requires.push("lsl-core==1.0".into());
+    tool.scripts
+        .push(("lsl-tool".into(), "lsl_tool:main".into()));
+    let tool = Locked::new(tool);
+    let extra = Locked::new(with_nonce(Wheel::pure("lsl-extra", "1.0")));
+    for p in [&core, &tool, &extra] {
+        files.put(&p.wheel.filename(), p.locked_bytes.clone());
+    }
+    let python = engine
+        .docker_run(
+            "python:3.12-slim",
+            &[
+                "python3",
+                "-c",
+                "import sys; print('%d.%d' % sys.version_info[:2])",
+            ],
+        )
+        .trim()
+        .to_string();
+    let ctx = Context::new()
+        .file("stack.toml", &stack(&python))
+        .file("pylock.toml", &pylock(port, &[&core, &tool, &extra]));
+    let mut tags = Tags(engine, vec![]);
+
+    // 1. The first build installs each package in its group.
+    let tag1 = engine.unique_tag("lock-1");
+    tags.1.push(tag1.clone());
+    let b1 = build(engine, &ctx, &tag1).unwrap_or_else(|b| panic!("{}", b.failure_report()));
+    for p in ["lsl-core 1.0", "lsl-tool 1.0", "lsl-extra 1.0"] {
+        let v = group_of(&b1, p);
+        assert!(!v.cached, "{p} is new: {v:?}");
+    }
+    // The console script (entry point) runs with the image's python.
+    let out = engine.docker_run(&tag1, &[]);
+    assert_eq!(out.trim(), "1.0 py3-none-any", "{out}");
+    let out = engine.docker_run(
+        &tag1,
+        &[
+            "python3",
+            "-c",
+            "import lsl_core, lsl_extra, lsl_tool.nonce as n, importlib.metadata as m; \
+             d = m.distribution('lsl-tool'); \
+             print(lsl_core.__version__, lsl_extra.__version__, n.NONCE, \
+             d.read_text('INSTALLER').strip(), len(d.files) > 3, \
+             sorted(e.name for e in d.entry_points))",
+        ],
+    );
+    assert_eq!(
+        out.trim(),
+        format!("1.0 1.0 {n} layerstack True ['lsl-tool']"),
+        "{out}"
+    );
+    let check = engine.docker_run(&tag1, &["python3", "-m", "pip", "check"]);
+    assert!(check.contains("No broken requirements"), "{check}");
+    // Bytecode compiled for the image's Python at install time.
+    let pyc = engine.docker_run(
+        &tag1,
+        &[
+            "python3",
+            "-c",
+            "import lsl_core, os; print(os.listdir(os.path.dirname(lsl_core.__file__) + '/__pycache__'))",
+        ],
+    );
+    let tag = format!("__init__.cpython-{}.pyc", python.replace('.', ""));
+    assert!(pyc.contains(&tag), "{pyc}");
+    for p in [&core, &tool, &extra] {
+        assert_eq!(files.hits(&p.wheel.filename()), 1, "{}", p.wheel.filename());
+    }
+
+    // The same groups in another image (another layer on the same root image, with a step of
+    // its own before them): the same vertices, answered from the cache, and the same layers.
+    let tag_other = engine.unique_tag("lock-other");
+    tags.1.push(tag_other.clone());
+    let bo = build_target(engine, &ctx, "other", &tag_other)
+        .unwrap_or_else(|b| panic!("{}", b.failure_report()));
+    for p in ["lsl-core 1.0", "lsl-tool 1.0", "lsl-extra 1.0"] {
+        let v = group_of(&bo, p);
+        assert!(v.cached, "{p}: the group of `deps`, shared: {v:?}");
+    }
+    let base = layers(engine, "python:3.12-slim");
+    let (l1, lo) = (layers(engine, &tag1), layers(engine, &tag_other));
+    let groups1: Vec<&String> = l1.iter().filter(|l| !base.contains(l)).collect();
+    assert_eq!(groups1.len(), 3, "one layer per group: {l1:?}");
+    for g in &groups1 {
+        assert!(
+            lo.contains(g),
+            "group layer {g} shared by both images: {lo:?}"
+        );
+    }
+    let out = engine.docker_run(&tag_other, &[]);
+    assert_eq!(out.trim(), "1.0 py3-none-any", "{out}");
+
+    // 2. One package changes: only its group runs again.
+    let extra2 = Locked::new(with_nonce(Wheel::pure("lsl-extra", "1.1")));
+    files.put(&extra2.wheel.filename(), extra2.locked_bytes.clone());
+    std::fs::write(
+        ctx.path().join("pylock.toml"),
+        pylock(port, &[&core, &tool, &extra2]),
+    )
+    .unwrap();
+    let tag2 = engine.unique_tag("lock-2");
+    tags.1.push(tag2.clone());
+    let b2 = build(engine, &ctx, &tag2).unwrap_or_else(|b| panic!("{}", b.failure_report()));
+    let changed = group_of(&b2, "lsl-extra 1.1");
+    assert!(!changed.cached, "the changed group runs: {changed:?}");
+    for p in ["lsl-core 1.0", "lsl-tool 1.0"] {
+        let v = group_of(&b2, p);
+        assert!(v.cached, "{p} is unchanged and cached: {v:?}");
+    }
+    assert_eq!(files.hits(&core.wheel.filename()), 1, "no second download");
+    assert_eq!(files.hits(&tool.wheel.filename()), 1, "no second download");
+    assert_eq!(files.hits(&extra2.wheel.filename()), 1);
+    let out = engine.docker_run(
+        &tag2,
+        &[
+            "python3",
+            "-c",
+            "import lsl_extra, lsl_core; print(lsl_extra.__version__, lsl_core.__version__)",
+        ],
+    );
+    assert_eq!(out.trim(), "1.1 1.0", "{out}");
+    let check = engine.docker_run(&tag2, &["python3", "-m", "pip", "check"]);
+    assert!(check.contains("No broken requirements"), "{check}");
+
+    // 3. A wheel whose bytes are not the ones the lock's sha256 names: the build fails at the
+    //    download, nothing is installed, no image is tagged.
+    let extra3 = Locked::new(with_nonce(Wheel::pure("lsl-extra", "1.2")));
+    let mut corrupted = extra3.locked_bytes.clone();
+    let mid = corrupted.len() / 2;
+    corrupted[mid] ^= 0x55;
+    files.put(&extra3.wheel.filename(), corrupted);
+    std::fs::write(
+        ctx.path().join("pylock.toml"),
+        pylock(port, &[&core, &tool, &extra3]),
+    )
+    .unwrap();
+    let tag3 = engine.unique_tag("lock-3");
+    tags.1.push(tag3.clone());
+    let failed = match build(engine, &ctx, &tag3) {
+        Ok(b) => panic!(
+            "a corrupted wheel must fail the build:\n{}",
+            b.progress.summary()
+        ),
+        Err(b) => b,
+    };
+    let err = failed.error_line().unwrap_or_default().to_string();
+    assert!(
+        err.contains("digest mismatch") || failed.output.stderr.contains("digest mismatch"),
+        "the checksum is what fails: {err}\n{}",
+        failed.failure_report()
+    );
+    assert!(
+        err.contains(&extra3.wheel.filename())
+            || failed.output.stderr.contains(&extra3.wheel.filename()),
+        "the error names the wheel: {err}"
+    );
+    if let Some(v) = failed
+        .progress
+        .vertices
+        .iter()
+        .find(|v| v.name.contains("lsl-extra 1.2") && v.name.contains(" lock group "))
+    {
+        assert!(
+            v.completed.is_none() || v.error.is_some(),
+            "the install of the corrupted wheel never ran: {v:?}"
+        );
+    }
+    assert!(!engine.image_exists(&tag3), "no image for a failed build");
+}

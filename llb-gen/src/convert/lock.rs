@@ -1,0 +1,212 @@
+//! Lock steps ([`crate::plan::LockStep`]): every wheel an `llb.HTTP` source with its sha256
+//! (BuildKit downloads, verifies and caches it by checksum), each package group installed by
+//! `lock_install.py` on the build platform into its own scratch output, without network, and
+//! the groups merged onto the image (MergeOp; chained copies without it).
+//!
+//! A group's install depends only on the root base image (its interpreter, on the build
+//! platform), the script and the group's wheels — not on the image it lands in — so the same
+//! group in two images is the same vertex and the same layer.
+
+use crate::llb::{Exec, FileAction, Mount, NetMode, Output, VertexMeta};
+use crate::plan::{Base, LockStep, PlanImage};
+use crate::source::Span;
+
+use super::*;
+
+/// Where the lock installer script is mounted.
+pub const LOCK_DIR: &str = "/run/layerstack/lock";
+/// Where a group's wheels are mounted (`/run/layerstack/wheels/N/FILENAME`).
+pub const LOCK_WHEELS: &str = "/run/layerstack/wheels";
+/// The scratch output a group is installed into, with the files' final absolute paths.
+pub const LOCK_OUT: &str = "/run/layerstack/out";
+
+/// Installs wheels into a scratch output (see `lock_install.py`).
+const LOCK_SCRIPT: &str = include_str!("lock_install.py");
+
+/// The env of a group's install: fixed, so the vertex does not depend on the image.
+const LOCK_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+impl<'a> Converter<'a> {
+    /// The lock installer script, as a file on scratch.
+    fn lock_script(&mut self) -> Output {
+        if let Some(o) = self.lock_script {
+            return o;
+        }
+        let o = self.g.file(
+            None,
+            vec![FileAction::Mkfile {
+                path: "/lock_install.py".into(),
+                mode: 0o644,
+                data: LOCK_SCRIPT.as_bytes().to_vec(),
+                owner: None,
+            }],
+            &self.opts.build_platform,
+            VertexMeta {
+                name: names::internal("layerstack lock installer"),
+                ..Default::default()
+            },
+        );
+        self.lock_script = Some(o);
+        o
+    }
+
+    /// The registry image `img` is built on at the bottom of its `from` chain.
+    fn root_reference(&self, img: &PlanImage) -> Option<(String, Span)> {
+        let mut b = &img.base;
+        for _ in 0..=self.plan.images.len() {
+            match b {
+                Base::Image { reference, span } => return Some((reference.clone(), *span)),
+                Base::Layer { index, .. } => b = &self.plan.images.get(*index)?.base,
+            }
+        }
+        None
+    }
+
+    /// The root base image on the build platform: what runs the installs.
+    fn lock_runner(&mut self, img: &PlanImage, label: &str) -> Output {
+        let platform = self.opts.build_platform.clone();
+        let (reference, span) = self
+            .root_reference(img)
+            .expect("every plan image has a root base image");
+        let source = self
+            .images
+            .digest(&reference, &platform)
+            .and_then(|d| pinned_reference(&reference, &d).ok())
+            .unwrap_or_else(|| reference.clone());
+        let mut m = meta(names::vertex(label, format!("from {reference}")), span);
+        m.ignore_cache = false;
+        self.g.image(
+            &source,
+            &platform,
+            self.opts.image_resolve_mode.as_deref(),
+            m,
+        )
+    }
+
+    /// Fetch every wheel, install each group, merge the groups onto `st`.
+    pub(super) fn lock(
+        &mut self,
+        st: &State,
+        l: &LockStep,
+        img: &PlanImage,
+        label: &str,
+        span: Span,
+        m: VertexMeta,
+    ) -> Output {
+        let script = self.lock_script();
+        let runner = self.lock_runner(img, label);
+        let build = self.opts.build_platform.clone();
+        let mut env = vec![LOCK_PATH.to_string(), "HOME=/root".to_string()];
+        if let Some(epoch) = self.opts.build_args.get("SOURCE_DATE_EPOCH") {
+            env.push(format!("SOURCE_DATE_EPOCH={epoch}"));
+        }
+        // `[layer ml 3/5]`: the step's part of the name, for the group vertices.
+        let head = match m.name.split_once("] ") {
+            Some((h, _)) => format!("{h}]"),
+            None => m.name.clone(),
+        };
+        let mut outs = vec![];
+        for g in &l.groups {
+            let mut mounts = vec![Mount::Bind {
+                input: script,
+                selector: String::new(),
+                dest: LOCK_DIR.into(),
+            }];
+            let mut args = vec![
+                l.python.clone(),
+                format!("{LOCK_DIR}/lock_install.py"),
+                LOCK_OUT.into(),
+                l.python_version.clone(),
+            ];
+            for (i, f) in g.files.iter().enumerate() {
+                let wheel = self.g.http(
+                    &f.url,
+                    &format!("sha256:{}", f.sha256),
+                    &f.filename,
+                    VertexMeta {
+                        name: names::internal(format!("fetch {}", f.filename)),
+                        span: Some(span),
+                        ..Default::default()
+                    },
+                );
+                let dir = format!("{LOCK_WHEELS}/{i}");
+                args.push(format!("{dir}/{}", f.filename));
+                mounts.push(Mount::Bind {
+                    input: wheel,
+                    selector: String::new(),
+                    dest: dir,
+                });
+            }
+            mounts.push(Mount::Output {
+                input: None,
+                dest: LOCK_OUT.into(),
+            });
+            let name = format!(
+                "{head} lock group {}: {} (install on {build})",
+                g.id,
+                packages(g)
+            );
+            let exec = Exec {
+                args,
+                env: env.clone(),
+                cwd: "/".into(),
+                user: "root".into(),
+                network: Some(NetMode::None),
+                extra_hosts: vec![],
+                mounts,
+                secret_env: vec![],
+            };
+            let mut gm = meta(name, span);
+            gm.ignore_cache = st.no_cache;
+            let done = self.g.exec(runner, exec, &build, gm);
+            // Output 0 is the runner's root (thrown away); 1 is the scratch output.
+            outs.push((g, Output { index: 1, ..done }));
+        }
+        if outs.is_empty() {
+            return st.root;
+        }
+        if self.opts.merge {
+            let mut inputs = vec![st.root];
+            inputs.extend(outs.iter().map(|(_, o)| *o));
+            self.g.merge(
+                inputs,
+                Self::cacheable(st, meta(format!("{} (merge)", m.name), span)),
+            )
+        } else {
+            let mut root = st.root;
+            for (g, files) in outs {
+                root = self.g.file(
+                    Some(root),
+                    vec![FileAction::Copy {
+                        from: files,
+                        src: "/".into(),
+                        dest: "/".into(),
+                        owner: None,
+                        mode: None,
+                        dir_contents: true,
+                        exclude: vec![],
+                        wildcard: false,
+                        allow_empty: false,
+                    }],
+                    &st.platform,
+                    Self::cacheable(st, meta(format!("{head} lock group {} (copy)", g.id), span)),
+                );
+            }
+            root
+        }
+    }
+}
+
+/// `a 1.0, b 2.0` (the first eight packages, then how many more).
+fn packages(g: &crate::lock::group::Group) -> String {
+    let mut parts: Vec<String> = g
+        .files
+        .iter()
+        .take(8)
+        .map(|f| format!("{} {}", f.name, f.version))
+        .collect();
+    if g.files.len() > 8 {
+        parts.push(format!("+{} more", g.files.len() - 8));
+    }
+    parts.join(", ")
+}

@@ -1,0 +1,230 @@
+//! `lock = …` on a layer or service: the lock file is read at the edge (its path from
+//! [`lock_paths`], its text in [`super::BuildOptions::lock_files`]), then read, selected for
+//! the plan's platform and the image's CPython, and grouped here, in the pure core
+//! ([`crate::lock`]). The result is a [`LockStep`]: groups of wheels with URL and sha256, which
+//! the converter turns into checksummed HTTP sources and one install per group.
+//!
+//! A lock problem (a package without a wheel for the target, a missing URL or hash, an
+//! unknown group) is an error at the stack's `lock` line that quotes the lock file's line.
+
+use crate::diag::Diagnostic;
+use crate::lock::{self, group, select, target::Target};
+use crate::source::SourceFile;
+use crate::stack::{ImageDef, Stack};
+
+use super::*;
+
+/// The lock files every image of `stack` names (variant overlays included), as context
+/// paths, for the edge to read. Paths are literal (`lock` paths are not interpolated).
+pub fn lock_paths(stack: &Stack) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    let overlays = stack.variants.iter().flat_map(|v| v.images.iter());
+    for img in stack.images.iter().chain(overlays) {
+        if let Some(l) = &img.lock {
+            let p = clean(&l.file.value);
+            if !p.is_empty() && !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn clean(p: &str) -> String {
+    p.trim_start_matches("./").to_string()
+}
+
+/// `3.12` from a `python:3.12…` image reference (Docker's official images), else None.
+pub fn python_version_of_image(reference: &str) -> Option<String> {
+    let (repo, tag) = reference.rsplit_once(':')?;
+    if repo.contains('@') || tag.contains('/') {
+        return None;
+    }
+    let name = repo.rsplit('/').next()?;
+    if name != "python" {
+        return None;
+    }
+    let mut parts = tag.split(|c: char| !c.is_ascii_digit());
+    let (major, minor) = (parts.next()?, parts.next()?);
+    if major != "3" || minor.is_empty() || !tag[major.len()..].starts_with('.') {
+        return None;
+    }
+    Some(format!("{major}.{minor}"))
+}
+
+impl<'a> Planner<'a> {
+    /// The root registry image an image is built on (following `from` layers).
+    fn root_image(&self, base: &Base) -> Option<String> {
+        let mut b = base.clone();
+        for _ in 0..=self.images.len() {
+            match b {
+                Base::Image { reference, .. } => return Some(reference),
+                Base::Layer { index, .. } => b = self.images.get(index)?.base.clone(),
+            }
+        }
+        None
+    }
+
+    /// The lock step of `img`, or None (errors reported) when the lock cannot be used.
+    pub(super) fn lock_step(
+        &mut self,
+        img: &ImageDef,
+        key: &str,
+        base: Option<&Base>,
+    ) -> Option<LockStep> {
+        let l = img.lock.as_ref()?;
+        let lk = format!("{key}.lock");
+        let err = |msg: String| Diagnostic::error(msg).at(l.file.span).key(lk.clone());
+        if l.file.value.contains("${") {
+            self.diags.push(
+                err(format!(
+                    "lock file `{}`: a lock path is read before planning and cannot use ${{…}}",
+                    l.file.value
+                ))
+                .hint("write the path literally"),
+            );
+            return None;
+        }
+        let path = self.context_path(&l.file, &lk);
+        let text = match self.lock_files.get(&path) {
+            Some(Some(text)) => text,
+            Some(None) => {
+                self.diags.push(
+                    err(format!(
+                        "lock file `{path}` is not in the build context (or .dockerignore leaves it out)"
+                    ))
+                    .hint("commit the lock next to stack.toml (uv lock / pip lock) and name it relative to the context"),
+                );
+                return None;
+            }
+            // Not read by the edge (a subrequest that needs no packages): no groups.
+            None => {
+                return Some(LockStep {
+                    file: path,
+                    python: self.python.clone(),
+                    python_version: l
+                        .python_version
+                        .as_ref()
+                        .map(|v| v.value.clone())
+                        .unwrap_or_default(),
+                    groups: vec![],
+                });
+            }
+        };
+        let python_version = match &l.python_version {
+            Some(v) => self.text(v, &format!("{lk}.python-version")),
+            None => match base
+                .and_then(|b| self.root_image(b))
+                .and_then(|r| python_version_of_image(&r))
+            {
+                Some(v) => v,
+                None => {
+                    self.diags.push(
+                        err("the image's Python version is unknown: its base is not a `python:X.Y` image".into())
+                            .hint("lock = { file = \"uv.lock\", python-version = \"3.12\" }"),
+                    );
+                    return None;
+                }
+            },
+        };
+        let target = match Target::parse(&self.platform.id(), &python_version, "") {
+            Ok(t) => t,
+            Err(e) => {
+                self.diags.push(err(format!("lock `{path}`: {e}")));
+                return None;
+            }
+        };
+        let file = SourceFile::new(path.clone(), text.clone());
+        let quote = |d: &Diagnostic| -> Diagnostic {
+            let at = match d.span {
+                Some(s) => format!("{path}:{}", file.line_col(s.start).line),
+                None => path.clone(),
+            };
+            let what = d
+                .key
+                .as_deref()
+                .map(|k| format!(" ({k})"))
+                .unwrap_or_default();
+            let mut out = err(format!("{at}{what}: {}", d.message));
+            if let Some(h) = &d.hint {
+                out = out.hint(h.clone());
+            }
+            out
+        };
+        let parsed = match lock::read(&file) {
+            Ok(p) => p,
+            Err(ds) => {
+                for d in &ds {
+                    self.diags.push(quote(d));
+                }
+                return None;
+            }
+        };
+        let choice = select::Choice {
+            extras: l.extras.iter().map(|s| s.value.clone()).collect(),
+            groups: l.groups.iter().map(|s| s.value.clone()).collect(),
+            member: None,
+        };
+        let sel = match select::select(&parsed, &target, &choice) {
+            Ok(s) => s,
+            Err(ds) => {
+                for d in &ds {
+                    self.diags.push(quote(d));
+                }
+                return None;
+            }
+        };
+        if !sel.pinned.is_empty() {
+            self.diags.push(
+                err(format!(
+                    "`{path}` pins {} package(s) by hash without URLs: installing a requirements file from its hashes needs an index lookup, which is not supported yet",
+                    sel.pinned.len()
+                ))
+                .hint("lock with `uv lock` or `pip lock` (pylock.toml), which record each file's URL"),
+            );
+            return None;
+        }
+        let sdists: Vec<String> = sel
+            .files
+            .iter()
+            .filter(|f| f.kind == select::FileKind::Sdist)
+            .map(|f| format!("{} {}", f.name, f.version))
+            .collect();
+        if !sdists.is_empty() {
+            self.diags.push(
+                err(format!(
+                    "no wheel for {target} in `{path}` for: {} (only an sdist); building sdists from a lock is not supported yet",
+                    sdists.join(", ")
+                ))
+                .hint("lock a version that publishes a wheel for this platform"),
+            );
+            return None;
+        }
+        let groups = group::group(&sel.files, &group::Rules::default());
+        Some(LockStep {
+            file: path,
+            python: self.python.clone(),
+            python_version,
+            groups,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_versions_of_official_images() {
+        let v = |r: &str| python_version_of_image(r);
+        assert_eq!(
+            v("docker.io/library/python:3.12-slim").as_deref(),
+            Some("3.12")
+        );
+        assert_eq!(v("python:3.13.1-bookworm").as_deref(), Some("3.13"));
+        assert_eq!(v("docker.io/library/python:3.9").as_deref(), Some("3.9"));
+        assert_eq!(v("docker.io/library/python:latest"), None);
+        assert_eq!(v("docker.io/library/debian:bookworm-slim"), None);
+        assert_eq!(v("localhost:5000/python"), None);
+    }
+}

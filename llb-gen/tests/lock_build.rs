@@ -1,0 +1,269 @@
+//! `lock = …` through the whole core: stack → plan (selection and groups for the plan's platform
+//! and Python) → LLB (every wheel an HTTP source with its checksum, one network-less install
+//! per group on the root base image, merged onto the image), and the errors at the `lock` line.
+
+use std::collections::BTreeMap;
+
+use llb_gen::convert::{NoImages, convert};
+use llb_gen::plan::{BuildOptions, StepKind};
+use llb_gen::platform::Platform;
+use llb_gen::source::SourceFile;
+
+const H1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+const H2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+const H3: &str = "3333333333333333333333333333333333333333333333333333333333333333";
+
+fn pylock() -> String {
+    format!(
+        "lock-version = '1.0'\nrequires-python = '>=3.10'\ncreated-by = 'test'\n\
+         [[packages]]\nname = 'lsl-core'\nversion = '1.0'\n\
+         [[packages.wheels]]\nurl = 'https://files.example/lsl_core-1.0-py3-none-any.whl'\nsize = 1000\nhashes = {{sha256 = '{H1}'}}\n\
+         [[packages]]\nname = 'lsl-tool'\nversion = '1.0'\n\
+         [[packages.wheels]]\nurl = 'https://files.example/lsl_tool-1.0-py3-none-any.whl'\nhashes = {{sha256 = '{H2}'}}\n\
+         [[packages]]\nname = 'lsl-native'\nversion = '2.0'\n\
+         [[packages.wheels]]\nurl = 'https://files.example/lsl_native-2.0-cp312-cp312-manylinux_2_17_x86_64.whl'\nhashes = {{sha256 = '{H3}'}}\n"
+    )
+}
+
+const STACK: &str = "[layers.base]\nfrom = \"python:3.12-slim\"\nlock = \"pylock.toml\"\n\n\
+                     [layers.other]\nfrom = \"python:3.12-slim\"\napt = [\"curl\"]\nenv = { X = \"1\" }\nlock = \"pylock.toml\"\n\n\
+                     [services.app]\nfrom = \"base\"\ncmd = [\"lsl-tool\"]\n\n\
+                     [services.other-app]\nfrom = \"other\"\n";
+
+fn opts(target: &str, platform: Platform, merge: bool) -> BuildOptions {
+    let mut lock_files = BTreeMap::new();
+    lock_files.insert("pylock.toml".to_string(), Some(pylock()));
+    BuildOptions {
+        target: Some(target.into()),
+        platform,
+        merge,
+        lock_files,
+        ..BuildOptions::default()
+    }
+}
+
+fn llb(target: &str, merge: bool) -> (llb_gen::pb::Definition, String) {
+    let file = SourceFile::new("stack.toml", STACK);
+    let o = opts(target, Platform::linux_amd64(), merge);
+    let (_, plan) =
+        llb_gen::load(&file, &o).unwrap_or_else(|e| panic!("{}", e.diagnostics.render(&e.file)));
+    let out = convert(&plan, &o, &NoImages, &file).expect("converts");
+    let text = llb_gen::llb::dump(&out.definition);
+    (out.definition, text)
+}
+
+/// Digest of the vertex whose progress name contains `name`.
+fn digest_named(def: &llb_gen::pb::Definition, name: &str) -> String {
+    let hits: Vec<&String> = def
+        .metadata
+        .iter()
+        .filter(|(_, m)| {
+            m.description
+                .get("llb.customname")
+                .is_some_and(|n| n.contains(name))
+        })
+        .map(|(d, _)| d)
+        .collect();
+    assert_eq!(hits.len(), 1, "one vertex named {name:?}");
+    hits[0].clone()
+}
+
+#[test]
+fn the_plan_holds_the_groups_selected_for_the_platform() {
+    let file = SourceFile::new("stack.toml", STACK);
+    let (_, plan) = llb_gen::load(&file, &opts("app", Platform::linux_amd64(), false)).unwrap();
+    let base = &plan.images[0];
+    let StepKind::Lock(l) = &base.steps[0].kind else {
+        panic!("{:?}", base.steps)
+    };
+    assert_eq!(l.file, "pylock.toml");
+    assert_eq!(l.python_version, "3.12");
+    let mut names: Vec<(String, String)> = l
+        .groups
+        .iter()
+        .flat_map(|g| g.files.iter().map(|f| (g.id.clone(), f.name.clone())))
+        .collect();
+    names.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(
+        names.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>(),
+        ["lsl-core", "lsl-native", "lsl-tool"]
+    );
+    assert!(
+        names.iter().all(|(g, _)| g.starts_with("small-")),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn every_wheel_is_a_checksummed_http_source_installed_without_network() {
+    let (_, text) = llb("app", false);
+    for (file, h) in [
+        ("lsl_core-1.0-py3-none-any.whl", H1),
+        ("lsl_tool-1.0-py3-none-any.whl", H2),
+        ("lsl_native-2.0-cp312-cp312-manylinux_2_17_x86_64.whl", H3),
+    ] {
+        assert!(
+            text.contains(&format!("source https://files.example/{file}\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("http.checksum: sha256:{h}\n")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("http.filename: {file}\n")), "{text}");
+    }
+    assert_eq!(
+        text.matches(
+            "args: python3 /run/layerstack/lock/lock_install.py /run/layerstack/out 3.12 "
+        )
+        .count(),
+        3,
+        "{text}"
+    );
+    assert_eq!(text.matches("network: none").count(), 3, "{text}");
+    assert!(text.contains("lock group small-"), "{text}");
+    // Without MergeOp: one chained copy per group.
+    assert_eq!(text.matches(" (copy)\n").count(), 3, "{text}");
+    assert!(!text.contains("(merge)"), "{text}");
+    // With MergeOp: one merge of the base and the groups.
+    let (_, merged) = llb("app", true);
+    assert!(
+        merged.contains("lock pylock.toml: 3 packages in 3 groups (merge)"),
+        "{merged}"
+    );
+    assert!(!merged.contains(" (copy)\n"), "{merged}");
+}
+
+#[test]
+fn the_same_group_is_the_same_vertex_whatever_the_image() {
+    // `other` has apt packages and env of its own; its groups still install on the bare root
+    // base image with a fixed env, so they are the vertices `base` has.
+    let (a, _) = llb("app", true);
+    let (b, _) = llb("other-app", true);
+    for pkg in ["lsl-core 1.0", "lsl-tool 1.0", "lsl-native 2.0"] {
+        assert_eq!(digest_named(&a, pkg), digest_named(&b, pkg), "{pkg}");
+    }
+}
+
+#[test]
+fn a_lock_without_a_wheel_for_the_platform_fails_at_the_lock_line() {
+    let file = SourceFile::new("stack.toml", STACK);
+    let err = llb_gen::load(
+        &file,
+        &opts("app", Platform::new("linux", "arm64", None), false),
+    )
+    .expect_err("no arm64 wheel of lsl-native");
+    let text = err.diagnostics.render(&err.file);
+    assert!(text.contains("`lsl-native` 2.0"), "{text}");
+    assert!(text.contains("linux/arm64"), "{text}");
+    assert!(text.contains("stack.toml:3"), "{text}");
+    assert!(text.contains("pylock.toml:"), "{text}");
+}
+
+#[test]
+fn a_missing_lock_file_and_an_unknown_python_are_errors_at_the_lock_line() {
+    let file = SourceFile::new("stack.toml", STACK);
+    let mut o = opts("app", Platform::linux_amd64(), false);
+    o.lock_files.insert("pylock.toml".into(), None);
+    let err = llb_gen::load(&file, &o).expect_err("missing");
+    let text = err.diagnostics.render(&err.file);
+    assert!(
+        text.contains("lock file `pylock.toml` is not in the build context"),
+        "{text}"
+    );
+
+    let stack = "[services.app]\nfrom = \"debian:bookworm-slim\"\nlock = \"pylock.toml\"\n";
+    let file = SourceFile::new("stack.toml", stack);
+    let err =
+        llb_gen::load(&file, &opts("app", Platform::linux_amd64(), false)).expect_err("no version");
+    let text = err.diagnostics.render(&err.file);
+    assert!(text.contains("Python version is unknown"), "{text}");
+    // …which `python-version` gives.
+    let stack = "[services.app]\nfrom = \"debian:bookworm-slim\"\nlock = { file = \"pylock.toml\", python-version = \"3.12\" }\n";
+    let file = SourceFile::new("stack.toml", stack);
+    llb_gen::load(&file, &opts("app", Platform::linux_amd64(), false)).expect("plans");
+}
+
+#[test]
+fn lock_paths_are_what_the_edge_reads() {
+    let file = SourceFile::new("stack.toml", STACK);
+    let (stack, _) = llb_gen::parse_checked(&file).unwrap();
+    assert_eq!(llb_gen::plan::locks::lock_paths(&stack), ["pylock.toml"]);
+}
+
+/// A uv project: `app` (virtual) depends on `lsl-core`, its extra `cpu` on `torch`.
+fn uv_lock() -> String {
+    format!(
+        "version = 1\nrequires-python = \">=3.11\"\n\n\
+         [[package]]\nname = \"app\"\nversion = \"0.1.0\"\nsource = {{ virtual = \".\" }}\n\
+         dependencies = [{{ name = \"lsl-core\" }}]\n\n\
+         [package.optional-dependencies]\ncpu = [{{ name = \"torch\" }}]\n\n\
+         [[package]]\nname = \"lsl-core\"\nversion = \"1.0\"\nsource = {{ registry = \"https://pypi.org/simple\" }}\n\
+         wheels = [{{ url = \"https://files.example/lsl_core-1.0-py3-none-any.whl\", hash = \"sha256:{H1}\", size = 1000 }}]\n\n\
+         [[package]]\nname = \"torch\"\nversion = \"2.5.1+cpu\"\nsource = {{ registry = \"https://download.pytorch.org/whl/cpu\" }}\n\
+         wheels = [{{ url = \"https://download.pytorch.org/whl/cpu/torch-2.5.1%2Bcpu-cp312-cp312-linux_x86_64.whl\", hash = \"sha256:{H2}\", size = 174000000 }}]\n"
+    )
+}
+
+#[test]
+fn a_uv_lock_with_an_extra_installs_the_project_dependencies_in_families() {
+    let plan_of = |lock: &str| {
+        let stack = format!("[services.app]\nfrom = \"python:3.12-slim\"\nlock = {lock}\n");
+        let file = SourceFile::new("stack.toml", stack);
+        let mut o = opts("app", Platform::linux_amd64(), true);
+        o.lock_files.insert("uv.lock".into(), Some(uv_lock()));
+        llb_gen::load(&file, &o)
+            .map(|(_, p)| p)
+            .map_err(|e| e.diagnostics.render(&e.file))
+    };
+    let groups = |plan: &llb_gen::plan::Plan| -> Vec<(String, Vec<String>)> {
+        match &plan.images[0].steps[0].kind {
+            StepKind::Lock(l) => l
+                .groups
+                .iter()
+                .map(|g| {
+                    (
+                        g.id.clone(),
+                        g.files.iter().map(|f| f.filename.clone()).collect(),
+                    )
+                })
+                .collect(),
+            k => panic!("{k:?}"),
+        }
+    };
+    let plain = plan_of("\"uv.lock\"").unwrap();
+    let g = groups(&plain);
+    assert_eq!(g.len(), 1, "{g:?}");
+    assert_eq!(g[0].1, ["lsl_core-1.0-py3-none-any.whl"]);
+    let cpu = plan_of("{ file = \"uv.lock\", extras = [\"cpu\"] }").unwrap();
+    let g = groups(&cpu);
+    assert!(
+        g.iter().any(|(id, files)| id == "torch"
+            && files == &["torch-2.5.1+cpu-cp312-cp312-linux_x86_64.whl"]),
+        "{g:?}"
+    );
+    // An extra the project does not have is an error at the lock line.
+    let err = plan_of("{ file = \"uv.lock\", extras = [\"gpu\"] }").unwrap_err();
+    assert!(
+        err.contains("no root of the lock has an extra `gpu`"),
+        "{err}"
+    );
+    assert!(err.contains("stack.toml:3"), "{err}");
+}
+
+#[test]
+fn a_package_with_only_an_sdist_is_named_at_the_lock_line() {
+    let file = SourceFile::new(
+        "stack.toml",
+        "[services.app]\nfrom = \"python:3.12-slim\"\nlock = \"uv.lock\"\n",
+    );
+    let fixture = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lock/uv.lock"),
+    )
+    .unwrap();
+    let mut o = opts("app", Platform::linux_amd64(), false);
+    o.lock_files.insert("uv.lock".into(), Some(fixture));
+    let err = llb_gen::load(&file, &o).expect_err("docopt has only an sdist");
+    let text = err.diagnostics.render(&err.file);
+    assert!(text.contains("docopt 0.6.2 (only an sdist)"), "{text}");
+}
