@@ -28,6 +28,9 @@ pub struct ImageConfig {
     pub volumes: Vec<String>,
     pub stop_signal: Option<String>,
     pub healthcheck: Option<Healthcheck>,
+    /// Docker's `Shell` (Dockerfile `SHELL`): what runs a shell-form `cmd` or `entrypoint`;
+    /// None: the default shell.
+    pub shell: Option<Vec<String>>,
     /// (created_by, empty_layer, comment) entries, oldest first.
     pub history: Vec<HistoryEntry>,
 }
@@ -98,6 +101,7 @@ impl ImageConfig {
         Ok(ImageConfig {
             env: strings(c.get("Env")).unwrap_or_default(),
             cmd: strings(c.get("Cmd")),
+            shell: strings(c.get("Shell")).filter(|s| !s.is_empty()),
             entrypoint: strings(c.get("Entrypoint")),
             working_dir: c
                 .get("WorkingDir")
@@ -253,6 +257,12 @@ impl ImageConfig {
             if let Some(cfg) = v.get_mut("config").and_then(Value::as_object_mut) {
                 cfg.insert("Healthcheck".into(), Value::Object(hv));
             }
+        }
+        if let (Some(shell), Some(cfg)) = (
+            &self.shell,
+            v.get_mut("config").and_then(Value::as_object_mut),
+        ) {
+            cfg.insert("Shell".into(), Value::from(shell.clone()));
         }
         serde_json::to_vec(&v).map_err(|e| e.to_string())
     }

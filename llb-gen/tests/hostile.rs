@@ -464,15 +464,15 @@ fn build_args_reach_shell_fields_as_variables_not_code() {
     std::fs::remove_dir_all(&dir).unwrap();
     let shell = |v: &str| format!("X='x; touch pwned'; {v} ${{X}}");
     assert_eq!(
-        s.config.cmd.as_deref(),
-        Some(&["/bin/sh".to_string(), "-c".into(), shell("serve")][..])
+        s.config.cmd.as_ref().map(|c| c.argv(None)),
+        Some(vec!["/bin/sh".to_string(), "-c".into(), shell("serve")])
     );
     let hc = s.config.healthcheck.clone().flatten().unwrap();
     assert_eq!(hc.test, ["CMD-SHELL".to_string(), shell("check")]);
     // Exec form has no shell: the value is one argument, as written.
     assert_eq!(
-        s.config.entrypoint.as_deref(),
-        Some(&["tini".to_string(), evil.to_string()][..])
+        s.config.entrypoint.as_ref().map(|c| c.argv(None)),
+        Some(vec!["tini".to_string(), evil.to_string()])
     );
 }
 

@@ -245,6 +245,30 @@ cmd = ["python", "-m", "notebook_processor"]
     );
 }
 
+/// clm's `full` variant (the seed's notebook image on Ubuntu with the dotnet/backports PPA): CI
+/// can't reach Launchpad, so it is never built there; its LLB is pinned by a snapshot instead.
+#[test]
+fn clm_full_variant_matches_its_snapshot() {
+    let path = repo().join("examples/clm/stack.toml");
+    let (dump, _, _) = generate(&path, "notebook-processor@full");
+    let snap = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots/clm__notebook-processor@full.txt");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&snap, &dump).unwrap();
+    }
+    let expected = std::fs::read_to_string(&snap).expect("snapshot (run with UPDATE_SNAPSHOTS=1)");
+    assert_eq!(expected, dump, "{}", first_difference(&expected, &dump));
+    for want in [
+        "docker-image://docker.io/mambaorg/micromamba:1.5.10-jammy",
+        "apt sources dotnet-backports; apt-get install dotnet-sdk-8.0",
+        "URIs: https://ppa.launchpadcontent.net/dotnet/backports/ubuntu",
+        "Signed-By: /etc/apt/keyrings/layerstack-dotnet-backports.asc",
+        "keys/dotnet-backports.asc",
+    ] {
+        assert!(dump.contains(want), "missing {want:?}:\n{dump}");
+    }
+}
+
 /// ragex's `app` for linux/arm64 built on linux/amd64: its torch and requirements steps are
 /// cross-installed (probe, install on the amd64 twin, merge) and the twin skips its own
 /// installs. Pinned by a snapshot; a probe's verdict turns one step back into an emulated

@@ -1,7 +1,8 @@
-"""Python binding (ctypes) for ta-lite, the C library the CPU base layer compiles and installs.
+"""Python binding (ctypes) for ta-lite, the C library compiled in the build-only ta-lite layer.
 
 The library is found the way a TA-Lib wrapper finds libta_lib: through the dynamic linker's
-cache, which `ldconfig` in the cpu layer refreshed after `make install` put it in /usr/local/lib.
+cache, which the service's `ldconfig` (run after its copies) refreshed once the library had been
+copied into /usr/local/lib.
 """
 import ctypes
 import ctypes.util
@@ -9,7 +10,7 @@ import math
 
 _path = ctypes.util.find_library("ta_lite")  # "libta_lite.so.0", from `ldconfig -p`
 if _path is None:
-    raise ImportError("libta_lite not found in the linker cache (was ldconfig run after make install?)")
+    raise ImportError("libta_lite not found in the linker cache (was ldconfig run after copying it into /usr/local/lib?)")
 _lib = ctypes.CDLL(_path)
 _lib.ta_version.restype = ctypes.c_char_p
 for _name in ("ta_sma", "ta_ema", "ta_rsi"):

@@ -20,7 +20,7 @@ impl<'a> Converter<'a> {
             vec![FileAction::Mkfile {
                 path: "/cross_install.py".into(),
                 mode: 0o644,
-                data: CROSS_SCRIPT.as_bytes().to_vec(),
+                data: cross_script().into_bytes(),
                 owner: None,
             }],
             &self.opts.build_platform,
@@ -95,8 +95,8 @@ impl<'a> Converter<'a> {
             dest: CROSS_TARGET.into(),
         });
         let build = runner.platform.clone();
-        // An exec on the runner whose result is one scratch mount (output 1; 0 is the
-        // runner's root, thrown away).
+        // An exec on the runner whose result is one scratch mount at `dest` (the runner's
+        // root is thrown away).
         let on_runner =
             |c: &mut Self, mode: &str, dest: &str, name: String, probe: Option<Output>| -> Output {
                 let mut mounts = mounts.clone();
@@ -107,11 +107,6 @@ impl<'a> Converter<'a> {
                         dest: CROSS_PROBE.into(),
                     });
                 }
-                // Outputs: the root (0), then each output mount in order; ours is the last.
-                let index = 1 + mounts
-                    .iter()
-                    .filter(|m| matches!(m, Mount::Output { .. }))
-                    .count() as u32;
                 mounts.push(Mount::Output {
                     input: None,
                     dest: dest.into(),
@@ -125,7 +120,8 @@ impl<'a> Converter<'a> {
                     mounts,
                     meta(name, span),
                 );
-                Output { index, ..exec }
+                c.g.mount_output(exec, dest)
+                    .expect("the exec was just built with an output mount at dest")
             };
         // The probe: resolve only, and say whether every distribution has a wheel.
         let probe_name = format!("{}: wheels for {}? (probe on {build})", m.name, st.platform);

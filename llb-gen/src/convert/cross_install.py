@@ -23,10 +23,10 @@ import sys
 import sysconfig
 import tempfile
 
-TARGET = "/run/layerstack/target"
-OUT = "/run/layerstack/out"
-STATUS = "/run/layerstack/status"
-UV = "/run/layerstack/uv/bin/uv"
+TARGET = "@CROSS_TARGET@"
+OUT = "@CROSS_OUT@"
+STATUS = "@CROSS_STATUS@"
+UV = "@UV_BIN@"
 
 
 class Refused(Exception):

@@ -396,15 +396,16 @@ impl<'a> Converter<'a> {
         if let Some(u) = &ch.user {
             c.user = u.clone();
         }
+        // Like Dockerfile: a shell form runs with the image's `Shell` (inherited from its base),
+        // and a new entrypoint resets an inherited cmd.
         if let Some(e) = &ch.entrypoint {
-            c.entrypoint = Some(e.clone());
-            // Like Dockerfile: a new entrypoint resets an inherited cmd.
+            c.entrypoint = Some(e.argv(c.shell.as_deref()));
             if ch.cmd.is_none() {
                 c.cmd = None;
             }
         }
         if let Some(cmd) = &ch.cmd {
-            c.cmd = Some(cmd.clone());
+            c.cmd = Some(cmd.argv(c.shell.as_deref()));
         }
         let mut ports: BTreeSet<String> = c.exposed_ports.iter().cloned().collect();
         ports.extend(ch.exposed_ports.iter().cloned());

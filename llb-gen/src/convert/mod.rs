@@ -54,7 +54,7 @@ pub const PACKAGES_DIR: &str = "/run/layerstack/packages";
 pub const CROSS_DIR: &str = "/run/layerstack/cross";
 
 /// Where a cross-install step sees the target image (read-only), writes the files to merge
-/// onto it, and (probe) writes its verdict. The script has the same paths.
+/// onto it, and (probe) writes its verdict. The script gets them from [`cross_script`].
 pub const CROSS_TARGET: &str = "/run/layerstack/target";
 pub const CROSS_OUT: &str = "/run/layerstack/out";
 pub const CROSS_STATUS: &str = "/run/layerstack/status";
@@ -63,8 +63,29 @@ pub const CROSS_STATUS: &str = "/run/layerstack/status";
 /// holds it and a build importing that cache gets the probe from it too.
 pub const CROSS_PROBE: &str = "/run/layerstack/probe";
 
-/// Installs wheels for a foreign platform on the build platform (see `cross_install.py`).
+/// Installs wheels for a foreign platform on the build platform (see `cross_install.py`), with
+/// placeholders for the mount paths.
 const CROSS_SCRIPT: &str = include_str!("cross_install.py");
+
+/// The uv binary inside [`UV_DIR`].
+pub fn uv_bin() -> String {
+    format!("{UV_DIR}/bin/uv")
+}
+
+/// The cross-install script as it is written into a build: its mount-path placeholders filled
+/// in from the constants above, so the paths are written once, here.
+pub(crate) fn cross_script() -> String {
+    [
+        ("@CROSS_TARGET@", CROSS_TARGET.to_string()),
+        ("@CROSS_OUT@", CROSS_OUT.to_string()),
+        ("@CROSS_STATUS@", CROSS_STATUS.to_string()),
+        ("@UV_BIN@", uv_bin()),
+    ]
+    .iter()
+    .fold(CROSS_SCRIPT.to_string(), |text, (placeholder, path)| {
+        text.replace(placeholder, path)
+    })
+}
 
 /// Whether a pip step for a foreign platform can install on the build platform, as a probe
 /// found out.
@@ -287,6 +308,23 @@ fn meta(name: String, span: Span) -> VertexMeta {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cross_script_gets_its_mount_paths_from_the_converter() {
+        let script = cross_script();
+        assert!(
+            !script.contains("@CROSS_") && !script.contains("@UV_"),
+            "a placeholder left unfilled"
+        );
+        for line in [
+            format!("TARGET = \"{CROSS_TARGET}\""),
+            format!("OUT = \"{CROSS_OUT}\""),
+            format!("STATUS = \"{CROSS_STATUS}\""),
+            format!("UV = \"{UV_DIR}/bin/uv\""),
+        ] {
+            assert!(script.lines().any(|l| l == line), "{line}");
+        }
+    }
 
     #[test]
     fn copy_destinations() {

@@ -73,7 +73,7 @@ impl<'a> Converter<'a> {
             ],
             Some(_) => {
                 let mut a = vec![
-                    format!("{UV_DIR}/bin/uv"),
+                    uv_bin(),
                     "pip".into(),
                     "install".into(),
                     "--python".into(),

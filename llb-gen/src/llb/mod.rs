@@ -383,6 +383,20 @@ impl Graph {
         self.push(op, inputs, meta)
     }
 
+    /// The output of `exec` that its output mount at `dest` became, read from the op that
+    /// [`Graph::exec`] built (the root is output 0, each [`Mount::Output`] the next in order).
+    /// None when `exec` is not an exec or has no output mount at `dest`.
+    pub fn mount_output(&self, exec: Output, dest: &str) -> Option<Output> {
+        let Some(pb::op::Op::Exec(e)) = &self.vertices.get(exec.vertex.0)?.op.op else {
+            return None;
+        };
+        let m = e.mounts.iter().find(|m| m.dest == dest && m.output >= 0)?;
+        Some(Output {
+            vertex: exec.vertex,
+            index: u32::try_from(m.output).ok()?,
+        })
+    }
+
     /// Apply file actions in sequence to `base` (None = scratch).
     pub fn file(
         &mut self,
@@ -731,6 +745,51 @@ mod tests {
             name: n.into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn mount_output_is_the_index_the_exec_gave_its_output_mount() {
+        let mut g = Graph::new();
+        let img = g.image("docker.io/library/debian", &amd64(), None, named("img"));
+        let out = |dest: &str| Mount::Output {
+            input: None,
+            dest: dest.into(),
+        };
+        let run = g.exec(
+            img,
+            Exec {
+                args: vec!["true".into()],
+                mounts: vec![
+                    Mount::Bind {
+                        input: img,
+                        selector: String::new(),
+                        dest: "/in".into(),
+                    },
+                    out("/a"),
+                    Mount::Cache {
+                        id: "c".into(),
+                        dest: "/c".into(),
+                        sharing: CacheSharing::Locked,
+                    },
+                    out("/b"),
+                ],
+                ..Default::default()
+            },
+            &amd64(),
+            named("run"),
+        );
+        let index = |dest: &str| g.mount_output(run, dest).map(|o| o.index);
+        assert_eq!(index("/"), Some(0));
+        assert_eq!(index("/a"), Some(1));
+        assert_eq!(index("/b"), Some(2));
+        assert_eq!(index("/in"), None, "a read-only bind is no output");
+        assert_eq!(index("/c"), None);
+        assert_eq!(g.mount_output(img, "/"), None, "a source is no exec");
+        // The handle names that output of the marshalled op.
+        let b = g.mount_output(run, "/b").unwrap();
+        let def = g.marshal(b, None);
+        let terminal = pb::Op::decode(def.def.last().unwrap().as_slice()).unwrap();
+        assert_eq!(terminal.inputs[0].index, 2);
     }
 
     #[test]

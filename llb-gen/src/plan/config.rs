@@ -7,22 +7,17 @@ use crate::stack::{Command, ImageDef, Sp};
 use super::*;
 
 impl Planner<'_> {
-    pub(super) fn command(
-        &mut self,
-        c: &Sp<Command>,
-        key: &str,
-        shell_prefix: &[&str],
-    ) -> Vec<String> {
+    /// A `cmd`, `entrypoint` or healthcheck test: exec form interpolated word by word, shell
+    /// form as shell text (§5).
+    pub(super) fn process(&mut self, c: &Sp<Command>, key: &str) -> Process {
         match &c.value {
-            Command::Exec(items) => items
-                .iter()
-                .map(|i| self.text_with(&Sp::new(i.clone(), c.span), key, Unknown::Shell))
-                .collect(),
-            Command::Shell(s) => {
-                let mut v: Vec<String> = shell_prefix.iter().map(|s| s.to_string()).collect();
-                v.push(self.shell_text(&Sp::new(s.clone(), c.span), key));
-                v
-            }
+            Command::Exec(items) => Process::Exec(
+                items
+                    .iter()
+                    .map(|i| self.text_with(&Sp::new(i.clone(), c.span), key, Unknown::Shell))
+                    .collect(),
+            ),
+            Command::Shell(s) => Process::Shell(self.shell_text(&Sp::new(s.clone(), c.span), key)),
         }
     }
 
@@ -67,17 +62,10 @@ impl Planner<'_> {
         let healthcheck = img.healthcheck.as_ref().map(|h| {
             let hk = format!("{key}.healthcheck");
             let test = h.test.as_ref()?;
-            let test = match &test.value {
-                Command::Exec(_) => {
-                    let mut v = vec!["CMD".to_string()];
-                    v.extend(self.command(test, &hk, &[]));
-                    v
-                }
-                Command::Shell(_) => {
-                    let mut v = vec!["CMD-SHELL".to_string()];
-                    v.extend(self.command(test, &hk, &[]));
-                    v
-                }
+            // Docker runs a `CMD-SHELL` test with the container's shell (its config's `Shell`).
+            let test = match self.process(test, &hk) {
+                Process::Exec(argv) => [vec![HEALTHCHECK_EXEC.to_string()], argv].concat(),
+                Process::Shell(line) => vec![HEALTHCHECK_SHELL.to_string(), line],
             };
             Some(Healthcheck {
                 test,
@@ -94,11 +82,11 @@ impl Planner<'_> {
             cmd: img
                 .cmd
                 .as_ref()
-                .map(|c| self.command(c, &format!("{key}.cmd"), &["/bin/sh", "-c"])),
+                .map(|c| self.process(c, &format!("{key}.cmd"))),
             entrypoint: img
                 .entrypoint
                 .as_ref()
-                .map(|c| self.command(c, &format!("{key}.entrypoint"), &["/bin/sh", "-c"])),
+                .map(|c| self.process(c, &format!("{key}.entrypoint"))),
             exposed_ports: ports,
             healthcheck,
             labels,

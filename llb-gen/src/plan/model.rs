@@ -110,6 +110,48 @@ impl PlanImage {
     }
 }
 
+/// The shell a shell-form `cmd` or `entrypoint` runs with when the image's config sets no
+/// `Shell` (Docker's and BuildKit's default).
+pub const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
+
+/// The first word of a healthcheck's `Test` in Docker's image config: run the rest as it is
+/// (`CMD`), or as one command line through the container's shell (`CMD-SHELL`).
+pub const HEALTHCHECK_EXEC: &str = "CMD";
+pub const HEALTHCHECK_SHELL: &str = "CMD-SHELL";
+
+/// A `cmd` or `entrypoint`: an argv as written (exec form), or a command line the image's shell
+/// runs (shell form; the shell is known only with the base image's config, at conversion).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Process {
+    Exec(Vec<String>),
+    Shell(String),
+}
+
+/// The argv with the default shell: how plan snapshots (`report/plan_text.rs`) show it.
+impl std::fmt::Debug for Process {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.argv(None).fmt(f)
+    }
+}
+
+impl Process {
+    /// The argv: a shell-form command line run by `shell` (the image config's `Shell`), or by
+    /// [`DEFAULT_SHELL`] when it has none.
+    pub fn argv(&self, shell: Option<&[String]>) -> Vec<String> {
+        match self {
+            Process::Exec(argv) => argv.clone(),
+            Process::Shell(line) => {
+                let mut argv: Vec<String> = match shell.filter(|s| !s.is_empty()) {
+                    Some(s) => s.to_vec(),
+                    None => DEFAULT_SHELL.iter().map(|s| s.to_string()).collect(),
+                };
+                argv.push(line.clone());
+                argv
+            }
+        }
+    }
+}
+
 /// Image config set by one image (applied on top of its base's config).
 #[derive(Clone, Debug, Default)]
 pub struct ConfigChanges {
@@ -117,8 +159,8 @@ pub struct ConfigChanges {
     pub env: Vec<(String, String)>,
     pub workdir: Option<String>,
     pub user: Option<String>,
-    pub cmd: Option<Vec<String>>,
-    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Process>,
+    pub entrypoint: Option<Process>,
     pub exposed_ports: Vec<String>,
     /// Some(None) disables an inherited healthcheck.
     pub healthcheck: Option<Option<Healthcheck>>,

@@ -4,19 +4,91 @@
 
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::source::Span;
-use crate::stack::{Chown, ImageDef, Sp};
+use crate::stack::{Chown, CondaDef, ImageDef, Sp};
 
 use super::*;
 
 impl<'a> Planner<'a> {
+    /// Plan `img` (its base already planned) and add it to the plan's images: its steps in
+    /// build order (module doc), its config and install env. None when its base is unknown.
     pub(super) fn add_new(&mut self, img: &'a ImageDef) -> Option<usize> {
         let key = img.key();
         let from = img.from.as_ref()?;
         let base = self.base(from, &format!("{key}.from"));
         let mut steps = vec![];
-        let step = |kind: StepKind, span: Span| Step { kind, span };
         // `run` entries, in list order, each with its slot; pushed at the slots below.
-        let mut runs: Vec<(RunAt, Step)> = vec![];
+        let mut runs = self.run_entries(img, &key);
+        // 0. Commands that prepare the apt step.
+        push_runs(&mut steps, &mut runs, RunAt::BeforeApt);
+        // 1. System packages.
+        let apt = self.apt_step(img, &key);
+        if !apt.packages.is_empty() || !apt.debs.is_empty() || !apt.sources.is_empty() {
+            steps.push(step(
+                StepKind::Apt(apt),
+                img.apt
+                    .iter()
+                    .map(|s| s.span)
+                    .chain(img.apt_sources.iter().map(|s| s.span))
+                    .reduce(Span::join)
+                    .unwrap_or(img.span),
+            ));
+        }
+        // 2. The user.
+        let user = self.user_step(img, &key, &base, &mut steps);
+        // 3. The workdir.
+        let workdir = self.workdir_step(img, &key, &user.owner, &mut steps);
+        // 4. Commands at their default place (after apt, user and workdir).
+        push_runs(&mut steps, &mut runs, RunAt::AfterApt);
+        // 5. A conda environment, then Python deps (pip installs into it).
+        if let Some(c) = &img.conda {
+            let conda = self.conda_step(c, &key, &mut runs);
+            steps.push(conda);
+        }
+        push_runs(&mut steps, &mut runs, RunAt::AfterConda);
+        // Copies the Python installs need (`at = "before-python"`).
+        let mut copies: Vec<(CopyAt, Step)> = self.copies(img, &key, &user.owner);
+        let before: Vec<Step> = copies
+            .extract_if(.., |(a, _)| *a == CopyAt::BeforePython)
+            .map(|(_, s)| s)
+            .collect();
+        steps.extend(before);
+        let venv = self.python_steps(img, &key, &base, &mut steps);
+        push_runs(&mut steps, &mut runs, RunAt::AfterPython);
+        // 6. Files, then the commands over them.
+        steps.extend(copies.drain(..).map(|(_, s)| s));
+        push_runs(&mut steps, &mut runs, RunAt::AfterCopy);
+
+        let config = self.config(img, &key, user.name, workdir);
+        let mut install_env = self.stack_install_env.clone();
+        install_env.extend(self.install_env_list(&img.install_env, &format!("{key}.install-env")));
+        let base = base?;
+        let idx = self.images.len();
+        self.images.push(PlanImage {
+            name: img.name.value.clone(),
+            kind: img.kind,
+            key,
+            span: img.span,
+            description: img.description.as_ref().map(|d| d.value.clone()),
+            base,
+            steps,
+            config,
+            venv,
+            install_env,
+            declared_user: user.effective,
+            build_only: img.is_build_only(),
+            cross_install: img
+                .cross_install
+                .as_ref()
+                .or(self.stack.cross_install.as_ref())
+                .is_none_or(|c| c.value),
+        });
+        self.index.insert(img.name.value.clone(), idx);
+        Some(idx)
+    }
+
+    /// The image's `run` entries, in list order, each with its slot (`at`).
+    fn run_entries(&mut self, img: &'a ImageDef, key: &str) -> Vec<(RunAt, Step)> {
+        let mut runs = vec![];
         for (i, r) in img.run.iter().enumerate() {
             let rk = format!("{key}.run[{i}]");
             let at = match &r.at {
@@ -59,27 +131,17 @@ impl<'a> Planner<'a> {
                 ),
             ));
         }
-        fn push_runs(steps: &mut Vec<Step>, runs: &mut Vec<(RunAt, Step)>, at: RunAt) {
-            let (here, rest): (Vec<_>, Vec<_>) = runs.drain(..).partition(|(a, _)| *a == at);
-            *runs = rest;
-            steps.extend(here.into_iter().map(|(_, s)| s));
-        }
-        // 0. Commands that prepare the apt step.
-        push_runs(&mut steps, &mut runs, RunAt::BeforeApt);
-        // 1. System packages.
-        let apt = self.apt_step(img, &key);
-        if !apt.packages.is_empty() || !apt.debs.is_empty() || !apt.sources.is_empty() {
-            steps.push(step(
-                StepKind::Apt(apt),
-                img.apt
-                    .iter()
-                    .map(|s| s.span)
-                    .chain(img.apt_sources.iter().map(|s| s.span))
-                    .reduce(Span::join)
-                    .unwrap_or(img.span),
-            ));
-        }
-        // 2. The user.
+        runs
+    }
+
+    /// The image's user (the `useradd` step when it creates one), and who owns its files.
+    fn user_step(
+        &mut self,
+        img: &'a ImageDef,
+        key: &str,
+        base: &Option<Base>,
+        steps: &mut Vec<Step>,
+    ) -> ImageUser {
         let user = img
             .user
             .as_ref()
@@ -90,17 +152,31 @@ impl<'a> Planner<'a> {
                 steps.push(step(StepKind::CreateUser(up.clone()), u.span));
             }
         }
-        let user_name = user
+        let name = user
             .as_ref()
             .and_then(|(u, _)| u.as_ref().map(|u| u.name.clone()));
         // The effective declared user: own, or inherited from a layer of this stack.
-        let effective_user = user_name.clone().or_else(|| match &base {
+        let effective = name.clone().or_else(|| match base {
             Some(Base::Layer { index, .. }) => self.images[*index].declared_user.clone(),
             _ => None,
         });
-        let owner = effective_user.clone().filter(|u| u != "root" && u != "0");
-        // 3. The workdir.
-        let workdir = img.workdir.as_ref().map(|w| {
+        let owner = effective.clone().filter(|u| u != "root" && u != "0");
+        ImageUser {
+            name,
+            effective,
+            owner,
+        }
+    }
+
+    /// The image's working directory (the mkdir step when it sets one), validated.
+    fn workdir_step(
+        &mut self,
+        img: &'a ImageDef,
+        key: &str,
+        owner: &Option<String>,
+        steps: &mut Vec<Step>,
+    ) -> Option<String> {
+        let (path, span) = img.workdir.as_ref().map(|w| {
             let v = self.text(w, &format!("{key}.workdir"));
             if !v.starts_with('/') {
                 self.diags.push(
@@ -110,71 +186,185 @@ impl<'a> Planner<'a> {
                 );
             }
             (v, w.span)
-        });
-        if let Some((path, span)) = &workdir {
-            steps.push(step(
-                StepKind::Mkdir {
-                    path: path.clone(),
-                    owner: owner.clone(),
-                },
-                *span,
-            ));
+        })?;
+        steps.push(step(
+            StepKind::Mkdir {
+                path: path.clone(),
+                owner: owner.clone(),
+            },
+            span,
+        ));
+        Some(path)
+    }
+
+    /// The conda step; the `after-conda` entries of `runs` are set to run inside its
+    /// environment.
+    fn conda_step(&mut self, c: &'a CondaDef, key: &str, runs: &mut [(RunAt, Step)]) -> Step {
+        let ck = format!("{key}.conda");
+        let file = self.context_path(&c.file, &format!("{ck}.file"));
+        let channels = self.texts(&c.channels, &format!("{ck}.channels"));
+        let installer = c
+            .installer
+            .as_ref()
+            .map(|i| self.text(i, &format!("{ck}.installer")))
+            .unwrap_or_else(|| "micromamba".into());
+        if !matches!(installer.as_str(), "micromamba" | "mamba" | "conda") {
+            self.diags.push(
+                Diagnostic::error(format!("unknown conda installer `{installer}`"))
+                    .at(c.installer.as_ref().map(|i| i.span).unwrap_or(c.span))
+                    .key(format!("{ck}.installer"))
+                    .hint("use \"micromamba\", \"mamba\" or \"conda\""),
+            );
         }
-        // 4. Commands at their default place (after apt, user and workdir).
-        push_runs(&mut steps, &mut runs, RunAt::AfterApt);
-        // 5. A conda environment, then Python deps (pip installs into it).
-        if let Some(c) = &img.conda {
-            let ck = format!("{key}.conda");
-            let file = self.context_path(&c.file, &format!("{ck}.file"));
-            let channels = self.texts(&c.channels, &format!("{ck}.channels"));
-            let installer = c
-                .installer
+        let cache = c
+            .cache
+            .as_ref()
+            .map(|p| self.abs_path(p, &format!("{ck}.cache")))
+            .unwrap_or_else(|| "/opt/conda/pkgs".into());
+        let env = c
+            .env
+            .as_ref()
+            .map(|e| self.text(e, &format!("{ck}.env")))
+            .unwrap_or_else(|| "base".into());
+        // Commands placed after conda run inside its environment.
+        for (at, s) in runs.iter_mut() {
+            if let (RunAt::AfterConda, StepKind::Run { activate, .. }) = (at, &mut s.kind) {
+                *activate = Some((installer.clone(), env.clone()));
+            }
+        }
+        step(
+            StepKind::Conda(CondaStep {
+                file,
+                channels,
+                installer,
+                cache,
+                env,
+            }),
+            c.span,
+        )
+    }
+
+    /// The Python steps: torch, then either one pip step or (with `venv`) the copy of the venv
+    /// built in a builder, whose plan is returned.
+    fn python_steps(
+        &mut self,
+        img: &'a ImageDef,
+        key: &str,
+        base: &Option<Base>,
+        steps: &mut Vec<Step>,
+    ) -> Option<VenvPlan> {
+        let deps = self.python_deps(img, key);
+        let index_url = img
+            .index_url
+            .as_ref()
+            .map(|u| self.text(u, &format!("{key}.index-url")));
+        let extra_index_urls =
+            self.texts(&img.extra_index_urls, &format!("{key}.extra-index-urls"));
+        let installer = self.installer(img, key);
+        let torch_step = match &img.torch {
+            Some(usage) => self.torch_step(usage, key, index_url.clone(), extra_index_urls.clone()),
+            None => None,
+        };
+        if img.torch.is_some() && img.venv.is_some() {
+            self.diags.push(
+                Diagnostic::error("`torch` is not supported in a two-stage `venv` service")
+                    .at(img.torch.as_ref().map(|t| t.span).unwrap_or(img.span))
+                    .key(format!("{key}.torch"))
+                    .hint("install torch in a layer and build the service on it"),
+            );
+        }
+        if let (Some(mut t), Some(usage)) = (torch_step, &img.torch) {
+            t.installer = installer.clone();
+            steps.push(step(StepKind::Pip(t), usage.span));
+        }
+        if img.lock.is_some() && img.venv.is_some() {
+            self.diags.push(
+                Diagnostic::error("`lock` is not supported in a two-stage `venv` service")
+                    .at(img.lock.as_ref().map(|l| l.span).unwrap_or(img.span))
+                    .key(format!("{key}.lock"))
+                    .hint("install the lock in a layer and build the service on it"),
+            );
+        } else if let Some(l) = self.lock_step(img, key, base.as_ref()) {
+            let span = img.lock.as_ref().map(|d| d.span).unwrap_or(img.span);
+            steps.push(step(StepKind::Lock(l), span));
+        }
+        let has_pip =
+            !deps.requirements.is_empty() || !deps.specs.is_empty() || !deps.local.is_empty();
+        let pip_span = img
+            .requirements
+            .iter()
+            .chain(img.pip.iter())
+            .map(|s| s.span)
+            .reduce(Span::join)
+            .unwrap_or(img.span);
+        let PythonDeps {
+            requirements,
+            includes,
+            specs,
+            local,
+        } = deps;
+        let mut venv = None;
+        if let Some(vd) = &img.venv {
+            let path = vd
+                .path
                 .as_ref()
-                .map(|i| self.text(i, &format!("{ck}.installer")))
-                .unwrap_or_else(|| "micromamba".into());
-            if !matches!(installer.as_str(), "micromamba" | "mamba" | "conda") {
+                .map(|p| self.text(p, &format!("{key}.venv.path")))
+                .unwrap_or_else(|| "/opt/venv".into());
+            if !path.starts_with('/') {
                 self.diags.push(
-                    Diagnostic::error(format!("unknown conda installer `{installer}`"))
-                        .at(c.installer.as_ref().map(|i| i.span).unwrap_or(c.span))
-                        .key(format!("{ck}.installer"))
-                        .hint("use \"micromamba\", \"mamba\" or \"conda\""),
+                    Diagnostic::error(format!("venv path `{path}` must be absolute"))
+                        .at(vd.span)
+                        .key(format!("{key}.venv.path")),
                 );
             }
-            let cache = c
-                .cache
-                .as_ref()
-                .map(|p| self.abs_path(p, &format!("{ck}.cache")))
-                .unwrap_or_else(|| "/opt/conda/pkgs".into());
-            let env = c
-                .env
-                .as_ref()
-                .map(|e| self.text(e, &format!("{ck}.env")))
-                .unwrap_or_else(|| "base".into());
-            // Commands placed after conda run inside its environment.
-            for (at, s) in runs.iter_mut() {
-                if let (RunAt::AfterConda, StepKind::Run { activate, .. }) = (at, &mut s.kind) {
-                    *activate = Some((installer.clone(), env.clone()));
-                }
-            }
-            steps.push(step(
-                StepKind::Conda(CondaStep {
-                    file,
-                    channels,
+            let builder = match &vd.builder {
+                Some(b) => self.base(b, &format!("{key}.venv.builder")),
+                None => base.clone(),
+            };
+            let bapt = self.packages(&vd.builder_apt, &format!("{key}.venv.builder-apt"));
+            if let Some(builder) = builder {
+                let pip = PipStep {
+                    requirements,
+                    includes,
+                    specs,
+                    local,
+                    index_url,
+                    extra_index_urls,
+                    python: format!("{path}/bin/python"),
                     installer,
-                    cache,
-                    env,
+                };
+                venv = Some(VenvPlan {
+                    builder,
+                    python: self.python.clone(),
+                    apt: bapt,
+                    path: path.clone(),
+                    pip,
+                    span: vd.span,
+                    pip_span,
+                });
+            }
+            steps.push(step(StepKind::CopyVenv { path, owner: None }, vd.span));
+        } else if has_pip {
+            steps.push(step(
+                StepKind::Pip(PipStep {
+                    requirements,
+                    includes,
+                    specs,
+                    local,
+                    index_url,
+                    extra_index_urls,
+                    python: self.python.clone(),
+                    installer,
                 }),
-                c.span,
+                pip_span,
             ));
         }
-        push_runs(&mut steps, &mut runs, RunAt::AfterConda);
-        // Copies the Python installs need (`at = "before-python"`).
-        let mut copies: Vec<(CopyAt, Step)> = self.copies(img, &key, &owner);
-        let before: Vec<Step> = copies
-            .extract_if(.., |(a, _)| *a == CopyAt::BeforePython)
-            .map(|(_, s)| s)
-            .collect();
-        steps.extend(before);
+        venv
+    }
+
+    /// What the image's pip step installs: its requirements files (and the files they
+    /// include, as the edge read them), specifiers and local packages (`./path` entries).
+    fn python_deps(&mut self, img: &'a ImageDef, key: &str) -> PythonDeps {
         let requirements: Vec<String> = img
             .requirements
             .iter()
@@ -230,137 +420,12 @@ impl<'a> Planner<'a> {
                 specs.push(text);
             }
         }
-        let index_url = img
-            .index_url
-            .as_ref()
-            .map(|u| self.text(u, &format!("{key}.index-url")));
-        let extra_index_urls =
-            self.texts(&img.extra_index_urls, &format!("{key}.extra-index-urls"));
-        let installer = self.installer(img, &key);
-        let torch_step = match &img.torch {
-            Some(usage) => {
-                self.torch_step(usage, &key, index_url.clone(), extra_index_urls.clone())
-            }
-            None => None,
-        };
-        if img.torch.is_some() && img.venv.is_some() {
-            self.diags.push(
-                Diagnostic::error("`torch` is not supported in a two-stage `venv` service")
-                    .at(img.torch.as_ref().map(|t| t.span).unwrap_or(img.span))
-                    .key(format!("{key}.torch"))
-                    .hint("install torch in a layer and build the service on it"),
-            );
+        PythonDeps {
+            requirements,
+            includes,
+            specs,
+            local,
         }
-        if let (Some(mut t), Some(usage)) = (torch_step, &img.torch) {
-            t.installer = installer.clone();
-            steps.push(step(StepKind::Pip(t), usage.span));
-        }
-        if img.lock.is_some() && img.venv.is_some() {
-            self.diags.push(
-                Diagnostic::error("`lock` is not supported in a two-stage `venv` service")
-                    .at(img.lock.as_ref().map(|l| l.span).unwrap_or(img.span))
-                    .key(format!("{key}.lock"))
-                    .hint("install the lock in a layer and build the service on it"),
-            );
-        } else if let Some(l) = self.lock_step(img, &key, base.as_ref()) {
-            let span = img.lock.as_ref().map(|d| d.span).unwrap_or(img.span);
-            steps.push(step(StepKind::Lock(l), span));
-        }
-        let has_pip = !requirements.is_empty() || !specs.is_empty() || !local.is_empty();
-        let pip_span = img
-            .requirements
-            .iter()
-            .chain(img.pip.iter())
-            .map(|s| s.span)
-            .reduce(Span::join)
-            .unwrap_or(img.span);
-        let mut venv = None;
-        if let Some(vd) = &img.venv {
-            let path = vd
-                .path
-                .as_ref()
-                .map(|p| self.text(p, &format!("{key}.venv.path")))
-                .unwrap_or_else(|| "/opt/venv".into());
-            if !path.starts_with('/') {
-                self.diags.push(
-                    Diagnostic::error(format!("venv path `{path}` must be absolute"))
-                        .at(vd.span)
-                        .key(format!("{key}.venv.path")),
-                );
-            }
-            let builder = match &vd.builder {
-                Some(b) => self.base(b, &format!("{key}.venv.builder")),
-                None => base.clone(),
-            };
-            let bapt = self.packages(&vd.builder_apt, &format!("{key}.venv.builder-apt"));
-            if let Some(builder) = builder {
-                let pip = PipStep {
-                    requirements: requirements.clone(),
-                    includes: includes.clone(),
-                    specs: specs.clone(),
-                    local: local.clone(),
-                    index_url: index_url.clone(),
-                    extra_index_urls: extra_index_urls.clone(),
-                    python: format!("{path}/bin/python"),
-                    installer: installer.clone(),
-                };
-                venv = Some(VenvPlan {
-                    builder,
-                    python: self.python.clone(),
-                    apt: bapt,
-                    path: path.clone(),
-                    pip,
-                    span: vd.span,
-                    pip_span,
-                });
-            }
-            steps.push(step(StepKind::CopyVenv { path, owner: None }, vd.span));
-        } else if has_pip {
-            steps.push(step(
-                StepKind::Pip(PipStep {
-                    requirements,
-                    includes,
-                    specs,
-                    local,
-                    index_url,
-                    extra_index_urls,
-                    python: self.python.clone(),
-                    installer,
-                }),
-                pip_span,
-            ));
-        }
-        push_runs(&mut steps, &mut runs, RunAt::AfterPython);
-        // 6. Files, then the commands over them.
-        steps.extend(copies.drain(..).map(|(_, s)| s));
-        push_runs(&mut steps, &mut runs, RunAt::AfterCopy);
-
-        let config = self.config(img, &key, user_name, workdir.map(|w| w.0));
-        let mut install_env = self.stack_install_env.clone();
-        install_env.extend(self.install_env_list(&img.install_env, &format!("{key}.install-env")));
-        let base = base?;
-        let idx = self.images.len();
-        self.images.push(PlanImage {
-            name: img.name.value.clone(),
-            kind: img.kind,
-            key,
-            span: img.span,
-            description: img.description.as_ref().map(|d| d.value.clone()),
-            base,
-            steps,
-            config,
-            venv,
-            install_env,
-            declared_user: effective_user,
-            build_only: img.is_build_only(),
-            cross_install: img
-                .cross_install
-                .as_ref()
-                .or(self.stack.cross_install.as_ref())
-                .is_none_or(|c| c.value),
-        });
-        self.index.insert(img.name.value.clone(), idx);
-        Some(idx)
     }
 
     /// The image's `copy` entries, in list order, each with its slot.
@@ -858,4 +923,34 @@ fn unknown_at(a: &Sp<String>, key: &str, what: &str, names: &[&str]) -> Diagnost
         Some(s) => d.hint(format!("did you mean \"{s}\"? (one of {all})")),
         None => d.hint(format!("one of {all}")),
     }
+}
+
+/// One plan step declared at `span`.
+fn step(kind: StepKind, span: Span) -> Step {
+    Step { kind, span }
+}
+
+/// Move the `run` entries placed `at` out of `runs` onto the end of `steps`, in list order.
+fn push_runs(steps: &mut Vec<Step>, runs: &mut Vec<(RunAt, Step)>, at: RunAt) {
+    let (here, rest): (Vec<_>, Vec<_>) = runs.drain(..).partition(|(a, _)| *a == at);
+    *runs = rest;
+    steps.extend(here.into_iter().map(|(_, s)| s));
+}
+
+/// An image's user as its steps and config see it.
+struct ImageUser {
+    /// Its own `user` (validated).
+    name: Option<String>,
+    /// Its own or the one inherited from a layer of this stack.
+    effective: Option<String>,
+    /// Who owns its created and copied files: the effective user unless root.
+    owner: Option<String>,
+}
+
+/// The inputs of an image's pip step.
+struct PythonDeps {
+    requirements: Vec<String>,
+    includes: Vec<String>,
+    specs: Vec<String>,
+    local: Vec<String>,
 }

@@ -72,7 +72,7 @@ cmd = "python -m api"
         matches!(&p.images[2].steps[0].kind, StepKind::Copy { owner: Some(o), .. } if o == "appuser")
     );
     assert_eq!(
-        p.images[2].config.cmd.as_deref().unwrap(),
+        p.images[2].config.cmd.as_ref().unwrap().argv(None),
         ["/bin/sh", "-c", "python -m api"]
     );
 }

@@ -1,7 +1,7 @@
 //! `[torch]`: the pip step installing the build for the platform and the variant's backend.
 
 use crate::diag::Diagnostic;
-use crate::stack::{Sp, TorchUse};
+use crate::stack::{Sp, TorchDef, TorchUse};
 
 use super::*;
 
@@ -24,42 +24,71 @@ impl Planner<'_> {
             );
             return None;
         };
-        let (backend, backend_span, backend_key) =
-            match self.variant.and_then(|v| v.torch.as_ref().map(|b| (v, b))) {
-                Some((v, b)) => (
-                    b.value.clone(),
-                    b.span,
-                    format!("variants.{}.torch", v.name.value),
-                ),
-                None => ("cpu".to_string(), usage.span, format!("{key}.torch")),
-            };
-        let backend = if backend == "cuda" {
+        let backend = self.torch_backend(t, usage, key)?;
+        let names = self.torch_packages(t, usage, key);
+        let local = self.torch_local(&backend, usage, key)?;
+        let specs = self.torch_specs(names, local.as_deref());
+        let (index_url, mut extra_index_urls) = self.torch_indexes(t, local.as_deref(), index_url);
+        extra_index_urls.extend(extra);
+        Some(PipStep {
+            requirements: vec![],
+            includes: vec![],
+            specs,
+            local: vec![],
+            index_url,
+            extra_index_urls,
+            python: self.python.clone(),
+            installer: Installer::Pip,
+        })
+    }
+
+    /// The variant's backend (`cpu` without a variant; `cuda` is the `[torch] cuda` flavour),
+    /// validated; None after an error.
+    fn torch_backend(&mut self, t: &TorchDef, usage: &Sp<TorchUse>, key: &str) -> Option<Backend> {
+        let (name, span, key) = match self.variant.and_then(|v| v.torch.as_ref().map(|b| (v, b))) {
+            Some((v, b)) => (
+                b.value.clone(),
+                b.span,
+                format!("variants.{}.torch", v.name.value),
+            ),
+            None => ("cpu".to_string(), usage.span, format!("{key}.torch")),
+        };
+        let name = if name == "cuda" {
             t.cuda
                 .as_ref()
                 .map(|c| c.value.clone())
                 .unwrap_or_else(|| "cu118".into())
         } else {
-            backend
+            name
         };
-        let valid_backend = backend == "cpu"
-            || backend
+        let valid = name == "cpu"
+            || name
                 .strip_prefix("cu")
                 .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
-            || backend.strip_prefix("rocm").is_some_and(|n| {
+            || name.strip_prefix("rocm").is_some_and(|n| {
                 !n.is_empty() && n.chars().all(|c| c.is_ascii_digit() || c == '.')
             });
-        if !valid_backend {
+        if !valid {
             self.diags.push(
-                Diagnostic::error(format!("unknown torch backend `{backend}`"))
-                    .at(backend_span)
-                    .key(backend_key)
+                Diagnostic::error(format!("unknown torch backend `{name}`"))
+                    .at(span)
+                    .key(key)
                     .hint("use \"cpu\", \"cuda\" (the [torch] cuda flavour) or a flavour like \"cu118\", \"cu121\", \"rocm5.6\""),
             );
             return None;
         }
-        let arch = self.platform.architecture.clone();
-        let platform = self.platform.clone();
-        let names: Vec<&(Sp<String>, Sp<String>)> = match &usage.value {
+        Some(Backend { name, span, key })
+    }
+
+    /// The `[torch]` packages the image asks for: all, or the ones it names (an unknown name is
+    /// an error and left out).
+    fn torch_packages<'t>(
+        &mut self,
+        t: &'t TorchDef,
+        usage: &Sp<TorchUse>,
+        key: &str,
+    ) -> Vec<&'t (Sp<String>, Sp<String>)> {
+        match &usage.value {
             TorchUse::All => t.packages.iter().collect(),
             TorchUse::Only(list) => {
                 let mut out = vec![];
@@ -83,29 +112,50 @@ impl Planner<'_> {
                 }
                 out
             }
-        };
-        let local = match (arch.as_str(), backend.as_str()) {
-            ("amd64", b) => Some(b.to_string()),
-            ("arm64", "cpu") => None,
+        }
+    }
+
+    /// The local version part of the builds for this platform: `Some(backend)` on amd64,
+    /// `Some(None)` (plain versions) for CPU builds on arm64; None after an error (no such
+    /// builds for the platform).
+    fn torch_local(
+        &mut self,
+        backend: &Backend,
+        usage: &Sp<TorchUse>,
+        key: &str,
+    ) -> Option<Option<String>> {
+        let platform = &self.platform;
+        match (platform.architecture.as_str(), backend.name.as_str()) {
+            ("amd64", b) => Some(Some(b.to_string())),
+            ("arm64", "cpu") => Some(None),
             ("arm64", b) => {
-                self.diags.push(
-                    Diagnostic::error(format!("PyTorch has no `{b}` builds for {platform}"))
-                        .at(backend_span)
-                        .key(backend_key)
-                        .hint("GPU builds exist for linux/amd64 only: build this variant for linux/amd64, or use torch = \"cpu\" on arm64"),
-                );
-                return None;
+                let d = Diagnostic::error(format!("PyTorch has no `{b}` builds for {platform}"))
+                    .at(backend.span)
+                    .key(backend.key.clone())
+                    .hint("GPU builds exist for linux/amd64 only: build this variant for linux/amd64, or use torch = \"cpu\" on arm64");
+                self.diags.push(d);
+                None
             }
             _ => {
-                self.diags.push(
-                    Diagnostic::error(format!("PyTorch publishes no wheels for {platform}"))
-                        .at(usage.span)
-                        .key(format!("{key}.torch"))
-                        .hint("torch images can be built for linux/amd64 and linux/arm64"),
-                );
-                return None;
+                let d = Diagnostic::error(format!("PyTorch publishes no wheels for {platform}"))
+                    .at(usage.span)
+                    .key(format!("{key}.torch"))
+                    .hint("torch images can be built for linux/amd64 and linux/arm64");
+                self.diags.push(d);
+                None
             }
-        };
+        }
+    }
+
+    /// `name==version+local` for each package (a version written with a local part is an error
+    /// and left out).
+    fn torch_specs(
+        &mut self,
+        names: Vec<&(Sp<String>, Sp<String>)>,
+        local: Option<&str>,
+    ) -> Vec<String> {
+        let arch = self.platform.architecture.clone();
+        let platform = self.platform.clone();
         let mut specs = vec![];
         for (name, version) in names {
             let v = self.text(version, &format!("torch.packages.{}", name.value));
@@ -126,11 +176,23 @@ impl Planner<'_> {
                 );
                 continue;
             }
-            specs.push(match &local {
+            specs.push(match local {
                 Some(l) => format!("{}=={v}+{l}", name.value),
                 None => format!("{}=={v}", name.value),
             });
         }
+        specs
+    }
+
+    /// The index URL and extra index URLs of the torch step: the backend's index as an extra
+    /// index (the image's index stays the main one), or `[torch] index.default` for plain
+    /// versions.
+    fn torch_indexes(
+        &mut self,
+        t: &TorchDef,
+        local: Option<&str>,
+        index_url: Option<String>,
+    ) -> (Option<String>, Vec<String>) {
         // Index URLs may use args (`cpu = "${TORCH_CPU_INDEX}"`), like every other string.
         let cpu_index = match &t.index_cpu {
             Some(u) => self.text(u, "torch.index.cpu"),
@@ -144,24 +206,20 @@ impl Planner<'_> {
             .index_default
             .as_ref()
             .map(|u| self.text(u, "torch.index.default"));
-        let (index_url, mut extra_index_urls) = match &local {
-            Some(l) if l == "cpu" => (index_url, vec![cpu_index]),
+        match local {
+            Some("cpu") => (index_url, vec![cpu_index]),
             Some(l) => (
                 index_url,
                 vec![cuda_index.replace("{cuda}", l).replace("{backend}", l)],
             ),
             None => (default_index.or(index_url), vec![]),
-        };
-        extra_index_urls.extend(extra);
-        Some(PipStep {
-            requirements: vec![],
-            includes: vec![],
-            specs,
-            local: vec![],
-            index_url,
-            extra_index_urls,
-            python: self.python.clone(),
-            installer: Installer::Pip,
-        })
+        }
     }
+}
+
+/// The torch backend of a plan, with where it was set (the variant's `torch` or the image's).
+struct Backend {
+    name: String,
+    span: crate::source::Span,
+    key: String,
 }

@@ -420,11 +420,13 @@ pub fn definition_lines(img: &PlanImage) -> Vec<String> {
     if let Some(u) = user {
         lines.push(json!(["user", u]));
     }
+    // A shell form with the default shell: a layer's hash does not depend on its base
+    // image's config.
     if let Some(c) = entrypoint {
-        lines.push(json!(["entrypoint", c]));
+        lines.push(json!(["entrypoint", c.argv(None)]));
     }
     if let Some(c) = cmd {
-        lines.push(json!(["cmd", c]));
+        lines.push(json!(["cmd", c.argv(None)]));
     }
     if !exposed_ports.is_empty() {
         lines.push(json!(["expose", exposed_ports]));

@@ -263,18 +263,19 @@ fn config_lines(c: &ConfigChanges) -> Vec<String> {
         lines.push(misc.join(", "));
     }
     let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_default();
+    // A shell form as the default shell runs it (the base image's `Shell` is not known here).
     if let Some(e) = &c.entrypoint {
-        lines.push(format!("entrypoint {}", json(e)));
+        lines.push(format!("entrypoint {}", json(&e.argv(None))));
     }
     if let Some(cmd) = &c.cmd {
-        lines.push(format!("cmd {}", json(cmd)));
+        lines.push(format!("cmd {}", json(&cmd.argv(None))));
     }
     match &c.healthcheck {
         None => {}
         Some(None) => lines.push("healthcheck none".into()),
         Some(Some(h)) => {
             let test = match h.test.split_first() {
-                Some((kind, rest)) if kind == "CMD-SHELL" => rest.join(" "),
+                Some((kind, rest)) if kind == crate::plan::HEALTHCHECK_SHELL => rest.join(" "),
                 Some((_, rest)) => json(&rest.to_vec()),
                 None => String::new(),
             };

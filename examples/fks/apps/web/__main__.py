@@ -1,12 +1,13 @@
-"""fks web (CPU service with Node.js): serves the dashboard that Node built at image build time.
+"""fks web (CPU service): serves the dashboard that Node built in the build-only web-build layer.
 
 GET /health -> ok; GET /api/indicators -> the ta-lite indicators; anything else -> dist/.
-`--once` prints what would be served (assets, the Node version that built them) and exits.
+`--once` prints what would be served (assets, the Node version that built them, whether Node.js
+is in this image: it should not be, only dist/ was copied out of the builder) and exits.
 """
 import functools
 import json
 import os
-import subprocess
+import shutil
 import sys
 from http.server import HTTPServer, SimpleHTTPRequestHandler
 
@@ -20,11 +21,10 @@ def summary():
         manifest = json.load(f)
     with open(os.path.join(DIST, "index.html")) as f:
         html = f.read()
-    node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=True).stdout.strip()
     asset = manifest["src/app.js"]["file"]
     return {
         "service": "web",
-        "node": node,
+        "node_in_image": shutil.which("node") is not None,
         "built_with_node": manifest["node"],
         "asset": asset,
         "asset_linked": f'src="/{asset}"' in html,
