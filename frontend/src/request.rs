@@ -294,5 +294,6 @@ pub fn build_options(opts: &FrontendOpts, inputs: &Inputs, platform: Platform) -
         cross_install: true,
         requirement_includes: Default::default(),
         image_overrides,
+        named_contexts: BTreeMap::new(),
     }
 }

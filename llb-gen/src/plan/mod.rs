@@ -5,10 +5,12 @@
 //! - [`select`]: target/variant selection; [`check`]: stack-wide checks;
 //! - [`planner`] (with [`steps`], [`python`], [`torch`], [`config`]): the planner itself;
 //! - [`resources`]: what the plan uses (context reads, caches, secrets), as data with spans;
-//! - [`values`]: value parsers without planner state.
+//! - [`values`]: value parsers without planner state; [`ctxpath`]: context paths that name
+//!   their (named) build context.
 
 pub mod check;
 pub mod config;
+pub mod ctxpath;
 pub mod includes;
 pub mod model;
 pub mod options;
