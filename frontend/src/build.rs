@@ -49,7 +49,7 @@ pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
     let includes = match platforms.first() {
         Some(p) => {
             let bo = build_options(&opts, &inputs, p.clone());
-            crate::lint::requirement_includes(gw, &opts, &inputs, &bo).await?
+            crate::lint::requirement_includes(gw, &inputs, &bo).await?
         }
         None => Default::default(),
     };
