@@ -136,3 +136,56 @@ fn a_context_the_build_was_not_given_is_a_located_error() {
         "{err}"
     );
 }
+
+/// `llb-gen bake --build-context svc-api=DIR` writes the target's `contexts` map, and
+/// `docker buildx bake` sends it as `--build-context` does.
+#[test]
+fn bake_passes_a_targets_contexts_map() {
+    let Some(engine) = engine_with_frontend("bake_passes_a_targets_contexts_map") else {
+        return;
+    };
+    let nonce = integration_tests::nonce();
+    let stack = format!(
+        "# syntax={}\n[stack]\ntags = [\"layerstack-test/named-bake:{nonce}\"]\n\
+         [services.web]\nfrom = \"debian:bookworm-slim\"\n\
+         copy = [{{ context = \"svc-api\", src = \"app/\", dest = \"/srv/\" }}]\ncmd = [\"ls\", \"/srv\"]\n",
+        frontend_image()
+    );
+    let ctx = Context::new().file("stack.toml", &stack);
+    let api = Context::new()
+        .file("app/server.py", "print('api')\n")
+        .file("app/secret.env", "T=1\n")
+        .file(".dockerignore", "app/secret.env\n");
+    let named = format!("svc-api={}", api.path_str());
+    let mut cmd = std::process::Command::new(env!("CARGO"));
+    cmd.args(["run", "-q", "--manifest-path"])
+        .arg(integration_tests::repo_root().join("Cargo.toml"))
+        .args([
+            "-p",
+            "llb-gen",
+            "--",
+            "bake",
+            "stack.toml",
+            "--build-context",
+            &named,
+        ])
+        .current_dir(ctx.path());
+    let bake = integration_tests::run(cmd).stdout;
+    let v: serde_json::Value = serde_json::from_str(&bake).expect("bake JSON");
+    assert_eq!(
+        v["target"]["web"]["contexts"]["svc-api"],
+        api.path_str(),
+        "{bake}"
+    );
+    std::fs::write(ctx.path().join("docker-bake.json"), &bake).unwrap();
+    let allow = format!("fs.read={}", api.path_str());
+    let mut cmd = engine.docker(["buildx", "bake", "--progress=plain"]);
+    cmd.args(["--allow", &allow, "-f", "docker-bake.json", "--load"])
+        .current_dir(ctx.path());
+    let out = integration_tests::exec(&mut cmd, None).expect("docker buildx bake runs");
+    assert!(out.status.success(), "bake failed:\n{}", out.stderr);
+    let tag = format!("layerstack-test/named-bake:{nonce}");
+    let listed = engine.docker_run(&tag, &[]);
+    engine.remove_image(&tag);
+    assert_eq!(listed.trim(), "server.py", "{listed}");
+}
