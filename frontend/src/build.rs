@@ -46,15 +46,17 @@ pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
     // once, then convert and solve the platforms concurrently.
     let mut prepared = vec![];
     // What requirements files include (`-r`, `-c`): read once, staged with them.
-    let includes = match platforms.first() {
+    // Lock files (`lock = …`): read once; each platform selects its own wheels.
+    let (includes, lock_files) = match platforms.first() {
         Some(p) => {
             let bo = build_options(&opts, &inputs, p.clone());
-            crate::lint::requirement_includes(gw, &opts, &inputs, &bo).await?
+            (
+                crate::lint::requirement_includes(gw, &inputs, &bo).await?,
+                crate::lint::lock_files(gw, &inputs, &bo).await?,
+            )
         }
         None => Default::default(),
     };
-    // Lock files (`lock = …`): read once; each platform selects its own wheels.
-    let lock_files = crate::lint::lock_files(gw, &opts, &inputs).await?;
     for (i, platform) in platforms.into_iter().enumerate() {
         let mut bo = build_options(&opts, &inputs, platform.clone());
         bo.requirement_includes = includes.clone();

@@ -44,14 +44,18 @@ pub async fn check_context(
                     }
                 }),
             })
-            .filter(|l| checked.insert(l.clone()))
+            .filter(|l| checked.insert((read.context.clone(), l.clone())))
             .collect();
         if !paths.is_empty() {
-            sources.push((llb_gen::convert::context_definition(bo, read), paths));
+            sources.push((
+                llb_gen::convert::context_definition(bo, read),
+                read.context.clone(),
+                paths,
+            ));
         }
     }
     // Every source is solved and looked up at once: one round trip, not one per source.
-    let lookups = sources.into_iter().map(|(one, paths)| async move {
+    let lookups = sources.into_iter().map(|(one, context, paths)| async move {
         let r = gw.solve(one).await.map_err(|e| Failure::plain(e.message))?;
         let found = futures_util::future::try_join_all(paths.iter().map(|l| {
             let r = &r;
@@ -66,36 +70,61 @@ pub async fn check_context(
             }
         }))
         .await?;
-        let absent: Vec<String> = paths
+        let absent: Vec<(Option<String>, String)> = paths
             .into_iter()
             .zip(found)
             .filter(|(_, found)| !found)
-            .map(|(l, _)| l.source())
+            .map(|(l, _)| (context.clone(), l.source()))
             .collect();
         Ok::<_, Failure>(absent)
     });
     let absent = futures_util::future::try_join_all(lookups).await?;
     let mut missing = llb_gen::diag::Diagnostics::default();
-    for p in absent.into_iter().flatten() {
+    for (context, p) in absent.into_iter().flatten() {
         let pattern = plan::resources::literal_pattern(&p).is_none();
-        for read in reads.iter().filter(|r| r.paths.contains(&p)) {
-            let excluded = inputs
-                .exclude_patterns
+        let reading = |r: &&plan::ContextRead| r.context == context && r.paths.contains(&p);
+        for read in reads.iter().filter(reading) {
+            // A named context has its own .dockerignore.
+            let excludes = match &context {
+                None => &inputs.exclude_patterns,
+                Some(c) => bo
+                    .named_contexts
+                    .get(c)
+                    .map(|o| &o.exclude_patterns)
+                    .unwrap_or(&inputs.exclude_patterns),
+            };
+            let excluded = excludes
                 .iter()
                 .any(|x| x == &p || p.starts_with(&format!("{}/", x.trim_end_matches('/'))));
+            let (shown, ctx_name, relative) = match &context {
+                None => (
+                    p.clone(),
+                    "the build context".to_string(),
+                    "the build context, the directory given last to docker buildx build"
+                        .to_string(),
+                ),
+                Some(c) => (
+                    format!("{c}:{p}"),
+                    format!("the named build context `{c}`"),
+                    format!("the directory given with --build-context {c}=DIR"),
+                ),
+            };
             let hint = if excluded {
-                "it is excluded by .dockerignore; remove it from there or from the stack"
-                    .to_string()
+                let which = match &context {
+                    None => ".dockerignore".to_string(),
+                    Some(c) => format!("the .dockerignore of the context `{c}`"),
+                };
+                format!("it is excluded by {which}; remove it from there or from the stack")
             } else {
-                "paths are relative to the build context, the directory given last to docker buildx build".to_string()
+                format!("paths are relative to {relative}")
             };
             let (message, hint) = if pattern {
                 (
-                    format!("`{p}` matches nothing in the build context"),
+                    format!("`{shown}` matches nothing in {ctx_name}"),
                     format!("{hint}; add `optional = true` to the copy if it may match nothing"),
                 )
             } else {
-                (format!("`{p}` is not in the build context"), hint)
+                (format!("`{shown}` is not in {ctx_name}"), hint)
             };
             missing.push(
                 llb_gen::diag::Diagnostic::error(message)

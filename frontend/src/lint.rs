@@ -237,8 +237,8 @@ pub async fn answer(
     };
     let mut bo = crate::request::build_options(opts, inputs, platform);
     bo.target = None;
-    bo.requirement_includes = requirement_includes(gw, opts, inputs, &bo).await?;
-    bo.lock_files = lock_files(gw, opts, inputs).await?;
+    bo.requirement_includes = requirement_includes(gw, inputs, &bo).await?;
+    bo.lock_files = lock_files(gw, inputs, &bo).await?;
     let diagnostics = llb_gen::check(file, &bo);
     // A stack that does not parse: only the build error (`check` has the parse errors).
     let Ok((stack, _)) = llb_gen::parse_checked(file) else {
@@ -258,34 +258,39 @@ pub async fn answer(
     };
     facts.files = read_files(
         gw,
-        opts,
-        inputs,
+        &bo,
         wanted.files.iter().cloned().collect(),
         "[internal] load requirements for lint",
     )
     .await?;
     if !facts.dockerignore {
-        facts.dirs = heavy_dirs(gw, opts, wanted.copies.iter().cloned().collect()).await?;
+        // Named contexts have their own .dockerignore: only the main context's copies.
+        let copies = wanted
+            .copies
+            .iter()
+            .filter(|c| plan::ctxpath::context_of(c).is_none())
+            .cloned()
+            .collect();
+        facts.dirs = heavy_dirs(gw, &bo.context, copies).await?;
     }
     let findings = lint::lint(&stack, &plans, &facts);
     respond(&results(file, &findings, &diagnostics), file)
 }
 
-/// Solve a `local` source of the context with these attributes; its ref.
+/// Solve a `local` source of a context (the main one or a named one) with these
+/// attributes; its ref.
 async fn load_context(
     gw: &Gateway,
-    opts: &FrontendOpts,
+    ctx: &plan::ContextOptions,
     mut attrs: BTreeMap<String, String>,
     display: &str,
 ) -> Result<String, Failure> {
-    let ctx = opts.context_key.clone();
-    let sid = opts.session_for_local(&ctx);
-    if !sid.is_empty() {
-        attrs.insert("local.session".into(), sid.to_string());
+    if !ctx.session_id.is_empty() {
+        attrs.insert("local.session".into(), ctx.session_id.clone());
     }
     let mut g = Graph::new();
     let out = g.local(
-        &ctx,
+        &ctx.name,
         attrs,
         VertexMeta {
             name: display.to_string(),
@@ -304,7 +309,6 @@ fn json_list(items: &[String]) -> String {
 /// and reports a missing one at the stack line of the file that includes it.
 pub async fn requirement_includes(
     gw: &Gateway,
-    opts: &FrontendOpts,
     inputs: &Inputs,
     bo: &plan::BuildOptions,
 ) -> Result<plan::includes::RequirementIncludes, Failure> {
@@ -331,8 +335,7 @@ pub async fn requirement_includes(
                 // stack line); without the files, nothing is added.
                 let Ok(found) = read_files(
                     gw,
-                    opts,
-                    inputs,
+                    bo,
                     need.clone(),
                     "[internal] load requirements files (for their -r/-c includes)",
                 )
@@ -356,8 +359,8 @@ pub async fn requirement_includes(
 /// gateway: a file that cannot be read is None (the planner reports it at its `lock` line).
 pub async fn lock_files(
     gw: &Gateway,
-    opts: &FrontendOpts,
     inputs: &Inputs,
+    bo: &plan::BuildOptions,
 ) -> Result<BTreeMap<String, Option<String>>, Failure> {
     let Ok((stack, _)) = llb_gen::parse_checked(&inputs.file) else {
         return Ok(Default::default());
@@ -366,14 +369,7 @@ pub async fn lock_files(
     if paths.is_empty() {
         return Ok(Default::default());
     }
-    let found = read_files(
-        gw,
-        opts,
-        inputs,
-        paths.clone(),
-        "[internal] load lock files",
-    )
-    .await?;
+    let found = read_files(gw, bo, paths.clone(), "[internal] load lock files").await?;
     Ok(paths
         .into_iter()
         .map(|p| {
@@ -385,41 +381,53 @@ pub async fn lock_files(
 
 /// The requirements files' text (a file that is missing, left out by `.dockerignore` or not
 /// UTF-8 is left out: the build reports a missing one at its line).
+/// `paths` are plan context paths: a named context's (`//NAME/PATH`) are read from its own
+/// local source with its own `.dockerignore`; the result is keyed by the plan paths.
 async fn read_files(
     gw: &Gateway,
-    opts: &FrontendOpts,
-    inputs: &Inputs,
+    bo: &plan::BuildOptions,
     paths: Vec<String>,
     display: &str,
 ) -> Result<BTreeMap<String, String>, Failure> {
     let mut out = BTreeMap::new();
-    if paths.is_empty() {
-        return Ok(out);
-    }
-    let mut attrs = BTreeMap::new();
-    attrs.insert("local.includepattern".into(), json_list(&paths));
-    attrs.insert("local.followpaths".into(), json_list(&paths));
-    if !inputs.exclude_patterns.is_empty() {
-        attrs.insert(
-            "local.excludepatterns".into(),
-            json_list(&inputs.exclude_patterns),
-        );
-    }
-    attrs.insert("local.sharedkeyhint".into(), "layerstack-lint".into());
-    let r = load_context(gw, opts, attrs, display).await?;
-    let reads = paths.iter().map(|p| gw.read_file(&r, p, None));
-    for (p, res) in paths
-        .iter()
-        .zip(futures_util::future::join_all(reads).await)
-    {
-        match res {
-            Ok(bytes) => {
-                if let Ok(t) = String::from_utf8(bytes) {
-                    out.insert(p.clone(), t);
+    for (context, group) in plan::ctxpath::group(&paths) {
+        let ctx = match &context {
+            None => bo.context.clone(),
+            // A context the build was not given: the planner reports it at its line.
+            Some(c) => match bo.named_contexts.get(c) {
+                Some(o) => o.clone(),
+                None => continue,
+            },
+        };
+        let inner: Vec<String> = group
+            .iter()
+            .map(|p| plan::ctxpath::split(p).1.to_string())
+            .collect();
+        let mut attrs = BTreeMap::new();
+        attrs.insert("local.includepattern".into(), json_list(&inner));
+        attrs.insert("local.followpaths".into(), json_list(&inner));
+        if !ctx.exclude_patterns.is_empty() {
+            attrs.insert(
+                "local.excludepatterns".into(),
+                json_list(&ctx.exclude_patterns),
+            );
+        }
+        attrs.insert("local.sharedkeyhint".into(), "layerstack-lint".into());
+        let r = load_context(gw, &ctx, attrs, display).await?;
+        let reads = inner.iter().map(|p| gw.read_file(&r, p, None));
+        for (p, res) in group
+            .iter()
+            .zip(futures_util::future::join_all(reads).await)
+        {
+            match res {
+                Ok(bytes) => {
+                    if let Ok(t) = String::from_utf8(bytes) {
+                        out.insert(p.clone(), t);
+                    }
                 }
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
             }
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e.into()),
         }
     }
     Ok(out)
@@ -429,7 +437,7 @@ async fn read_files(
 /// `<dir>/.git`, `<dir>/.venv`, … with everything under them excluded, then a stat of each.
 async fn heavy_dirs(
     gw: &Gateway,
-    opts: &FrontendOpts,
+    ctx: &plan::ContextOptions,
     copies: Vec<String>,
 ) -> Result<BTreeMap<String, DirFacts>, Failure> {
     let mut out = BTreeMap::new();
@@ -455,7 +463,7 @@ async fn heavy_dirs(
     attrs.insert("local.sharedkeyhint".into(), "layerstack-lint-dirs".into());
     let r = load_context(
         gw,
-        opts,
+        ctx,
         attrs,
         "[internal] look for .git, .venv, node_modules",
     )

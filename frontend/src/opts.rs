@@ -144,12 +144,16 @@ impl FrontendOpts {
                 if let Err(e) = crate::named_contexts::image_overrides(&all, &any) {
                     return Some(e);
                 }
-                let other = all
-                    .iter()
-                    .find(|c| !matches!(c.source, crate::named_contexts::Source::Image(_)));
+                let other = all.iter().find(|c| {
+                    !matches!(
+                        c.source,
+                        crate::named_contexts::Source::Image(_)
+                            | crate::named_contexts::Source::Local(_)
+                    )
+                });
                 if let Some(c) = other {
                     return Some(format!(
-                        "`{c}` (frontend option `context:{}`, {}) is not supported by layerstack yet; remove it (only `docker-image://` contexts, which replace a `from` base of that name, are)",
+                        "`{c}` (frontend option `context:{}`, {}) is not supported by layerstack yet; remove it (only local directories, read as `NAME:PATH`, and `docker-image://` contexts, which replace a `from` base of that name, are)",
                         c.name,
                         c.source.kind()
                     ));
@@ -696,15 +700,17 @@ mod tests {
     #[test]
     fn accepted_but_unimplemented_options_are_errors_naming_them() {
         assert_eq!(parse(&[]).unsupported(), None);
-        // Images override bases; other kinds are not supported yet.
+        // Images override bases, local directories are read as `NAME:PATH`; other kinds
+        // are not supported yet.
         assert_eq!(
             parse(&["context:base=docker-image://alpine:3.20"]).unsupported(),
             None
         );
-        let e = parse(&["context:svc=local:svc"]).unsupported().unwrap();
-        assert!(e.contains("--build-context svc=local:svc"), "{e}");
-        assert!(e.contains("context:svc"), "{e}");
-        assert!(e.contains("a local directory"), "{e}");
+        assert_eq!(parse(&["context:svc=local:svc"]).unsupported(), None);
+        let e = parse(&["context:t=input:base"]).unsupported().unwrap();
+        assert!(e.contains("--build-context t=input:base"), "{e}");
+        assert!(e.contains("context:t"), "{e}");
+        assert!(e.contains("a bake target input"), "{e}");
         let e = parse(&["context:base=docker-image://Bad Ref"])
             .unsupported()
             .unwrap();

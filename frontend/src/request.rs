@@ -80,6 +80,9 @@ pub fn source_info(file: &SourceFile) -> pb::SourceInfo {
 pub struct Inputs {
     pub file: SourceFile,
     pub exclude_patterns: Vec<String>,
+    /// The named directory contexts (`--build-context NAME=DIR`, `context:NAME=local:DIR`):
+    /// NAME → the local source `DIR`, its session and its own `.dockerignore`.
+    pub named_contexts: BTreeMap<String, ContextOptions>,
     /// The digest of the vertex that loaded the stack file (warnings attach to it).
     pub file_vertex: String,
 }
@@ -183,11 +186,61 @@ pub async fn read_inputs(gw: &Gateway, opts: &FrontendOpts) -> Result<Inputs, Fa
     let exclude_patterns = ignore
         .map(|b| plan::dockerignore_patterns(&String::from_utf8_lossy(&b)))
         .unwrap_or_default();
+    let named_contexts = read_named_contexts(gw, opts).await?;
     Ok(Inputs {
         file: SourceFile::new(base, text),
         exclude_patterns,
+        named_contexts,
         file_vertex,
     })
+}
+
+/// Every `local:DIR` named context, with its own `.dockerignore` read from it (as the
+/// Dockerfile frontend does: a `local` source of DIR following only `.dockerignore`, under
+/// the session `local-sessionid:DIR` names, else the build's). Platform-suffixed keys
+/// (`NAME::os/arch`) are for images and are left out; malformed values were rejected
+/// before ([`FrontendOpts::unsupported`]).
+async fn read_named_contexts(
+    gw: &Gateway,
+    opts: &FrontendOpts,
+) -> Result<BTreeMap<String, ContextOptions>, Failure> {
+    let mut out = BTreeMap::new();
+    let all = crate::named_contexts::parse_all(&opts.named_contexts).unwrap_or_default();
+    for c in all {
+        let crate::named_contexts::Source::Local(dir) = &c.source else {
+            continue;
+        };
+        if c.platform.is_some() {
+            continue;
+        }
+        let session_id = opts.session_for_local(dir).to_string();
+        let mut attrs = BTreeMap::new();
+        attrs.insert("local.followpaths".into(), "[\".dockerignore\"]".into());
+        attrs.insert("local.includepattern".into(), "[\".dockerignore\"]".into());
+        attrs.insert(
+            "local.sharedkeyhint".into(),
+            format!("context:{}-.dockerignore", c.name),
+        );
+        if !session_id.is_empty() {
+            attrs.insert("local.session".into(), session_id.clone());
+        }
+        let display = format!("[context {}] load .dockerignore", c.name);
+        let (r, _) = load_local(gw, dir, attrs, display).await?;
+        let exclude_patterns = match gw.read_file(&r, ".dockerignore", None).await {
+            Ok(b) => plan::dockerignore_patterns(&String::from_utf8_lossy(&b)),
+            Err(e) if e.is_not_found() => vec![],
+            Err(e) => return Err(e.into()),
+        };
+        out.insert(
+            c.name.clone(),
+            ContextOptions {
+                name: dir.clone(),
+                session_id,
+                exclude_patterns,
+            },
+        );
+    }
+    Ok(out)
 }
 
 /// The platforms a stack asks for when `--platform` is not given: `[stack] platforms`, else
@@ -295,5 +348,6 @@ pub fn build_options(opts: &FrontendOpts, inputs: &Inputs, platform: Platform) -
         requirement_includes: Default::default(),
         lock_files: Default::default(),
         image_overrides,
+        named_contexts: inputs.named_contexts.clone(),
     }
 }

@@ -48,6 +48,7 @@ fn inputs(text: &str) -> Inputs {
     Inputs {
         file: SourceFile::new("stack.toml", text),
         exclude_patterns: vec![],
+        named_contexts: Default::default(),
         file_vertex: String::new(),
     }
 }

@@ -161,9 +161,13 @@ struct ContextArgs {
     /// `NAME=value`, overriding an [args] default. Repeatable.
     #[arg(long = "build-arg", value_name = "NAME=VALUE")]
     build_args: Vec<String>,
-    /// `NAME=docker-image://REF`: build on REF wherever a `from` names the image NAME.
-    /// Repeatable.
-    #[arg(long = "build-context", value_name = "NAME=docker-image://REF")]
+    /// `NAME=DIR`: a directory the stack reads as `NAME:PATH` (its own `.dockerignore`
+    /// applies); `NAME=docker-image://REF`: build on REF wherever a `from` names the image
+    /// NAME. Repeatable.
+    #[arg(
+        long = "build-context",
+        value_name = "NAME=DIR|NAME=docker-image://REF"
+    )]
     build_contexts: Vec<String>,
     /// Target platforms (repeatable or comma-separated; default: `stack.platforms`, else
     /// linux/amd64).
@@ -188,9 +192,13 @@ struct BuildArgs {
     /// `NAME=value`, overriding an [args] default. Repeatable.
     #[arg(long = "build-arg", value_name = "NAME=VALUE")]
     build_args: Vec<String>,
-    /// `NAME=docker-image://REF`: build on REF wherever a `from` names the image NAME (as
-    /// `docker buildx build --build-context` does). Repeatable.
-    #[arg(long = "build-context", value_name = "NAME=docker-image://REF")]
+    /// `NAME=DIR`: a directory the stack reads as `NAME:PATH` (its own `.dockerignore`
+    /// applies); `NAME=docker-image://REF`: build on REF wherever a `from` names the image
+    /// NAME (as `docker buildx build --build-context` does). Repeatable.
+    #[arg(
+        long = "build-context",
+        value_name = "NAME=DIR|NAME=docker-image://REF"
+    )]
     build_contexts: Vec<String>,
     /// `host` or `none`: the network of RUN steps.
     #[arg(long)]
@@ -327,12 +335,35 @@ fn options(b: &BuildArgs, file: &SourceFile) -> Result<BuildOptions, String> {
         let bad = |why: String| format!("--build-context `{c}`: {why}");
         let (name, value) = c
             .split_once('=')
-            .ok_or_else(|| bad("expected NAME=docker-image://REF".into()))?;
+            .ok_or_else(|| bad("expected NAME=DIR or NAME=docker-image://REF".into()))?;
         let Some(image) = value.strip_prefix("docker-image:") else {
-            return Err(bad(
-                "only `docker-image://REF` contexts are supported (they replace the base image NAME)"
-                    .into(),
-            ));
+            // A directory, read by the stack as `NAME:PATH` (with its own .dockerignore).
+            if value.contains("://") || value.starts_with("git@") {
+                return Err(bad(
+                    "only directories and `docker-image://REF` contexts are supported".into(),
+                ));
+            }
+            if !llb_gen::plan::ctxpath::valid_name(name) {
+                return Err(bad(format!(
+                    "`{name}` is not a name a stack can read a directory context by (letters, digits, `.`, `_`, `-`)"
+                )));
+            }
+            let dir = Path::new(value);
+            if !dir.is_dir() {
+                return Err(bad(format!("`{value}` is not a directory")));
+            }
+            let exclude_patterns = std::fs::read_to_string(dir.join(".dockerignore"))
+                .map(|t| llb_gen::plan::dockerignore_patterns(&t))
+                .unwrap_or_default();
+            o.named_contexts.insert(
+                name.to_string(),
+                ContextOptions {
+                    name: name.to_string(),
+                    session_id: String::new(),
+                    exclude_patterns,
+                },
+            );
+            continue;
         };
         let image = image.strip_prefix("//").unwrap_or(image);
         let from =
@@ -359,29 +390,63 @@ fn options(b: &BuildArgs, file: &SourceFile) -> Result<BuildOptions, String> {
         session_id: String::new(),
         exclude_patterns,
     };
-    o.requirement_includes = requirement_includes(file, &o, &dir);
-    o.lock_files = lock_files(file, &o, &dir);
+    let named = named_dirs(&b.build_contexts);
+    o.requirement_includes = requirement_includes(file, &o, &dir, &named);
+    o.lock_files = lock_files(file, &o, &dir, &named);
     Ok(o)
 }
 
-/// The lock files the stack names (`lock = …`), read from the context directory: a file that
-/// is missing, not UTF-8 or left out by `.dockerignore` is None (the planner reports it).
+/// The directory contexts of `--build-context NAME=DIR` (image contexts left out).
+fn named_dirs(build_contexts: &[String]) -> BTreeMap<String, PathBuf> {
+    build_contexts
+        .iter()
+        .filter_map(|c| c.split_once('='))
+        .filter(|(_, v)| !v.starts_with("docker-image:"))
+        .map(|(n, v)| (n.to_string(), PathBuf::from(v)))
+        .collect()
+}
+
+/// Where the plan context path `p` is on disk: under the context directory, or under a
+/// named context's (`//NAME/PATH`); None for a named context not given.
+fn context_file(dir: &Path, named: &BTreeMap<String, PathBuf>, p: &str) -> Option<PathBuf> {
+    match llb_gen::plan::ctxpath::split(p) {
+        (None, path) => Some(dir.join(path)),
+        (Some(n), path) => named.get(n).map(|d| d.join(path)),
+    }
+}
+
+/// Whether the `.dockerignore` of the context `p` is in leaves it out.
+fn ignored(opts: &BuildOptions, p: &str) -> bool {
+    let (context, path) = llb_gen::plan::ctxpath::split(p);
+    let patterns = match context {
+        None => &opts.context.exclude_patterns,
+        Some(n) => match opts.named_contexts.get(n) {
+            Some(c) => &c.exclude_patterns,
+            None => return true,
+        },
+    };
+    report::Ignore::new(patterns).is_ok_and(|i| i.excluded(path))
+}
+
+/// The lock files the stack names (`lock = …`), read from the context directories: a file
+/// that is missing, not UTF-8 or left out by its context's `.dockerignore` is None (the
+/// planner reports it).
 fn lock_files(
     file: &SourceFile,
     opts: &BuildOptions,
     dir: &Path,
-) -> std::collections::BTreeMap<String, Option<String>> {
+    named: &BTreeMap<String, PathBuf>,
+) -> BTreeMap<String, Option<String>> {
     let Ok((stack, _)) = llb_gen::parse_checked(file) else {
         return Default::default();
     };
-    let ignore = report::Ignore::new(&opts.context.exclude_patterns).ok();
     llb_gen::plan::locks::lock_paths(&stack)
         .into_iter()
         .map(|p| {
-            let text = if ignore.as_ref().is_some_and(|i| i.excluded(&p)) {
+            let text = if ignored(opts, &p) {
                 None
             } else {
-                std::fs::read_to_string(dir.join(&p)).ok()
+                context_file(dir, named, &p).and_then(|f| std::fs::read_to_string(f).ok())
             };
             (p, text)
         })
@@ -407,6 +472,7 @@ fn requirement_includes(
     file: &SourceFile,
     opts: &BuildOptions,
     dir: &Path,
+    named: &BTreeMap<String, PathBuf>,
 ) -> llb_gen::plan::includes::RequirementIncludes {
     let Ok((stack, _)) = llb_gen::parse_checked(file) else {
         return Default::default();
@@ -419,12 +485,11 @@ fn requirement_includes(
         return Default::default();
     }
     let roots: Vec<String> = roots.into_iter().collect();
-    let ignore = report::Ignore::new(&opts.context.exclude_patterns).ok();
     llb_gen::plan::includes::gather_with(&roots, |p| {
-        if ignore.as_ref().is_some_and(|i| i.excluded(p)) {
+        if ignored(opts, p) {
             return None;
         }
-        std::fs::read_to_string(dir.join(p)).ok()
+        std::fs::read_to_string(context_file(dir, named, p)?).ok()
     })
 }
 
@@ -451,7 +516,12 @@ fn check(path: &PathBuf, b: &BuildArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    diags.extend(lint_findings(&file, &opts, &dir));
+    diags.extend(lint_findings(
+        &file,
+        &opts,
+        &dir,
+        &named_dirs(&b.build_contexts),
+    ));
     let diags = diags.sorted();
     eprint!("{}", diags.render(&file));
     if diags.has_errors() {
@@ -473,7 +543,12 @@ fn check(path: &PathBuf, b: &BuildArgs) -> ExitCode {
 /// The lint rules' findings (`llb_gen::lint`), with facts read from the context directory:
 /// requirements files, `.dockerignore`, and the size and `.git`/`.venv`/… of copied
 /// directories. Nothing when the stack does not parse (`check` reports that).
-fn lint_findings(file: &SourceFile, opts: &BuildOptions, dir: &Path) -> llb_gen::diag::Diagnostics {
+fn lint_findings(
+    file: &SourceFile,
+    opts: &BuildOptions,
+    dir: &Path,
+    named: &BTreeMap<String, PathBuf>,
+) -> llb_gen::diag::Diagnostics {
     use llb_gen::lint;
     let Ok((stack, _)) = llb_gen::parse_checked(file) else {
         return Default::default();
@@ -486,12 +561,17 @@ fn lint_findings(file: &SourceFile, opts: &BuildOptions, dir: &Path) -> llb_gen:
         ..Default::default()
     };
     for f in &wanted.files {
-        if let Ok(t) = std::fs::read_to_string(dir.join(f)) {
+        if let Some(Ok(t)) = context_file(dir, named, f).map(std::fs::read_to_string) {
             facts.files.insert(f.clone(), t);
         }
     }
     if !facts.dockerignore {
-        for src in &wanted.copies {
+        // Named contexts have their own .dockerignore: only the main context's copies.
+        for src in wanted
+            .copies
+            .iter()
+            .filter(|c| llb_gen::plan::ctxpath::context_of(c).is_none())
+        {
             let p = dir.join(src);
             if p.is_dir() {
                 let mut d = lint::DirFacts {
@@ -728,6 +808,17 @@ struct Setup {
     context_dir: PathBuf,
     ctx: FsContext,
     ignore: report::Ignore,
+    /// `--build-context NAME=DIR`: each directory with its own `.dockerignore`.
+    named: Vec<(String, FsContext, report::Ignore)>,
+}
+
+impl Setup {
+    fn named(&self) -> report::NamedContexts<'_> {
+        self.named
+            .iter()
+            .map(|(n, c, i)| (n.clone(), (c as &dyn report::Context, i)))
+            .collect()
+    }
 }
 
 fn setup(path: &PathBuf, c: &ContextArgs) -> Result<Setup, String> {
@@ -765,7 +856,15 @@ fn setup(path: &PathBuf, c: &ContextArgs) -> Result<Setup, String> {
     };
     let ignore = report::Ignore::new(&llb_gen::plan::dockerignore_patterns(&ignore_text))
         .map_err(|e| format!("error: {}/.dockerignore: {e}\n", context_dir.display()))?;
+    let mut named = vec![];
+    for (n, dir) in named_dirs(&c.build_contexts) {
+        let patterns = &opts.named_contexts[&n].exclude_patterns;
+        let ig = report::Ignore::new(patterns)
+            .map_err(|e| format!("error: {}/.dockerignore: {e}\n", dir.display()))?;
+        named.push((n, FsContext { root: dir }, ig));
+    }
     Ok(Setup {
+        named,
         ctx: FsContext {
             root: context_dir.clone(),
         },
@@ -806,8 +905,16 @@ fn hash_cmd(
         ));
         return Err(msg);
     }
-    let h = report::hash_image(&s.stack, &s.opts, &s.platforms, layer, &s.ctx, &s.ignore)
-        .map_err(|e| report_error(e, &s.file))?;
+    let h = report::hash_image_with(
+        &s.stack,
+        &s.opts,
+        &s.platforms,
+        layer,
+        &s.ctx,
+        &s.ignore,
+        &s.named(),
+    )
+    .map_err(|e| report_error(e, &s.file))?;
     Ok(if json {
         let mut t = serde_json::to_string_pretty(&h.to_json(full)).expect("JSON values");
         t.push('\n');
@@ -851,9 +958,21 @@ fn bake_cmd(
             BakeFileFormat::Json => report::bake::BakeFormat::Json,
             BakeFileFormat::Compose => report::bake::BakeFormat::Compose,
         },
+        contexts: named_dirs(&c.build_contexts)
+            .into_iter()
+            .map(|(n, d)| (n, d.to_string_lossy().to_string()))
+            .collect(),
     };
-    let file = report::bake_file(&s.stack, &s.opts, &s.platforms, &options, &s.ctx, &s.ignore)
-        .map_err(|e| report_error(e, &s.file))?;
+    let file = report::bake_file_with(
+        &s.stack,
+        &s.opts,
+        &s.platforms,
+        &options,
+        &s.ctx,
+        &s.ignore,
+        &s.named(),
+    )
+    .map_err(|e| report_error(e, &s.file))?;
     if let (Some(n), BakeFileFormat::Json) = (&options.network, format) {
         eprint!("{}", bake_network_warning(n));
     }

@@ -728,8 +728,12 @@ fn build_context_replaces_a_base_image_for_plan_and_hash() {
     ]);
     assert_eq!(plain, unused);
     for (bad, want) in [
-        ("svc=../api", "only `docker-image://REF` contexts"),
-        ("novalue", "expected NAME=docker-image://REF"),
+        ("svc=/definitely/missing/dir", "is not a directory"),
+        (
+            "svc=https://127.0.0.1/x.tar",
+            "only directories and `docker-image://REF` contexts",
+        ),
+        ("novalue", "expected NAME=DIR or NAME=docker-image://REF"),
         ("python=docker-image://Not A Ref", "Not A Ref"),
     ] {
         let out = run(&["plan", &stack(), "--build-context", bad]);
@@ -738,4 +742,67 @@ fn build_context_replaces_a_base_image_for_plan_and_hash() {
         assert!(err.contains(&format!("--build-context `{bad}`")), "{err}");
         assert!(err.contains(want), "{err}");
     }
+}
+
+#[test]
+fn a_named_directory_context_for_check_llb_hash_and_bake() {
+    let main = TempDir::new();
+    let api = TempDir::new();
+    main.write(
+        "stack.toml",
+        "# syntax=layerstack:dev\n[stack]\ntags = [\"app:${HASH}\"]\n\
+         [services.app]\nfrom = \"python:3.12-slim\"\nrequirements = [\"svc-api:reqs/api.txt\"]\n\
+         copy = [{ context = \"svc-api\", src = \"app/\", dest = \"/srv/\" }]\ncmd = \"true\"\n",
+    );
+    api.write("reqs/api.txt", "-r base.txt\n");
+    api.write("reqs/base.txt", "flask\n");
+    api.write("app/a.py", "x = 1\n");
+    api.write("app/secret.env", "T=1\n");
+    api.write(".dockerignore", "app/secret.env\n");
+    let stack = main.s("stack.toml");
+    let named = format!("svc-api={}", api.s(""));
+    // Without the context: the located error naming the flag.
+    let out = run(&["check", &stack]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the named build context `svc-api`, which this build was not given")
+            && err.contains("--build-context svc-api=DIR")
+            && err.contains("stack.toml:6:17"),
+        "{err}"
+    );
+    ok(&["check", &stack, "--build-context", &named]);
+    // Its own local source, its own .dockerignore, and the include read from it.
+    let llb = ok(&["llb", "--format", "text", &stack, "--build-context", &named]);
+    assert!(llb.contains("local://svc-api"), "{llb}");
+    assert!(
+        llb.contains("local.excludepatterns: [\"app/secret.env\"]"),
+        "{llb}"
+    );
+    assert!(
+        llb.contains("local.includepattern: [\"reqs/api.txt\",\"reqs/base.txt\"]"),
+        "{llb}"
+    );
+    // The hash follows the named context's files, not the ones its .dockerignore leaves out.
+    let h = |extra: &[&str]| {
+        let mut args = vec!["hash", &stack, "--layer", "app", "--build-context", &named];
+        args.extend_from_slice(extra);
+        ok(&args)
+    };
+    let before = h(&[]);
+    api.write("app/secret.env", "T=2\n");
+    assert_eq!(before, h(&[]), "an ignored file changes nothing");
+    api.write("reqs/base.txt", "flask==3.0\n");
+    let after = h(&[]);
+    assert_ne!(before, after, "an included file of svc-api is an input");
+    let json = h(&["--json"]);
+    assert!(json.contains("svc-api:reqs/base.txt"), "{json}");
+    // Bake passes the context through to the target that reads it.
+    let bake = ok(&["bake", &stack, "--build-context", &named]);
+    let v: serde_json::Value = serde_json::from_str(&bake).unwrap();
+    assert_eq!(
+        v["target"]["app"]["contexts"]["svc-api"],
+        api.s(""),
+        "{bake}"
+    );
 }

@@ -255,6 +255,7 @@ fn run_one(stack: &str, opts: &BTreeMap<String, String>) -> &'static str {
     let inputs = Inputs {
         file: SourceFile::new("stack.toml", stack),
         exclude_patterns: vec![],
+        named_contexts: Default::default(),
         file_vertex: String::new(),
     };
     for req in REQUESTS {

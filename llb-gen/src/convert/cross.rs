@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::llb::{FileAction, Mount, Output, VertexMeta};
-use crate::plan::{Installer, PipStep, PlanImage};
+use crate::plan::{Installer, PipStep, PlanImage, ctxpath};
 use crate::source::Span;
 
 use super::*;
@@ -221,27 +221,29 @@ impl<'a> Converter<'a> {
         what: &str,
         span: Span,
     ) -> Output {
-        let ctx = self.context(paths, true, label, span);
-        let actions = paths
-            .iter()
-            .map(|r| FileAction::Copy {
+        // Each context's files from its own source; a named context's under `@NAME/`.
+        let mut actions = vec![];
+        for (_, group) in ctxpath::group(paths) {
+            let ctx = self.context(&group, true, label, span);
+            actions.extend(group.iter().map(|r| FileAction::Copy {
                 from: ctx,
-                src: format!("/{r}"),
-                dest: format!("/{r}"),
+                src: format!("/{}", ctxpath::split(r).1),
+                dest: format!("/{}", ctxpath::staged(r)),
                 owner: None,
                 mode: None,
                 dir_contents: false,
                 exclude: vec![],
                 wildcard: false,
                 allow_empty: false,
-            })
-            .collect();
+            }));
+        }
+        let shown: Vec<String> = paths.iter().map(|p| ctxpath::display(p)).collect();
         self.g.file(
             None,
             actions,
             self.platform(),
             meta(
-                names::vertex(label, format!("{what} {}", paths.join(" "))),
+                names::vertex(label, format!("{what} {}", shown.join(" "))),
                 span,
             ),
         )

@@ -6,7 +6,7 @@ use crate::diag::Diagnostic;
 use crate::image::ImageConfig;
 use crate::llb::{CacheSharing, Exec, Graph, Mount, NetMode, Output, VertexMeta};
 use crate::plan::resources::{self, CacheKind, Sharing};
-use crate::plan::{AptStep, Base, ContextOptions, Network, PlanImage};
+use crate::plan::{AptStep, Base, BuildOptions, ContextOptions, Network, PlanImage, ctxpath};
 use crate::platform::Platform;
 use crate::source::Span;
 
@@ -67,8 +67,9 @@ impl<'a> Converter<'a> {
         }
     }
 
-    /// The build context restricted to `paths` (plus `.dockerignore` excludes). With
-    /// `literal`, the paths are file names, not patterns (see [`resources::escape_pattern`]).
+    /// The build context restricted to `paths` (plus `.dockerignore` excludes): plan context
+    /// paths of one context, the main one or a named one ([`ctxpath`]). With `literal`, the
+    /// paths are file names, not patterns (see [`resources::escape_pattern`]).
     pub(super) fn context(
         &mut self,
         paths: &[String],
@@ -76,20 +77,27 @@ impl<'a> Converter<'a> {
         label: &str,
         span: Span,
     ) -> Output {
-        let key = resources::source_key(paths);
-        let cache_key = resources::include_patterns(&key, literal);
+        let context = paths.first().and_then(|p| ctxpath::context_of(p));
+        let inner: Vec<String> = paths
+            .iter()
+            .map(|p| ctxpath::split(p).1.to_string())
+            .collect();
+        let key = resources::source_key(&inner);
+        let mut cache_key = resources::include_patterns(&key, literal);
+        if let Some(c) = context {
+            // Not a pattern: `//` never starts one, so keys of contexts never meet.
+            cache_key.insert(0, format!("//{c}"));
+        }
         if let Some(o) = self.contexts.get(&cache_key) {
             return *o;
         }
+        let ctx = context_options(self.opts, context);
         let out = local_source(
             &mut self.g,
-            &self.opts.context,
+            &ctx,
             &key,
             literal,
-            meta(
-                names::vertex(label, format!("load context {}", key.join(" "))),
-                span,
-            ),
+            meta(names::vertex(label, load_context_text(context, &key)), span),
         );
         self.contexts.insert(cache_key, out);
         out
@@ -244,6 +252,36 @@ impl<'a> Converter<'a> {
             mounts,
             m,
         )
+    }
+}
+
+/// The options of the main build context (None) or of a named one. A named context the build
+/// was not given (the planner reports it) loads the local source of that name.
+pub(super) fn context_options<'o>(
+    opts: &'o BuildOptions,
+    context: Option<&str>,
+) -> std::borrow::Cow<'o, ContextOptions> {
+    use std::borrow::Cow;
+    match context {
+        None => Cow::Borrowed(&opts.context),
+        Some(c) => match opts.named_contexts.get(c) {
+            Some(o) => Cow::Borrowed(o),
+            None => Cow::Owned(ContextOptions {
+                name: c.to_string(),
+                ..ContextOptions::default()
+            }),
+        },
+    }
+}
+
+/// `load context a b` (main context) or `load context svc-api:a svc-api:b`.
+pub(super) fn load_context_text(context: Option<&str>, key: &[String]) -> String {
+    match context {
+        None => format!("load context {}", key.join(" ")),
+        Some(c) => {
+            let named: Vec<String> = key.iter().map(|p| format!("{c}:{p}")).collect();
+            format!("load context {}", named.join(" "))
+        }
     }
 }
 

@@ -167,6 +167,8 @@ impl<'a> Converter<'a> {
                     optional,
                 } => {
                     let ctx = self.context(std::slice::from_ref(src), false, &label, step.span);
+                    // The path in its context (a named context's `//NAME/` taken off).
+                    let src = crate::plan::ctxpath::split(src).1;
                     let dest = resolve_dest(&st.config.working_dir, src, dest.as_deref());
                     // An optional copy resolves `src` as a pattern (a plain path matches
                     // itself) so that BuildKit can allow it to match nothing.

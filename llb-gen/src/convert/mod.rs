@@ -163,13 +163,14 @@ pub fn convert(
 pub fn context_definition(opts: &BuildOptions, read: &crate::plan::ContextRead) -> pb::Definition {
     let mut g = Graph::new();
     let key = crate::plan::resources::source_key(&read.paths);
+    let ctx = exec::context_options(opts, read.context.as_deref());
     let out = exec::local_source(
         &mut g,
-        &opts.context,
+        &ctx,
         &key,
         read.literal,
         meta(
-            names::internal(format!("load context {}", key.join(" "))),
+            names::internal(exec::load_context_text(read.context.as_deref(), &key)),
             read.span,
         ),
     );
@@ -352,6 +353,56 @@ mod tests {
         let (_, plan) = crate::load(&file, &opts).expect("valid stack");
         let out = convert(&plan, &opts, &NoImages, &file).expect("converts");
         crate::llb::dump(&out.definition)
+    }
+
+    #[test]
+    fn named_contexts_load_their_own_local_source_and_stage_under_at_name() {
+        let stack = "[services.api]\nfrom = \"python:3.12-slim\"\nworkdir = \"/srv\"\n\
+             requirements = [\"requirements.txt\", \"svc-api:reqs/api.txt\"]\n\
+             run = [{ cmd = \"ls @svc-api/native\", context = [\"svc-api:native\"] }]\n\
+             copy = [{ context = \"svc-api\", src = \"app/\" }]\n";
+        let file = crate::source::SourceFile::new("stack.toml", stack);
+        let svc = crate::plan::ContextOptions {
+            name: "api-dir".into(),
+            session_id: "s2".into(),
+            exclude_patterns: vec!["secret.txt".into()],
+        };
+        let opts = crate::plan::BuildOptions {
+            named_contexts: [("svc-api".to_string(), svc)].into_iter().collect(),
+            ..Default::default()
+        };
+        let (_, plan) = crate::load(&file, &opts).expect("valid stack");
+        let out = convert(&plan, &opts, &NoImages, &file).expect("converts");
+        let text = crate::llb::dump(&out.definition);
+        // The named context's own local source, session and .dockerignore.
+        assert!(text.contains("local://api-dir"), "{text}");
+        assert!(
+            text.contains("local.excludepatterns: [\"secret.txt\"]"),
+            "{text}"
+        );
+        assert!(text.contains("load context svc-api:reqs/api.txt"), "{text}");
+        // Staged under @svc-api, read by pip from there.
+        assert!(
+            text.contains(":/reqs/api.txt → action0:/@svc-api/reqs/api.txt"),
+            "{text}"
+        );
+        assert!(
+            text.contains("/run/layerstack/requirements/@svc-api/reqs/api.txt"),
+            "{text}"
+        );
+        assert!(
+            text.contains(":/native → scratch:/@svc-api/native"),
+            "{text}"
+        );
+        // The copy reads `app` of the named context into the workdir.
+        assert!(text.contains(":/app → v8:/srv/app"), "{text}");
+        // The main context is still `context`, without the named one's excludes.
+        assert!(text.contains("local://context"), "{text}");
+        let reads = plan.context_reads();
+        let named = reads.iter().find(|r| r.context.is_some()).unwrap();
+        let def = context_definition(&opts, named);
+        let dumped = crate::llb::dump(&def);
+        assert!(dumped.contains("local://api-dir"), "{dumped}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use crate::llb::{Mount, Output, VertexMeta};
 use crate::plan::resources::{CacheKind, PIP_CACHE_DIR, UV_CACHE_DIR};
-use crate::plan::{CondaStep, Installer, PipStep, PlanImage};
+use crate::plan::{CondaStep, Installer, PipStep, PlanImage, ctxpath};
 use crate::source::Span;
 
 use super::*;
@@ -122,7 +122,7 @@ impl<'a> Converter<'a> {
             });
             for r in &pip.requirements {
                 args.push("-r".into());
-                args.push(format!("{REQUIREMENTS_DIR}/{r}"));
+                args.push(format!("{REQUIREMENTS_DIR}/{}", ctxpath::staged(r)));
             }
         }
         args.extend(pip.specs.iter().cloned());
@@ -132,7 +132,11 @@ impl<'a> Converter<'a> {
                 input: Some(files),
                 dest: PACKAGES_DIR.into(),
             });
-            args.extend(pip.local.iter().map(|p| format!("{PACKAGES_DIR}/{p}")));
+            args.extend(
+                pip.local
+                    .iter()
+                    .map(|p| format!("{PACKAGES_DIR}/{}", ctxpath::staged(p))),
+            );
         }
         let env: Vec<(&'static str, String)> = match uv {
             None => vec![
@@ -167,7 +171,7 @@ impl<'a> Converter<'a> {
         m: VertexMeta,
     ) -> Output {
         let files = self.staged_files(std::slice::from_ref(&c.file), label, "environment", span);
-        let file = format!("{CONDA_DIR}/{}", c.file);
+        let file = format!("{CONDA_DIR}/{}", ctxpath::staged(&c.file));
         // micromamba: `install` into base, `create` for another env; conda/mamba read an
         // environment file with `env update` (`install -f` means --force there).
         let mut args: Vec<String> = match (c.installer.as_str(), c.env.as_str()) {

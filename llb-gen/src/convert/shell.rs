@@ -2,7 +2,7 @@
 //! plan is quoted here, in one place, so a script's safety does not rest on validators in
 //! another module (they still reject bad input early, with a stack.toml line).
 
-use crate::plan::{AptStep, SignedBy, UserPlan};
+use crate::plan::{AptStep, SignedBy, UserPlan, ctxpath};
 
 /// `/bin/sh -c SCRIPT` as exec arguments.
 pub fn sh_c(script: impl Into<String>) -> Vec<String> {
@@ -74,7 +74,7 @@ pub fn apt_step(apt: &AptStep, files_dir: &str) -> String {
     }
     for src in &apt.sources {
         if let (SignedBy::Context(key), Some(dest)) = (&src.signed_by, src.keyring_path()) {
-            let from = quote(&format!("{files_dir}/{key}"));
+            let from = quote(&format!("{files_dir}/{}", ctxpath::staged(key)));
             let dest = quote(&dest);
             s.push_str(&format!("cp {from} {dest}; chmod 0644 {dest}; "));
         }
@@ -89,7 +89,11 @@ pub fn apt_step(apt: &AptStep, files_dir: &str) -> String {
     }
     s.push_str("apt-get update");
     let mut targets: Vec<String> = apt.packages.clone();
-    targets.extend(apt.debs.iter().map(|d| format!("{files_dir}/{d}")));
+    targets.extend(
+        apt.debs
+            .iter()
+            .map(|d| format!("{files_dir}/{}", ctxpath::staged(d))),
+    );
     if !targets.is_empty() {
         s.push_str("; apt-get install -y ");
         if !apt.recommends {

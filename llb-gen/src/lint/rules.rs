@@ -110,7 +110,11 @@ impl<'a> PlanView<'a> {
                             image: i,
                             req: req.clone(),
                             span,
-                            origin: format!("{path} line {}", req.line),
+                            origin: format!(
+                                "{} line {}",
+                                crate::plan::ctxpath::display(path),
+                                req.line
+                            ),
                             torch_set: false,
                         });
                     }
@@ -412,7 +416,11 @@ pub fn unpinned(plans: &[Plan], files: &BTreeMap<&str, ReqFile>, out: &mut Vec<F
                         .collect();
                     out.push(Finding {
                         rule: &UNPINNED_REQUIREMENTS,
-                        detail: format!("`{path}` {why}; not pinned: {}", list.join(", ")),
+                        detail: format!(
+                            "`{}` {why}; not pinned: {}",
+                            crate::plan::ctxpath::display(path),
+                            list.join(", ")
+                        ),
                         span,
                         builds: vec![],
                     });

@@ -68,6 +68,8 @@ impl RequirementIncludes {
 /// The `-r`/`-c` includes of a requirements file at context path `path` (comments and `\`
 /// continuations handled; URLs, which pip fetches itself, left out).
 pub fn includes(path: &str, text: &str) -> Vec<Include> {
+    // An include is in the context of the file that includes it (a named one's too).
+    let (context, path) = super::ctxpath::split(path);
     let dir = match path.rfind('/') {
         Some(i) => &path[..i],
         None => "",
@@ -101,7 +103,7 @@ pub fn includes(path: &str, text: &str) -> Vec<Include> {
             out.push(Include {
                 line: start,
                 text: format!("{opt} {arg}"),
-                path: resolve(dir, arg),
+                path: resolve(dir, arg).map(|p| super::ctxpath::join(context, &p)),
             });
         }
     }
@@ -199,10 +201,10 @@ pub fn gather(
             match &inc.path {
                 Err(why) => errors.entry(f.clone()).or_default().push(err(why.clone())),
                 Ok(p) => match files.get(p) {
-                    Some(None) => errors
-                        .entry(f.clone())
-                        .or_default()
-                        .push(err(format!("`{p}` is not in the build context"))),
+                    Some(None) => errors.entry(f.clone()).or_default().push(err(format!(
+                        "`{}` is not in the build context",
+                        super::ctxpath::display(p)
+                    ))),
                     _ => {
                         direct.entry(f.clone()).or_default().push(p.clone());
                         queue.push(p.clone());
@@ -306,6 +308,28 @@ mod tests {
         );
         assert!(includes("r.txt", "-r ../x.txt\n")[0].path.is_err());
         assert!(includes("r.txt", "-r /etc/x.txt\n")[0].path.is_err());
+    }
+
+    #[test]
+    fn includes_stay_in_the_named_context_of_the_including_file() {
+        let inc = includes(
+            "//svc-api/reqs/r.txt",
+            "-r base.txt\n-c ../c.txt\n-r ../../x.txt\n",
+        );
+        assert_eq!(inc[0].path.as_deref(), Ok("//svc-api/reqs/base.txt"));
+        assert_eq!(inc[1].path.as_deref(), Ok("//svc-api/c.txt"));
+        assert!(inc[2].path.is_err(), "`..` cannot leave the named context");
+        let r = gather_with(&["//svc-api/r.txt".into()], |p| match p {
+            "//svc-api/r.txt" => Some("-r gone.txt\n".into()),
+            _ => None,
+        });
+        let (_, errs) = r.of("//svc-api/r.txt");
+        assert!(
+            errs[0]
+                .message
+                .contains("`svc-api:gone.txt` is not in the build context"),
+            "{errs:?}"
+        );
     }
 
     #[test]

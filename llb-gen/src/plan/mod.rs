@@ -6,10 +6,12 @@
 //! - [`planner`] (with [`steps`], [`python`], [`torch`], [`config`]): the planner itself;
 //! - [`locks`]: `lock = …` (lock files the edge reads, selected and grouped for the target);
 //! - [`resources`]: what the plan uses (context reads, caches, secrets), as data with spans;
-//! - [`values`]: value parsers without planner state.
+//! - [`values`]: value parsers without planner state; [`ctxpath`]: context paths that name
+//!   their (named) build context.
 
 pub mod check;
 pub mod config;
+pub mod ctxpath;
 pub mod includes;
 pub mod locks;
 pub mod model;

@@ -247,8 +247,12 @@ impl StepKind {
             StepKind::Run { command, .. } => format!("run {}", one_line(command)),
             StepKind::Pip(p) => p.describe(),
             StepKind::Lock(l) => l.describe(),
-            StepKind::Conda(c) => format!("{} install -f {}", c.installer, c.file),
-            StepKind::Copy { src, .. } => format!("copy {src}"),
+            StepKind::Conda(c) => format!(
+                "{} install -f {}",
+                c.installer,
+                super::ctxpath::display(&c.file)
+            ),
+            StepKind::Copy { src, .. } => format!("copy {}", super::ctxpath::display(src)),
             StepKind::CopyFrom { from, src, .. } => match from {
                 Base::Layer { name, .. } => format!("copy --from={name} {src}"),
                 Base::Image { reference, .. } => format!("copy --from={reference} {src}"),
@@ -300,7 +304,10 @@ impl AptStep {
 
     pub fn describe(&self) -> String {
         let mut parts: Vec<String> = self.packages.clone();
-        parts.extend(self.debs.iter().map(|d| format!("./{d}")));
+        parts.extend(self.debs.iter().map(|d| match super::ctxpath::split(d) {
+            (Some(c), d) => format!("{c}:./{d}"),
+            (None, d) => format!("./{d}"),
+        }));
         let mut text = format!("apt-get install {}", parts.join(" "));
         if !self.sources.is_empty() {
             let names: Vec<&str> = self.sources.iter().map(|s| s.name.as_str()).collect();
@@ -445,10 +452,13 @@ impl PipStep {
             Installer::Uv { .. } => "uv pip install".to_string(),
         }];
         for r in &self.requirements {
-            parts.push(format!("-r {r}"));
+            parts.push(format!("-r {}", super::ctxpath::display(r)));
         }
         parts.extend(self.specs.iter().cloned());
-        parts.extend(self.local.iter().map(|p| format!("./{p}")));
+        parts.extend(self.local.iter().map(|p| match super::ctxpath::split(p) {
+            (Some(c), p) => format!("{c}:./{p}"),
+            (None, p) => format!("./{p}"),
+        }));
         one_line(&parts.join(" "))
     }
 }

@@ -60,6 +60,10 @@ pub struct BuildOptions {
     /// as the Dockerfile frontend lets one override `FROM`): normalised reference as the stack
     /// names it → normalised reference to build on instead.
     pub image_overrides: BTreeMap<String, String>,
+    /// Named directory contexts (`--build-context svc-api=../api`): the name a stack reads
+    /// them by (`svc-api:requirements.txt`, see [`super::ctxpath`]) → the local source that
+    /// serves it, its session and its own `.dockerignore`.
+    pub named_contexts: BTreeMap<String, ContextOptions>,
 }
 
 /// `--build-arg NAME=false` (or `0`): a layerstack switch turned off.
@@ -88,6 +92,7 @@ impl Default for BuildOptions {
             lock_files: BTreeMap::new(),
             merge: false,
             image_overrides: BTreeMap::new(),
+            named_contexts: BTreeMap::new(),
         }
     }
 }

@@ -163,6 +163,7 @@ fn plan_targets(stack: &Stack, opts: &BuildOptions, every: bool) -> Result<Plan,
         includes: &opts.requirement_includes,
         lock_files: &opts.lock_files,
         image_overrides: &opts.image_overrides,
+        named_contexts: &opts.named_contexts,
         in_install_env: false,
     };
     pl.python = stack
@@ -222,6 +223,8 @@ pub(super) struct Planner<'a> {
     pub(super) lock_files: &'a BTreeMap<String, Option<String>>,
     /// Base images replaced by named contexts ([`BuildOptions::image_overrides`]).
     pub(super) image_overrides: &'a BTreeMap<String, String>,
+    /// The named directory contexts of the build ([`BuildOptions::named_contexts`]).
+    pub(super) named_contexts: &'a BTreeMap<String, super::ContextOptions>,
     /// Interpolating `install-env` values (their hint for an unknown name differs).
     pub(super) in_install_env: bool,
 }
@@ -344,8 +347,65 @@ impl<'a> Planner<'a> {
         out
     }
 
+    /// A context path as the stack writes it (`PATH` or `NAME:PATH`, see [`ctxpath`]) in
+    /// the plan's form: clean, relative, its named context (one the build was given) kept.
     pub(super) fn context_path(&mut self, s: &Sp<String>, key: &str) -> String {
         let v = self.text(s, key);
+        match ctxpath::parse_user(&v) {
+            Some((name, path)) => {
+                let (name, path) = (name.to_string(), path.to_string());
+                self.named_context(&name, s.span, key);
+                let clean = self.clean_context_path(&path, s.span, key);
+                ctxpath::join(Some(&name), &clean)
+            }
+            None => self.clean_context_path(&v, s.span, key),
+        }
+    }
+
+    /// `src` of a copy with `context = "NAME"`: a path of that named context, as written.
+    pub(super) fn named_context_path(
+        &mut self,
+        context: &Sp<String>,
+        s: &Sp<String>,
+        key: &str,
+    ) -> String {
+        let name = self.text(context, &format!("{key}.context"));
+        if !ctxpath::valid_name(&name) {
+            self.diags.push(
+                Diagnostic::error(format!("`{name}` is not a valid named context"))
+                    .at(context.span)
+                    .key(format!("{key}.context"))
+                    .hint("a context name is letters, digits, `.`, `_` and `-`, like \"svc-api\" (given with --build-context svc-api=DIR)"),
+            );
+            return String::new();
+        }
+        self.named_context(&name, context.span, &format!("{key}.context"));
+        let v = self.text(s, &format!("{key}.src"));
+        let clean = self.clean_context_path(&v, s.span, &format!("{key}.src"));
+        ctxpath::join(Some(&name), &clean)
+    }
+
+    /// A named context the stack reads must be one the build was given.
+    fn named_context(&mut self, name: &str, span: Span, key: &str) {
+        if self.named_contexts.contains_key(name) {
+            return;
+        }
+        let given: Vec<&str> = self.named_contexts.keys().map(String::as_str).collect();
+        let mean = did_you_mean(name, given.iter().copied())
+            .map(|m| format!(" (did you mean `{m}`?)"))
+            .unwrap_or_default();
+        let d = Diagnostic::error(format!(
+            "the stack reads the named build context `{name}`, which this build was not given{mean}"
+        ))
+        .at(span)
+        .key(key.to_string())
+        .hint(format!(
+            "pass `--build-context {name}=DIR` (docker buildx build, llb-gen) or add `contexts = {{ {name} = \"DIR\" }}` to the bake target"
+        ));
+        self.diags.push(d);
+    }
+
+    fn clean_context_path(&mut self, v: &str, span: Span, key: &str) -> String {
         let trimmed = v.trim_start_matches("./");
         if v.starts_with('/')
             || trimmed.split('/').any(|c| c == "..")
@@ -353,7 +413,7 @@ impl<'a> Planner<'a> {
         {
             self.diags.push(
                 Diagnostic::error(format!("`{v}` is not a path inside the build context"))
-                    .at(s.span)
+                    .at(span)
                     .key(key.to_string())
                     .hint("use a relative path like \"apps/api\"; `..` and absolute paths cannot leave the context"),
             );

@@ -92,7 +92,10 @@ pub fn pip_caches(pip: &PipStep) -> &'static [CacheKind] {
 /// The context paths one step reads, loaded by one context source.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContextRead {
-    /// The paths as the step names them (`.` for the whole context).
+    /// The named build context the paths are in (`--build-context NAME=DIR`); None for the
+    /// main build context.
+    pub context: Option<String>,
+    /// The paths as the step names them, in their context (`.` for the whole context).
     pub paths: Vec<String>,
     /// The stack key that names them (`services.api.requirements`).
     pub key: String,
@@ -282,6 +285,7 @@ impl PlanImage {
     pub fn context_reads(&self) -> Vec<ContextRead> {
         let mut out = vec![];
         let read = |paths: Vec<String>, key: String, span: Span| ContextRead {
+            context: None,
             paths,
             key,
             span,
@@ -337,6 +341,20 @@ impl PlanImage {
                 _ => {}
             }
         }
-        out
+        // One read per context: a step reading the main and a named context loads each.
+        out.into_iter()
+            .flat_map(|r| {
+                super::ctxpath::group(&r.paths)
+                    .into_iter()
+                    .map(move |(context, paths)| ContextRead {
+                        paths: paths
+                            .iter()
+                            .map(|p| super::ctxpath::split(p).1.to_string())
+                            .collect(),
+                        context,
+                        ..r.clone()
+                    })
+            })
+            .collect()
     }
 }

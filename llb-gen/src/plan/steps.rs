@@ -398,7 +398,9 @@ impl<'a> Planner<'a> {
         for (i, entry) in img.pip.iter().enumerate() {
             let k = format!("{key}.pip[{i}]");
             let text = self.text(entry, &k);
-            if text == "." || text.starts_with("./") || text.starts_with("../") {
+            let named_local = ctxpath::parse_user(&text)
+                .is_some_and(|(_, p)| p == "." || p.starts_with("./") || p.starts_with("../"));
+            if text == "." || text.starts_with("./") || text.starts_with("../") || named_local {
                 local.push(self.context_path(entry, &k));
             } else if let Some(path) = text
                 .strip_prefix("-e ")
@@ -453,6 +455,15 @@ impl<'a> Planner<'a> {
                 },
             };
             let optional = c.optional.as_ref().is_some_and(|o| o.value);
+            if let (Some(_), Some(ctx)) = (&c.from, &c.context) {
+                self.diags.push(
+                    Diagnostic::error("a copy comes `from` an image or from a named `context`, not both")
+                        .at(ctx.span)
+                        .key(format!("{ck}.context"))
+                        .hint("remove `context` to copy out of the image, or `from` to copy from the named context"),
+                );
+                continue;
+            }
             if let Some(from) = &c.from {
                 // An artifact from another image: by default its files keep the owner they
                 // have there (root for what apt and run made).
@@ -511,7 +522,10 @@ impl<'a> Planner<'a> {
                 }
                 continue;
             }
-            let src = self.context_path(&c.src, &format!("{ck}.src"));
+            let src = match &c.context {
+                Some(ctx) => self.named_context_path(ctx, &c.src, &ck),
+                None => self.context_path(&c.src, &format!("{ck}.src")),
+            };
             let owner = match &c.chown {
                 Chown::Default => owner.clone(),
                 Chown::No => None,
@@ -545,7 +559,13 @@ impl<'a> Planner<'a> {
         for (i, entry) in img.apt.iter().enumerate() {
             let k = format!("{apt_key}[{i}]");
             let trimmed = entry.value.trim();
-            if trimmed.starts_with("./") || trimmed.starts_with("../") || trimmed.starts_with('/') {
+            let named_deb = ctxpath::parse_user(trimmed)
+                .is_some_and(|(_, p)| p.starts_with("./") || p.starts_with("../"));
+            if trimmed.starts_with("./")
+                || trimmed.starts_with("../")
+                || trimmed.starts_with('/')
+                || named_deb
+            {
                 let path = self.context_path(entry, &k);
                 if !path.ends_with(".deb") {
                     self.diags.push(

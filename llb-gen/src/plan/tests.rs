@@ -687,3 +687,149 @@ cmd = "true"
         ["docker.io/library/python:3.12-slim"]
     );
 }
+
+const NAMED: &str = r#"
+[layers.base]
+from = "python:3.12-slim"
+[services.api]
+from = "base"
+apt = ["svc-api:./debs/tool.deb"]
+requirements = ["requirements.txt", "svc-api:reqs/api.txt"]
+pip = ["svc-api:./libs/client", "httpx"]
+run = [{ cmd = "make -C @svc-api/native", context = ["svc-api:native"] }]
+copy = [
+  { context = "svc-api", src = "app/", dest = "/srv/app/" },
+  { src = "svc-api:static/*.css", dest = "/srv/static/" },
+  "main.py",
+]
+cmd = "true"
+"#;
+
+fn named_opts(names: &[&str]) -> BuildOptions {
+    BuildOptions {
+        target: Some("api".into()),
+        named_contexts: names
+            .iter()
+            .map(|n| {
+                (
+                    n.to_string(),
+                    ContextOptions {
+                        name: format!("local-{n}"),
+                        session_id: String::new(),
+                        exclude_patterns: vec!["secret.txt".into()],
+                    },
+                )
+            })
+            .collect(),
+        ..BuildOptions::default()
+    }
+}
+
+#[test]
+fn named_context_paths_are_planned_with_their_context() {
+    let (stack, d) = parse(&SourceFile::new("stack.toml", NAMED));
+    assert!(!d.has_errors(), "{d:?}");
+    let p = plan(&stack, &named_opts(&["svc-api"])).unwrap();
+    let reads: Vec<(Option<String>, Vec<String>, String)> = p
+        .context_reads()
+        .into_iter()
+        .map(|r| (r.context, r.paths, r.key))
+        .collect();
+    let s = |v: &str| v.to_string();
+    let named = Some(s("svc-api"));
+    assert_eq!(
+        reads,
+        vec![
+            (
+                named.clone(),
+                vec![s("debs/tool.deb")],
+                s("services.api.apt")
+            ),
+            (named.clone(), vec![s("native")], s("services.api.run")),
+            (
+                None,
+                vec![s("requirements.txt")],
+                s("services.api.requirements")
+            ),
+            (
+                named.clone(),
+                vec![s("reqs/api.txt")],
+                s("services.api.requirements")
+            ),
+            (named.clone(), vec![s("libs/client")], s("services.api.pip")),
+            (named.clone(), vec![s("app")], s("services.api.copy")),
+            (
+                named.clone(),
+                vec![s("static/*.css")],
+                s("services.api.copy")
+            ),
+            (None, vec![s("main.py")], s("services.api.copy")),
+        ]
+    );
+    let texts: Vec<String> = p.images[1]
+        .steps
+        .iter()
+        .map(|s| s.kind.describe())
+        .collect();
+    assert!(
+        texts.contains(&"apt-get install svc-api:./debs/tool.deb".to_string())
+            && texts.iter().any(|t| t.starts_with(
+                "pip install -r requirements.txt -r svc-api:reqs/api.txt httpx svc-api:./libs"
+            )),
+        "{texts:?}"
+    );
+    assert!(texts.contains(&"copy svc-api:app".to_string()), "{texts:?}");
+}
+
+#[test]
+fn a_named_context_the_build_was_not_given_is_a_located_error() {
+    let (stack, d) = parse(&SourceFile::new("stack.toml", NAMED));
+    assert!(!d.has_errors(), "{d:?}");
+    let e = plan(&stack, &named_opts(&["svc-apx"])).unwrap_err();
+    let errs: Vec<_> = e.errors().collect();
+    // Every place that names it: apt, run, requirements, pip, both copies.
+    assert_eq!(errs.len(), 6, "{errs:#?}");
+    let first = errs
+        .iter()
+        .find(|d| d.key.as_deref() == Some("services.api.requirements[1]"))
+        .expect("the requirements entry");
+    assert!(
+        first.message.contains("named build context `svc-api`")
+            && first.message.contains("did you mean `svc-apx`"),
+        "{first:?}"
+    );
+    assert!(
+        first
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("--build-context svc-api=DIR"),
+        "{first:?}"
+    );
+    let file = SourceFile::new("stack.toml", NAMED);
+    let at = file.line_col(first.span.unwrap().start).line;
+    assert_eq!(at, 7, "the requirements line");
+    assert!(
+        errs.iter()
+            .any(|d| d.key.as_deref() == Some("services.api.copy[0].context"))
+    );
+}
+
+#[test]
+fn copy_context_needs_a_valid_name_and_no_from() {
+    let e = errors_of(
+        r#"
+[layers.b]
+from = "alpine"
+[services.a]
+from = "alpine"
+copy = [
+  { context = "no/slash", src = "x" },
+  { from = "b", context = "c", src = "/x" },
+]
+"#,
+    );
+    assert!(e[0].0.contains("not a valid named context"), "{e:?}");
+    assert_eq!(e[0].1, "services.a.copy[0].context");
+    assert!(e[1].0.contains("not both"), "{e:?}");
+}

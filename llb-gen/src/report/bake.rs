@@ -38,6 +38,47 @@ pub struct BakeOptions {
     pub network: Option<String>,
     /// What to write: a bake JSON file or a compose file.
     pub format: BakeFormat,
+    /// Named directory contexts (`--build-context NAME=DIR`), NAME → DIR as bake should
+    /// read it: written as `contexts` (compose: `additional_contexts`) into every target
+    /// whose image, or an image it needs, reads NAME.
+    pub contexts: BTreeMap<String, String>,
+}
+
+/// For each image of `images` (one plan of every image), the named contexts it reads itself
+/// or through the images it is built on, its venv builder and the images it copies from.
+fn contexts_read(images: &[PlanImage]) -> Vec<std::collections::BTreeSet<String>> {
+    let own: Vec<std::collections::BTreeSet<String>> = images
+        .iter()
+        .map(|i| {
+            i.context_reads()
+                .into_iter()
+                .filter_map(|r| r.context)
+                .collect()
+        })
+        .collect();
+    (0..images.len())
+        .map(|start| {
+            let mut out = std::collections::BTreeSet::new();
+            let mut seen = vec![false; images.len()];
+            let mut todo = vec![start];
+            while let Some(i) = todo.pop() {
+                if i >= images.len() || std::mem::replace(&mut seen[i], true) {
+                    continue;
+                }
+                out.extend(own[i].iter().cloned());
+                let img = &images[i];
+                let bases = std::iter::once(&img.base)
+                    .chain(img.venv.as_ref().map(|v| &v.builder))
+                    .chain(img.copy_sources());
+                for b in bases {
+                    if let plan::Base::Layer { index, .. } = b {
+                        todo.push(*index);
+                    }
+                }
+            }
+            out
+        })
+        .collect()
 }
 
 /// The file `llb-gen bake` writes.
@@ -204,7 +245,12 @@ pub fn render(
     let mut targets = Map::new();
     let mut names: BTreeMap<String, &str> = BTreeMap::new();
     let (mut services, mut layers) = (vec![], vec![]);
-    for img in images {
+    let reads = if bake.contexts.is_empty() {
+        vec![Default::default(); images.len()]
+    } else {
+        contexts_read(images)
+    };
+    for (img, reads) in images.iter().zip(&reads) {
         if img.build_only {
             // Never shipped: built as a part of what copies from it, never tagged or pushed.
             continue;
@@ -263,6 +309,15 @@ pub fn render(
         }
         if let Some(n) = &bake.network {
             t.insert("network".into(), Value::String(n.clone()));
+        }
+        let contexts: Map<String, Value> = bake
+            .contexts
+            .iter()
+            .filter(|(n, _)| reads.contains(*n))
+            .map(|(n, d)| (n.clone(), Value::String(d.clone())))
+            .collect();
+        if !contexts.is_empty() {
+            t.insert("contexts".into(), Value::Object(contexts));
         }
         targets.insert(tn.clone(), Value::Object(t));
         match img.kind {
@@ -358,6 +413,9 @@ fn compose_file(targets: Map<String, Value>) -> String {
         if let Some(p) = t.remove("platforms") {
             t.insert("x-bake".into(), json!({ "platforms": p }));
         }
+        if let Some(c) = t.remove("contexts") {
+            t.insert("additional_contexts".into(), c);
+        }
         services.insert(name, json!({ "build": t }));
     }
     let mut s =
@@ -409,7 +467,53 @@ copy = ["apps/ocr"]
             platforms: vec![],
             network: None,
             format: BakeFormat::Json,
+            contexts: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn targets_get_the_named_contexts_their_images_read() {
+        let s = stack(
+            "[layers.deps]\nfrom = \"python:3.12-slim\"\nrequirements = [\"svc-api:r.txt\"]\n\
+             [services.api]\nfrom = \"deps\"\ncopy = [{ context = \"web\", src = \"dist\" }]\n\
+             [services.plain]\nfrom = \"python:3.12-slim\"\ncopy = [\"main.py\"]\n",
+        );
+        let mut o = opts();
+        for n in ["svc-api", "web", "unused"] {
+            o.named_contexts.insert(n.into(), Default::default());
+        }
+        let p = plan_all(&s, &o).unwrap();
+        let b = BakeOptions {
+            contexts: [("svc-api", "../api"), ("web", "../web"), ("unused", "../x")]
+                .into_iter()
+                .map(|(n, d)| (n.to_string(), d.to_string()))
+                .collect(),
+            ..bake_opts()
+        };
+        let v: Value =
+            serde_json::from_str(&render(&s, &p.images, &o, &b, &BTreeMap::new()).unwrap())
+                .unwrap();
+        assert_eq!(
+            v["target"]["deps"]["contexts"],
+            json!({ "svc-api": "../api" })
+        );
+        // Its own and its base layer's.
+        assert_eq!(
+            v["target"]["api"]["contexts"],
+            json!({ "svc-api": "../api", "web": "../web" })
+        );
+        assert!(v["target"]["plain"].get("contexts").is_none(), "{v}");
+        let compose = BakeOptions {
+            format: BakeFormat::Compose,
+            ..b
+        };
+        let v: Value =
+            serde_json::from_str(&render(&s, &p.images, &o, &compose, &BTreeMap::new()).unwrap())
+                .unwrap();
+        assert_eq!(
+            v["services"]["api"]["build"]["additional_contexts"],
+            json!({ "svc-api": "../api", "web": "../web" })
+        );
     }
 
     #[test]

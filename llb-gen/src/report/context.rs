@@ -264,6 +264,25 @@ pub enum FileInput {
 }
 
 impl FileInput {
+    /// The same input with its path as `NAME:PATH`: a file of the named context NAME.
+    pub fn in_context(self, name: &str) -> FileInput {
+        match self {
+            FileInput::File {
+                path,
+                sha256,
+                executable,
+            } => FileInput::File {
+                path: format!("{name}:{path}"),
+                sha256,
+                executable,
+            },
+            FileInput::Symlink { path, target } => FileInput::Symlink {
+                path: format!("{name}:{path}"),
+                target,
+            },
+        }
+    }
+
     pub fn path(&self) -> &str {
         match self {
             FileInput::File { path, .. } | FileInput::Symlink { path, .. } => path,

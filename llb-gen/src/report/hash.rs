@@ -127,6 +127,9 @@ pub struct Hasher<'a> {
     plans: Vec<(Platform, BTreeMap<String, &'a PlanImage>)>,
     ctx: &'a dyn Context,
     ignore: &'a Ignore,
+    /// Named contexts (`--build-context NAME=DIR`): each read through its own `Context`
+    /// with its own `.dockerignore`.
+    named: BTreeMap<String, (&'a dyn Context, &'a Ignore)>,
     memo: BTreeMap<String, ImageHash>,
 }
 
@@ -151,8 +154,16 @@ impl<'a> Hasher<'a> {
                 .collect(),
             ctx,
             ignore,
+            named: BTreeMap::new(),
             memo: BTreeMap::new(),
         }
+    }
+
+    /// Reads the named context `name` through `ctx`, with its own `.dockerignore`; its files
+    /// are inputs as `NAME:PATH`.
+    pub fn with_named(mut self, name: &str, ctx: &'a dyn Context, ignore: &'a Ignore) -> Self {
+        self.named.insert(name.to_string(), (ctx, ignore));
+        self
     }
 
     /// The hash of the layer or service `name`.
@@ -262,10 +273,26 @@ impl<'a> Hasher<'a> {
             }
             for read in img.context_reads() {
                 let exclude = Ignore::new(&read.exclude).map_err(|e| format!("`{name}`: {e}"))?;
+                let (ctx, ignore) = match &read.context {
+                    None => (self.ctx, self.ignore),
+                    Some(c) => match self.named.get(c) {
+                        Some(&(ctx, ignore)) => (ctx, ignore),
+                        None => {
+                            return Err(format!(
+                                "{} `{name}` reads the named context `{c}`, which was not given (--build-context {c}=DIR)",
+                                img.kind.as_str()
+                            ));
+                        }
+                    },
+                };
                 for src in &read.paths {
                     let mut out = vec![];
-                    match files_at(self.ctx, src, self.ignore, &exclude, &mut out) {
-                        Ok(()) => files.extend(out),
+                    match files_at(ctx, src, ignore, &exclude, &mut out) {
+                        // A named context's files are inputs under their context's name.
+                        Ok(()) => files.extend(out.into_iter().map(|f| match &read.context {
+                            None => f,
+                            Some(c) => f.in_context(c),
+                        })),
                         // An optional copy that matches nothing copies nothing: no inputs.
                         Err(_) if read.optional => {}
                         Err(e) => {

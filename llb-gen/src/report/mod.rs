@@ -158,6 +158,31 @@ pub fn hash_image(
     ctx: &dyn Context,
     ignore: &Ignore,
 ) -> Result<ImageHash, Error> {
+    hash_image_with(
+        stack,
+        opts,
+        platforms,
+        name,
+        ctx,
+        ignore,
+        &NamedContexts::new(),
+    )
+}
+
+/// Named directory contexts (`--build-context NAME=DIR`) as hashes read them: NAME → the
+/// context and its own `.dockerignore`.
+pub type NamedContexts<'a> = BTreeMap<String, (&'a dyn Context, &'a Ignore)>;
+
+/// [`hash_image`] for a stack that also reads named contexts.
+pub fn hash_image_with(
+    stack: &Stack,
+    opts: &BuildOptions,
+    platforms: &[Platform],
+    name: &str,
+    ctx: &dyn Context,
+    ignore: &Ignore,
+    named: &NamedContexts<'_>,
+) -> Result<ImageHash, Error> {
     let mut plans = vec![];
     for p in platforms {
         let o = BuildOptions {
@@ -167,9 +192,11 @@ pub fn hash_image(
         };
         plans.push((p.clone(), plan::plan(stack, &o)?.images));
     }
-    hash::Hasher::new(&plans, ctx, ignore)
-        .hash(name)
-        .map_err(Error::Context)
+    let mut h = hash::Hasher::new(&plans, ctx, ignore);
+    for (n, (c, i)) in named {
+        h = h.with_named(n, *c, i);
+    }
+    h.hash(name).map_err(Error::Context)
 }
 
 /// The `docker-bake.json` of the stack (see [`bake`]). Hashes are computed (and the context
@@ -182,6 +209,27 @@ pub fn bake_file(
     ctx: &dyn Context,
     ignore: &Ignore,
 ) -> Result<String, Error> {
+    bake_file_with(
+        stack,
+        opts,
+        platforms,
+        options,
+        ctx,
+        ignore,
+        &NamedContexts::new(),
+    )
+}
+
+/// [`bake_file`] for a stack that also reads named contexts (`${HASH}` reads them).
+pub fn bake_file_with(
+    stack: &Stack,
+    opts: &BuildOptions,
+    platforms: &[Platform],
+    options: &bake::BakeOptions,
+    ctx: &dyn Context,
+    ignore: &Ignore,
+    named: &NamedContexts<'_>,
+) -> Result<String, Error> {
     let mut plans = vec![];
     for p in platforms {
         let o = BuildOptions {
@@ -193,6 +241,9 @@ pub fn bake_file(
     let mut hashes = BTreeMap::new();
     if bake::uses_hash(stack) {
         let mut h = hash::Hasher::new(&plans, ctx, ignore);
+        for (n, (c, i)) in named {
+            h = h.with_named(n, *c, i);
+        }
         for img in &stack.images {
             let d = h.hash(&img.name.value).map_err(Error::Context)?;
             hashes.insert(img.name.value.clone(), d.short().to_string());

@@ -383,6 +383,9 @@ pub struct CopyDef {
     /// `from = "NAME"`: copy out of that layer or service (its final state, built for the
     /// same platform) instead of the build context; `src` is then an absolute path there.
     pub from: Option<Sp<String>>,
+    /// `context = "NAME"`: `src` is a path in the named build context NAME
+    /// (`--build-context NAME=DIR`) instead of the main one.
+    pub context: Option<Sp<String>>,
     pub src: Sp<String>,
     /// Absolute, or relative to the workdir. Default: the source path under the workdir.
     pub dest: Option<Sp<String>>,

@@ -69,7 +69,7 @@ const IMAGE_KEYS: &[&str] = &[
 ];
 const USER_KEYS: &[&str] = &["name", "uid", "gid", "home", "shell", "create"];
 const COPY_KEYS: &[&str] = &[
-    "from", "src", "dest", "chown", "mode", "exclude", "at", "optional",
+    "from", "context", "src", "dest", "chown", "mode", "exclude", "at", "optional",
 ];
 const APT_SOURCE_KEYS: &[&str] = &[
     "name",
@@ -1097,6 +1097,7 @@ impl Parser {
             match item.get_ref() {
                 DeValue::String(_) => out.push(CopyDef {
                     from: None,
+                    context: None,
                     src: match self.string(item, &ik) {
                         Some(s) => s,
                         None => continue,
@@ -1113,6 +1114,7 @@ impl Parser {
                     let mut src = None;
                     let mut c = CopyDef {
                         from: None,
+                        context: None,
                         src: Sp::new(String::new(), span_of(item)),
                         dest: None,
                         chown: Chown::Default,
@@ -1127,6 +1129,9 @@ impl Parser {
                         let kp = join(&ik, kk);
                         match kk {
                             "from" => c.from = self.nonempty(val, &kp, "a layer or service name"),
+                            "context" => {
+                                c.context = self.nonempty(val, &kp, "a named context's name")
+                            }
                             "src" => src = self.string(val, &kp),
                             "dest" => c.dest = self.string(val, &kp),
                             "chown" => match val.get_ref() {

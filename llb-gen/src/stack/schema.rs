@@ -337,11 +337,11 @@ fn key_schema(table: &str, key: &str) -> Option<(Value, &'static str)> {
         ),
         ("image", "requirements") => (
             r("strings"),
-            "Requirements files in the build context, installed with pip install -r.",
+            "Requirements files in the build context (NAME:PATH in a named context), installed with pip install -r.",
         ),
         ("image", "pip") => (
             r("strings"),
-            "Requirement specifiers (or ./local packages), installed in one pip step.",
+            "Requirement specifiers (or ./local packages, NAME:./path in a named context), installed in one pip step.",
         ),
         ("image", "index-url") => (r("string"), "--index-url for the pip and torch steps."),
         ("image", "extra-index-urls") => (
@@ -435,7 +435,7 @@ fn key_schema(table: &str, key: &str) -> Option<(Value, &'static str)> {
         ("run", "cmd") => (r("string"), "The command (/bin/sh -c)."),
         ("run", "context") => (
             r("strings"),
-            "Build-context paths mounted (writable, discarded) for the step, its working directory.",
+            "Build-context paths (NAME:PATH in a named context, mounted at @NAME/PATH) mounted (writable, discarded) for the step, its working directory.",
         ),
         ("run", "at") => (
             json!({ "enum": ["before-apt", "after-apt", "after-conda", "after-python", "after-copy"] }),
@@ -446,9 +446,13 @@ fn key_schema(table: &str, key: &str) -> Option<(Value, &'static str)> {
             r("string"),
             "A layer or service of this stack to copy from (its final state, same platform) instead of the build context; src is then an absolute path in it.",
         ),
+        ("copy", "context") => (
+            r("string"),
+            "A named build context (--build-context NAME=DIR) that src is a path in.",
+        ),
         ("copy", "src") => (
             r("string"),
-            "A path in the build context, or an absolute path in the `from` image (wildcards allowed).",
+            "A path in the build context (NAME:PATH in a named context), or an absolute path in the `from` image (wildcards allowed).",
         ),
         ("copy", "dest") => (
             r("string"),
