@@ -6,6 +6,7 @@
 //! [`values`] (pure helpers).
 
 mod cross;
+mod dockerfile;
 mod exec;
 mod image;
 mod names;
@@ -14,6 +15,7 @@ pub mod resolve;
 mod shell;
 mod values;
 
+pub use dockerfile::{DOCKERFILE_FRONTEND, DockerfileRequest, dockerfile_request};
 pub use resolve::*;
 pub use values::rfc3339;
 use values::{optional_src, resolve_dest};
