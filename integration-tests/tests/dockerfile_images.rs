@@ -1,0 +1,220 @@
+//! Images defined by a Dockerfile (`dockerfile = …`), built in the same graph by BuildKit's
+//! Dockerfile frontend: a Dockerfile image (its own context directory with a `.dockerignore`,
+//! a build arg, a target stage) is the `from` of one service and the source of an artifact
+//! copied into another; its image config (ENV, WORKDIR) reaches the service built on it. A
+//! missing Dockerfile and a target stage the Dockerfile does not have fail with the stack
+//! line that names them.
+
+use std::process::Command;
+
+use integration_tests::{Context, Engine, frontend_image, repo_root};
+
+fn engine(test: &str) -> Option<&'static Engine> {
+    integration_tests::engine_with_frontend(test)
+}
+
+/// Removes the tags when the test ends, whatever happens.
+struct Tags<'a>(&'a Engine, Vec<String>);
+
+impl Drop for Tags<'_> {
+    fn drop(&mut self) {
+        for t in &self.1 {
+            self.0.remove_image(t);
+        }
+    }
+}
+
+const DOCKERFILE: &str = r#"FROM debian:bookworm-slim AS base
+ARG GREETING=unset
+RUN echo "greeting $GREETING" > /opt/greeting.txt
+COPY . /opt/ctx/
+
+FROM base AS final
+ENV TOOL_HOME=/opt/tool
+WORKDIR /opt/tool
+RUN echo "final stage" > /opt/tool/stage.txt
+
+FROM base AS other
+RUN echo "other stage" > /opt/other.txt
+"#;
+
+const STACK: &str = r#"# syntax=FRONTEND
+[args]
+GREETING = "hello-NONCE"
+
+[layers.tool]
+description = "a tool image from its own Dockerfile"
+dockerfile = { file = "services/tool/Dockerfile", target = "final", args = { GREETING = "${GREETING}" } }
+
+[services.api]
+from = "tool"
+env = { API = "yes" }
+copy = [{ src = "app.txt", dest = "/srv/app.txt" }]
+run = ["cat /opt/greeting.txt /opt/tool/stage.txt > /srv/from-base.txt"]
+cmd = ["sh", "-c", "cat /srv/from-base.txt /srv/app.txt; echo TOOL_HOME=$TOOL_HOME API=$API PWD=$(pwd); ls /opt/ctx"]
+
+[services.worker]
+from = "debian:bookworm-slim"
+copy = [{ from = "tool", src = "/opt/greeting.txt", dest = "/srv/greeting.txt" }]
+cmd = ["sh", "-c", "cat /srv/greeting.txt; test -e /opt/tool/stage.txt && echo LEAK || echo only-the-artifact"]
+"#;
+
+fn context(nonce: &str, stack: &str) -> Context {
+    Context::new()
+        .file("stack.toml", stack)
+        .file("app.txt", "app file\n")
+        .file("services/tool/Dockerfile", DOCKERFILE)
+        .file("services/tool/tool.conf", "conf\n")
+        .file("services/tool/ignored.txt", "must not be in the context\n")
+        .file("services/tool/.dockerignore", "ignored.txt\n")
+        .file("not-in-tool-context.txt", nonce)
+}
+
+fn stack(nonce: &str) -> String {
+    STACK
+        .replace("FRONTEND", &frontend_image())
+        .replace("NONCE", nonce)
+}
+
+/// `cargo run -q -p llb-gen -- ARGS` in `cwd`: (success, stdout + stderr).
+fn llb_gen(args: &[&str], cwd: &std::path::Path) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["run", "-q", "--manifest-path"])
+        .arg(repo_root().join("Cargo.toml"))
+        .args(["-p", "llb-gen", "--"])
+        .args(args)
+        .current_dir(cwd);
+    let out = cmd.output().expect("cargo runs");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn a_dockerfile_image_is_a_base_and_an_artifact_source() {
+    let Some(engine) = engine("a_dockerfile_image_is_a_base_and_an_artifact_source") else {
+        return;
+    };
+    let nonce = integration_tests::nonce();
+    let ctx = context(&nonce, &stack(&nonce));
+
+    // Offline, the Dockerfile image is listed and planned, but no LLB is made up for it.
+    let (ok, targets) = llb_gen(&["targets", "stack.toml"], ctx.path());
+    assert!(
+        ok && targets.contains("tool") && targets.contains("api"),
+        "{targets}"
+    );
+    let (ok, plan) = llb_gen(&["plan", "stack.toml"], ctx.path());
+    assert!(ok, "{plan}");
+    assert!(
+        plan.contains("dockerfile services/tool/Dockerfile --target final"),
+        "{plan}"
+    );
+    let (ok, llb) = llb_gen(&["llb", "--target", "api", "stack.toml"], ctx.path());
+    assert!(!ok, "{llb}");
+    assert!(
+        llb.contains("Dockerfile frontend") && llb.contains("stack.toml:7"),
+        "{llb}"
+    );
+
+    let mut tags = Tags(engine, vec![]);
+    let mut build = |target: &str| {
+        let tag = engine.unique_tag(&format!("dockerfile-{target}"));
+        tags.1.push(tag.clone());
+        let b = engine.buildx_build(&[
+            "--network=host",
+            "-f",
+            &ctx.join("stack.toml"),
+            "--target",
+            target,
+            "-t",
+            &tag,
+            ctx.path_str(),
+        ]);
+        (tag, b)
+    };
+
+    let (api, b) = build("api");
+    // The Dockerfile's own steps ran in this build (its RUN with the stack's build arg).
+    assert!(
+        b.progress
+            .vertex("RUN echo \"greeting $GREETING\"")
+            .is_some(),
+        "{}",
+        b.progress.summary()
+    );
+    let out = engine.docker_run(&api, &[]);
+    assert!(out.contains(&format!("greeting hello-{nonce}\n")), "{out}");
+    assert!(out.contains("final stage\n"), "{out}");
+    assert!(out.contains("app file\n"), "{out}");
+    // The Dockerfile image's config is the service's base config: its ENV and WORKDIR.
+    assert!(
+        out.contains("TOOL_HOME=/opt/tool API=yes PWD=/opt/tool"),
+        "{out}"
+    );
+    // Its context is its own directory, less what its .dockerignore leaves out.
+    assert!(out.contains("tool.conf"), "{out}");
+    assert!(out.contains("Dockerfile"), "{out}");
+    assert!(!out.contains("ignored.txt"), "{out}");
+    assert!(!out.contains("not-in-tool-context"), "{out}");
+    let cfg = engine.image_inspect(&api);
+    let env = cfg["Config"]["Env"].to_string();
+    assert!(env.contains("TOOL_HOME=/opt/tool"), "{env}");
+
+    // The artifact copied out of the Dockerfile image, nothing else of it.
+    let (worker, _) = build("worker");
+    let out = engine.docker_run(&worker, &[]);
+    assert!(out.contains(&format!("greeting hello-{nonce}\n")), "{out}");
+    assert!(out.contains("only-the-artifact"), "{out}");
+
+    // The Dockerfile image alone is a target like any other.
+    let (tool, _) = build("tool");
+    let out = engine.docker_run(&tool, &["cat", "/opt/tool/stage.txt"]);
+    assert_eq!(out, "final stage\n");
+}
+
+#[test]
+fn a_missing_dockerfile_and_an_unknown_stage_fail_at_their_stack_line() {
+    let Some(engine) = engine("a_missing_dockerfile_and_an_unknown_stage_fail_at_their_stack_line")
+    else {
+        return;
+    };
+    let nonce = integration_tests::nonce();
+    for (edit, expect) in [
+        (
+            (
+                "services/tool/Dockerfile\"",
+                "services/tool/Dockerfile.missing\"",
+            ),
+            "services/tool/Dockerfile.missing",
+        ),
+        (
+            ("target = \"final\"", "target = \"nosuchstage\""),
+            "nosuchstage",
+        ),
+    ] {
+        let ctx = context(&nonce, &stack(&nonce).replace(edit.0, edit.1));
+        let b = engine
+            .try_buildx_build(&[
+                "--network=host",
+                "-f",
+                &ctx.join("stack.toml"),
+                "--target",
+                "worker",
+                ctx.path_str(),
+            ])
+            .expect_err("the build fails");
+        let err = &b.output.stderr;
+        assert!(err.contains(expect), "{err}");
+        // The error points at the `dockerfile` line of stack.toml.
+        assert!(
+            err.contains("stack.toml:7") || err.contains("layers.tool.dockerfile"),
+            "{err}"
+        );
+    }
+}
