@@ -143,7 +143,7 @@ fn a_dockerfile_image_is_a_base_and_an_artifact_source() {
     // The Dockerfile's own steps ran in this build (its RUN with the stack's build arg).
     assert!(
         b.progress
-            .vertex("RUN echo \"greeting $GREETING\"")
+            .vertex(&format!("[base 2/3] RUN echo \"greeting hello-{nonce}\""))
             .is_some(),
         "{}",
         b.progress.summary()
@@ -217,4 +217,37 @@ fn a_missing_dockerfile_and_an_unknown_stage_fail_at_their_stack_line() {
             "{err}"
         );
     }
+}
+
+#[test]
+fn a_dockerfile_image_is_listed_by_targets_and_outlined() {
+    let Some(engine) = engine("a_dockerfile_image_is_listed_by_targets_and_outlined") else {
+        return;
+    };
+    let nonce = integration_tests::nonce();
+    let ctx = context(&nonce, &stack(&nonce));
+    let call = |what: &str, extra: &[&str]| {
+        let mut cmd = engine.subrequest(what);
+        cmd.args(extra)
+            .args(["-f", &ctx.join("stack.toml"), ctx.path_str()]);
+        let out = integration_tests::exec(&mut cmd, None).unwrap();
+        assert!(out.status.success(), "{what}: {}", out.stderr);
+        out.stdout
+    };
+    let targets = call("targets", &[]);
+    assert!(
+        targets.contains("tool") && targets.contains("a tool image from its own Dockerfile"),
+        "{targets}"
+    );
+    let outline = call("outline", &["--target", "tool"]);
+    assert!(
+        outline.contains("TARGET:") && outline.contains("tool"),
+        "{outline}"
+    );
+    assert!(
+        outline
+            .lines()
+            .any(|l| l.starts_with("GREETING") && l.contains(&format!("hello-{nonce}"))),
+        "{outline}"
+    );
 }
