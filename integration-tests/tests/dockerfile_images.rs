@@ -3,7 +3,7 @@
 //! a build arg, a target stage) is the `from` of one service and the source of an artifact
 //! copied into another; its image config (ENV, WORKDIR) reaches the service built on it. A
 //! missing Dockerfile and a target stage the Dockerfile does not have fail with the stack
-//! line that names them.
+//! line that names them; a failing RUN in it, with the Dockerfile's line.
 
 use std::process::Command;
 
@@ -217,6 +217,28 @@ fn a_missing_dockerfile_and_an_unknown_stage_fail_at_their_stack_line() {
             "{err}"
         );
     }
+    // A failing RUN of the Dockerfile is shown at its Dockerfile line: the Dockerfile's
+    // source map travels with its spliced steps.
+    let ctx = context(&nonce, &stack(&nonce)).file(
+        "services/tool/Dockerfile",
+        "FROM debian:bookworm-slim AS final\nRUN echo failing-step && false\n",
+    );
+    let b = engine
+        .try_buildx_build(&[
+            "--progress=plain",
+            "--network=host",
+            "-f",
+            &ctx.join("stack.toml"),
+            "--target",
+            "worker",
+            ctx.path_str(),
+        ])
+        .expect_err("the RUN fails");
+    let err = &b.output.stderr;
+    assert!(
+        err.contains("services/tool/Dockerfile:2") && err.contains(">>> RUN echo failing-step"),
+        "{err}"
+    );
 }
 
 #[test]
