@@ -42,7 +42,7 @@ pub fn missing_caps(caps: &BTreeSet<String>, plan: &Plan, inputs: &Inputs) -> Re
             ))
             .at(b.span)
             .key(format!("{}.dockerfile", plan.images[i].key))
-            .hint("use BuildKit >= 0.11 (Docker >= 23, dockerd 26 has 0.13)"),
+            .hint("use a newer engine (Docker 28, or BuildKit v0.13 and later), or build this image with docker build and name it in `from`"),
         );
     }
     if d.has_errors() {
@@ -154,5 +154,48 @@ async fn context_ignore(
         ))),
         Err(e) if e.is_not_found() => Ok(vec![]),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llb_gen::source::SourceFile;
+
+    #[test]
+    fn an_engine_without_the_caps_fails_at_the_dockerfile_line() {
+        let text = "[layers.tool]\ndockerfile = \"tools/Dockerfile\"\n\n[services.api]\nfrom = \"python:3.12-slim\"\n";
+        let file = SourceFile::new("stack.toml", text);
+        let inputs = Inputs {
+            file: file.clone(),
+            exclude_patterns: vec![],
+            file_vertex: String::new(),
+        };
+        let bo = BuildOptions {
+            target: Some("tool".into()),
+            ..Default::default()
+        };
+        let (_, plan) = llb_gen::load(&file, &bo).expect("valid");
+        // BuildKit 0.8 (dockerd 20.10): no gateway.solve.metadata.
+        let old: BTreeSet<String> = ["frontend.inputs", "proto.refarray"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let err = missing_caps(&old, &plan, &inputs).unwrap_err();
+        assert!(err.message.contains("stack.toml:2"), "{}", err.message);
+        assert!(
+            err.message.contains("gateway.solve.metadata"),
+            "{}",
+            err.message
+        );
+        let all: BTreeSet<String> = NEEDED_CAPS.iter().map(|c| c.to_string()).collect();
+        assert!(missing_caps(&all, &plan, &inputs).is_ok());
+        // A plan without Dockerfile images needs none of them.
+        let bo = BuildOptions {
+            target: Some("api".into()),
+            ..Default::default()
+        };
+        let (_, plan) = llb_gen::load(&file, &bo).expect("valid");
+        assert!(missing_caps(&BTreeSet::new(), &plan, &inputs).is_ok());
     }
 }
