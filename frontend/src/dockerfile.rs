@@ -72,7 +72,7 @@ pub async fn solve_all(
     }
     let solves = todo.into_iter().map(|(key, (p, i, b))| async move {
         let excludes = context_ignore(gw, bo, b).await?;
-        let req = dockerfile_request(bo, b, &p.platform, &excludes);
+        let req = dockerfile_request(bo, &p.images[i].name, b, &p.platform, &excludes);
         let located = |message: String| {
             Failure::from_stack(&StackError {
                 file: inputs.file.clone(),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::llb::{FileAction, Graph, VertexMeta};
 use crate::pb;
-use crate::plan::{BuildOptions, ContextOptions, DockerfileBuild};
+use crate::plan::{BuildOptions, ContextOptions, DockerfileBuild, Network};
 use crate::platform::Platform;
 
 use super::exec::local_source;
@@ -19,18 +19,20 @@ pub const DOCKERFILE_FRONTEND: &str = "dockerfile.v0";
 /// One Solve request for the Dockerfile frontend.
 #[derive(Clone, Debug)]
 pub struct DockerfileRequest {
-    /// `filename`, `target`, `platform`, `build-arg:NAME`, `image-resolve-mode`.
+    /// `filename`, `target`, `platform`, `build-arg:NAME`, `image-resolve-mode`,
+    /// `force-network-mode`, `add-hosts`, `no-cache`.
     pub frontend_opts: BTreeMap<String, String>,
     /// `dockerfile` (the Dockerfile at `filename`) and `context` (the context directory at
     /// the root), the frontend inputs the Dockerfile frontend reads instead of its locals.
     pub inputs: BTreeMap<String, pb::Definition>,
 }
 
-/// The request that builds `build` for `platform`. `context_excludes` are the patterns of the
+/// The request that builds `build` (of image `image`) for `platform`. `context_excludes` are the patterns of the
 /// context directory's own `.dockerignore` (relative to it), which the edge reads; a context
 /// directory other than the root gets only those, as `docker build DIR` would.
 pub fn dockerfile_request(
     opts: &BuildOptions,
+    image: &str,
     build: &DockerfileBuild,
     platform: &Platform,
     context_excludes: &[String],
@@ -46,6 +48,28 @@ pub fn dockerfile_request(
     }
     if let Some(m) = opts.image_resolve_mode.as_deref().filter(|m| !m.is_empty()) {
         fo.insert("image-resolve-mode".to_string(), m.to_string());
+    }
+    // The request's own settings apply to the Dockerfile's steps too: the RUN network
+    // (`--network`), `--add-host`, `--no-cache` (all, or naming this image).
+    match opts.network {
+        Network::Sandbox => {}
+        Network::Host => {
+            fo.insert("force-network-mode".to_string(), "host".to_string());
+        }
+        Network::None => {
+            fo.insert("force-network-mode".to_string(), "none".to_string());
+        }
+    }
+    if !opts.extra_hosts.is_empty() {
+        let hosts: Vec<String> = opts
+            .extra_hosts
+            .iter()
+            .map(|(h, ip)| format!("{h}={ip}"))
+            .collect();
+        fo.insert("add-hosts".to_string(), hosts.join(","));
+    }
+    if opts.no_cache || opts.no_cache_filter.iter().any(|n| *n == image) {
+        fo.insert("no-cache".to_string(), String::new());
     }
     let mut inputs = BTreeMap::new();
     inputs.insert("dockerfile".to_string(), dockerfile_input(opts, build));
@@ -265,8 +289,12 @@ copy = [{ from = "tool", src = "/opt/tool", dest = "/opt/tool" }]
         let Base::Dockerfile(b) = &plan.images[0].base else {
             panic!()
         };
+        let mut opts = opts;
+        opts.network = Network::Host;
+        opts.no_cache_filter = vec!["tool".into()];
         let req = dockerfile_request(
             &opts,
+            "tool",
             b,
             &plan.platform,
             &["*.log".into(), "!keep.log".into()],
@@ -276,6 +304,8 @@ copy = [{ from = "tool", src = "/opt/tool", dest = "/opt/tool" }]
         assert_eq!(o["target"], "final");
         assert_eq!(o["build-arg:GREETING"], "hi!");
         assert_eq!(o["platform"], plan.platform.id());
+        assert_eq!(o["force-network-mode"], "host");
+        assert_eq!(o["no-cache"], "");
         assert_eq!(
             req.inputs.keys().collect::<Vec<_>>(),
             ["context", "dockerfile"]
