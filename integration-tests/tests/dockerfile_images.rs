@@ -3,7 +3,8 @@
 //! a build arg, a target stage) is the `from` of one service and the source of an artifact
 //! copied into another; its image config (ENV, WORKDIR) reaches the service built on it. A
 //! missing Dockerfile and a target stage the Dockerfile does not have fail with the stack
-//! line that names them; a failing RUN in it, with the Dockerfile's line.
+//! line that names them; a failing RUN in it, with the Dockerfile's line. `--call targets` and
+//! `outline` list it, and one `docker buildx bake` of the three images runs its steps once.
 
 use std::process::Command;
 
@@ -272,4 +273,38 @@ fn a_dockerfile_image_is_listed_by_targets_and_outlined() {
             .any(|l| l.starts_with("GREETING") && l.contains(&format!("hello-{nonce}"))),
         "{outline}"
     );
+}
+
+#[test]
+fn one_bake_runs_the_dockerfile_steps_once_for_every_image_that_needs_them() {
+    let Some(engine) =
+        engine("one_bake_runs_the_dockerfile_steps_once_for_every_image_that_needs_them")
+    else {
+        return;
+    };
+    let nonce = integration_tests::nonce();
+    let ctx = context(&nonce, &stack(&nonce));
+    let (ok, bake) = llb_gen(&["bake", "stack.toml"], ctx.path());
+    assert!(ok, "{bake}");
+    let plan: serde_json::Value = serde_json::from_str(&bake).expect("bake JSON");
+    let mut targets: Vec<&String> = plan["target"].as_object().unwrap().keys().collect();
+    targets.sort();
+    assert_eq!(targets, ["api", "tool", "worker"], "{bake}");
+    std::fs::write(ctx.path().join("docker-bake.json"), &bake).unwrap();
+    // No tags: the images stay in the build cache, nothing to remove afterwards.
+    let mut cmd = engine.docker([
+        "buildx",
+        "bake",
+        "--progress=rawjson",
+        "-f",
+        "docker-bake.json",
+    ]);
+    cmd.current_dir(ctx.path());
+    let out = integration_tests::exec(&mut cmd, None).expect("bake runs");
+    assert!(out.status.success(), "{}", out.stderr);
+    let progress = integration_tests::Progress::parse(&out.stderr);
+    // The Dockerfile's RUN (new: the nonce is in its build arg) is one vertex for the three
+    // targets: the service built on it, the one copying from it and the image itself.
+    let runs = progress.matching(&format!("RUN echo \"greeting hello-{nonce}\""));
+    assert_eq!(runs.len(), 1, "{}", progress.summary());
 }
