@@ -69,6 +69,7 @@ pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
         let (stack, plan) =
             llb_gen::load(&inputs.file, &bo).map_err(|e| Failure::from_stack(&e))?;
         missing_caps(&pong.llb_caps, &stack, &plan, &inputs)?;
+        crate::dockerfile::missing_caps(&pong.frontend_caps, &plan, &inputs)?;
         if i == 0 {
             if pong.frontend_caps.contains("gateway.warnings") {
                 warn_all(gw, &inputs, &plan.warnings).await;
@@ -200,6 +201,10 @@ async fn build_one(
         }
         images.configs.insert(key, config);
     }
+    // Images built from a Dockerfile: solved by the Dockerfile frontend, spliced in by the
+    // converter.
+    let plans: Vec<&plan::Plan> = std::iter::once(&p.plan).chain(p.twin.as_ref()).collect();
+    crate::dockerfile::solve_all(gw, inputs, &p.bo, &plans, &cache_imports, &mut images).await?;
     let mut verdicts = BTreeMap::new();
     let converted = loop {
         let cross = CrossEnv {

@@ -230,6 +230,28 @@ pub(crate) fn base64_std(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
 }
 
+/// What another frontend answered ([`Gateway::solve_frontend`]).
+#[derive(Debug)]
+pub struct FrontendResult {
+    pub id: String,
+    /// The result's LLB, as BuildKit sent it; the frontend never looks inside.
+    pub definition: pb::Definition,
+    /// The key of a one-entry ref map (a platform id), None for a single ref.
+    pub platform: Option<String>,
+    pub metadata: BTreeMap<String, Vec<u8>>,
+}
+
+impl FrontendResult {
+    /// The `containerimage.config` the frontend answered (also under `/<platform>`).
+    pub fn image_config(&self) -> Option<&Vec<u8>> {
+        self.metadata.get("containerimage.config").or_else(|| {
+            self.platform
+                .as_ref()
+                .and_then(|p| self.metadata.get(&format!("containerimage.config/{p}")))
+        })
+    }
+}
+
 /// A client of BuildKit's gateway API. Cheap to clone; calls may run
 /// concurrently.
 #[derive(Clone)]
@@ -352,6 +374,66 @@ impl Gateway {
             )),
             None => Ok(resp.r#ref),
         }
+    }
+
+    /// Solves with another frontend (`dockerfile.v0`): its options and inputs, our cache
+    /// imports. The answer is the result ref's id, its Definition (kept opaque: the converter
+    /// splices it) and the result's metadata. A single-platform result is one ref; a map
+    /// with one entry is taken as that ref (its metadata keys keep their platform suffix).
+    pub async fn solve_frontend(
+        &self,
+        frontend: &str,
+        frontend_opt: BTreeMap<String, String>,
+        frontend_inputs: BTreeMap<String, pb::Definition>,
+        cache_imports: Vec<gw::CacheOptionsEntry>,
+    ) -> Result<FrontendResult> {
+        let req = gw::SolveRequest {
+            frontend: frontend.to_string(),
+            frontend_opt,
+            frontend_inputs,
+            allow_result_return: true,
+            allow_result_array_ref: true,
+            r#final: false,
+            cache_imports,
+            ..Default::default()
+        };
+        let resp = self.client().solve(req).await?.into_inner();
+        let Some(result) = resp.result else {
+            return Err(GatewayError::new(
+                tonic::Code::Internal,
+                format!("the {frontend} frontend returned no result"),
+            ));
+        };
+        use gw::result::Result as R;
+        let (id, def, platform) = match result.result {
+            Some(R::Ref(r)) => (r.id, r.def, None),
+            Some(R::Refs(m)) if m.refs.len() == 1 => {
+                let (k, r) = m.refs.into_iter().next().expect("one entry");
+                (r.id, r.def, Some(k))
+            }
+            _ => {
+                return Err(GatewayError::new(
+                    tonic::Code::Internal,
+                    format!(
+                        "the {frontend} frontend returned no single result with its definition"
+                    ),
+                ));
+            }
+        };
+        let Some(definition) = def else {
+            return Err(GatewayError::new(
+                tonic::Code::Unimplemented,
+                format!(
+                    "the {frontend} frontend's result came without its definition (BuildKit too old)"
+                ),
+            ));
+        };
+        Ok(FrontendResult {
+            id,
+            definition,
+            platform,
+            metadata: result.metadata,
+        })
     }
 
     /// Reads a file from a solved ref; `range` = `(offset, length)`.

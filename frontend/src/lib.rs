@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod checks;
+pub mod dockerfile;
 pub mod gateway;
 pub mod lint;
 pub mod named_contexts;

@@ -88,7 +88,7 @@ pub struct Inputs {
 }
 
 /// Solve a small definition that loads a local source and return its ref.
-async fn load_local(
+pub(crate) async fn load_local(
     gw: &Gateway,
     name: &str,
     attrs: BTreeMap<String, String>,

@@ -6,7 +6,9 @@ use crate::diag::Diagnostic;
 use crate::image::ImageConfig;
 use crate::llb::{CacheSharing, Exec, Graph, Mount, NetMode, Output, VertexMeta};
 use crate::plan::resources::{self, CacheKind, Sharing};
-use crate::plan::{AptStep, Base, BuildOptions, ContextOptions, Network, PlanImage, ctxpath};
+use crate::plan::{
+    AptStep, Base, BuildOptions, ContextOptions, DockerfileBuild, Network, PlanImage, ctxpath,
+};
 use crate::platform::Platform;
 use crate::source::Span;
 
@@ -20,6 +22,7 @@ impl<'a> Converter<'a> {
     pub(super) fn base(&mut self, base: &Base, label: &str) -> State {
         match base {
             Base::Layer { index, .. } => self.states[*index].clone(),
+            Base::Dockerfile(d) => self.dockerfile_base(d, label),
             Base::Image { reference, span } => {
                 let platform = self.platform();
                 let config = match self.images.config(reference, platform) {
@@ -64,6 +67,63 @@ impl<'a> Converter<'a> {
                     made_workdir: None,
                 }
             }
+        }
+    }
+
+    /// An image the Dockerfile frontend built: its definition spliced in, its config as the
+    /// base config. Without an answer (offline) an error: nothing stands in for it.
+    fn dockerfile_base(&mut self, d: &DockerfileBuild, label: &str) -> State {
+        let platform = self.platform().clone();
+        // After an error the conversion fails: this stand-in is never marshalled.
+        let empty = |g: &mut Graph| g.local("context", BTreeMap::new(), VertexMeta::default());
+        let (root, config) = match self.images.dockerfile(&d.key(), &platform) {
+            None => {
+                self.diags.push(
+                    Diagnostic::error(format!(
+                        "{label} is built from `{}` by BuildKit's Dockerfile frontend, which only runs inside a build; llb-gen cannot produce its LLB",
+                        d.file
+                    ))
+                    .at(d.span)
+                    .hint("build it with `docker buildx build`; `llb-gen plan`, `check`, `targets`, `graph` and `bake` show this image without building it"),
+                );
+                (empty(&mut self.g), ImageConfig::default())
+            }
+            Some(r) => {
+                let root = match self.g.splice(&r.definition) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        self.diags.push(
+                            Diagnostic::error(format!(
+                                "the Dockerfile frontend's result for `{}` is not usable LLB: {e}",
+                                d.file
+                            ))
+                            .at(d.span),
+                        );
+                        empty(&mut self.g)
+                    }
+                };
+                let config = match ImageConfig::from_json(&r.config) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        self.diags.push(
+                            Diagnostic::error(format!(
+                                "the image config the Dockerfile frontend built from `{}`: {e}",
+                                d.file
+                            ))
+                            .at(d.span),
+                        );
+                        ImageConfig::default()
+                    }
+                };
+                (root, config)
+            }
+        };
+        State {
+            root,
+            platform,
+            config,
+            no_cache: self.opts.no_cache,
+            made_workdir: None,
         }
     }
 

@@ -57,6 +57,8 @@ impl<'a> Converter<'a> {
             match b {
                 Base::Image { reference, span } => return Some((reference.clone(), *span)),
                 Base::Layer { index, .. } => b = &self.plan.images.get(*index)?.base,
+                // The planner refuses a lock on a chain built from a Dockerfile.
+                Base::Dockerfile(_) => return None,
             }
         }
         None
@@ -65,9 +67,18 @@ impl<'a> Converter<'a> {
     /// The root base image on the build platform: what runs the installs.
     fn lock_runner(&mut self, img: &PlanImage, label: &str) -> Output {
         let platform = self.opts.build_platform.clone();
-        let (reference, span) = self
-            .root_reference(img)
-            .expect("every plan image has a root base image");
+        let Some((reference, span)) = self.root_reference(img) else {
+            // Unreachable from a plan (the planner reports it); never a panic.
+            self.diags.push(
+                Diagnostic::error(format!(
+                    "{label}: a lock step needs a registry image at the bottom of the `from` chain"
+                ))
+                .at(img.span),
+            );
+            return self
+                .g
+                .local("context", Default::default(), VertexMeta::default());
+        };
         let source = self
             .images
             .digest(&reference, &platform)

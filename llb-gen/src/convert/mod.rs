@@ -7,6 +7,7 @@
 //! [`values`] (pure helpers).
 
 mod cross;
+mod dockerfile;
 mod exec;
 mod image;
 mod lock;
@@ -16,6 +17,7 @@ pub mod resolve;
 mod shell;
 mod values;
 
+pub use dockerfile::{DOCKERFILE_FRONTEND, DockerfileRequest, dockerfile_request};
 pub use resolve::*;
 pub use values::rfc3339;
 use values::{optional_src, resolve_dest};

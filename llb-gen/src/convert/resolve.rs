@@ -17,6 +17,22 @@ pub trait ImageResolver {
     fn digest(&self, _reference: &str, _platform: &Platform) -> Option<String> {
         None
     }
+
+    /// What BuildKit's Dockerfile frontend answered for a `dockerfile` image
+    /// ([`crate::plan::DockerfileBuild::key`]) on `platform`, or None when nobody ran it
+    /// (offline: the converter then reports that it cannot build the image).
+    fn dockerfile(&self, _key: &str, _platform: &Platform) -> Option<&DockerfileResult> {
+        None
+    }
+}
+
+/// A Dockerfile image as the Dockerfile frontend built it: its Definition (taken as it is:
+/// the converter splices its ops into the graph byte for byte) and its image config.
+#[derive(Clone, Debug)]
+pub struct DockerfileResult {
+    pub definition: crate::pb::Definition,
+    /// The `containerimage.config` JSON it answered.
+    pub config: Vec<u8>,
 }
 
 /// A resolver that knows no image: every base starts from an empty config.
@@ -33,6 +49,8 @@ impl ImageResolver for NoImages {
 pub struct ResolvedImages {
     pub configs: BTreeMap<(String, String), Vec<u8>>,
     pub digests: BTreeMap<(String, String), String>,
+    /// Dockerfile images, keyed by (build key, platform id).
+    pub dockerfiles: BTreeMap<(String, String), DockerfileResult>,
 }
 
 impl ImageResolver for ResolvedImages {
@@ -46,6 +64,10 @@ impl ImageResolver for ResolvedImages {
         self.digests
             .get(&(reference.to_string(), platform.id()))
             .cloned()
+    }
+
+    fn dockerfile(&self, key: &str, platform: &Platform) -> Option<&DockerfileResult> {
+        self.dockerfiles.get(&(key.to_string(), platform.id()))
     }
 }
 

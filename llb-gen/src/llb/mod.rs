@@ -44,6 +44,19 @@ struct Vertex {
     op: pb::Op,
     inputs: Vec<Output>,
     meta: VertexMeta,
+    /// A definition made elsewhere (the Dockerfile frontend's result) standing in for this
+    /// vertex: its ops are emitted byte for byte and the vertex's digest is its result's.
+    spliced: Option<std::sync::Arc<Spliced>>,
+}
+
+/// A foreign Definition, checked once: its ops (without the terminal), their metadata and
+/// source map, and the digest of the vertex its terminal points at.
+#[derive(Debug)]
+struct Spliced {
+    defs: Vec<Vec<u8>>,
+    metadata: BTreeMap<String, pb::OpMetadata>,
+    source: Option<pb::Source>,
+    root: String,
 }
 
 /// An arena of LLB vertices. Building never fails; [`Graph::marshal`] de-duplicates
@@ -177,11 +190,78 @@ impl Graph {
     }
 
     fn push(&mut self, op: pb::Op, inputs: Vec<Output>, meta: VertexMeta) -> Output {
-        self.vertices.push(Vertex { op, inputs, meta });
+        self.vertices.push(Vertex {
+            op,
+            inputs,
+            meta,
+            spliced: None,
+        });
         Output {
             vertex: VertexId(self.vertices.len() - 1),
             index: 0,
         }
+    }
+
+    /// The result of a Definition made elsewhere (BuildKit's Dockerfile frontend), as an
+    /// output of this graph. Its ops are kept byte for byte (their digests are BuildKit's),
+    /// with their metadata and source map; the output is the one its terminal op points at.
+    /// Err when the definition is not a well-formed LLB graph: an op that does not decode, no
+    /// terminal op, or an input whose digest is not among its ops.
+    pub fn splice(&mut self, def: &pb::Definition) -> Result<Output, String> {
+        use prost::Message;
+        let Some((terminal, ops)) = def.def.split_last() else {
+            return Err("the definition has no ops".into());
+        };
+        let terminal = pb::Op::decode(terminal.as_slice())
+            .map_err(|e| format!("its terminal op does not decode: {e}"))?;
+        let [root] = terminal.inputs.as_slice() else {
+            return Err(format!(
+                "its last op has {} inputs; a terminal op has one",
+                terminal.inputs.len()
+            ));
+        };
+        if terminal.op.is_some() {
+            return Err("its last op is not a terminal op".into());
+        }
+        let mut known = std::collections::HashSet::new();
+        for bytes in ops {
+            let op = pb::Op::decode(bytes.as_slice())
+                .map_err(|e| format!("an op does not decode: {e}"))?;
+            for input in &op.inputs {
+                if !known.contains(&input.digest) {
+                    return Err(format!(
+                        "an op's input {} is not an earlier op of the definition",
+                        input.digest
+                    ));
+                }
+            }
+            known.insert(digest_of(bytes));
+        }
+        if !known.contains(&root.digest) {
+            return Err(format!("its result {} is not one of its ops", root.digest));
+        }
+        let index = u32::try_from(root.index).map_err(|_| "a negative output index")?;
+        let spliced = Spliced {
+            defs: ops.to_vec(),
+            metadata: def
+                .metadata
+                .iter()
+                .filter(|(d, _)| known.contains(*d))
+                .map(|(d, m)| (d.clone(), m.clone()))
+                .collect(),
+            source: def.source.clone(),
+            root: root.digest.clone(),
+        };
+        self.vertices.push(Vertex {
+            op: pb::Op::default(),
+            inputs: vec![],
+            meta: VertexMeta::default(),
+            spliced: Some(std::sync::Arc::new(spliced)),
+        });
+        Ok(Output {
+            vertex: VertexId(self.vertices.len() - 1),
+            index,
+        })
     }
 
     /// A `docker-image://` source.
@@ -549,6 +629,7 @@ impl Graph {
             metadata: BTreeMap::new(),
             locations: BTreeMap::new(),
             source,
+            foreign_infos: vec![],
         };
         let root_digest = m.visit(root.vertex);
         let terminal = pb::Op {
@@ -567,17 +648,24 @@ impl Graph {
         };
         m.metadata.insert(digest_of(&terminal), terminal_md);
         m.defs.push(terminal);
-        let source_map = source
-            .filter(|_| !m.locations.is_empty())
-            .map(|f| pb::Source {
-                locations: std::mem::take(&mut m.locations),
-                infos: vec![pb::SourceInfo {
+        // Spliced definitions' sources (a Dockerfile) follow ours, their indices shifted.
+        let ours = source.filter(|_| !m.locations.is_empty() || !m.foreign_infos.is_empty());
+        let source_map = (!m.locations.is_empty() || !m.foreign_infos.is_empty()).then(|| {
+            let mut infos: Vec<pb::SourceInfo> = ours
+                .map(|f| pb::SourceInfo {
                     filename: f.name.clone(),
                     data: f.text.clone().into_bytes(),
                     definition: None,
                     language: "toml".into(),
-                }],
-            });
+                })
+                .into_iter()
+                .collect();
+            infos.append(&mut m.foreign_infos);
+            pb::Source {
+                locations: std::mem::take(&mut m.locations),
+                infos,
+            }
+        });
         pb::Definition {
             def: m.defs,
             metadata: m.metadata,
@@ -634,6 +722,8 @@ struct Marshaller<'a> {
     metadata: BTreeMap<String, pb::OpMetadata>,
     locations: BTreeMap<String, pb::Locations>,
     source: Option<&'a SourceFile>,
+    /// Source infos of spliced definitions, in splice order (after ours in the source map).
+    foreign_infos: Vec<pb::SourceInfo>,
 }
 
 impl Marshaller<'_> {
@@ -667,6 +757,11 @@ impl Marshaller<'_> {
     /// Encode vertex `id` (its inputs have digests already) and record its digest.
     fn emit(&mut self, id: VertexId) {
         let v = &self.graph.vertices[id.0];
+        if let Some(sp) = &v.spliced {
+            self.emit_spliced(sp);
+            self.digests.insert(id, sp.root.clone());
+            return;
+        }
         let mut op = v.op.clone();
         op.inputs = v
             .inputs
@@ -715,6 +810,35 @@ impl Marshaller<'_> {
             }
         }
         self.digests.insert(id, digest);
+    }
+}
+
+impl Marshaller<'_> {
+    /// A spliced definition's ops as they are, each once, with their metadata and locations.
+    fn emit_spliced(&mut self, sp: &Spliced) {
+        // Its source indices move past ours (index 0 when we have a source file) and past
+        // earlier spliced definitions'.
+        let shift = usize::from(self.source.is_some()) + self.foreign_infos.len();
+        if let Some(src) = &sp.source {
+            self.foreign_infos.extend(src.infos.iter().cloned());
+        }
+        for bytes in &sp.defs {
+            let digest = digest_of(bytes);
+            if self.seen.insert(digest.clone(), ()).is_some() {
+                continue;
+            }
+            self.defs.push(bytes.clone());
+            if let Some(md) = sp.metadata.get(&digest) {
+                self.metadata.insert(digest.clone(), md.clone());
+            }
+            if let Some(locs) = sp.source.as_ref().and_then(|s| s.locations.get(&digest)) {
+                let mut locs = locs.clone();
+                for l in &mut locs.locations {
+                    l.source_index += shift as i32;
+                }
+                self.locations.insert(digest, locs);
+            }
+        }
     }
 }
 

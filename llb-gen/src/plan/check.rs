@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::platform::Platform;
 use crate::source::Span;
-use crate::stack::{Kind, Stack, VariantDef};
+use crate::stack::{EnvVar, ImageDef, Kind, Sp, Stack, VariantDef};
 
 use super::*;
 
@@ -27,6 +27,10 @@ fn check_stack_once(stack: &Stack) -> Diagnostics {
     }
     let names: Vec<&str> = stack.images.iter().map(|i| i.name.value.as_str()).collect();
     for img in &stack.images {
+        if img.dockerfile.is_some() {
+            check_dockerfile_image(img, &mut diags);
+            continue;
+        }
         match &img.from {
             None => diags.push(
                 Diagnostic::error(format!(
@@ -342,5 +346,59 @@ pub fn valid_targets_hint(stack: &Stack) -> String {
         "the stack has no layers or services".into()
     } else {
         format!("valid targets: {}", names.join(", "))
+    }
+}
+
+/// An image built from a Dockerfile: BuildKit's Dockerfile frontend makes all of it, so none
+/// of the keys that add steps or config can apply.
+fn check_dockerfile_image(img: &ImageDef, diags: &mut Diagnostics) {
+    let first = |v: &[Sp<String>]| v.first().map(|s| s.span);
+    let env = |v: &[EnvVar]| v.first().map(|e| e.name.span);
+    let set: [(&str, Option<Span>); 25] = [
+        ("from", img.from.as_ref().map(|s| s.span)),
+        ("apt", first(&img.apt)),
+        (
+            "apt-recommends",
+            img.apt_recommends.as_ref().map(|s| s.span),
+        ),
+        ("apt-sources", img.apt_sources.first().map(|s| s.span)),
+        ("user", img.user.as_ref().map(|u| u.span)),
+        ("workdir", img.workdir.as_ref().map(|s| s.span)),
+        ("run", img.run.first().map(|r| r.span)),
+        ("requirements", first(&img.requirements)),
+        ("pip", first(&img.pip)),
+        ("index-url", img.index_url.as_ref().map(|s| s.span)),
+        ("extra-index-urls", first(&img.extra_index_urls)),
+        ("install-env", env(&img.install_env)),
+        ("env", env(&img.env)),
+        ("copy", img.copy.first().map(|c| c.span)),
+        ("cmd", img.cmd.as_ref().map(|s| s.span)),
+        ("entrypoint", img.entrypoint.as_ref().map(|s| s.span)),
+        ("expose", first(&img.expose)),
+        ("healthcheck", img.healthcheck.as_ref().map(|h| h.span)),
+        ("labels", env(&img.labels)),
+        ("stop-signal", img.stop_signal.as_ref().map(|s| s.span)),
+        ("venv", img.venv.as_ref().map(|v| v.span)),
+        ("torch", img.torch.as_ref().map(|s| s.span)),
+        ("installer", img.installer.as_ref().map(|s| s.span)),
+        ("conda", img.conda.as_ref().map(|c| c.span)),
+        ("cross-install", img.cross_install.as_ref().map(|s| s.span)),
+    ];
+    for (key, span) in set {
+        if let Some(span) = span {
+            diags.push(
+                Diagnostic::error(format!(
+                    "{} `{}` is built from a Dockerfile; `{key}` cannot be combined with `dockerfile`",
+                    img.kind.as_str(),
+                    img.name.value
+                ))
+                .at(span)
+                .key(format!("{}.{key}", img.key()))
+                .hint(format!(
+                    "put it in the Dockerfile, or define another image with from = \"{}\" that adds it",
+                    img.name.value
+                )),
+            );
+        }
     }
 }

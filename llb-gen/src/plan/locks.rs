@@ -60,6 +60,7 @@ impl<'a> Planner<'a> {
             match b {
                 Base::Image { reference, .. } => return Some(reference),
                 Base::Layer { index, .. } => b = self.images.get(index)?.base.clone(),
+                Base::Dockerfile(_) => return None,
             }
         }
         None
@@ -82,6 +83,15 @@ impl<'a> Planner<'a> {
                     l.file.value
                 ))
                 .hint("write the path literally"),
+            );
+            return None;
+        }
+        if let Some(b) = base
+            && self.root_image(b).is_none()
+        {
+            self.diags.push(
+                err("`lock` needs a registry image at the bottom of the image's `from` chain: its Python installs the wheels on the build platform, and this chain starts at an image built from a Dockerfile".into())
+                    .hint("build the locked layer on a registry image (`from = \"python:3.12-slim\"`) and copy or `from` it where needed"),
             );
             return None;
         }

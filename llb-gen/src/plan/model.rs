@@ -71,6 +71,55 @@ pub enum Base {
         name: String,
         span: Span,
     },
+    /// The image is built by BuildKit's Dockerfile frontend (`dockerfile = …`): the edge
+    /// solves it and hands the converter its result and config, keyed by
+    /// [`DockerfileBuild::key`].
+    Dockerfile(DockerfileBuild),
+}
+
+/// A Dockerfile build, as the Dockerfile frontend is asked for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DockerfileBuild {
+    /// The Dockerfile's path in the build context (`services/auth/Dockerfile`).
+    pub file: String,
+    /// The context directory it builds with (`.` = the whole build context).
+    pub context: String,
+    /// The stage built; None = the last.
+    pub target: Option<String>,
+    /// Build args (`build-arg:NAME`), interpolated.
+    pub args: Vec<(String, String)>,
+    /// The `dockerfile` value in the stack file.
+    pub span: Span,
+}
+
+impl DockerfileBuild {
+    /// One line that tells builds apart: identical builds are one solve at the edge and one
+    /// answer for the converter.
+    pub fn key(&self) -> String {
+        serde_json::json!([self.file, self.context, self.target, self.args]).to_string()
+    }
+
+    /// `services/auth/Dockerfile (target runtime)`: how plans and vertex names show it.
+    pub fn describe(&self) -> String {
+        match &self.target {
+            Some(t) => format!("dockerfile {} --target {t}", self.file),
+            None => format!("dockerfile {}", self.file),
+        }
+    }
+}
+
+impl Plan {
+    /// The images of the plan BuildKit's Dockerfile frontend builds: (image index, build).
+    pub fn dockerfile_builds(&self) -> Vec<(usize, &DockerfileBuild)> {
+        self.images
+            .iter()
+            .enumerate()
+            .filter_map(|(i, img)| match &img.base {
+                Base::Dockerfile(d) => Some((i, d)),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -256,6 +305,7 @@ impl StepKind {
             StepKind::CopyFrom { from, src, .. } => match from {
                 Base::Layer { name, .. } => format!("copy --from={name} {src}"),
                 Base::Image { reference, .. } => format!("copy --from={reference} {src}"),
+                Base::Dockerfile(d) => format!("copy --from={} {src}", d.file),
             },
             StepKind::CopyVenv { path, .. } => format!("copy venv {path}"),
         }

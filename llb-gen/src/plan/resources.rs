@@ -5,7 +5,7 @@
 use crate::platform::Platform;
 use crate::source::Span;
 
-use super::{Installer, PipStep, Plan, PlanImage, StepKind};
+use super::{Base, Installer, PipStep, Plan, PlanImage, StepKind};
 
 /// How a cache mount is shared between concurrent builds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -305,6 +305,19 @@ impl PlanImage {
                 out.push(read(p.local.clone(), format!("{}.pip", self.key), span));
             }
         };
+        if let Base::Dockerfile(d) = &self.base {
+            // The Dockerfile frontend reads the Dockerfile and its context directory.
+            out.push(read(
+                vec![d.file.clone()],
+                format!("{}.dockerfile.file", self.key),
+                d.span,
+            ));
+            out.push(read(
+                vec![d.context.clone()],
+                format!("{}.dockerfile.context", self.key),
+                d.span,
+            ));
+        }
         for s in &self.steps {
             match &s.kind {
                 StepKind::Apt(a) => {

@@ -4,7 +4,7 @@
 
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::source::Span;
-use crate::stack::{Chown, CondaDef, ImageDef, Sp};
+use crate::stack::{Chown, CondaDef, DockerfileDef, ImageDef, Sp};
 
 use super::*;
 
@@ -13,6 +13,9 @@ impl<'a> Planner<'a> {
     /// build order (module doc), its config and install env. None when its base is unknown.
     pub(super) fn add_new(&mut self, img: &'a ImageDef) -> Option<usize> {
         let key = img.key();
+        if let Some(df) = &img.dockerfile {
+            return self.add_dockerfile(img, df, &key);
+        }
         let from = img.from.as_ref()?;
         let base = self.base(from, &format!("{key}.from"));
         let mut steps = vec![];
@@ -428,6 +431,74 @@ impl<'a> Planner<'a> {
             specs,
             local,
         }
+    }
+
+    /// An image BuildKit's Dockerfile frontend builds: no steps and no config of its own (the
+    /// Dockerfile has them); the context defaults to the Dockerfile's directory.
+    fn add_dockerfile(
+        &mut self,
+        img: &'a ImageDef,
+        df: &'a DockerfileDef,
+        key: &str,
+    ) -> Option<usize> {
+        let dk = format!("{key}.dockerfile");
+        let before = self.diags.error_count();
+        let file = self.context_path(&df.file, &format!("{dk}.file"));
+        if file == "." {
+            self.diags.push(
+                Diagnostic::error("`dockerfile` names the context itself, not a file")
+                    .at(df.file.span)
+                    .key(format!("{dk}.file"))
+                    .hint("name the file: \"services/auth/Dockerfile\""),
+            );
+        }
+        let context = match &df.context {
+            Some(c) => self.context_path(c, &format!("{dk}.context")),
+            None => match file.rsplit_once('/') {
+                Some((dir, _)) => dir.to_string(),
+                None => ".".into(),
+            },
+        };
+        let target = df
+            .target
+            .as_ref()
+            .map(|t| self.text(t, &format!("{dk}.target")));
+        let args = df
+            .args
+            .iter()
+            .map(|a| {
+                let v = self.text(&a.value, &format!("{dk}.args.{}", a.name.value));
+                (a.name.value.clone(), v)
+            })
+            .collect();
+        if self.diags.error_count() > before {
+            return None;
+        }
+        let idx = self.images.len();
+        self.images.push(PlanImage {
+            name: img.name.value.clone(),
+            kind: img.kind,
+            key: key.to_string(),
+            span: img.span,
+            description: img.description.as_ref().map(|d| d.value.clone()),
+            base: Base::Dockerfile(DockerfileBuild {
+                file,
+                context,
+                target,
+                args,
+                span: df.span,
+            }),
+            steps: vec![],
+            config: ConfigChanges::default(),
+            venv: None,
+            install_env: vec![],
+            // The Dockerfile's USER is known only once it is built.
+            declared_user: None,
+            build_only: img.is_build_only(),
+            cross_install: false,
+        });
+        self.index.insert(img.name.value.clone(), idx);
+        Some(idx)
     }
 
     /// The image's `copy` entries, in list order, each with its slot.

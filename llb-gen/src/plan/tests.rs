@@ -309,6 +309,7 @@ impl PlanImage {
     fn base_span(&self) -> Span {
         match &self.base {
             Base::Image { span, .. } | Base::Layer { span, .. } => *span,
+            Base::Dockerfile(d) => d.span,
         }
     }
 }

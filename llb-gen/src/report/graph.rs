@@ -72,10 +72,14 @@ impl Graph {
         let mut refs: Vec<String> = vec![];
         for img in images {
             for (_, b) in bases(img) {
-                if let Base::Image { reference, .. } = b
-                    && !refs.contains(reference)
-                {
-                    refs.push(reference.clone());
+                let external = match b {
+                    Base::Image { reference, .. } => reference.clone(),
+                    // Built by the Dockerfile frontend: a root of the graph like an image.
+                    Base::Dockerfile(d) => d.describe(),
+                    Base::Layer { .. } => continue,
+                };
+                if !refs.contains(&external) {
+                    refs.push(external);
                 }
             }
         }
@@ -118,6 +122,7 @@ impl Graph {
             for (role, b) in bases(img) {
                 let from = match b {
                     Base::Image { reference, .. } => refs.iter().position(|r| r == reference),
+                    Base::Dockerfile(d) => refs.iter().position(|r| *r == d.describe()),
                     Base::Layer { name, .. } => image_node(&g, name),
                 };
                 if let Some(from) = from {

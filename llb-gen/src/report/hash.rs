@@ -241,6 +241,10 @@ impl<'a> Hasher<'a> {
             let mut lines = vec![];
             for (role, base) in bases(img) {
                 let line = match base {
+                    // Its files (the Dockerfile, the context directory) are context reads.
+                    Base::Dockerfile(d) => {
+                        json!([role, "dockerfile", d.file, d.context, d.target, d.args])
+                    }
                     Base::Image { reference, .. } => {
                         push_unique(
                             &mut parents,
@@ -617,6 +621,7 @@ fn step_json(k: &StepKind) -> Value {
             let from = match from {
                 Base::Layer { name, .. } => name,
                 Base::Image { reference, .. } => reference,
+                Base::Dockerfile(d) => &d.file,
             };
             json!(["copy-from", from, src, dest, owner, mode, exclude])
         }

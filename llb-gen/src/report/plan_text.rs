@@ -16,6 +16,13 @@ fn base(b: &Base, file: &SourceFile) -> String {
             format!("image {reference} (line {})", line(file, *span))
         }
         Base::Layer { name, span, .. } => format!("layer {name} (line {})", line(file, *span)),
+        Base::Dockerfile(d) => format!(
+            "{} (context {}, args {:?}, line {})",
+            d.describe(),
+            d.context,
+            d.args,
+            line(file, d.span)
+        ),
     }
 }
 

@@ -19,7 +19,7 @@ pub struct Target {
     pub build_only: bool,
     /// The image's own description (trimmed, may be empty).
     pub description: String,
-    /// `from` as written.
+    /// `from` as written (a Dockerfile image: its Dockerfile's path).
     pub base: String,
     /// For `NAME@VARIANT`: the variant.
     pub variant: Option<VariantTarget>,
@@ -46,6 +46,8 @@ pub fn list(stack: &Stack) -> Vec<Target> {
         img.from
             .as_ref()
             .map(|f| f.value.clone())
+            // A Dockerfile image: its Dockerfile is where it starts from.
+            .or_else(|| img.dockerfile.as_ref().map(|d| d.file.value.clone()))
             .unwrap_or_default()
     };
     let mut out: Vec<Target> = stack

@@ -62,6 +62,7 @@ pub fn render(
             }
             Base::Layer { name, .. } => root(&mut roots, name.clone(), i),
             Base::Image { reference, .. } => root(&mut roots, reference.clone(), i),
+            Base::Dockerfile(d) => root(&mut roots, d.describe(), i),
         }
     }
     let stack_env = stack.install_env.len();
@@ -189,6 +190,7 @@ fn node(
 fn base_label(b: &Base) -> String {
     match b {
         Base::Image { reference, .. } => short_ref(reference).to_string(),
+        Base::Dockerfile(d) => d.describe(),
         Base::Layer { name, .. } => format!("layer {name}"),
     }
 }
@@ -347,7 +349,7 @@ pub fn usage(all: &[PlanImage]) -> BTreeMap<&str, (Vec<String>, Vec<String>)> {
             .into_iter()
             .filter_map(|(_, b)| match b {
                 Base::Layer { name, .. } => Some(name.as_str()),
-                Base::Image { .. } => None,
+                Base::Image { .. } | Base::Dockerfile(_) => None,
             })
             .collect();
         let mut seen: Vec<&str> = vec![];

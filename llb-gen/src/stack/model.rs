@@ -228,6 +228,25 @@ pub struct ImageDef {
     /// `build-only = true`: an image only built to copy artifacts from (or to build on),
     /// never shipped: no bake target, never the default target.
     pub build_only: Option<Sp<bool>>,
+    /// `dockerfile = …`: the image is built from a Dockerfile by BuildKit's Dockerfile
+    /// frontend instead of from the keys above (which it cannot be combined with).
+    pub dockerfile: Option<DockerfileDef>,
+}
+
+/// `dockerfile = "services/auth/Dockerfile"` or `{ file, context, target, args }`: an image
+/// built by BuildKit's Dockerfile frontend in the same graph.
+#[derive(Clone, Debug)]
+pub struct DockerfileDef {
+    /// The Dockerfile, a path in the build context.
+    pub file: Sp<String>,
+    /// The directory of the build context the Dockerfile builds with (default: the
+    /// Dockerfile's directory).
+    pub context: Option<Sp<String>>,
+    /// The stage to build (default: the last).
+    pub target: Option<Sp<String>>,
+    /// `--build-arg`s, values interpolated with the stack args.
+    pub args: Vec<EnvVar>,
+    pub span: Span,
 }
 
 impl ImageDef {
@@ -264,6 +283,7 @@ impl ImageDef {
             lock: None,
             cross_install: None,
             build_only: None,
+            dockerfile: None,
         }
     }
 
@@ -291,6 +311,7 @@ impl ImageDef {
         replace(&mut self.cross_install, &o.cross_install);
         replace(&mut self.apt_recommends, &o.apt_recommends);
         replace(&mut self.build_only, &o.build_only);
+        replace(&mut self.dockerfile, &o.dockerfile);
         self.apt.extend(o.apt.iter().cloned());
         self.apt_sources.extend(o.apt_sources.iter().cloned());
         self.run.extend(o.run.iter().cloned());

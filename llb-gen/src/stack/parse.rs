@@ -14,6 +14,7 @@ const TOP_KEYS: &[&str] = &[
 ];
 const SECRET_KEYS: &[&str] = &["env", "target", "required"];
 const CONDA_KEYS: &[&str] = &["file", "channels", "installer", "cache", "env"];
+const DOCKERFILE_KEYS: &[&str] = &["file", "context", "target", "args"];
 const TORCH_KEYS: &[&str] = &["packages", "cuda", "index"];
 const TORCH_INDEX_KEYS: &[&str] = &["cpu", "cuda", "default"];
 const VARIANT_KEYS: &[&str] = &[
@@ -66,6 +67,7 @@ const IMAGE_KEYS: &[&str] = &[
     "lock",
     "cross-install",
     "build-only",
+    "dockerfile",
 ];
 const USER_KEYS: &[&str] = &["name", "uid", "gid", "home", "shell", "create"];
 const COPY_KEYS: &[&str] = &[
@@ -586,6 +588,7 @@ impl Parser {
                 "lock" => img.lock = self.lock(val, &kp),
                 "cross-install" => img.cross_install = self.boolean(val, &kp),
                 "build-only" => img.build_only = self.boolean(val, &kp),
+                "dockerfile" => img.dockerfile = self.dockerfile(val, &kp),
                 "venv" => {
                     if img.kind == Kind::Layer {
                         self.diags.push(
@@ -734,6 +737,58 @@ impl Parser {
                         .at(span_of(v))
                         .key(key.to_string())
                         .hint("conda = { file = \"packages.yaml\" }"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `dockerfile = "path"` or `{ file, context, target, args }`.
+    fn dockerfile(&mut self, v: &Value<'_>, key: &str) -> Option<DockerfileDef> {
+        let what = "a Dockerfile in the build context";
+        if let DeValue::String(_) = v.get_ref() {
+            let file = self.nonempty(v, key, what)?;
+            return Some(DockerfileDef {
+                file,
+                context: None,
+                target: None,
+                args: vec![],
+                span: span_of(v),
+            });
+        }
+        let t = self.table(v, key)?;
+        let mut file = None;
+        let mut d = DockerfileDef {
+            file: Sp::new(String::new(), span_of(v)),
+            context: None,
+            target: None,
+            args: vec![],
+            span: span_of(v),
+        };
+        for (k, val) in t.iter() {
+            let kk = k.get_ref().as_ref();
+            let kp = join(key, kk);
+            match kk {
+                "file" => file = self.nonempty(val, &kp, what),
+                "context" => {
+                    d.context = self.nonempty(val, &kp, "a directory of the build context")
+                }
+                "target" => d.target = self.nonempty(val, &kp, "a stage name of the Dockerfile"),
+                "args" => d.args = self.env_table(val, &kp),
+                other => self.unknown_key(other, k.span().into(), key, DOCKERFILE_KEYS),
+            }
+        }
+        match file {
+            Some(f) => {
+                d.file = f;
+                Some(d)
+            }
+            None => {
+                self.diags.push(
+                    Diagnostic::error("`dockerfile` needs `file` (a Dockerfile in the context)")
+                        .at(span_of(v))
+                        .key(key.to_string())
+                        .hint("dockerfile = { file = \"services/auth/Dockerfile\", context = \"services/auth\" }"),
                 );
                 None
             }
@@ -1283,6 +1338,7 @@ pub(super) const KEY_TABLES: &[(&str, &[&str])] = &[
     ("venv", VENV_KEYS),
     ("conda", CONDA_KEYS),
     ("lock", LOCK_KEYS),
+    ("dockerfile", DOCKERFILE_KEYS),
     ("torch", TORCH_KEYS),
     ("torch-index", TORCH_INDEX_KEYS),
     ("variant", VARIANT_KEYS),

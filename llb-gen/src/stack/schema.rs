@@ -103,6 +103,10 @@ pub fn schema() -> Result<Value, String> {
         "lock".into(),
         json!({ "anyOf": [ { "type": "string" }, g.object("lock", &[], &["file"]) ] }),
     );
+    defs.insert(
+        "dockerfile".into(),
+        json!({ "anyOf": [ { "type": "string" }, g.object("dockerfile", &[], &["file"]) ] }),
+    );
     let source = g.object("apt-source", &[], &["uris", "suites"]);
     defs.insert("apt-sources".into(), one_or_many(source));
     defs.insert(
@@ -115,8 +119,19 @@ pub fn schema() -> Result<Value, String> {
         }),
     );
     // Layers cannot have `venv` (the parser says so); overlays need no `from`.
-    defs.insert("layer".into(), g.object("image", &["venv"], &["from"]));
-    defs.insert("service".into(), g.object("image", &[], &["from"]));
+    // An image needs `from`, or is built from a `dockerfile`.
+    let from_or_dockerfile = |mut o: Value| {
+        o["anyOf"] = json!([{ "required": ["from"] }, { "required": ["dockerfile"] }]);
+        o
+    };
+    defs.insert(
+        "layer".into(),
+        from_or_dockerfile(g.object("image", &["venv"], &[])),
+    );
+    defs.insert(
+        "service".into(),
+        from_or_dockerfile(g.object("image", &[], &[])),
+    );
     defs.insert("layer-overlay".into(), g.object("image", &["venv"], &[]));
     defs.insert("service-overlay".into(), g.object("image", &[], &[]));
     defs.insert(
@@ -519,6 +534,17 @@ fn key_schema(table: &str, key: &str) -> Option<(Value, &'static str)> {
             r("string"),
             "The environment to install into (default base).",
         ),
+        ("image", "dockerfile") => (
+            r("dockerfile"),
+            "Build this image from a Dockerfile with BuildKit's Dockerfile frontend: a path in the context, or { file, context, target, args }. No other build key applies.",
+        ),
+        ("dockerfile", "file") => (r("string"), "The Dockerfile, a path in the build context."),
+        ("dockerfile", "context") => (
+            r("string"),
+            "The context directory it builds with (default: the Dockerfile's directory; \".\" = the whole build context).",
+        ),
+        ("dockerfile", "target") => (r("string"), "The stage to build (default: the last)."),
+        ("dockerfile", "args") => (r("env"), "Build args (--build-arg), ${ARG} interpolated."),
 
         ("torch", "packages") => (
             json!({
