@@ -13,6 +13,26 @@ impl<'a> Planner<'a> {
         let key = img.key();
         let from = img.from.as_ref()?;
         let base = self.base(from, &format!("{key}.from"));
+        let base_layer = match &base {
+            Some(Base::Layer { index, .. }) => self.images.get(*index),
+            _ => None,
+        };
+        // Per-image settings, inherited down `from` chains: own, else the base layer's.
+        let inherited_python = base_layer.map(|b| b.python.clone());
+        let inherited_backend = base_layer.and_then(|b| b.torch_backend.clone());
+        let platform_specific =
+            !img.platforms.is_empty() || base_layer.is_some_and(|b| b.platform_specific);
+        let python = match &img.python {
+            Some(p) => self.text(p, &format!("{key}.python")),
+            None => inherited_python.unwrap_or_else(|| self.python.clone()),
+        };
+        let torch_backend = match &img.torch_backend {
+            Some(b) => {
+                let k = format!("{key}.torch-backend");
+                Some((self.text(b, &k), b.span, k))
+            }
+            None => inherited_backend,
+        };
         let mut steps = vec![];
         let step = |kind: StepKind, span: Span| Step { kind, span };
         // `run` entries, in list order, each with its slot; pushed at the slots below.
@@ -238,9 +258,14 @@ impl<'a> Planner<'a> {
             self.texts(&img.extra_index_urls, &format!("{key}.extra-index-urls"));
         let installer = self.installer(img, &key);
         let torch_step = match &img.torch {
-            Some(usage) => {
-                self.torch_step(usage, &key, index_url.clone(), extra_index_urls.clone())
-            }
+            Some(usage) => self.torch_step(
+                usage,
+                &key,
+                index_url.clone(),
+                extra_index_urls.clone(),
+                torch_backend.clone(),
+                &python,
+            ),
             None => None,
         };
         if img.torch.is_some() && img.venv.is_some() {
@@ -293,9 +318,18 @@ impl<'a> Planner<'a> {
                     python: format!("{path}/bin/python"),
                     installer: installer.clone(),
                 };
+                // The venv is created by the builder's interpreter: a builder layer's own.
+                let builder_python = match &builder {
+                    Base::Layer { index, .. } if vd.builder.is_some() => self
+                        .images
+                        .get(*index)
+                        .map(|b| b.python.clone())
+                        .unwrap_or_else(|| python.clone()),
+                    _ => python.clone(),
+                };
                 venv = Some(VenvPlan {
                     builder,
-                    python: self.python.clone(),
+                    python: builder_python,
                     apt: bapt,
                     path: path.clone(),
                     pip,
@@ -313,7 +347,7 @@ impl<'a> Planner<'a> {
                     local,
                     index_url,
                     extra_index_urls,
-                    python: self.python.clone(),
+                    python: python.clone(),
                     installer,
                 }),
                 pip_span,
@@ -342,11 +376,15 @@ impl<'a> Planner<'a> {
             install_env,
             declared_user: effective_user,
             build_only: img.is_build_only(),
-            cross_install: img
-                .cross_install
-                .as_ref()
-                .or(self.stack.cross_install.as_ref())
-                .is_none_or(|c| c.value),
+            cross_install: !platform_specific
+                && img
+                    .cross_install
+                    .as_ref()
+                    .or(self.stack.cross_install.as_ref())
+                    .is_none_or(|c| c.value),
+            python,
+            torch_backend,
+            platform_specific,
         });
         self.index.insert(img.name.value.clone(), idx);
         Some(idx)

@@ -1,6 +1,7 @@
 //! `[torch]`: the pip step installing the build for the platform and the variant's backend.
 
 use crate::diag::Diagnostic;
+use crate::source::Span;
 use crate::stack::{Sp, TorchUse};
 
 use super::*;
@@ -14,6 +15,8 @@ impl Planner<'_> {
         key: &str,
         index_url: Option<String>,
         extra: Vec<String>,
+        own_backend: Option<(String, Span, String)>,
+        python: &str,
     ) -> Option<PipStep> {
         let Some(t) = self.stack.torch.as_ref() else {
             self.diags.push(
@@ -24,15 +27,17 @@ impl Planner<'_> {
             );
             return None;
         };
-        let (backend, backend_span, backend_key) =
-            match self.variant.and_then(|v| v.torch.as_ref().map(|b| (v, b))) {
-                Some((v, b)) => (
-                    b.value.clone(),
-                    b.span,
-                    format!("variants.{}.torch", v.name.value),
-                ),
-                None => ("cpu".to_string(), usage.span, format!("{key}.torch")),
-            };
+        // The image's own (or inherited) `torch-backend` wins over the variant's `torch`.
+        let variant_backend = self.variant.and_then(|v| v.torch.as_ref().map(|b| (v, b)));
+        let (backend, backend_span, backend_key) = match (own_backend, variant_backend) {
+            (Some(own), _) => own,
+            (None, Some((v, b))) => (
+                b.value.clone(),
+                b.span,
+                format!("variants.{}.torch", v.name.value),
+            ),
+            (None, None) => ("cpu".to_string(), usage.span, format!("{key}.torch")),
+        };
         let backend = if backend == "cuda" {
             t.cuda
                 .as_ref()
@@ -160,7 +165,7 @@ impl Planner<'_> {
             local: vec![],
             index_url,
             extra_index_urls,
-            python: self.python.clone(),
+            python: python.to_string(),
             installer: Installer::Pip,
         })
     }
