@@ -553,6 +553,39 @@ copy = ["apps/ocr"]
     }
 
     #[test]
+    fn an_image_with_its_own_tags_replaces_the_stack_templates() {
+        let s = stack(
+            "[stack]\ntags = [\"reg/${NAME}:${V}\"]\n[args]\nV = \"1\"\n[variants.cpu]\n\
+             [layers.base]\nfrom = \"python:3\"\ntags = []\n\
+             [services.api]\nfrom = \"base\"\ntags = [\"other.io/team/api:${V}\", \"other.io/team/api:${HASH}\"]\n\
+             [services.web]\nfrom = \"base\"\n",
+        );
+        assert!(uses_hash(&s), "an image's template uses ${{HASH}}");
+        let p = plan_all(&s, &opts()).unwrap();
+        let hashes: BTreeMap<String, String> = [
+            ("base".to_string(), "aaaaaaaaaaaa".to_string()),
+            ("api".to_string(), "bbbbbbbbbbbb".to_string()),
+            ("web".to_string(), "cccccccccccc".to_string()),
+        ]
+        .into();
+        let text = render(&s, &p.images, &opts(), &bake_opts(), &hashes).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert!(v["target"]["base"].get("tags").is_none(), "tags = []: none");
+        assert_eq!(
+            v["target"]["api"]["tags"],
+            json!(["other.io/team/api:1", "other.io/team/api:bbbbbbbbbbbb"])
+        );
+        assert_eq!(v["target"]["web"]["tags"], json!(["reg/web:1"]));
+        // Variant targets: the image's templates; none when they use ${HASH}.
+        assert!(v["target"]["api-cpu"].get("tags").is_none());
+        assert_eq!(v["target"]["web-cpu"]["tags"], json!(["reg/web-cpu:1"]));
+        // check reports an image's template at its own key.
+        let s = stack("[services.a]\nfrom = \"x\"\ntags = [\"Bad Tag/${NAME}\"]\n");
+        let d = check_tags(&s, &opts());
+        assert_eq!(d.items[0].key.as_deref(), Some("services.a.tags[0]"));
+    }
+
+    #[test]
     fn reserved_and_colliding_names() {
         let s = stack(
             "[layers.bases]\nfrom = \"x\"\n[services.\"a.b\"]\nfrom = \"x\"\n[services.a_b]\nfrom = \"x\"\n",
