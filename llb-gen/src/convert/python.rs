@@ -31,6 +31,11 @@ impl<'a> Converter<'a> {
                     Err("a venv builder installs under emulation".to_string())
                 } else if !self.opts.cross_install {
                     Err("cross-install is off for this build".to_string())
+                } else if img.platform_specific {
+                    Err(format!(
+                        "{} has platform overlays (its own or a base layer's)",
+                        img.label()
+                    ))
                 } else {
                     Err(format!("`cross-install = false` for {}", img.label()))
                 };
