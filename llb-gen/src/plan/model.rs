@@ -99,8 +99,9 @@ pub struct PlanImage {
     /// The image's own or inherited `torch-backend` (value, span, key), if any; None = the
     /// variant's `torch`, else `cpu`.
     pub torch_backend: Option<(String, Span, String)>,
-    /// The image, or a layer it is built on, has platform overlays: the images of different
-    /// platforms differ, so its pip steps never cross-install on the build platform's twin.
+    /// The image, or a layer it is built on, has a platform overlay that sets `from` or
+    /// `python` for this platform or the build platform: its interpreter may differ from its
+    /// build-platform twin's, so its pip steps never cross-install.
     pub platform_specific: bool,
 }
 

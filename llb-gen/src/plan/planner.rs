@@ -169,6 +169,7 @@ fn plan_targets(stack: &Stack, opts: &BuildOptions, every: bool) -> Result<Plan,
         failed: BTreeSet::new(),
         budget: Budget::plan(),
         platform: opts.platform.clone(),
+        build_platform: opts.build_platform.clone(),
         variant,
         includes: &opts.requirement_includes,
         image_overrides: &opts.image_overrides,
@@ -247,6 +248,8 @@ pub(super) struct Planner<'a> {
     /// What interpolation may still produce in this plan ([`crate::interp::MAX_PLAN_BYTES`]).
     pub(super) budget: Budget,
     pub(super) platform: Platform,
+    /// Where cross-installs run: a platform overlay for it changes the twin of the image.
+    pub(super) build_platform: Platform,
     pub(super) variant: Option<&'a VariantDef>,
     /// What requirements files include, as the edge read it.
     pub(super) includes: &'a super::includes::RequirementIncludes,

@@ -20,8 +20,12 @@ impl<'a> Planner<'a> {
         // Per-image settings, inherited down `from` chains: own, else the base layer's.
         let inherited_python = base_layer.map(|b| b.python.clone());
         let inherited_backend = base_layer.and_then(|b| b.torch_backend.clone());
-        let platform_specific =
-            !img.platforms.is_empty() || base_layer.is_some_and(|b| b.platform_specific);
+        // The image differs from its build-platform twin (where cross-installs run) in its
+        // interpreter when an overlay for either platform sets `from` or `python`.
+        let platform_specific = img.platforms.iter().any(|o| {
+            (o.platform == self.platform || o.platform == self.build_platform)
+                && (o.image.from.is_some() || o.image.python.is_some())
+        }) || base_layer.is_some_and(|b| b.platform_specific);
         let python = match &img.python {
             Some(p) => self.text(p, &format!("{key}.python")),
             None => inherited_python.unwrap_or_else(|| self.python.clone()),

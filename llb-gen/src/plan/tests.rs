@@ -761,12 +761,26 @@ fn a_platform_overlay_applies_only_to_the_plan_of_its_platform() {
         pip_steps(&arm.images[1])[0].specs,
         ["fastapi", "onnxruntime"]
     );
-    // Images with (or built on) platform overlays never cross-install.
+    // An overlay's `from` (on `base`, for arm64) keeps `base` and what is built on it from
+    // cross-installing on arm64; on amd64 (the build platform) nothing differs.
     assert!(
         arm.images
             .iter()
             .all(|i| i.platform_specific && !i.cross_install)
     );
+    assert!(
+        amd.images
+            .iter()
+            .all(|i| !i.platform_specific && i.cross_install)
+    );
+    // An overlay that only adds packages keeps them.
+    let only_pip = plan_on(
+        "[services.a]\nfrom = \"x\"\n[services.a.platforms.arm64]\napt = [\"gcc\"]\npip = [\"y\"]\n",
+        "a",
+        "linux/arm64",
+    )
+    .unwrap();
+    assert!(!only_pip.images[0].platform_specific && only_pip.images[0].cross_install);
     // A stack without overlays for a platform plans as before.
     let plain = plan_on("[services.a]\nfrom = \"x\"\n", "a", "linux/arm64").unwrap();
     assert!(!plain.images[0].platform_specific && plain.images[0].cross_install);
