@@ -28,6 +28,9 @@ pub struct ImageConfig {
     pub volumes: Vec<String>,
     pub stop_signal: Option<String>,
     pub healthcheck: Option<Healthcheck>,
+    /// Docker's `Shell` (`SHELL ["/usr/local/bin/_dockerfile_shell.sh"]`): what runs the
+    /// shell form of commands. `run` entries honour it; None = `/bin/sh -c`.
+    pub shell: Option<Vec<String>>,
     /// (created_by, empty_layer, comment) entries, oldest first.
     pub history: Vec<HistoryEntry>,
 }
@@ -125,6 +128,7 @@ impl ImageConfig {
                 .and_then(Value::as_str)
                 .map(str::to_string),
             healthcheck,
+            shell: strings(c.get("Shell")).filter(|s| !s.is_empty()),
             history,
         })
     }
@@ -253,6 +257,11 @@ impl ImageConfig {
             if let Some(cfg) = v.get_mut("config").and_then(Value::as_object_mut) {
                 cfg.insert("Healthcheck".into(), Value::Object(hv));
             }
+        }
+        if let Some(sh) = &self.shell
+            && let Some(cfg) = v.get_mut("config").and_then(Value::as_object_mut)
+        {
+            cfg.insert("Shell".into(), Value::from(sh.clone()));
         }
         serde_json::to_vec(&v).map_err(|e| e.to_string())
     }
