@@ -106,7 +106,12 @@ pub fn check(file: &SourceFile, opts: &plan::BuildOptions) -> Diagnostics {
     let mut combos: Vec<(Option<String>, platform::Platform)> = vec![];
     // The platforms of platform overlays are planned too, where the variant allows them.
     let mut overlaid: Vec<platform::Platform> = vec![];
-    for o in stack.images.iter().flat_map(|i| i.platforms.iter()) {
+    let overlays = stack
+        .images
+        .iter()
+        .chain(stack.variants.iter().flat_map(|v| v.images.iter()))
+        .flat_map(|i| i.platforms.iter());
+    for o in overlays {
         if o.platform != opts.platform && !overlaid.contains(&o.platform) {
             overlaid.push(o.platform.clone());
         }

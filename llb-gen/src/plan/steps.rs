@@ -26,13 +26,26 @@ impl<'a> Planner<'a> {
             (o.platform == self.platform || o.platform == self.build_platform)
                 && (o.image.from.is_some() || o.image.python.is_some())
         }) || base_layer.is_some_and(|b| b.platform_specific);
+        // A value a platform overlay set is reported under the overlay's key.
+        let key_of = |span: Span, name: &str, field: fn(&ImageDef) -> Option<Span>| {
+            img.platforms
+                .iter()
+                .find(|o| field(&o.image) == Some(span))
+                .map(|o| format!("{}.{name}", o.key))
+                .unwrap_or_else(|| format!("{key}.{name}"))
+        };
         let python = match &img.python {
-            Some(p) => self.text(p, &format!("{key}.python")),
+            Some(p) => {
+                let k = key_of(p.span, "python", |i| i.python.as_ref().map(|v| v.span));
+                self.text(p, &k)
+            }
             None => inherited_python.unwrap_or_else(|| self.python.clone()),
         };
         let torch_backend = match &img.torch_backend {
             Some(b) => {
-                let k = format!("{key}.torch-backend");
+                let k = key_of(b.span, "torch-backend", |i| {
+                    i.torch_backend.as_ref().map(|v| v.span)
+                });
                 Some((self.text(b, &k), b.span, k))
             }
             None => inherited_backend,
