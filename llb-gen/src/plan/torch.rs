@@ -97,7 +97,7 @@ impl Planner<'_> {
                     Diagnostic::error(format!("PyTorch has no `{b}` builds for {platform}"))
                         .at(backend_span)
                         .key(backend_key)
-                        .hint("GPU builds exist for linux/amd64 only: build this variant for linux/amd64, or use torch = \"cpu\" on arm64"),
+                        .hint("GPU builds exist for linux/amd64 only: build this for linux/amd64, or set torch-backend = \"cpu\" for arm64 (a [layers.NAME.platforms.\"linux/arm64\"] overlay, or a variant with torch = \"cpu\")"),
                 );
                 return None;
             }
