@@ -295,11 +295,13 @@ fn ragex_app_builds_and_runs_on_amd64() {
     for v in [
         "[layer system 1/3] apt-get install ripgrep curl git",
         "[layer system 2/3] useradd appuser",
-        "[layer ml 1/2] pip install torch==2.1.2+cpu torchvision==0.16.2+cpu",
-        "[layer ml 2/2] pip install -r requirements/base-ml.txt",
+        "[layer ml 1/3] pip install torch==2.1.2+cpu torchvision==0.16.2+cpu",
+        "[layer ml 2/3] pip install -r requirements/base-ml.txt",
         "[service app 1/3] pip install -r requirements/app.txt",
         "[service app 2/3] copy src",
         "[service app 3/3] copy docker/entrypoint.sh",
+        // The seed's import check after pip (`at = "after-python"`).
+        "[layer ml 3/3] run python3 -c 'import tree_sitter, tree_sitter_python'",
     ] {
         b.assert_vertex(v);
     }
@@ -372,6 +374,26 @@ fn ragex_cpu_variant_builds_for_amd64_and_arm64() {
         "0.16.2+cpu",
     );
     assert_config(engine, &tag);
+    // The arm64 overlay of `system` (the seed's arm64 base): compilers and no GPUs, on arm64
+    // only.
+    b.assert_vertex("apt-get install ripgrep curl git gcc g++");
+    let probe = [
+        "sh",
+        "-c",
+        "command -v gcc || echo no-gcc; echo \"CVD=${CUDA_VISIBLE_DEVICES-unset}\"",
+    ];
+    let arm = run(engine, &tag, "linux/arm64", &probe);
+    assert_eq!(
+        arm.lines().collect::<Vec<_>>(),
+        ["/usr/bin/gcc", "CVD="],
+        "arm64: {arm}"
+    );
+    let amd = run(engine, &tag, "linux/amd64", &probe);
+    assert_eq!(
+        amd.lines().collect::<Vec<_>>(),
+        ["no-gcc", "CVD=unset"],
+        "amd64: {amd}"
+    );
     for w in AMD64_WHEELS.iter().chain(ARM64_WHEELS.iter()) {
         assert_eq!(idx.downloads(w), 1, "{w}");
     }

@@ -28,8 +28,8 @@ pub struct ImageConfig {
     pub volumes: Vec<String>,
     pub stop_signal: Option<String>,
     pub healthcheck: Option<Healthcheck>,
-    /// Docker's `Shell` (Dockerfile `SHELL`): what runs a shell-form `cmd` or `entrypoint`;
-    /// None: the default shell.
+    /// Docker's `Shell` (Dockerfile `SHELL`): what runs the shell form of commands: `run`
+    /// entries and a shell-form `cmd` or `entrypoint` honour it; None = `/bin/sh -c`.
     pub shell: Option<Vec<String>>,
     /// (created_by, empty_layer, comment) entries, oldest first.
     pub history: Vec<HistoryEntry>,

@@ -104,8 +104,21 @@ pub fn check(file: &SourceFile, opts: &plan::BuildOptions) -> Diagnostics {
     // Every target, in every variant, on every platform that variant is built for: impossible
     // combinations (a CUDA variant on arm64) are errors here, before any build.
     let mut combos: Vec<(Option<String>, platform::Platform)> = vec![];
+    // The platforms of platform overlays are planned too, where the variant allows them.
+    let mut overlaid: Vec<platform::Platform> = vec![];
+    let overlays = stack
+        .images
+        .iter()
+        .chain(stack.variants.iter().flat_map(|v| v.images.iter()))
+        .flat_map(|i| i.platforms.iter());
+    for o in overlays {
+        if o.platform != opts.platform && !overlaid.contains(&o.platform) {
+            overlaid.push(o.platform.clone());
+        }
+    }
     if stack.variants.is_empty() {
         combos.push((None, opts.platform.clone()));
+        combos.extend(overlaid.iter().map(|p| (None, p.clone())));
     }
     for v in &stack.variants {
         let platforms: Vec<platform::Platform> = v
@@ -115,6 +128,11 @@ pub fn check(file: &SourceFile, opts: &plan::BuildOptions) -> Diagnostics {
             .collect();
         if platforms.is_empty() {
             combos.push((Some(v.name.value.clone()), opts.platform.clone()));
+            combos.extend(
+                overlaid
+                    .iter()
+                    .map(|p| (Some(v.name.value.clone()), p.clone())),
+            );
         }
         for p in platforms {
             combos.push((Some(v.name.value.clone()), p));

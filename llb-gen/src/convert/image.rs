@@ -136,9 +136,12 @@ impl<'a> Converter<'a> {
                     context,
                     activate,
                 } => {
-                    let args = match activate {
-                        Some((installer, env)) => shell::in_conda_env(installer, env, command),
-                        None => shell::sh_c(command.clone()),
+                    let args = match (activate, &st.config.shell) {
+                        (Some((installer, env)), _) => shell::in_conda_env(installer, env, command),
+                        // The base image's `SHELL` (a shell that activates an environment,
+                        // like micromamba's), as a Dockerfile's shell-form RUN uses it.
+                        (None, Some(sh)) => sh.iter().cloned().chain([command.clone()]).collect(),
+                        (None, None) => shell::sh_c(command.clone()),
                     };
                     if context.is_empty() {
                         st.root = self.run(&st, args, img, true, &[], vec![], m);

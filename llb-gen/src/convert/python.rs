@@ -24,16 +24,22 @@ impl<'a> Converter<'a> {
         let mut m = m;
         let foreign = st.platform != self.opts.build_platform;
         if let Some((verdicts, ask)) = self.verdicts.filter(|_| foreign) {
-            let why =
-                if let Some(step) = step.filter(|_| self.opts.cross_install && img.cross_install) {
-                    self.cross_pip(st, pip, img, label, span, &m, step, verdicts, ask)
-                } else if step.is_none() {
-                    Err("a venv builder installs under emulation".to_string())
-                } else if !self.opts.cross_install {
-                    Err("cross-install is off for this build".to_string())
-                } else {
-                    Err(format!("`cross-install = false` for {}", img.label()))
-                };
+            let why = if let Some(step) =
+                step.filter(|_| self.opts.cross_install && img.cross_install)
+            {
+                self.cross_pip(st, pip, img, label, span, &m, step, verdicts, ask)
+            } else if step.is_none() {
+                Err("a venv builder installs under emulation".to_string())
+            } else if !self.opts.cross_install {
+                Err("cross-install is off for this build".to_string())
+            } else if img.platform_specific {
+                Err(format!(
+                    "a platform overlay sets `from` or `python` of {} or a layer it is built on",
+                    img.label()
+                ))
+            } else {
+                Err(format!("`cross-install = false` for {}", img.label()))
+            };
             match why {
                 Ok(out) => return out,
                 Err(reason) => {

@@ -201,6 +201,15 @@ pub fn cuda_in_cpu_image(v: &PlanView, out: &mut Vec<Finding>) {
         return;
     };
     for (image, span, list) in per_step(v, |r| is_cuda_build(r) || is_cuda_wheel(r)) {
+        // An image whose own (or inherited) `torch-backend` is a GPU one is a GPU image in a
+        // CPU stack on purpose.
+        let gpu_image = v.plan.images[image]
+            .torch_backend
+            .as_ref()
+            .is_some_and(|(b, _, _)| b != "cpu");
+        if gpu_image {
+            continue;
+        }
         out.push(Finding {
             rule: &CUDA_WHEELS_IN_CPU_IMAGE,
             detail: format!(

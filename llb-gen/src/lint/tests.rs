@@ -400,3 +400,17 @@ fn every_rule_has_a_url_into_the_docs() {
         );
     }
 }
+
+#[test]
+fn a_gpu_image_in_a_cpu_variant_is_no_finding() {
+    // `torch-backend = "cuda"` on the base: the GPU image is meant, CUDA wheels included.
+    let text = TORCH_CPU.replace(
+        "from = \"python:3.12-slim\"\n",
+        "from = \"python:3.12-slim\"\ntorch-backend = \"cuda\"\n",
+    );
+    let (_, f) = run(&text);
+    assert!(!names(&f).contains(&"CudaWheelsInCpuImage"), "{f:#?}");
+    // The same stack without it still warns (the test above).
+    let (_, f) = run(TORCH_CPU);
+    assert_eq!(names(&f), ["CudaWheelsInCpuImage"]);
+}

@@ -188,6 +188,38 @@ fn check_stack_once(stack: &Stack) -> Diagnostics {
             );
         }
     }
+    // A platform overlay for a platform the stack is never built for is a typo or dead code
+    // (when the stack names its platforms at all: in [stack] or a variant).
+    let declared: Vec<Platform> = stack
+        .platforms
+        .iter()
+        .chain(stack.variants.iter().flat_map(|v| v.platforms.iter()))
+        .filter_map(|p| Platform::parse(&p.value).ok())
+        .collect();
+    if !declared.is_empty() {
+        for img in &stack.images {
+            for o in &img.platforms {
+                if !declared.contains(&o.platform) {
+                    let mut list: Vec<String> = declared.iter().map(Platform::id).collect();
+                    list.sort();
+                    list.dedup();
+                    diags.push(
+                        Diagnostic::error(format!(
+                            "`{}` has an overlay for {}, which this stack is not built for",
+                            img.name.value, o.platform
+                        ))
+                        .at(o.written.span)
+                        .key(o.key.clone())
+                        .hint(format!(
+                            "its platforms: {}; add {} to [stack] platforms (or a variant's), or remove the overlay",
+                            list.join(", "),
+                            o.platform
+                        )),
+                    );
+                }
+            }
+        }
+    }
     if stack.images.is_empty() {
         diags.push(
             Diagnostic::error("the stack defines no layers and no services")

@@ -142,6 +142,16 @@ pub struct PlanImage {
     pub cross_install: bool,
     /// `build-only = true`: never shipped (no bake target).
     pub build_only: bool,
+    /// The interpreter of this image's pip steps: its own `python`, else its base layer's,
+    /// else `[stack] python`, else `python3` (inherited down `from` chains).
+    pub python: String,
+    /// The image's own or inherited `torch-backend` (value, span, key), if any; None = the
+    /// variant's `torch`, else `cpu`.
+    pub torch_backend: Option<(String, Span, String)>,
+    /// The image, or a layer it is built on, has a platform overlay that sets `from` or
+    /// `python` for this platform or the build platform: its interpreter may differ from its
+    /// build-platform twin's, so its pip steps never cross-install.
+    pub platform_specific: bool,
 }
 
 impl PlanImage {

@@ -41,7 +41,17 @@ fn plan_targets(stack: &Stack, opts: &BuildOptions, every: bool) -> Result<Plan,
         }
         None => stack,
     };
+    // The platform's overlays (`[layers.X.platforms."linux/arm64"]`), after the variant's.
+    let platform_stack;
+    let stack = match stack.with_platform(&opts.platform) {
+        Some(s) => {
+            platform_stack = s;
+            &platform_stack
+        }
+        None => stack,
+    };
     let mut diags = check_stack(stack);
+    platform_overlay_keys(stack, &opts.platform, &mut diags);
     if let Some(v) = variant {
         // A `from` the variant's overlay set (a cycle it creates, a service as base) is
         // reported under the overlay's key, where the user wrote it.
@@ -159,6 +169,7 @@ fn plan_targets(stack: &Stack, opts: &BuildOptions, every: bool) -> Result<Plan,
         failed: BTreeSet::new(),
         budget: Budget::plan(),
         platform: opts.platform.clone(),
+        build_platform: opts.build_platform.clone(),
         variant,
         includes: &opts.requirement_includes,
         lock_files: &opts.lock_files,
@@ -188,6 +199,7 @@ fn plan_targets(stack: &Stack, opts: &BuildOptions, every: bool) -> Result<Plan,
                 .key(target.key()),
         );
     }
+    platform_overlay_keys(stack, &opts.platform, &mut diags);
     if diags.has_errors() || images.is_empty() {
         return Err(diags.sorted());
     }
@@ -200,6 +212,28 @@ fn plan_targets(stack: &Stack, opts: &BuildOptions, every: bool) -> Result<Plan,
         images,
         warnings: warnings.sorted(),
     })
+}
+
+/// A `from` (or `copy.from`) that a platform overlay set is reported under the overlay's key
+/// (`layers.ml.platforms."linux/arm64".from`), where the user wrote it.
+fn platform_overlay_keys(stack: &Stack, platform: &Platform, diags: &mut Diagnostics) {
+    for d in &mut diags.items {
+        let Some(span) = d.span else { continue };
+        for img in &stack.images {
+            for o in img.platforms.iter().filter(|o| &o.platform == platform) {
+                if o.image.from.as_ref().is_some_and(|f| f.span == span) {
+                    d.key = Some(format!("{}.from", o.key));
+                } else if let Some(i) = o
+                    .image
+                    .copy
+                    .iter()
+                    .position(|c| c.from.as_ref().is_some_and(|f| f.span == span))
+                {
+                    d.key = Some(format!("{}.copy[{i}].from", o.key));
+                }
+            }
+        }
+    }
 }
 
 pub(super) struct Planner<'a> {
@@ -216,6 +250,8 @@ pub(super) struct Planner<'a> {
     /// What interpolation may still produce in this plan ([`crate::interp::MAX_PLAN_BYTES`]).
     pub(super) budget: Budget,
     pub(super) platform: Platform,
+    /// Where cross-installs run: a platform overlay for it changes the twin of the image.
+    pub(super) build_platform: Platform,
     pub(super) variant: Option<&'a VariantDef>,
     /// What requirements files include, as the edge read it.
     pub(super) includes: &'a super::includes::RequirementIncludes,

@@ -18,6 +18,43 @@ impl<'a> Planner<'a> {
         }
         let from = img.from.as_ref()?;
         let base = self.base(from, &format!("{key}.from"));
+        let base_layer = match &base {
+            Some(Base::Layer { index, .. }) => self.images.get(*index),
+            _ => None,
+        };
+        // Per-image settings, inherited down `from` chains: own, else the base layer's.
+        let inherited_python = base_layer.map(|b| b.python.clone());
+        let inherited_backend = base_layer.and_then(|b| b.torch_backend.clone());
+        // The image differs from its build-platform twin (where cross-installs run) in its
+        // interpreter when an overlay for either platform sets `from` or `python`.
+        let platform_specific = img.platforms.iter().any(|o| {
+            (o.platform == self.platform || o.platform == self.build_platform)
+                && (o.image.from.is_some() || o.image.python.is_some())
+        }) || base_layer.is_some_and(|b| b.platform_specific);
+        // A value a platform overlay set is reported under the overlay's key.
+        let key_of = |span: Span, name: &str, field: fn(&ImageDef) -> Option<Span>| {
+            img.platforms
+                .iter()
+                .find(|o| field(&o.image) == Some(span))
+                .map(|o| format!("{}.{name}", o.key))
+                .unwrap_or_else(|| format!("{key}.{name}"))
+        };
+        let python = match &img.python {
+            Some(p) => {
+                let k = key_of(p.span, "python", |i| i.python.as_ref().map(|v| v.span));
+                self.text(p, &k)
+            }
+            None => inherited_python.unwrap_or_else(|| self.python.clone()),
+        };
+        let torch_backend = match &img.torch_backend {
+            Some(b) => {
+                let k = key_of(b.span, "torch-backend", |i| {
+                    i.torch_backend.as_ref().map(|v| v.span)
+                });
+                Some((self.text(b, &k), b.span, k))
+            }
+            None => inherited_backend,
+        };
         let mut steps = vec![];
         // `run` entries, in list order, each with its slot; pushed at the slots below.
         let mut runs = self.run_entries(img, &key);
@@ -55,7 +92,7 @@ impl<'a> Planner<'a> {
             .map(|(_, s)| s)
             .collect();
         steps.extend(before);
-        let venv = self.python_steps(img, &key, &base, &mut steps);
+        let venv = self.python_steps(img, &key, &base, &python, &torch_backend, &mut steps);
         push_runs(&mut steps, &mut runs, RunAt::AfterPython);
         // 6. Files, then the commands over them.
         steps.extend(copies.drain(..).map(|(_, s)| s));
@@ -79,11 +116,15 @@ impl<'a> Planner<'a> {
             install_env,
             declared_user: user.effective,
             build_only: img.is_build_only(),
-            cross_install: img
-                .cross_install
-                .as_ref()
-                .or(self.stack.cross_install.as_ref())
-                .is_none_or(|c| c.value),
+            cross_install: !platform_specific
+                && img
+                    .cross_install
+                    .as_ref()
+                    .or(self.stack.cross_install.as_ref())
+                    .is_none_or(|c| c.value),
+            python,
+            torch_backend,
+            platform_specific,
         });
         self.index.insert(img.name.value.clone(), idx);
         Some(idx)
@@ -254,6 +295,8 @@ impl<'a> Planner<'a> {
         img: &'a ImageDef,
         key: &str,
         base: &Option<Base>,
+        python: &String,
+        torch_backend: &Option<(String, Span, String)>,
         steps: &mut Vec<Step>,
     ) -> Option<VenvPlan> {
         let deps = self.python_deps(img, key);
@@ -265,7 +308,14 @@ impl<'a> Planner<'a> {
             self.texts(&img.extra_index_urls, &format!("{key}.extra-index-urls"));
         let installer = self.installer(img, key);
         let torch_step = match &img.torch {
-            Some(usage) => self.torch_step(usage, key, index_url.clone(), extra_index_urls.clone()),
+            Some(usage) => self.torch_step(
+                usage,
+                key,
+                index_url.clone(),
+                extra_index_urls.clone(),
+                torch_backend.clone(),
+                python,
+            ),
             None => None,
         };
         if img.torch.is_some() && img.venv.is_some() {
@@ -336,9 +386,18 @@ impl<'a> Planner<'a> {
                     python: format!("{path}/bin/python"),
                     installer,
                 };
+                // The venv is created by the builder's interpreter: a builder layer's own.
+                let builder_python = match &builder {
+                    Base::Layer { index, .. } if vd.builder.is_some() => self
+                        .images
+                        .get(*index)
+                        .map(|b| b.python.clone())
+                        .unwrap_or_else(|| python.clone()),
+                    _ => python.clone(),
+                };
                 venv = Some(VenvPlan {
                     builder,
-                    python: self.python.clone(),
+                    python: builder_python,
                     apt: bapt,
                     path: path.clone(),
                     pip,
@@ -356,7 +415,7 @@ impl<'a> Planner<'a> {
                     local,
                     index_url,
                     extra_index_urls,
-                    python: self.python.clone(),
+                    python: python.clone(),
                     installer,
                 }),
                 pip_span,
@@ -496,6 +555,9 @@ impl<'a> Planner<'a> {
             declared_user: None,
             build_only: img.is_build_only(),
             cross_install: false,
+            python: self.python.clone(),
+            torch_backend: None,
+            platform_specific: false,
         });
         self.index.insert(img.name.value.clone(), idx);
         Some(idx)

@@ -834,3 +834,238 @@ copy = [
     assert_eq!(e[0].1, "services.a.copy[0].context");
     assert!(e[1].0.contains("not both"), "{e:?}");
 }
+
+fn plan_on(s: &str, target: &str, platform: &str) -> Result<Plan, Diagnostics> {
+    let (stack, d) = parse(&SourceFile::new("stack.toml", s));
+    assert!(!d.has_errors(), "{d:?}");
+    plan(
+        &stack,
+        &BuildOptions {
+            target: Some(target.into()),
+            platform: Platform::parse(platform).unwrap(),
+            ..BuildOptions::default()
+        },
+    )
+}
+
+fn pip_steps(img: &PlanImage) -> Vec<PipStep> {
+    img.steps
+        .iter()
+        .filter_map(|s| match &s.kind {
+            StepKind::Pip(p) => Some(p.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+const OVERLAYS: &str = r#"
+[stack]
+platforms = ["linux/amd64", "linux/arm64"]
+[layers.base]
+from = "python:3.12-slim"
+apt = ["curl"]
+env = { WHICH = "default" }
+[layers.base.platforms."linux/arm64"]
+from = "arm64v8/python:3.12-slim"
+apt = ["libgomp1"]
+env = { WHICH = "arm64" }
+[services.api]
+from = "base"
+pip = ["fastapi"]
+[services.api.platforms.arm64]
+pip = ["onnxruntime"]
+"#;
+
+#[test]
+fn a_platform_overlay_applies_only_to_the_plan_of_its_platform() {
+    let amd = plan_on(OVERLAYS, "api", "linux/amd64").unwrap();
+    let arm = plan_on(OVERLAYS, "api", "linux/arm64").unwrap();
+    let base_ref = |p: &Plan| match &p.images[0].base {
+        Base::Image { reference, .. } => reference.clone(),
+        b => panic!("{b:?}"),
+    };
+    assert_eq!(base_ref(&amd), "docker.io/library/python:3.12-slim");
+    assert_eq!(base_ref(&arm), "docker.io/arm64v8/python:3.12-slim");
+    let apt = |p: &Plan| match &p.images[0].steps[0].kind {
+        StepKind::Apt(a) => a.packages.clone(),
+        k => panic!("{k:?}"),
+    };
+    assert_eq!(apt(&amd), ["curl"]);
+    assert_eq!(apt(&arm), ["curl", "libgomp1"]);
+    let which = |p: &Plan| {
+        p.images[0]
+            .config
+            .env
+            .iter()
+            .rfind(|(k, _)| k == "WHICH")
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(which(&amd).as_deref(), Some("default"));
+    assert_eq!(which(&arm).as_deref(), Some("arm64"));
+    // `arm64` is the shorthand of linux/arm64.
+    assert_eq!(pip_steps(&amd.images[1])[0].specs, ["fastapi"]);
+    assert_eq!(
+        pip_steps(&arm.images[1])[0].specs,
+        ["fastapi", "onnxruntime"]
+    );
+    // An overlay's `from` (on `base`, for arm64) keeps `base` and what is built on it from
+    // cross-installing on arm64; on amd64 (the build platform) nothing differs.
+    assert!(
+        arm.images
+            .iter()
+            .all(|i| i.platform_specific && !i.cross_install)
+    );
+    assert!(
+        amd.images
+            .iter()
+            .all(|i| !i.platform_specific && i.cross_install)
+    );
+    // An overlay that only adds packages keeps them.
+    let only_pip = plan_on(
+        "[services.a]\nfrom = \"x\"\n[services.a.platforms.arm64]\napt = [\"gcc\"]\npip = [\"y\"]\n",
+        "a",
+        "linux/arm64",
+    )
+    .unwrap();
+    assert!(!only_pip.images[0].platform_specific && only_pip.images[0].cross_install);
+    // A stack without overlays for a platform plans as before.
+    let plain = plan_on("[services.a]\nfrom = \"x\"\n", "a", "linux/arm64").unwrap();
+    assert!(!plain.images[0].platform_specific && plain.images[0].cross_install);
+}
+
+#[test]
+fn python_is_per_image_and_inherited_down_from_chains() {
+    let s = r#"
+[stack]
+python = "python3.11"
+[layers.conda]
+from = "mambaorg/micromamba:1.5"
+python = "/opt/conda/bin/python"
+pip = ["numpy"]
+[layers.ml]
+from = "conda"
+pip = ["scipy"]
+[services.slim]
+from = "python:3.12-slim"
+pip = ["fastapi"]
+[services.api]
+from = "ml"
+python = "/opt/conda/envs/api/bin/python"
+pip = ["flask"]
+[services.tool]
+from = "ml"
+venv = true
+pip = ["click"]
+"#;
+    let python_of = |target: &str| -> Vec<(String, String)> {
+        let p = plan_on(s, target, "linux/amd64").unwrap();
+        p.images
+            .iter()
+            .filter_map(|i| {
+                let python = pip_steps(i).first()?.python.clone();
+                Some((i.name.clone(), python))
+            })
+            .chain(p.images.iter().filter_map(|i| {
+                i.venv
+                    .as_ref()
+                    .map(|v| (format!("{} venv", i.name), v.python.clone()))
+            }))
+            .collect()
+    };
+    let own = |n: &str, p: &str| (n.to_string(), p.to_string());
+    assert_eq!(
+        python_of("api"),
+        [
+            own("conda", "/opt/conda/bin/python"),
+            own("ml", "/opt/conda/bin/python"),
+            own("api", "/opt/conda/envs/api/bin/python"),
+        ]
+    );
+    assert_eq!(python_of("slim"), [own("slim", "python3.11")]);
+    // A venv service on `ml` creates its venv with the inherited interpreter.
+    let tool = python_of("tool");
+    assert!(
+        tool.contains(&own("tool venv", "/opt/conda/bin/python")),
+        "{tool:?}"
+    );
+    // A platform overlay can set it too.
+    let p = plan_on(
+        "[services.a]\nfrom = \"x\"\npip = [\"y\"]\n[services.a.platforms.\"linux/arm64\"]\npython = \"python3.12\"\n",
+        "a",
+        "linux/arm64",
+    )
+    .unwrap();
+    assert_eq!(pip_steps(&p.images[0])[0].python, "python3.12");
+}
+
+#[test]
+fn torch_backend_is_per_image_inherited_and_wins_over_the_variant() {
+    let s = r#"
+[torch]
+packages = { torch = "2.1.2" }
+cuda = "cu121"
+[variants.cpu]
+torch = "cpu"
+[variants.rocm]
+torch = "rocm5.6"
+[layers.gpu]
+from = "nvidia/cuda:12.1.1-runtime-ubuntu22.04"
+torch-backend = "cuda"
+[layers.ml]
+from = "gpu"
+torch = true
+[services.cpu]
+from = "python:3.11-slim"
+torch = true
+[services.edge]
+from = "python:3.11-slim"
+torch = true
+torch-backend = "cu121"
+[services.edge.platforms."linux/arm64"]
+torch-backend = "cpu"
+"#;
+    let specs = |target: &str, platform: &str| -> Vec<String> {
+        let p = plan_on(s, target, platform).unwrap();
+        pip_steps(p.images.last().unwrap())[0].specs.clone()
+    };
+    // The GPU layer's backend reaches the layer built on it, in an otherwise CPU stack …
+    assert_eq!(specs("ml", "linux/amd64"), ["torch==2.1.2+cu121"]);
+    // … and wins over another variant's backend, while other images follow the variant.
+    assert_eq!(specs("ml@rocm", "linux/amd64"), ["torch==2.1.2+cu121"]);
+    assert_eq!(specs("cpu", "linux/amd64"), ["torch==2.1.2+cpu"]);
+    assert_eq!(specs("cpu@rocm", "linux/amd64"), ["torch==2.1.2+rocm5.6"]);
+    // A platform overlay sets the CPU build where there are no GPU builds.
+    assert_eq!(specs("edge", "linux/amd64"), ["torch==2.1.2+cu121"]);
+    assert_eq!(specs("edge", "linux/arm64"), ["torch==2.1.2"]);
+    // Without it, a GPU backend on arm64 is an error at the image's key.
+    let e = plan_on(s, "ml", "linux/arm64").unwrap_err();
+    let d = e
+        .items
+        .iter()
+        .find(|d| d.message.contains("no `cu121` builds"))
+        .unwrap();
+    assert_eq!(d.key.as_deref(), Some("layers.gpu.torch-backend"));
+}
+
+#[test]
+fn an_overlay_from_that_makes_a_cycle_is_reported_under_the_overlay_key() {
+    let s = r#"
+[layers.a]
+from = "python:3.12-slim"
+[layers.a.platforms."linux/arm64"]
+from = "b"
+[layers.b]
+from = "a"
+"#;
+    assert!(plan_on(s, "b", "linux/amd64").is_ok());
+    let e = plan_on(s, "b", "linux/arm64").unwrap_err();
+    let d = e
+        .items
+        .iter()
+        .find(|d| d.message.contains("cycle"))
+        .unwrap();
+    assert_eq!(
+        d.key.as_deref(),
+        Some("layers.a.platforms.\"linux/arm64\".from")
+    );
+}

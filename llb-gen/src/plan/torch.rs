@@ -1,6 +1,7 @@
 //! `[torch]`: the pip step installing the build for the platform and the variant's backend.
 
 use crate::diag::Diagnostic;
+use crate::source::Span;
 use crate::stack::{Sp, TorchDef, TorchUse};
 
 use super::*;
@@ -14,6 +15,8 @@ impl Planner<'_> {
         key: &str,
         index_url: Option<String>,
         extra: Vec<String>,
+        own_backend: Option<(String, Span, String)>,
+        python: &str,
     ) -> Option<PipStep> {
         let Some(t) = self.stack.torch.as_ref() else {
             self.diags.push(
@@ -24,7 +27,7 @@ impl Planner<'_> {
             );
             return None;
         };
-        let backend = self.torch_backend(t, usage, key)?;
+        let backend = self.torch_backend(t, usage, key, own_backend)?;
         let names = self.torch_packages(t, usage, key);
         let local = self.torch_local(&backend, usage, key)?;
         let specs = self.torch_specs(names, local.as_deref());
@@ -37,21 +40,30 @@ impl Planner<'_> {
             local: vec![],
             index_url,
             extra_index_urls,
-            python: self.python.clone(),
+            python: python.to_string(),
             installer: Installer::Pip,
         })
     }
 
-    /// The variant's backend (`cpu` without a variant; `cuda` is the `[torch] cuda` flavour),
-    /// validated; None after an error.
-    fn torch_backend(&mut self, t: &TorchDef, usage: &Sp<TorchUse>, key: &str) -> Option<Backend> {
-        let (name, span, key) = match self.variant.and_then(|v| v.torch.as_ref().map(|b| (v, b))) {
-            Some((v, b)) => (
+    /// The backend: the image's own (or inherited) `torch-backend`, else the variant's `torch`
+    /// (`cpu` without either; `cuda` is the `[torch] cuda` flavour), validated; None after an
+    /// error.
+    fn torch_backend(
+        &mut self,
+        t: &TorchDef,
+        usage: &Sp<TorchUse>,
+        key: &str,
+        own_backend: Option<(String, Span, String)>,
+    ) -> Option<Backend> {
+        let variant_backend = self.variant.and_then(|v| v.torch.as_ref().map(|b| (v, b)));
+        let (name, span, key) = match (own_backend, variant_backend) {
+            (Some(own), _) => own,
+            (None, Some((v, b))) => (
                 b.value.clone(),
                 b.span,
                 format!("variants.{}.torch", v.name.value),
             ),
-            None => ("cpu".to_string(), usage.span, format!("{key}.torch")),
+            (None, None) => ("cpu".to_string(), usage.span, format!("{key}.torch")),
         };
         let name = if name == "cuda" {
             t.cuda
@@ -132,7 +144,7 @@ impl Planner<'_> {
                 let d = Diagnostic::error(format!("PyTorch has no `{b}` builds for {platform}"))
                     .at(backend.span)
                     .key(backend.key.clone())
-                    .hint("GPU builds exist for linux/amd64 only: build this variant for linux/amd64, or use torch = \"cpu\" on arm64");
+                    .hint("GPU builds exist for linux/amd64 only: build this for linux/amd64, or set torch-backend = \"cpu\" for arm64 (a [layers.NAME.platforms.\"linux/arm64\"] overlay, or a variant with torch = \"cpu\")");
                 self.diags.push(d);
                 None
             }

@@ -23,7 +23,7 @@ use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
 use crate::interp::{Unknown, interpolate};
 use crate::plan::{self, BuildOptions, PlanImage};
 use crate::source::Span;
-use crate::stack::{Kind, Stack};
+use crate::stack::{Kind, Sp, Stack};
 
 /// What the bake file says besides the stack: where the context and the stack file are.
 #[derive(Clone, Debug, Default)]
@@ -107,14 +107,45 @@ pub fn uses_hash(stack: &Stack) -> bool {
     stack
         .tags
         .iter()
+        .chain(stack.images.iter().flat_map(|i| i.tags.iter().flatten()))
         .any(|t| t.value.contains(&format!("${{{HASH_VAR}}}")))
 }
 
-/// The tags of image `name`: every template of `[stack] tags`, interpolated with the args
-/// (`vars`, from [`plan::arg_values`]), `${NAME}` and `${HASH}`.
+/// The tag templates of `image` with the key of each: its own `tags` when it sets them (an
+/// empty list: no tags), else `[stack] tags`.
+fn templates<'s>(stack: &'s Stack, image: &str) -> Vec<(&'s Sp<String>, String)> {
+    match stack
+        .image(image)
+        .and_then(|i| i.tags.as_ref().map(|t| (i, t)))
+    {
+        Some((img, own)) => own
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t, format!("{}.tags[{i}]", img.key())))
+            .collect(),
+        None => stack
+            .tags
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t, format!("stack.tags[{i}]")))
+            .collect(),
+    }
+}
+
+/// Whether the tag templates of `image` use `${HASH}`.
+fn image_uses_hash(stack: &Stack, image: &str) -> bool {
+    templates(stack, image)
+        .iter()
+        .any(|(t, _)| t.value.contains(&format!("${{{HASH_VAR}}}")))
+}
+
+/// The tags of image `image` (named `name` in the tags: the image, or `NAME-VARIANT`): every
+/// template of its own `tags`, else of `[stack] tags`, interpolated with the args (`vars`,
+/// from [`plan::arg_values`]), `${NAME}` and `${HASH}`.
 pub fn tags(
     stack: &Stack,
     vars: &BTreeMap<String, String>,
+    image: &str,
     name: &str,
     hash: Option<&str>,
 ) -> Result<Vec<String>, Diagnostics> {
@@ -125,8 +156,7 @@ pub fn tags(
     }
     let mut diags = Diagnostics::default();
     let mut out = vec![];
-    for (i, t) in stack.tags.iter().enumerate() {
-        let key = format!("stack.tags[{i}]");
+    for (t, key) in templates(stack, image) {
         match interpolate(&t.value, &vars, Unknown::Error) {
             Ok(tag) => match plan::normalize_image_ref(&tag) {
                 Ok(_) if tag.contains('@') => diags.push(
@@ -189,10 +219,18 @@ pub fn check_tags(stack: &Stack, opts: &BuildOptions) -> Diagnostics {
         .first()
         .map(|i| i.name.value.as_str())
         .unwrap_or("image");
-    match tags(stack, &vars, name, Some("0123456789ab")) {
-        Ok(_) => Diagnostics::default(),
-        Err(d) => d,
+    let mut diags = Diagnostics::default();
+    if let Err(d) = tags(stack, &vars, "", name, Some("0123456789ab")) {
+        diags.extend(d);
     }
+    // The images with their own templates.
+    for img in stack.images.iter().filter(|i| i.tags.is_some()) {
+        let n = &img.name.value;
+        if let Err(d) = tags(stack, &vars, n, n, Some("0123456789ab")) {
+            diags.extend(d);
+        }
+    }
+    diags.sorted()
 }
 
 /// `${` → `$${`, `%{` → `%%{`: bake reads JSON strings as HCL templates.
@@ -281,13 +319,13 @@ pub fn render(
             continue;
         }
         let hash = hashes.get(&img.name).map(String::as_str);
-        if hash.is_none() && uses_hash(stack) {
+        if hash.is_none() && image_uses_hash(stack, &img.name) {
             diags.push(
                 Diagnostic::error(format!("no content hash for `{}`", img.name)).key("stack.tags"),
             );
             continue;
         }
-        let image_tags = match tags(stack, &vars, &img.name, hash) {
+        let image_tags = match tags(stack, &vars, &img.name, &img.name, hash) {
             Ok(t) => t,
             Err(d) => {
                 diags.extend(d);
@@ -362,8 +400,8 @@ pub fn render(
                 );
             }
             t.remove("tags");
-            if !uses_hash(stack) {
-                match tags(stack, &vars, &tn, None) {
+            if !image_uses_hash(stack, &image) {
+                match tags(stack, &vars, &image, &tn, None) {
                     Ok(list) if !list.is_empty() => {
                         t.insert("tags".into(), json!(list));
                     }
@@ -616,6 +654,39 @@ copy = ["apps/ocr"]
         let s = stack("[stack]\ntags = [\"r/${NAME}:${HASH}\"]\n[services.a]\nfrom = \"x\"\n");
         assert!(uses_hash(&s));
         assert!(!check_tags(&s, &opts()).has_errors());
+    }
+
+    #[test]
+    fn an_image_with_its_own_tags_replaces_the_stack_templates() {
+        let s = stack(
+            "[stack]\ntags = [\"reg/${NAME}:${V}\"]\n[args]\nV = \"1\"\n[variants.cpu]\n\
+             [layers.base]\nfrom = \"python:3\"\ntags = []\n\
+             [services.api]\nfrom = \"base\"\ntags = [\"other.io/team/api:${V}\", \"other.io/team/api:${HASH}\"]\n\
+             [services.web]\nfrom = \"base\"\n",
+        );
+        assert!(uses_hash(&s), "an image's template uses ${{HASH}}");
+        let p = plan_all(&s, &opts()).unwrap();
+        let hashes: BTreeMap<String, String> = [
+            ("base".to_string(), "aaaaaaaaaaaa".to_string()),
+            ("api".to_string(), "bbbbbbbbbbbb".to_string()),
+            ("web".to_string(), "cccccccccccc".to_string()),
+        ]
+        .into();
+        let text = render(&s, &p.images, &opts(), &bake_opts(), &hashes).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert!(v["target"]["base"].get("tags").is_none(), "tags = []: none");
+        assert_eq!(
+            v["target"]["api"]["tags"],
+            json!(["other.io/team/api:1", "other.io/team/api:bbbbbbbbbbbb"])
+        );
+        assert_eq!(v["target"]["web"]["tags"], json!(["reg/web:1"]));
+        // Variant targets: the image's templates; none when they use ${HASH}.
+        assert!(v["target"]["api-cpu"].get("tags").is_none());
+        assert_eq!(v["target"]["web-cpu"]["tags"], json!(["reg/web-cpu:1"]));
+        // check reports an image's template at its own key.
+        let s = stack("[services.a]\nfrom = \"x\"\ntags = [\"Bad Tag/${NAME}\"]\n");
+        let d = check_tags(&s, &opts());
+        assert_eq!(d.items[0].key.as_deref(), Some("services.a.tags[0]"));
     }
 
     #[test]

@@ -411,6 +411,11 @@ pub fn definition_lines(img: &PlanImage) -> Vec<String> {
         cross_install: _,
         // Whether it is shipped, not what it holds.
         build_only: _,
+        // Derived: the interpreter and the torch build are in the steps.
+        python: _,
+        torch_backend: _,
+        // How foreign-platform installs run (the overlay itself is in the steps).
+        platform_specific: _,
     } = img;
     let mut lines: Vec<Value> = vec![];
     if !install_env.is_empty() {

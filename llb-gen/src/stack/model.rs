@@ -96,6 +96,30 @@ impl Stack {
         out
     }
 
+    /// The stack as a plan for `platform` sees it: each image's overlay for that platform
+    /// (`[layers.X.platforms."linux/arm64"]`) merged into it. None when no image has one.
+    pub fn with_platform(&self, platform: &crate::platform::Platform) -> Option<Stack> {
+        let applies = |i: &ImageDef| i.platforms.iter().any(|o| &o.platform == platform);
+        if !self.images.iter().any(applies) {
+            return None;
+        }
+        let mut out = self.clone();
+        out.checked = std::sync::OnceLock::new();
+        for img in &mut out.images {
+            let overlays: Vec<PlatformOverlay> = img
+                .platforms
+                .iter()
+                .filter(|o| &o.platform == platform)
+                .cloned()
+                .collect();
+            for o in overlays {
+                img.merge(&o.image);
+                img.platform_overlay = Some(o.key.clone());
+            }
+        }
+        Some(out)
+    }
+
     /// The layer or service `name`: a hash lookup (planning looks names up for every `from`
     /// of every target), falling back to a scan if `images` changed since the index was built.
     pub fn image(&self, name: &str) -> Option<&ImageDef> {
@@ -231,6 +255,19 @@ pub struct ImageDef {
     /// `dockerfile = …`: the image is built from a Dockerfile by BuildKit's Dockerfile
     /// frontend instead of from the keys above (which it cannot be combined with).
     pub dockerfile: Option<DockerfileDef>,
+    /// The interpreter of this image's pip steps (overrides `[stack] python`; inherited by
+    /// the images built on this one).
+    pub python: Option<Sp<String>>,
+    /// The PyTorch backend of this image's torch step (`cpu`, `cuda`, `cu121`, …): overrides
+    /// the variant's `torch`; inherited by the images built on this one.
+    pub torch_backend: Option<Sp<String>>,
+    /// Tag templates of this image for `llb-gen bake` (replace `[stack] tags`; `[]` = none).
+    pub tags: Option<Vec<Sp<String>>>,
+    /// `[layers.X.platforms."linux/arm64"]`: overlays merged in when planning that platform.
+    pub platforms: Vec<PlatformOverlay>,
+    /// The key path of the platform overlay merged into this image (set by
+    /// [`Stack::with_platform`]), if any.
+    pub platform_overlay: Option<String>,
 }
 
 /// `dockerfile = "services/auth/Dockerfile"` or `{ file, context, target, args }`: an image
@@ -247,6 +284,19 @@ pub struct DockerfileDef {
     /// `--build-arg`s, values interpolated with the stack args.
     pub args: Vec<EnvVar>,
     pub span: Span,
+}
+
+/// `[services.api.platforms."linux/arm64"]`: a partial layer or service (the keys of an
+/// image, none required) merged into the image when a plan is for that platform.
+#[derive(Clone, Debug)]
+pub struct PlatformOverlay {
+    /// The platform as written (`"linux/arm64"`, `"arm64"`), with its span.
+    pub written: Sp<String>,
+    /// The normalised platform.
+    pub platform: crate::platform::Platform,
+    /// `services.api.platforms."linux/arm64"`: the overlay's key path.
+    pub key: String,
+    pub image: ImageDef,
 }
 
 impl ImageDef {
@@ -284,6 +334,11 @@ impl ImageDef {
             cross_install: None,
             build_only: None,
             dockerfile: None,
+            python: None,
+            torch_backend: None,
+            tags: None,
+            platforms: vec![],
+            platform_overlay: None,
         }
     }
 
@@ -312,6 +367,10 @@ impl ImageDef {
         replace(&mut self.apt_recommends, &o.apt_recommends);
         replace(&mut self.build_only, &o.build_only);
         replace(&mut self.dockerfile, &o.dockerfile);
+        replace(&mut self.python, &o.python);
+        replace(&mut self.torch_backend, &o.torch_backend);
+        replace(&mut self.tags, &o.tags);
+        self.platforms.extend(o.platforms.iter().cloned());
         self.apt.extend(o.apt.iter().cloned());
         self.apt_sources.extend(o.apt_sources.iter().cloned());
         self.run.extend(o.run.iter().cloned());

@@ -68,7 +68,13 @@ const IMAGE_KEYS: &[&str] = &[
     "cross-install",
     "build-only",
     "dockerfile",
+    "python",
+    "torch-backend",
+    "tags",
+    "platforms",
 ];
+/// Keys an image has but a platform overlay cannot set: what is per image, not per platform.
+pub(super) const NOT_PER_PLATFORM: &[&str] = &["platforms", "tags", "build-only"];
 const USER_KEYS: &[&str] = &["name", "uid", "gid", "home", "shell", "create"];
 const COPY_KEYS: &[&str] = &[
     "from", "context", "src", "dest", "chown", "mode", "exclude", "at", "optional",
@@ -210,6 +216,14 @@ fn syntax_directive(text: &str) -> Option<Sp<String>> {
         offset += line.len();
     }
     None
+}
+
+/// Which table an image body is read from: an image, a variant's overlay or a platform's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Overlay {
+    No,
+    Variant,
+    Platform,
 }
 
 pub(super) struct Parser {
@@ -533,17 +547,38 @@ impl Parser {
                 continue;
             };
             let mut img = ImageDef::new(kind, Sp::new(name, kspan), kspan);
-            self.image_body(body, &path, &mut img);
+            self.image_body(body, &path, &mut img, Overlay::No);
             self.image_index
                 .insert(img.name.value.clone(), stack.images.len());
             stack.images.push(img);
         }
     }
 
-    fn image_body(&mut self, t: &DeTable<'_>, path: &str, img: &mut ImageDef) {
+    fn image_body(&mut self, t: &DeTable<'_>, path: &str, img: &mut ImageDef, overlay: Overlay) {
         for (k, val) in t.iter() {
             let key = k.get_ref().as_ref();
             let kp = join(path, key);
+            if overlay == Overlay::Platform && NOT_PER_PLATFORM.contains(&key) {
+                self.diags.push(
+                    Diagnostic::error(format!("`{key}` cannot be set per platform"))
+                        .at(k.span().into())
+                        .key(kp.clone())
+                        .hint(format!(
+                            "set it on the image itself; a platform overlay takes the other image keys (not {})",
+                            NOT_PER_PLATFORM.join(", ")
+                        )),
+                );
+                continue;
+            }
+            if overlay == Overlay::Variant && key == "tags" {
+                self.diags.push(
+                    Diagnostic::error("`tags` cannot be set in a variant overlay")
+                        .at(k.span().into())
+                        .key(kp.clone())
+                        .hint("set `tags` on the image itself; its variant targets use the same templates with ${NAME} = NAME-VARIANT"),
+                );
+                continue;
+            }
             match key {
                 "description" => img.description = self.string(val, &kp),
                 "from" => img.from = self.string(val, &kp),
@@ -589,6 +624,10 @@ impl Parser {
                 "cross-install" => img.cross_install = self.boolean(val, &kp),
                 "build-only" => img.build_only = self.boolean(val, &kp),
                 "dockerfile" => img.dockerfile = self.dockerfile(val, &kp),
+                "python" => img.python = self.nonempty(val, &kp, "a Python interpreter"),
+                "torch-backend" => img.torch_backend = self.nonempty(val, &kp, "a PyTorch backend"),
+                "tags" => img.tags = Some(self.strings(val, &kp)),
+                "platforms" => img.platforms = self.platform_overlays(val, &kp, img),
                 "venv" => {
                     if img.kind == Kind::Layer {
                         self.diags.push(
@@ -603,6 +642,69 @@ impl Parser {
                 other => self.unknown_key(other, k.span().into(), path, IMAGE_KEYS),
             }
         }
+    }
+
+    /// `platforms = { "linux/arm64" = { … } }` (usually written as
+    /// `[services.api.platforms."linux/arm64"]`): one overlay per platform.
+    fn platform_overlays(
+        &mut self,
+        v: &Value<'_>,
+        key: &str,
+        img: &ImageDef,
+    ) -> Vec<PlatformOverlay> {
+        let mut out: Vec<PlatformOverlay> = vec![];
+        let Some(t) = self.table(v, key) else {
+            return out;
+        };
+        for (k, val) in t.iter() {
+            let written = k.get_ref().to_string();
+            let kspan: Span = k.span().into();
+            let plain = !written.is_empty()
+                && written
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            let okey = if plain {
+                join(key, &written)
+            } else {
+                format!("{key}.\"{}\"", written.escape_debug())
+            };
+            let platform = match crate::platform::Platform::parse(&written) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.diags.push(
+                        Diagnostic::error(e)
+                            .at(kspan)
+                            .key(okey)
+                            .hint("a platform overlay is named by its platform: [services.api.platforms.\"linux/arm64\"] (a lone architecture like \"arm64\" means linux/arm64)"),
+                    );
+                    continue;
+                }
+            };
+            if let Some(prev) = out.iter().find(|o| o.platform == platform) {
+                self.diags.push(
+                    Diagnostic::error(format!(
+                        "`{written}` and `{}` are the same platform ({platform})",
+                        prev.written.value
+                    ))
+                    .at(kspan)
+                    .key(okey)
+                    .hint("merge the two overlays into one"),
+                );
+                continue;
+            }
+            let Some(body) = self.table(val, &okey) else {
+                continue;
+            };
+            let mut o = ImageDef::new(img.kind, img.name.clone(), kspan);
+            self.image_body(body, &okey, &mut o, Overlay::Platform);
+            out.push(PlatformOverlay {
+                written: Sp::new(written, kspan),
+                platform,
+                key: okey,
+                image: o,
+            });
+        }
+        out
     }
 
     fn secrets(&mut self, v: &Value<'_>, stack: &mut Stack) {
@@ -948,7 +1050,7 @@ impl Parser {
                                 Sp::new(iname, ik.span().into()),
                                 ik.span().into(),
                             );
-                            self.image_body(ib, &ip, &mut img);
+                            self.image_body(ib, &ip, &mut img, Overlay::Variant);
                             var.images.push(img);
                         }
                     }

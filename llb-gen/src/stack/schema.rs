@@ -132,8 +132,24 @@ pub fn schema() -> Result<Value, String> {
         "service".into(),
         from_or_dockerfile(g.object("image", &[], &[])),
     );
-    defs.insert("layer-overlay".into(), g.object("image", &["venv"], &[]));
-    defs.insert("service-overlay".into(), g.object("image", &[], &[]));
+    // A variant overlay cannot set `tags`; a platform overlay none of NOT_PER_PLATFORM.
+    defs.insert(
+        "layer-overlay".into(),
+        g.object("image", &["venv", "tags"], &[]),
+    );
+    defs.insert("service-overlay".into(), g.object("image", &["tags"], &[]));
+    defs.insert(
+        "platform-overlay".into(),
+        g.object("image", super::parse::NOT_PER_PLATFORM, &[]),
+    );
+    defs.insert(
+        "platform-overlays".into(),
+        json!({
+            "type": "object",
+            "propertyNames": { "pattern": "^[a-z0-9_]+(/[a-z0-9_]+){0,2}$" },
+            "additionalProperties": reference("platform-overlay")
+        }),
+    );
     defs.insert(
         "arg".into(),
         json!({ "anyOf": [ { "$ref": "#/definitions/scalar" }, g.object("arg", &[], &[]) ] }),
@@ -410,6 +426,22 @@ fn key_schema(table: &str, key: &str) -> Option<(Value, &'static str)> {
         ("image", "cross-install") => (
             json!({ "type": "boolean" }),
             "Whether this image's pip steps for a foreign platform may install on the build platform.",
+        ),
+        ("image", "python") => (
+            r("string"),
+            "The interpreter of this image's pip steps (overrides [stack] python); inherited by images built on it.",
+        ),
+        ("image", "torch-backend") => (
+            r("string"),
+            "The PyTorch backend of this image's torch step: \"cpu\", \"cuda\", \"cu121\", \"rocm5.6\"; overrides the variant's; inherited by images built on it.",
+        ),
+        ("image", "tags") => (
+            r("strings"),
+            "Tag templates of this image for `llb-gen bake` (replace [stack] tags; [] = none).",
+        ),
+        ("image", "platforms") => (
+            r("platform-overlays"),
+            "Per-platform overlays: { \"linux/arm64\" = { from = …, apt = … } }, merged in when planning that platform.",
         ),
         ("image", "build-only") => (
             json!({ "type": "boolean" }),
