@@ -358,3 +358,178 @@ fn a_lock_installs_per_group_rebuilds_one_group_and_rejects_a_corrupted_wheel() 
     }
     assert!(!engine.image_exists(&tag3), "no image for a failed build");
 }
+
+/// A PEP 751 lock whose packages may have several wheels (one per platform), served at `port`.
+fn pylock_wheels(port: u16, packages: &[(&str, &str, &[&Locked])]) -> String {
+    let mut s = String::from(
+        "lock-version = '1.0'\nrequires-python = '>=3.8'\ncreated-by = 'layerstack-tests'\n",
+    );
+    for (name, version, wheels) in packages {
+        s.push_str(&format!(
+            "\n[[packages]]\nname = '{name}'\nversion = '{version}'\n"
+        ));
+        for p in *wheels {
+            s.push_str(&format!(
+                "\n[[packages.wheels]]\nurl = 'http://127.0.0.1:{port}/files/{}'\nsize = {}\nhashes = {{sha256 = '{}'}}\n",
+                p.wheel.filename(),
+                p.locked_bytes.len(),
+                sha256_hex(&p.locked_bytes)
+            ));
+        }
+    }
+    s
+}
+
+/// `--platform linux/arm64` from a lock: every install runs on the build platform
+/// (linux/amd64, no emulation), the lock's aarch64 wheel is the one selected (its x86_64
+/// sibling is never downloaded), and the arm64 image runs (under QEMU) and imports both.
+#[test]
+fn an_arm64_build_from_a_lock_installs_on_the_build_platform() {
+    const TEST: &str = "an_arm64_build_from_a_lock_installs_on_the_build_platform";
+    let Some(engine) = integration_tests::engine_with_frontend(TEST) else {
+        return;
+    };
+    if engine.is_old() {
+        eprintln!("{TEST}: not applicable on the old engine (no linux/arm64 base images)");
+        return;
+    }
+    if !integration_tests::arm64_emulation(engine, TEST) {
+        return;
+    }
+    let n = nonce();
+    let files = Files::default();
+    let port = files.serve();
+    let python = engine
+        .docker_run(
+            "python:3.12-slim",
+            &[
+                "python3",
+                "-c",
+                "import sys; print('%d.%d' % sys.version_info[:2])",
+            ],
+        )
+        .trim()
+        .to_string();
+    let cp = format!("cp{}", python.replace('.', ""));
+    let with_nonce = |mut w: Wheel| {
+        let m = w.name.replace('-', "_");
+        w.files
+            .push((format!("{m}/nonce.py"), format!("NONCE = {n:?}\n")));
+        w
+    };
+    let mut pure = with_nonce(Wheel::pure("lsa-pure", "1.0"));
+    pure.requires.push("lsa-native==1.0".into());
+    pure.scripts
+        .push(("lsa-pure".into(), "lsa_pure:main".into()));
+    let pure = Locked::new(pure);
+    // A "native" package: plain .py files in zips tagged for one machine each.
+    let native = |arch: &str| {
+        Locked::new(with_nonce(Wheel::tagged(
+            "lsa-native",
+            "1.0",
+            &format!("{cp}-{cp}-manylinux_2_17_{arch}"),
+        )))
+    };
+    let (arm, x86) = (native("aarch64"), native("x86_64"));
+    for p in [&pure, &arm, &x86] {
+        files.put(&p.wheel.filename(), p.locked_bytes.clone());
+    }
+    let stack = format!(
+        "# syntax={}\n\
+         [services.armapp]\n\
+         from = \"python:3.12-slim\"\n\
+         lock = {{ file = \"pylock.toml\", python-version = \"{python}\" }}\n\
+         cmd = [\"lsa-pure\"]\n",
+        frontend_image()
+    );
+    let ctx = Context::new().file("stack.toml", &stack).file(
+        "pylock.toml",
+        &pylock_wheels(
+            port,
+            &[
+                ("lsa-pure", "1.0", &[&pure]),
+                ("lsa-native", "1.0", &[&x86, &arm]),
+            ],
+        ),
+    );
+    let tag = engine.unique_tag("lock-arm64");
+    let _tags = Tags(engine, vec![tag.clone()]);
+    let file = ctx.join("stack.toml");
+    let b = engine
+        .try_buildx_build(&[
+            "--platform",
+            "linux/arm64",
+            "-f",
+            &file,
+            "-t",
+            &tag,
+            ctx.path_str(),
+        ])
+        .unwrap_or_else(|b| panic!("{}", b.failure_report()));
+    eprintln!("{TEST}: steps:\n{}", b.progress.summary());
+
+    // No step ran under emulation: the image's steps are the lock's installs, each on the
+    // build platform, and the merge (no exec on linux/arm64 at all).
+    let installs: Vec<_> = b
+        .progress
+        .vertices
+        .iter()
+        .filter(|v| v.name.contains(" lock group "))
+        .collect();
+    assert!(!installs.is_empty(), "{}", b.progress.summary());
+    for v in &installs {
+        assert!(
+            v.name.ends_with("(install on linux/amd64)"),
+            "a lock install not on the build platform: {}\n{}",
+            v.name,
+            b.progress.summary()
+        );
+        assert!(!v.cached, "new wheels (nonce): the install ran: {v:?}");
+    }
+    for v in &b.progress.vertices {
+        let step = v.name.starts_with("[service armapp ") && v.name.contains('/');
+        if step {
+            assert!(
+                v.name.ends_with("(install on linux/amd64)") || v.name.ends_with("(merge)"),
+                "a step that is neither a lock install on linux/amd64 nor the merge: {}\n{}",
+                v.name,
+                b.progress.summary()
+            );
+        }
+        assert!(
+            !v.name.contains("on linux/arm64"),
+            "nothing runs on linux/arm64: {}",
+            v.name
+        );
+    }
+    group_of(&b, "lsa-native 1.0");
+
+    // The aarch64 wheel was selected; its x86_64 sibling never downloaded.
+    assert_eq!(files.hits(&arm.wheel.filename()), 1, "the aarch64 wheel");
+    assert_eq!(files.hits(&x86.wheel.filename()), 0, "not the x86_64 wheel");
+    assert_eq!(files.hits(&pure.wheel.filename()), 1);
+
+    // The image is arm64 and runs (QEMU): imports both, the console script runs.
+    let inspect = engine.image_inspect(&tag);
+    assert_eq!(inspect["Architecture"], "arm64", "{inspect}");
+    let arm64 = ["--network=none", "--platform", "linux/arm64"];
+    let out = engine.docker_run_with(
+        &arm64,
+        &tag,
+        &[
+            "python3",
+            "-c",
+            "import platform, lsa_native, lsa_pure.nonce as n; \
+             print(platform.machine(), lsa_native.WHEEL_TAG, n.NONCE)",
+        ],
+    );
+    assert_eq!(
+        out.trim(),
+        format!("aarch64 {cp}-{cp}-manylinux_2_17_aarch64 {n}"),
+        "{out}"
+    );
+    let out = engine.docker_run_with(&arm64, &tag, &[]);
+    assert_eq!(out.trim(), "1.0 py3-none-any", "{out}");
+    let check = engine.docker_run_with(&arm64, &tag, &["python3", "-m", "pip", "check"]);
+    assert!(check.contains("No broken requirements"), "{check}");
+}
