@@ -188,6 +188,23 @@ pub fn missing_caps(
             }
         }
     }
+    if !caps.contains("source.http.auth") {
+        for img in &plan.images {
+            for st in &img.steps {
+                if let plan::StepKind::Lock(l) = &st.kind
+                    && let Some(id) = &l.auth_secret
+                    && !l.groups.is_empty()
+                {
+                    d.push(
+                        Diagnostic::error(format!("this engine's BuildKit lacks the `source.http.auth` capability: the lock's wheels cannot be downloaded with the `Authorization` header of secret `{id}`"))
+                            .at(st.span)
+                            .key(format!("{}.lock", img.key))
+                            .hint("use a newer BuildKit, or an index that needs no credentials"),
+                    );
+                }
+            }
+        }
+    }
     if d.has_errors() {
         return Err(Failure::from_stack(&StackError {
             file: inputs.file.clone(),
