@@ -533,3 +533,156 @@ fn an_arm64_build_from_a_lock_installs_on_the_build_platform() {
     let check = engine.docker_run_with(&arm64, &tag, &["python3", "-m", "pip", "check"]);
     assert!(check.contains("No broken requirements"), "{check}");
 }
+
+/// A private index: the 127.0.0.1 server answers 401 unless the request carries
+/// `Authorization: Bearer TOKEN`. With `auth-secret = "pypi"` and `--secret id=pypi,env=…`
+/// (the value is the whole header) the build downloads and installs; without the secret it
+/// fails naming it (before any request), and with a wrong token the index's 401 fails the
+/// download (Docker 28's BuildKit reads the 401 body as the file: a digest mismatch).
+#[test]
+fn a_lock_from_a_private_index_downloads_with_the_auth_secret() {
+    const TEST: &str = "a_lock_from_a_private_index_downloads_with_the_auth_secret";
+    let Some(engine) = integration_tests::engine_with_frontend(TEST) else {
+        return;
+    };
+    let n = nonce();
+    let token = format!("tok-{n}");
+    let bytes: Arc<Mutex<BTreeMap<String, Vec<u8>>>> = Arc::default();
+    let (ok_hits, refused) = (Arc::new(Mutex::new(0usize)), Arc::new(Mutex::new(0usize)));
+    let port = {
+        let (bytes, ok_hits, refused) = (bytes.clone(), ok_hits.clone(), refused.clone());
+        let want = format!("Bearer {token}");
+        http::serve_with_headers(move |method, path, headers| {
+            let Some(name) = path.strip_prefix("/files/") else {
+                return Response::not_found();
+            };
+            let auth = headers
+                .iter()
+                .find(|(k, _)| k == "authorization")
+                .map(|(_, v)| v.as_str());
+            if auth != Some(want.as_str()) {
+                *refused.lock().unwrap() += 1;
+                return Response::unauthorized();
+            }
+            match bytes.lock().unwrap().get(name).cloned() {
+                Some(b) => {
+                    if method == "GET" {
+                        *ok_hits.lock().unwrap() += 1;
+                    }
+                    Response::ok("application/octet-stream", "no-store", b)
+                }
+                None => Response::not_found(),
+            }
+        })
+    };
+    let mut w = Wheel::pure("lsp-private", "1.0");
+    w.files
+        .push(("lsp_private/nonce.py".into(), format!("NONCE = {n:?}\n")));
+    let p = Locked::new(w);
+    bytes
+        .lock()
+        .unwrap()
+        .insert(p.wheel.filename(), p.locked_bytes.clone());
+    let python = engine
+        .docker_run(
+            "python:3.12-slim",
+            &[
+                "python3",
+                "-c",
+                "import sys; print('%d.%d' % sys.version_info[:2])",
+            ],
+        )
+        .trim()
+        .to_string();
+    let stack = format!(
+        "# syntax={}\n\
+         [secrets.pypi]\n\
+         \n\
+         [services.private]\n\
+         from = \"python:3.12-slim\"\n\
+         lock = {{ file = \"pylock.toml\", python-version = \"{python}\", auth-secret = \"pypi\" }}\n",
+        frontend_image()
+    );
+    let ctx = Context::new()
+        .file("stack.toml", &stack)
+        .file("pylock.toml", &pylock(port, &[&p]));
+    let tag = engine.unique_tag("lock-private");
+    let _tags = Tags(engine, vec![tag.clone()]);
+    let file = ctx.join("stack.toml");
+    // `docker buildx build` with the secret's value (if any) in LSL_PYPI_AUTH.
+    let build = |value: Option<&str>| -> Result<Build, Box<Build>> {
+        let mut args = vec!["--progress=rawjson"];
+        if value.is_some() {
+            args.extend(["--secret", "id=pypi,env=LSL_PYPI_AUTH"]);
+        }
+        args.extend(["-f", &file, "-t", &tag, ctx.path_str()]);
+        let mut full = vec!["buildx".to_string(), "build".to_string()];
+        full.extend(integration_tests::builder::adjust(&args));
+        let mut cmd = engine.docker(&full);
+        match value {
+            Some(v) => cmd.env("LSL_PYPI_AUTH", v),
+            None => cmd.env_remove("LSL_PYPI_AUTH"),
+        };
+        let output = integration_tests::exec(&mut cmd, None).expect("docker buildx build");
+        let b = Build {
+            command: integration_tests::display_command(&cmd),
+            progress: integration_tests::Progress::parse(&output.stderr),
+            output,
+        };
+        if b.success() { Ok(b) } else { Err(Box::new(b)) }
+    };
+
+    // 1. Without the secret: a clear failure naming it; nothing downloaded or installed.
+    let failed = match build(None) {
+        Ok(b) => panic!("no secret, no download:\n{}", b.progress.summary()),
+        Err(b) => b,
+    };
+    let err = failed.error_line().unwrap_or_default().to_string();
+    eprintln!("{TEST}: without the secret: {err}");
+    assert!(
+        err.contains("secret") && err.contains("pypi"),
+        "the error names the secret: {err}\n{}",
+        failed.failure_report()
+    );
+    assert_eq!(*ok_hits.lock().unwrap(), 0);
+    assert!(!engine.image_exists(&tag));
+
+    assert_eq!(*refused.lock().unwrap(), 0, "no request without the secret");
+
+    // 2. A wrong token: the index refuses it and the download fails (as `invalid response
+    //    status 401`, or, where BuildKit keeps the error page, as a digest mismatch).
+    let failed = match build(Some("Bearer wrong")) {
+        Ok(b) => panic!("a wrong token must fail:\n{}", b.progress.summary()),
+        Err(b) => b,
+    };
+    let err = failed.error_line().unwrap_or_default().to_string();
+    eprintln!("{TEST}: with a wrong token: {err}");
+    assert!(
+        err.contains("401") || err.contains("digest mismatch"),
+        "{err}\n{}",
+        failed.failure_report()
+    );
+    assert!(
+        *refused.lock().unwrap() >= 1,
+        "the index saw the wrong token"
+    );
+    assert_eq!(*ok_hits.lock().unwrap(), 0);
+
+    // 3. The right token: downloaded once with the header, installed, importable.
+    let b = build(Some(&format!("Bearer {token}")))
+        .unwrap_or_else(|b| panic!("{}", b.failure_report()));
+    assert!(!group_of(&b, "lsp-private 1.0").cached);
+    assert_eq!(*ok_hits.lock().unwrap(), 1);
+    let out = engine.docker_run(
+        &tag,
+        &[
+            "python3",
+            "-c",
+            "import lsp_private, lsp_private.nonce as n; print(lsp_private.__version__, n.NONCE)",
+        ],
+    );
+    assert_eq!(out.trim(), format!("1.0 {n}"), "{out}");
+    // The token is in no layer nor the config: the image has only the id.
+    let config = engine.image_inspect(&tag).to_string();
+    assert!(!config.contains(&token), "{config}");
+}
