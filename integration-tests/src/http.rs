@@ -50,10 +50,13 @@ pub fn serve(handler: impl Fn(&str, &str) -> Response + Send + Sync + 'static) -
     serve_with_headers(move |method, path, _headers| handler(method, path))
 }
 
+/// A request's headers: (name lower-cased, value trimmed).
+pub type Headers = [(String, String)];
+
 /// Like [`serve`], but the handler also gets the request's headers (names lower-cased,
 /// values trimmed), e.g. to check `authorization`.
 pub fn serve_with_headers(
-    handler: impl Fn(&str, &str, &[(String, String)]) -> Response + Send + Sync + 'static,
+    handler: impl Fn(&str, &str, &Headers) -> Response + Send + Sync + 'static,
 ) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     let port = listener.local_addr().expect("local addr").port();
@@ -71,7 +74,7 @@ pub fn serve_with_headers(
 
 fn connection(
     mut stream: TcpStream,
-    handler: &dyn Fn(&str, &str, &[(String, String)]) -> Response,
+    handler: &dyn Fn(&str, &str, &Headers) -> Response,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     loop {
