@@ -217,6 +217,23 @@ pub fn missing_caps(
             }
         }
     }
+    if !caps.contains("source.http.auth") {
+        for img in &plan.images {
+            for st in &img.steps {
+                if let plan::StepKind::Lock(l) = &st.kind
+                    && let Some(id) = &l.auth_secret
+                    && !l.groups.is_empty()
+                {
+                    d.push(
+                        Diagnostic::error(format!("this engine's BuildKit lacks the `source.http.auth` capability: the lock's wheels cannot be downloaded with the `Authorization` header of secret `{id}`"))
+                            .at(st.span)
+                            .key(format!("{}.lock", img.key))
+                            .hint("use a newer BuildKit, or an index that needs no credentials"),
+                    );
+                }
+            }
+        }
+    }
     if d.has_errors() {
         return Err(Failure::from_stack(&StackError {
             file: inputs.file.clone(),
@@ -224,4 +241,55 @@ pub fn missing_caps(
         }));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llb_gen::source::SourceFile;
+
+    /// A lock with `auth-secret` needs `source.http.auth` (besides `source.http.checksum`):
+    /// without it the build stops at the `lock` line, naming the cap and the secret.
+    #[test]
+    fn a_lock_with_an_auth_secret_needs_the_http_auth_cap() {
+        let text = "[secrets.pypi]\n\n[services.app]\nfrom = \"python:3.12-slim\"\n\
+                    lock = { file = \"pylock.toml\", auth-secret = \"pypi\" }\n";
+        let lock = "lock-version = '1.0'\ncreated-by = 't'\n[[packages]]\nname = 'a'\nversion = '1.0'\n\
+                    [[packages.wheels]]\nurl = 'https://files.example/a-1.0-py3-none-any.whl'\n\
+                    hashes = {sha256 = '1111111111111111111111111111111111111111111111111111111111111111'}\n";
+        let file = SourceFile::new("stack.toml", text);
+        let mut opts = BuildOptions::default();
+        opts.lock_files
+            .insert("pylock.toml".into(), Some(lock.to_string()));
+        let (stack, plan) = llb_gen::load(&file, &opts).expect("plans");
+        let inputs = Inputs {
+            file,
+            exclude_patterns: vec![],
+            file_vertex: String::new(),
+            named_contexts: Default::default(),
+        };
+        let caps = |c: &[&str]| c.iter().map(|s| s.to_string()).collect();
+        let err = missing_caps(
+            &caps(&["source.http", "source.http.checksum"]),
+            &stack,
+            &plan,
+            &inputs,
+        )
+        .expect_err("no source.http.auth");
+        assert!(
+            err.message
+                .contains("lacks the `source.http.auth` capability")
+                && err.message.contains("secret `pypi`")
+                && err.message.contains("stack.toml:5"),
+            "{}",
+            err.message
+        );
+        missing_caps(
+            &caps(&["source.http", "source.http.checksum", "source.http.auth"]),
+            &stack,
+            &plan,
+            &inputs,
+        )
+        .expect("every cap there");
+    }
 }

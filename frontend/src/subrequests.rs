@@ -215,7 +215,26 @@ struct Outline {
     cache: Vec<CacheMount>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     sources: Vec<String>,
+    /// Ours, not upstream's: the lock files the target's images install from.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    locks: Vec<LockRead>,
 }
+
+/// A lock file a build reads from the context before planning. Its wheels need no cache
+/// mount: each is an `llb.HTTP` source that BuildKit keeps by its sha256, and the installs are
+/// ordinary layers, so a CI cache needs the lock file and the exported cache (`--cache-to`).
+#[derive(Debug, Serialize)]
+struct LockRead {
+    file: String,
+    /// How the wheels are cached (`http sources, cached by sha256`).
+    wheels: &'static str,
+    #[serde(rename = "authSecret", skip_serializing_if = "Option::is_none")]
+    auth_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    location: Option<Location>,
+}
+
+const LOCK_WHEELS: &str = "http sources, cached by sha256";
 
 /// `outline.Arg`.
 #[derive(Debug, Serialize)]
@@ -433,6 +452,7 @@ fn outline(opts: &FrontendOpts, inputs: &Inputs) -> Result<Outline, Failure> {
 
     let mut first: Option<(Plan, std::collections::BTreeMap<String, String>)> = None;
     let mut cache: Vec<CacheMount> = vec![];
+    let mut locks: Vec<LockRead> = vec![];
     let mut seen = BTreeSet::new();
     for platform in platforms {
         let bo = crate::request::build_options(opts, inputs, platform);
@@ -446,6 +466,22 @@ fn outline(opts: &FrontendOpts, inputs: &Inputs) -> Result<Outline, Failure> {
                     id: c.id,
                     location: Some(location(file, &[line])),
                 });
+            }
+        }
+        // The lock steps of the target's images (the files, not read here: no groups).
+        for img in &plan.images {
+            for st in &img.steps {
+                if let plan::StepKind::Lock(l) = &st.kind
+                    && seen.insert(format!("lock\0{}", l.file))
+                {
+                    let line = file.line_span(file.line_col(st.span.start).line);
+                    locks.push(LockRead {
+                        file: l.file.clone(),
+                        wheels: LOCK_WHEELS,
+                        auth_secret: l.auth_secret.clone(),
+                        location: Some(location(file, &[line])),
+                    });
+                }
             }
         }
         if first.is_none() {
@@ -482,6 +518,7 @@ fn outline(opts: &FrontendOpts, inputs: &Inputs) -> Result<Outline, Failure> {
         args,
         cache,
         sources: vec![base64_std(file.text.as_bytes())],
+        locks,
     })
 }
 
@@ -516,6 +553,22 @@ fn print_outline(o: &Outline) -> String {
     if !o.cache.is_empty() {
         let mut rows = vec![vec!["CACHE MOUNT".to_string()]];
         rows.extend(o.cache.iter().map(|c| vec![c.id.clone()]));
+        out.push_str(&tabwrite(&rows, 3));
+        out.push('\n');
+    }
+    if !o.locks.is_empty() {
+        let mut rows = vec![vec![
+            "LOCK FILE".to_string(),
+            "WHEELS".into(),
+            "AUTH SECRET".into(),
+        ]];
+        rows.extend(o.locks.iter().map(|l| {
+            vec![
+                l.file.clone(),
+                l.wheels.to_string(),
+                l.auth_secret.clone().unwrap_or_default(),
+            ]
+        }));
         out.push_str(&tabwrite(&rows, 3));
         out.push('\n');
     }

@@ -481,3 +481,35 @@ fn base64_matches_go() {
     assert_eq!(base64_std(b"foo"), "Zm9v");
     assert_eq!(base64_std(b"foob"), "Zm9vYg==");
 }
+
+#[test]
+fn outline_lists_the_lock_files_and_how_their_wheels_are_cached() {
+    let stack = "[secrets.pypi]\n\n\
+                 [layers.deps]\nfrom = \"python:3.12-slim\"\nlock = \"pylock.toml\"\n\n\
+                 [services.api]\nfrom = \"deps\"\n\
+                 lock = { file = \"pylock.api.toml\", auth-secret = \"pypi\" }\n";
+    let r = call(REQUEST_OUTLINE, &[("target", "api")], stack);
+    let v = json(&r);
+    let locks = v["locks"].as_array().expect("locks");
+    assert_eq!(locks.len(), 2, "{v}");
+    assert_eq!(locks[0]["file"], "pylock.toml");
+    assert_eq!(locks[0]["wheels"], "http sources, cached by sha256");
+    assert!(locks[0].get("authSecret").is_none(), "{v}");
+    assert_eq!(lines(&locks[0]["location"]), (5, 5));
+    assert_eq!(locks[1]["file"], "pylock.api.toml");
+    assert_eq!(locks[1]["authSecret"], "pypi");
+    assert_eq!(lines(&locks[1]["location"]), (9, 9));
+    // No cache mount for them: BuildKit keeps the downloads by checksum.
+    assert!(v.get("cache").is_none(), "{v}");
+    let t = txt(&r);
+    assert!(t.contains("LOCK FILE"), "{t}");
+    assert!(
+        t.lines().any(|l| l.starts_with("pylock.api.toml")
+            && l.contains("http sources, cached by sha256")
+            && l.trim_end().ends_with("pypi")),
+        "{t}"
+    );
+    // A stack without locks: no `locks` key at all (upstream's outline JSON unchanged).
+    let v = json(&call(REQUEST_OUTLINE, &[], STACK));
+    assert!(v.get("locks").is_none(), "{v}");
+}

@@ -23,6 +23,16 @@ impl Response {
         }
     }
 
+    /// `401 Unauthorized` (a private index without the right `Authorization` header).
+    pub fn unauthorized() -> Response {
+        Response {
+            status: "401 Unauthorized",
+            content_type: "text/plain",
+            cache_control: "no-store",
+            body: b"unauthorized\n".to_vec(),
+        }
+    }
+
     pub fn not_found() -> Response {
         Response {
             status: "404 Not Found",
@@ -37,6 +47,17 @@ impl Response {
 /// query or fragment and percent-decoded. Returns the port. The threads live as long as the
 /// test process.
 pub fn serve(handler: impl Fn(&str, &str) -> Response + Send + Sync + 'static) -> u16 {
+    serve_with_headers(move |method, path, _headers| handler(method, path))
+}
+
+/// A request's headers: (name lower-cased, value trimmed).
+pub type Headers = [(String, String)];
+
+/// Like [`serve`], but the handler also gets the request's headers (names lower-cased,
+/// values trimmed), e.g. to check `authorization`.
+pub fn serve_with_headers(
+    handler: impl Fn(&str, &str, &Headers) -> Response + Send + Sync + 'static,
+) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     let port = listener.local_addr().expect("local addr").port();
     let handler = Arc::new(handler);
@@ -53,7 +74,7 @@ pub fn serve(handler: impl Fn(&str, &str) -> Response + Send + Sync + 'static) -
 
 fn connection(
     mut stream: TcpStream,
-    handler: &dyn Fn(&str, &str) -> Response,
+    handler: &dyn Fn(&str, &str, &Headers) -> Response,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     loop {
@@ -61,11 +82,15 @@ fn connection(
         if reader.read_line(&mut request)? == 0 {
             return Ok(());
         }
-        // Skip the headers (GET and HEAD carry no body).
+        // The headers (GET and HEAD carry no body).
+        let mut headers = vec![];
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
                 break;
+            }
+            if let Some((name, value)) = h.split_once(':') {
+                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
             }
         }
         let mut parts = request.split_whitespace();
@@ -77,7 +102,7 @@ fn connection(
             .next()
             .unwrap_or("/");
         let path = percent_decode(raw);
-        let r = handler(&method, &path);
+        let r = handler(&method, &path, &headers);
         write!(
             stream,
             "HTTP/1.1 {}\r\nDate: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: {}\r\nConnection: keep-alive\r\n\r\n",

@@ -358,3 +358,331 @@ fn a_lock_installs_per_group_rebuilds_one_group_and_rejects_a_corrupted_wheel() 
     }
     assert!(!engine.image_exists(&tag3), "no image for a failed build");
 }
+
+/// A PEP 751 lock whose packages may have several wheels (one per platform), served at `port`.
+fn pylock_wheels(port: u16, packages: &[(&str, &str, &[&Locked])]) -> String {
+    let mut s = String::from(
+        "lock-version = '1.0'\nrequires-python = '>=3.8'\ncreated-by = 'layerstack-tests'\n",
+    );
+    for (name, version, wheels) in packages {
+        s.push_str(&format!(
+            "\n[[packages]]\nname = '{name}'\nversion = '{version}'\n"
+        ));
+        for p in *wheels {
+            s.push_str(&format!(
+                "\n[[packages.wheels]]\nurl = 'http://127.0.0.1:{port}/files/{}'\nsize = {}\nhashes = {{sha256 = '{}'}}\n",
+                p.wheel.filename(),
+                p.locked_bytes.len(),
+                sha256_hex(&p.locked_bytes)
+            ));
+        }
+    }
+    s
+}
+
+/// `--platform linux/arm64` from a lock: every install runs on the build platform
+/// (linux/amd64, no emulation), the lock's aarch64 wheel is the one selected (its x86_64
+/// sibling is never downloaded), and the arm64 image runs (under QEMU) and imports both.
+#[test]
+fn an_arm64_build_from_a_lock_installs_on_the_build_platform() {
+    const TEST: &str = "an_arm64_build_from_a_lock_installs_on_the_build_platform";
+    let Some(engine) = integration_tests::engine_with_frontend(TEST) else {
+        return;
+    };
+    if engine.is_old() {
+        eprintln!("{TEST}: not applicable on the old engine (no linux/arm64 base images)");
+        return;
+    }
+    if !integration_tests::arm64_emulation(engine, TEST) {
+        return;
+    }
+    let n = nonce();
+    let files = Files::default();
+    let port = files.serve();
+    let python = engine
+        .docker_run(
+            "python:3.12-slim",
+            &[
+                "python3",
+                "-c",
+                "import sys; print('%d.%d' % sys.version_info[:2])",
+            ],
+        )
+        .trim()
+        .to_string();
+    let cp = format!("cp{}", python.replace('.', ""));
+    let with_nonce = |mut w: Wheel| {
+        let m = w.name.replace('-', "_");
+        w.files
+            .push((format!("{m}/nonce.py"), format!("NONCE = {n:?}\n")));
+        w
+    };
+    let mut pure = with_nonce(Wheel::pure("lsa-pure", "1.0"));
+    pure.requires.push("lsa-native==1.0".into());
+    pure.scripts
+        .push(("lsa-pure".into(), "lsa_pure:main".into()));
+    let pure = Locked::new(pure);
+    // A "native" package: plain .py files in zips tagged for one machine each.
+    let native = |arch: &str| {
+        Locked::new(with_nonce(Wheel::tagged(
+            "lsa-native",
+            "1.0",
+            &format!("{cp}-{cp}-manylinux_2_17_{arch}"),
+        )))
+    };
+    let (arm, x86) = (native("aarch64"), native("x86_64"));
+    for p in [&pure, &arm, &x86] {
+        files.put(&p.wheel.filename(), p.locked_bytes.clone());
+    }
+    let stack = format!(
+        "# syntax={}\n\
+         [services.armapp]\n\
+         from = \"python:3.12-slim\"\n\
+         lock = {{ file = \"pylock.toml\", python-version = \"{python}\" }}\n\
+         cmd = [\"lsa-pure\"]\n",
+        frontend_image()
+    );
+    let ctx = Context::new().file("stack.toml", &stack).file(
+        "pylock.toml",
+        &pylock_wheels(
+            port,
+            &[
+                ("lsa-pure", "1.0", &[&pure]),
+                ("lsa-native", "1.0", &[&x86, &arm]),
+            ],
+        ),
+    );
+    let tag = engine.unique_tag("lock-arm64");
+    let _tags = Tags(engine, vec![tag.clone()]);
+    let file = ctx.join("stack.toml");
+    let b = engine
+        .try_buildx_build(&[
+            "--platform",
+            "linux/arm64",
+            "-f",
+            &file,
+            "-t",
+            &tag,
+            ctx.path_str(),
+        ])
+        .unwrap_or_else(|b| panic!("{}", b.failure_report()));
+    eprintln!("{TEST}: steps:\n{}", b.progress.summary());
+
+    // No step ran under emulation: the image's steps are the lock's installs, each on the
+    // build platform, and the merge (no exec on linux/arm64 at all).
+    let installs: Vec<_> = b
+        .progress
+        .vertices
+        .iter()
+        .filter(|v| v.name.contains(" lock group "))
+        .collect();
+    assert!(!installs.is_empty(), "{}", b.progress.summary());
+    for v in &installs {
+        assert!(
+            v.name.ends_with("(install on linux/amd64)"),
+            "a lock install not on the build platform: {}\n{}",
+            v.name,
+            b.progress.summary()
+        );
+        assert!(!v.cached, "new wheels (nonce): the install ran: {v:?}");
+    }
+    for v in &b.progress.vertices {
+        let step = v.name.starts_with("[service armapp ") && v.name.contains('/');
+        if step {
+            assert!(
+                v.name.ends_with("(install on linux/amd64)") || v.name.ends_with("(merge)"),
+                "a step that is neither a lock install on linux/amd64 nor the merge: {}\n{}",
+                v.name,
+                b.progress.summary()
+            );
+        }
+        assert!(
+            !v.name.contains("on linux/arm64"),
+            "nothing runs on linux/arm64: {}",
+            v.name
+        );
+    }
+    group_of(&b, "lsa-native 1.0");
+
+    // The aarch64 wheel was selected; its x86_64 sibling never downloaded.
+    assert_eq!(files.hits(&arm.wheel.filename()), 1, "the aarch64 wheel");
+    assert_eq!(files.hits(&x86.wheel.filename()), 0, "not the x86_64 wheel");
+    assert_eq!(files.hits(&pure.wheel.filename()), 1);
+
+    // The image is arm64 and runs (QEMU): imports both, the console script runs.
+    let inspect = engine.image_inspect(&tag);
+    assert_eq!(inspect["Architecture"], "arm64", "{inspect}");
+    let arm64 = ["--network=none", "--platform", "linux/arm64"];
+    let out = engine.docker_run_with(
+        &arm64,
+        &tag,
+        &[
+            "python3",
+            "-c",
+            "import platform, lsa_native, lsa_pure.nonce as n; \
+             print(platform.machine(), lsa_native.WHEEL_TAG, n.NONCE)",
+        ],
+    );
+    assert_eq!(
+        out.trim(),
+        format!("aarch64 {cp}-{cp}-manylinux_2_17_aarch64 {n}"),
+        "{out}"
+    );
+    let out = engine.docker_run_with(&arm64, &tag, &[]);
+    assert_eq!(out.trim(), "1.0 py3-none-any", "{out}");
+    let check = engine.docker_run_with(&arm64, &tag, &["python3", "-m", "pip", "check"]);
+    assert!(check.contains("No broken requirements"), "{check}");
+}
+
+/// A private index: the 127.0.0.1 server answers 401 unless the request carries
+/// `Authorization: Bearer TOKEN`. With `auth-secret = "pypi"` and `--secret id=pypi,env=…`
+/// (the value is the whole header) the build downloads and installs; without the secret it
+/// fails naming it (before any request), and with a wrong token the index's 401 fails the
+/// download (Docker 28's BuildKit reads the 401 body as the file: a digest mismatch).
+#[test]
+fn a_lock_from_a_private_index_downloads_with_the_auth_secret() {
+    const TEST: &str = "a_lock_from_a_private_index_downloads_with_the_auth_secret";
+    let Some(engine) = integration_tests::engine_with_frontend(TEST) else {
+        return;
+    };
+    let n = nonce();
+    let token = format!("tok-{n}");
+    let bytes: Arc<Mutex<BTreeMap<String, Vec<u8>>>> = Arc::default();
+    let (ok_hits, refused) = (Arc::new(Mutex::new(0usize)), Arc::new(Mutex::new(0usize)));
+    let port = {
+        let (bytes, ok_hits, refused) = (bytes.clone(), ok_hits.clone(), refused.clone());
+        let want = format!("Bearer {token}");
+        http::serve_with_headers(move |method, path, headers| {
+            let Some(name) = path.strip_prefix("/files/") else {
+                return Response::not_found();
+            };
+            let auth = headers
+                .iter()
+                .find(|(k, _)| k == "authorization")
+                .map(|(_, v)| v.as_str());
+            if auth != Some(want.as_str()) {
+                *refused.lock().unwrap() += 1;
+                return Response::unauthorized();
+            }
+            match bytes.lock().unwrap().get(name).cloned() {
+                Some(b) => {
+                    if method == "GET" {
+                        *ok_hits.lock().unwrap() += 1;
+                    }
+                    Response::ok("application/octet-stream", "no-store", b)
+                }
+                None => Response::not_found(),
+            }
+        })
+    };
+    let mut w = Wheel::pure("lsp-private", "1.0");
+    w.files
+        .push(("lsp_private/nonce.py".into(), format!("NONCE = {n:?}\n")));
+    let p = Locked::new(w);
+    bytes
+        .lock()
+        .unwrap()
+        .insert(p.wheel.filename(), p.locked_bytes.clone());
+    let python = engine
+        .docker_run(
+            "python:3.12-slim",
+            &[
+                "python3",
+                "-c",
+                "import sys; print('%d.%d' % sys.version_info[:2])",
+            ],
+        )
+        .trim()
+        .to_string();
+    let stack = format!(
+        "# syntax={}\n\
+         [secrets.pypi]\n\
+         \n\
+         [services.private]\n\
+         from = \"python:3.12-slim\"\n\
+         lock = {{ file = \"pylock.toml\", python-version = \"{python}\", auth-secret = \"pypi\" }}\n",
+        frontend_image()
+    );
+    let ctx = Context::new()
+        .file("stack.toml", &stack)
+        .file("pylock.toml", &pylock(port, &[&p]));
+    let tag = engine.unique_tag("lock-private");
+    let _tags = Tags(engine, vec![tag.clone()]);
+    let file = ctx.join("stack.toml");
+    // `docker buildx build` with the secret's value (if any) in LSL_PYPI_AUTH.
+    let build = |value: Option<&str>| -> Result<Build, Box<Build>> {
+        let mut args = vec!["--progress=rawjson"];
+        if value.is_some() {
+            args.extend(["--secret", "id=pypi,env=LSL_PYPI_AUTH"]);
+        }
+        args.extend(["-f", &file, "-t", &tag, ctx.path_str()]);
+        let mut full = vec!["buildx".to_string(), "build".to_string()];
+        full.extend(integration_tests::builder::adjust(&args));
+        let mut cmd = engine.docker(&full);
+        match value {
+            Some(v) => cmd.env("LSL_PYPI_AUTH", v),
+            None => cmd.env_remove("LSL_PYPI_AUTH"),
+        };
+        let output = integration_tests::exec(&mut cmd, None).expect("docker buildx build");
+        let b = Build {
+            command: integration_tests::display_command(&cmd),
+            progress: integration_tests::Progress::parse(&output.stderr),
+            output,
+        };
+        if b.success() { Ok(b) } else { Err(Box::new(b)) }
+    };
+
+    // 1. Without the secret: a clear failure naming it; nothing downloaded or installed.
+    let failed = match build(None) {
+        Ok(b) => panic!("no secret, no download:\n{}", b.progress.summary()),
+        Err(b) => b,
+    };
+    let err = failed.error_line().unwrap_or_default().to_string();
+    eprintln!("{TEST}: without the secret: {err}");
+    assert!(
+        err.contains("secret") && err.contains("pypi"),
+        "the error names the secret: {err}\n{}",
+        failed.failure_report()
+    );
+    assert_eq!(*ok_hits.lock().unwrap(), 0);
+    assert!(!engine.image_exists(&tag));
+
+    assert_eq!(*refused.lock().unwrap(), 0, "no request without the secret");
+
+    // 2. A wrong token: the index refuses it and the download fails (as `invalid response
+    //    status 401`, or, where BuildKit keeps the error page, as a digest mismatch).
+    let failed = match build(Some("Bearer wrong")) {
+        Ok(b) => panic!("a wrong token must fail:\n{}", b.progress.summary()),
+        Err(b) => b,
+    };
+    let err = failed.error_line().unwrap_or_default().to_string();
+    eprintln!("{TEST}: with a wrong token: {err}");
+    assert!(
+        err.contains("401") || err.contains("digest mismatch"),
+        "{err}\n{}",
+        failed.failure_report()
+    );
+    assert!(
+        *refused.lock().unwrap() >= 1,
+        "the index saw the wrong token"
+    );
+    assert_eq!(*ok_hits.lock().unwrap(), 0);
+
+    // 3. The right token: downloaded once with the header, installed, importable.
+    let b = build(Some(&format!("Bearer {token}")))
+        .unwrap_or_else(|b| panic!("{}", b.failure_report()));
+    assert!(!group_of(&b, "lsp-private 1.0").cached);
+    assert_eq!(*ok_hits.lock().unwrap(), 1);
+    let out = engine.docker_run(
+        &tag,
+        &[
+            "python3",
+            "-c",
+            "import lsp_private, lsp_private.nonce as n; print(lsp_private.__version__, n.NONCE)",
+        ],
+    );
+    assert_eq!(out.trim(), format!("1.0 {n}"), "{out}");
+    // The token is in no layer nor the config: the image has only the id.
+    let config = engine.image_inspect(&tag).to_string();
+    assert!(!config.contains(&token), "{config}");
+}

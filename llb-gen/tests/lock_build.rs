@@ -267,3 +267,59 @@ fn a_package_with_only_an_sdist_is_named_at_the_lock_line() {
     let text = err.diagnostics.render(&err.file);
     assert!(text.contains("docopt 0.6.2 (only an sdist)"), "{text}");
 }
+
+/// `auth-secret`: every wheel download carries the secret's id (never its value) as
+/// `http.authheadersecret`, with the `source.http.auth` cap; a name that is no `[secrets.NAME]`
+/// is an error at the `auth-secret` value.
+#[test]
+fn an_auth_secret_is_every_wheel_sources_authorization_header() {
+    let stack = |secret: &str| {
+        format!(
+            "[secrets.pypi]\nenv = \"PYPI_AUTH\"\n\n\
+             [services.app]\nfrom = \"python:3.12-slim\"\n\
+             lock = {{ file = \"pylock.toml\", auth-secret = \"{secret}\" }}\n"
+        )
+    };
+    let file = SourceFile::new("stack.toml", stack("pypi"));
+    let o = opts("app", Platform::linux_amd64(), true);
+    let (_, plan) =
+        llb_gen::load(&file, &o).unwrap_or_else(|e| panic!("{}", e.diagnostics.render(&e.file)));
+    let out = convert(&plan, &o, &NoImages, &file).expect("converts");
+    let text = llb_gen::llb::dump(&out.definition);
+    assert_eq!(
+        text.matches("http.authheadersecret: pypi\n").count(),
+        3,
+        "{text}"
+    );
+    assert_eq!(text.matches("source https://").count(), 3, "{text}");
+    let mut with_auth = 0;
+    for m in out.definition.metadata.values() {
+        if m.caps.contains_key("source.http") {
+            assert!(m.caps.contains_key("source.http.auth"), "{:?}", m.caps);
+            with_auth += 1;
+        }
+    }
+    assert_eq!(with_auth, 3);
+    // The same lock without the secret: the same wheels, no header secret, no cap.
+    let (_, plain) = llb("app", true);
+    assert!(!plain.contains("http.authheadersecret"), "{plain}");
+
+    let file = SourceFile::new("stack.toml", stack("pypy"));
+    let err = llb_gen::load(&file, &o).expect_err("no such secret");
+    let text = err.diagnostics.render(&err.file);
+    assert!(
+        text.contains("lock `auth-secret = \"pypy\"`: no [secrets.pypy] in the stack"),
+        "{text}"
+    );
+    assert!(text.contains("stack.toml:6"), "{text}");
+    assert!(text.contains("did you mean `pypi`?"), "{text}");
+    assert_eq!(
+        err.diagnostics
+            .items
+            .first()
+            .and_then(|d| d.key.clone())
+            .as_deref(),
+        Some("services.app.lock.auth-secret"),
+        "{text}"
+    );
+}

@@ -134,6 +134,7 @@ impl<'a> Converter<'a> {
                     &f.url,
                     &format!("sha256:{}", f.sha256),
                     &f.filename,
+                    l.auth_secret.as_deref(),
                     VertexMeta {
                         name: names::internal(format!("fetch {}", f.filename)),
                         span: Some(span),

@@ -71,6 +71,9 @@ fn source(s: &pb::SourceOp, caps: &mut BTreeSet<&'static str>) {
         if attr("http.checksum") {
             caps.insert("source.http.checksum");
         }
+        if attr("http.authheadersecret") {
+            caps.insert("source.http.auth");
+        }
     } else if s.identifier.starts_with("local://") {
         caps.insert("source.local");
         for (a, cap) in [
@@ -299,6 +302,16 @@ mod tests {
                 ]
             )),
             ["source.http", "source.http.checksum"]
+        );
+        assert_eq!(
+            caps(src(
+                "https://files.example/a-1.0-py3-none-any.whl",
+                &[
+                    ("http.checksum", "sha256:00"),
+                    ("http.authheadersecret", "pypi")
+                ]
+            )),
+            ["source.http", "source.http.auth", "source.http.checksum"]
         );
     }
 

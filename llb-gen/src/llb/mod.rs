@@ -308,12 +308,24 @@ impl Graph {
 
     /// An `https://…` (or `http://…`) source: one file, `filename`, verified against
     /// `checksum` (`sha256:HEX`) before anything uses it. Attrs as BuildKit's `llb.HTTP`
-    /// writes them (`http.checksum`, `http.filename`); no platform (not platform-specific).
-    pub fn http(&mut self, url: &str, checksum: &str, filename: &str, meta: VertexMeta) -> Output {
+    /// writes them (`http.checksum`, `http.filename`, and `http.authheadersecret`: the id of
+    /// the session secret whose value BuildKit sends as the `Authorization` header); no
+    /// platform (not platform-specific).
+    pub fn http(
+        &mut self,
+        url: &str,
+        checksum: &str,
+        filename: &str,
+        auth_secret: Option<&str>,
+        meta: VertexMeta,
+    ) -> Output {
         let mut attrs = BTreeMap::new();
         attrs.insert("http.checksum".to_string(), checksum.to_string());
         if !filename.is_empty() {
             attrs.insert("http.filename".to_string(), filename.to_string());
+        }
+        if let Some(id) = auth_secret.filter(|s| !s.is_empty()) {
+            attrs.insert("http.authheadersecret".to_string(), id.to_string());
         }
         let op = pb::Op {
             op: Some(pb::op::Op::Source(pb::SourceOp {

@@ -7,7 +7,7 @@
 //! A lock problem (a package without a wheel for the target, a missing URL or hash, an
 //! unknown group) is an error at the stack's `lock` line that quotes the lock file's line.
 
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, did_you_mean};
 use crate::lock::{self, group, select, target::Target};
 use crate::source::SourceFile;
 use crate::stack::{ImageDef, Stack};
@@ -95,6 +95,38 @@ impl<'a> Planner<'a> {
             );
             return None;
         }
+        let auth_secret = match &l.auth_secret {
+            None => None,
+            Some(s) => {
+                if !self.stack.secrets.iter().any(|d| d.name.value == s.value) {
+                    let known: Vec<&str> = self
+                        .stack
+                        .secrets
+                        .iter()
+                        .map(|d| d.name.value.as_str())
+                        .collect();
+                    let hint = match did_you_mean(&s.value, known.iter().copied()) {
+                        Some(sug) => format!("did you mean `{sug}`?"),
+                        None if known.is_empty() => format!(
+                            "declare it: [secrets.{}] (its value is the whole header, e.g. `Bearer TOKEN`), and pass it with --secret id={},env=VAR",
+                            s.value, s.value
+                        ),
+                        None => format!("the stack's secrets are: {}", known.join(", ")),
+                    };
+                    self.diags.push(
+                        Diagnostic::error(format!(
+                            "lock `auth-secret = \"{}\"`: no [secrets.{}] in the stack",
+                            s.value, s.value
+                        ))
+                        .at(s.span)
+                        .key(format!("{lk}.auth-secret"))
+                        .hint(hint),
+                    );
+                    return None;
+                }
+                Some(s.value.clone())
+            }
+        };
         let path = self.context_path(&l.file, &lk);
         let text = match self.lock_files.get(&path) {
             Some(Some(text)) => text,
@@ -118,6 +150,7 @@ impl<'a> Planner<'a> {
                         .map(|v| v.value.clone())
                         .unwrap_or_default(),
                     groups: vec![],
+                    auth_secret,
                 });
             }
         };
@@ -216,6 +249,7 @@ impl<'a> Planner<'a> {
             python: self.python.clone(),
             python_version,
             groups,
+            auth_secret,
         })
     }
 }

@@ -536,6 +536,8 @@ pub struct LockStep {
     pub python_version: String,
     /// The groups, sorted by id; every file a wheel with URL and sha256.
     pub groups: Vec<crate::lock::group::Group>,
+    /// The id of the secret whose value is every download's `Authorization` header.
+    pub auth_secret: Option<String>,
 }
 
 impl LockStep {

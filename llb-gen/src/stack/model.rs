@@ -568,6 +568,9 @@ pub struct LockDef {
     pub extras: Vec<Sp<String>>,
     /// The image's CPython version (`3.12`); default: read from a `python:X.Y…` base image tag.
     pub python_version: Option<Sp<String>>,
+    /// `auth-secret = "NAME"`: the `[secrets.NAME]` whose value is the `Authorization` header
+    /// of every wheel download (a private index).
+    pub auth_secret: Option<Sp<String>>,
     pub span: Span,
 }
 

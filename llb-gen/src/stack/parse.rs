@@ -93,7 +93,7 @@ const RUN_KEYS: &[&str] = &["cmd", "context", "at"];
 const HEALTH_KEYS: &[&str] = &["cmd", "interval", "timeout", "start-period", "retries"];
 const VENV_KEYS: &[&str] = &["path", "builder", "builder-apt"];
 const ARG_KEYS: &[&str] = &["default", "description"];
-const LOCK_KEYS: &[&str] = &["file", "groups", "extras", "python-version"];
+const LOCK_KEYS: &[&str] = &["file", "groups", "extras", "python-version", "auth-secret"];
 
 pub(super) type Value<'a> = Spanned<DeValue<'a>>;
 
@@ -751,13 +751,15 @@ impl Parser {
         }
     }
 
-    /// `lock = "uv.lock"` or `lock = { file = …, groups = […], extras = […], python-version = … }`.
+    /// `lock = "uv.lock"` or `lock = { file = …, groups = […], extras = […], python-version = …,
+    /// auth-secret = … }`.
     fn lock(&mut self, v: &Value<'_>, key: &str) -> Option<LockDef> {
         let mut d = LockDef {
             file: Sp::new(String::new(), span_of(v)),
             groups: vec![],
             extras: vec![],
             python_version: None,
+            auth_secret: None,
             span: span_of(v),
         };
         if let DeValue::String(_) = v.get_ref() {
@@ -781,6 +783,9 @@ impl Parser {
                 }
                 "python-version" => {
                     d.python_version = self.nonempty(val, &kp, "a Python version like \"3.12\"")
+                }
+                "auth-secret" => {
+                    d.auth_secret = self.nonempty(val, &kp, "the name of a [secrets.NAME]")
                 }
                 other => self.unknown_key(other, k.span().into(), key, LOCK_KEYS),
             }

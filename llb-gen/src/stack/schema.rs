@@ -421,7 +421,7 @@ fn key_schema(table: &str, key: &str) -> Option<(Value, &'static str)> {
         ),
         ("image", "lock") => (
             r("lock"),
-            "Install the packages of a lock file (uv.lock, pylock.toml): \"uv.lock\" or { file, groups, extras, python-version }.",
+            "Install the packages of a lock file (uv.lock, pylock.toml): \"uv.lock\" or { file, groups, extras, python-version, auth-secret }.",
         ),
         ("image", "cross-install") => (
             json!({ "type": "boolean" }),
@@ -552,6 +552,10 @@ fn key_schema(table: &str, key: &str) -> Option<(Value, &'static str)> {
         ("lock", "python-version") => (
             r("string"),
             "The image's CPython version (\"3.12\"); default: from a python:X.Y base image tag.",
+        ),
+        ("lock", "auth-secret") => (
+            r("string"),
+            "A [secrets.NAME] whose value is the Authorization header of every wheel download (a private index).",
         ),
         ("conda", "channels") => (r("strings"), "One -c CHANNEL each."),
         ("conda", "installer") => (
