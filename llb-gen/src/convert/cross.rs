@@ -153,17 +153,7 @@ impl<'a> Converter<'a> {
         } else {
             self.g.file(
                 Some(st.root),
-                vec![FileAction::Copy {
-                    from: files,
-                    src: "/".into(),
-                    dest: "/".into(),
-                    owner: None,
-                    mode: None,
-                    dir_contents: true,
-                    exclude: vec![],
-                    wildcard: false,
-                    allow_empty: false,
-                }],
+                vec![FileAction::copy_tree(files)],
                 &st.platform,
                 Self::cacheable(st, meta(format!("{name} (copy)"), span)),
             )

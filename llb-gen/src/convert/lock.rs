@@ -189,17 +189,7 @@ impl<'a> Converter<'a> {
             for (g, files) in outs {
                 root = self.g.file(
                     Some(root),
-                    vec![FileAction::Copy {
-                        from: files,
-                        src: "/".into(),
-                        dest: "/".into(),
-                        owner: None,
-                        mode: None,
-                        dir_contents: true,
-                        exclude: vec![],
-                        wildcard: false,
-                        allow_empty: false,
-                    }],
+                    vec![FileAction::copy_tree(files)],
                     &st.platform,
                     Self::cacheable(st, meta(format!("{head} lock group {} (copy)", g.id), span)),
                 );

@@ -184,6 +184,24 @@ pub enum FileAction {
     },
 }
 
+impl FileAction {
+    /// Everything in `from` copied onto the root, as a layer's contents (the chained-copy
+    /// stand-in for MergeOp).
+    pub fn copy_tree(from: Output) -> FileAction {
+        FileAction::Copy {
+            from,
+            src: "/".into(),
+            dest: "/".into(),
+            owner: None,
+            mode: None,
+            dir_contents: true,
+            exclude: vec![],
+            wildcard: false,
+            allow_empty: false,
+        }
+    }
+}
+
 impl Graph {
     pub fn new() -> Graph {
         Graph::default()

@@ -790,21 +790,37 @@ impl Parser {
                 other => self.unknown_key(other, k.span().into(), key, LOCK_KEYS),
             }
         }
-        match file {
-            Some(f) => {
-                d.file = f;
-                Some(d)
-            }
-            None => {
-                self.diags.push(
-                    Diagnostic::error("`lock` needs `file` (a lock file in the context)")
-                        .at(span_of(v))
-                        .key(key.to_string())
-                        .hint("lock = { file = \"uv.lock\", groups = [\"prod\"] }"),
-                );
-                None
-            }
+        d.file = self.required_file(
+            file,
+            v,
+            key,
+            "lock",
+            "a lock file in the context",
+            "lock = { file = \"uv.lock\", groups = [\"prod\"] }",
+        )?;
+        Some(d)
+    }
+
+    /// The `file` of a `{ file, … }` table (`lock`, `conda`, `dockerfile`), or an error at the
+    /// table saying that `what` needs one (`is`: what the file is; `example`: the hint).
+    fn required_file(
+        &mut self,
+        file: Option<Sp<String>>,
+        v: &Value<'_>,
+        key: &str,
+        what: &str,
+        is: &str,
+        example: &str,
+    ) -> Option<Sp<String>> {
+        if file.is_none() {
+            self.diags.push(
+                Diagnostic::error(format!("`{what}` needs `file` ({is})"))
+                    .at(span_of(v))
+                    .key(key.to_string())
+                    .hint(example.to_string()),
+            );
         }
+        file
     }
 
     fn conda(&mut self, v: &Value<'_>, key: &str) -> Option<CondaDef> {
@@ -833,21 +849,15 @@ impl Parser {
                 other => self.unknown_key(other, k.span().into(), key, CONDA_KEYS),
             }
         }
-        match file {
-            Some(f) => {
-                d.file = f;
-                Some(d)
-            }
-            None => {
-                self.diags.push(
-                    Diagnostic::error("`conda` needs `file` (an environment file in the context)")
-                        .at(span_of(v))
-                        .key(key.to_string())
-                        .hint("conda = { file = \"packages.yaml\" }"),
-                );
-                None
-            }
-        }
+        d.file = self.required_file(
+            file,
+            v,
+            key,
+            "conda",
+            "an environment file in the context",
+            "conda = { file = \"packages.yaml\" }",
+        )?;
+        Some(d)
     }
 
     /// `dockerfile = "path"` or `{ file, context, target, args }`.
@@ -885,21 +895,15 @@ impl Parser {
                 other => self.unknown_key(other, k.span().into(), key, DOCKERFILE_KEYS),
             }
         }
-        match file {
-            Some(f) => {
-                d.file = f;
-                Some(d)
-            }
-            None => {
-                self.diags.push(
-                    Diagnostic::error("`dockerfile` needs `file` (a Dockerfile in the context)")
-                        .at(span_of(v))
-                        .key(key.to_string())
-                        .hint("dockerfile = { file = \"services/auth/Dockerfile\", context = \"services/auth\" }"),
-                );
-                None
-            }
-        }
+        d.file = self.required_file(
+            file,
+            v,
+            key,
+            "dockerfile",
+            "a Dockerfile in the context",
+            "dockerfile = { file = \"services/auth/Dockerfile\", context = \"services/auth\" }",
+        )?;
+        Some(d)
     }
 
     /// A file mode as octal digits: `"0755"`, `0o755` (TOML octal) and `755` all give `755`.
