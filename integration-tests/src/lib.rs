@@ -292,6 +292,21 @@ impl Engine {
         let _ = exec(&mut cmd, Some(Duration::from_secs(120)));
     }
 
+    /// The buildx version as (major, minor): `github.com/docker/buildx 0.13.1+ds1 …` → (0, 13).
+    /// Flags come and go with it (bake's `--allow` entitlements need 0.17).
+    pub fn buildx_version(&self) -> (u32, u32) {
+        let out = run(self.docker(["buildx", "version"])).stdout;
+        let v = out.split_whitespace().nth(1).unwrap_or_default();
+        let mut parts = v
+            .trim_start_matches('v')
+            .split(['.', '+', '-'])
+            .map(|p| p.parse::<u32>());
+        match (parts.next(), parts.next()) {
+            (Some(Ok(major)), Some(Ok(minor))) => (major, minor),
+            _ => panic!("buildx version: {out}"),
+        }
+    }
+
     /// A guard that removes these image tags when it is dropped, also when the test panics
     /// half-way: tests that tag many images (the load tests tag a hundred) must not leave them
     /// behind on a machine whose disk CI shares.

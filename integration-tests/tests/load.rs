@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use integration_tests::http::{self, Response};
 use integration_tests::pyindex::{PackageIndex, Wheel};
-use integration_tests::{Build, Context, Engine, Progress, exec, frontend_image, llb_gen, run};
+use integration_tests::{Build, Context, Engine, Progress, exec, frontend_image, llb_gen};
 
 fn engine(test: &str) -> Option<&'static Engine> {
     integration_tests::engine_with_frontend(test)
@@ -381,20 +381,6 @@ fn concurrent_builds_of_different_targets_all_succeed_and_solve_shared_steps_onc
     );
 }
 
-/// The buildx version as (major, minor): `github.com/docker/buildx 0.13.1+ds1 …` → (0, 13).
-fn buildx_version(engine: &Engine) -> (u32, u32) {
-    let out = run(engine.docker(["buildx", "version"])).stdout;
-    let v = out.split_whitespace().nth(1).unwrap_or_default();
-    let mut parts = v
-        .trim_start_matches('v')
-        .split(['.', '+', '-'])
-        .map(|p| p.parse::<u32>());
-    match (parts.next(), parts.next()) {
-        (Some(Ok(major)), Some(Ok(minor))) => (major, minor),
-        _ => panic!("buildx version: {out}"),
-    }
-}
-
 #[test]
 fn concurrent_bakes_of_a_many_service_stack_all_succeed_and_solve_shared_steps_once() {
     let test = "concurrent_bakes_of_a_many_service_stack_all_succeed_and_solve_shared_steps_once";
@@ -441,7 +427,7 @@ fn concurrent_bakes_of_a_many_service_stack_all_succeed_and_solve_shared_steps_o
     let mine = |text: &str, b: usize| {
         text.replace(&format!("{tag_prefix}-"), &format!("{tag_prefix}-b{b}-"))
     };
-    let old_buildx = buildx_version(engine) < (0, 17);
+    let old_buildx = engine.buildx_version() < (0, 17);
     let mut files: Vec<Vec<String>> = vec![];
     for b in 0..bakes {
         let json = format!("docker-bake-{b}.json");
