@@ -96,14 +96,10 @@ pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
         });
     }
     let cache_imports: Vec<_> = opts.cache_imports.iter().cloned().map(Into::into).collect();
-    // One platform after the other: the final solves are lazy (they return at once), but a
-    // cross-install probe is evaluated, and a probe solved while another platform's solve is
-    // still importing the same caches missed them (its step ran in about half of the
-    // two-platform `--cache-from type=local` round trips on BuildKit v0.32).
-    let mut built = Vec::with_capacity(prepared.len());
-    for p in &prepared {
-        built.push(build_one(gw, &inputs, p, cache_imports.clone()).await?);
-    }
+    let builds = prepared
+        .iter()
+        .map(|p| build_one(gw, &inputs, p, cache_imports.clone()));
+    let built = futures_util::future::try_join_all(builds).await?;
 
     let mut result = ResultBuilder::new();
     let mut described = vec![];
