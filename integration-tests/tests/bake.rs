@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use integration_tests::http::{self, Response};
-use integration_tests::{
-    Context, Engine, Output, exec, frontend_image, llb_gen, llb_gen_output, run,
-};
+use integration_tests::{Context, Engine, Output, exec, frontend_image, llb_gen, llb_gen_output};
 
 fn engine(test: &str) -> Option<&'static Engine> {
     integration_tests::engine_with_frontend(test)
@@ -18,24 +16,6 @@ fn buildx_bake(engine: &Engine, args: &[&str], cwd: &std::path::Path) -> Output 
     let mut cmd = engine.docker(["buildx", "bake", "--progress=rawjson"]);
     cmd.args(args).current_dir(cwd);
     exec(&mut cmd, None).expect("docker buildx bake runs")
-}
-
-/// The buildx version as (major, minor): `github.com/docker/buildx 0.13.1+ds1 0.13.1+ds1-3` →
-/// (0, 13).
-fn buildx_version(engine: &Engine) -> (u32, u32) {
-    let out = run(engine.docker(["buildx", "version"])).stdout;
-    let v = out
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or_else(|| panic!("buildx version: {out}"));
-    let mut parts = v
-        .trim_start_matches('v')
-        .split(['.', '+', '-'])
-        .map(|p| p.parse::<u32>());
-    match (parts.next(), parts.next()) {
-        (Some(Ok(major)), Some(Ok(minor))) => (major, minor),
-        _ => panic!("buildx version: {out}"),
-    }
 }
 
 #[test]
@@ -174,7 +154,7 @@ cmd = ["cat", "/token"]
     let app = format!("layerstack-test/bake-net-app:{nonce}");
     let base = format!("layerstack-test/bake-net-base:{nonce}");
 
-    let (major, minor) = buildx_version(engine);
+    let (major, minor) = engine.buildx_version();
     if (major, minor) >= (0, 17) {
         // The bake file's `network` is read; host networking needs the entitlement.
         let out = buildx_bake(
