@@ -45,8 +45,8 @@ def entry_script(module, attr):
         "import re\n"
         "import sys\n"
         "from %s import %s\n"
-        "if __name__ == \"__main__\":\n"
-        "    sys.argv[0] = re.sub(r\"(-script\\.pyw|\\.exe)?$\", \"\", sys.argv[0])\n"
+        "if __name__ == '__main__':\n"
+        "    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
         "    sys.exit(%s())\n" % (sys.executable, module, head, attr)
     )
 
@@ -116,7 +116,8 @@ class Installer:
             if (info.external_attr >> 16) & 0o111:
                 mode = 0o755
             if key == "scripts":
-                mode = 0o755
+                # Like pip: the mode is the zip entry's (a script is executable only if the
+                # wheel says so); only the `#!python` shebang is rewritten.
                 if data.startswith(b"#!python"):
                     nl = data.find(b"\n")
                     rest = data[nl:] if nl >= 0 else b"\n"
@@ -141,7 +142,10 @@ class Installer:
                         die("%s: entry point %s = %s needs module:attr" % (dist_info, script, target))
                     dest = os.path.join(self.paths["scripts"], script.strip())
                     rows.append(self.write(dest, entry_script(module.strip(), attr.strip()).encode(), 0o755))
+        # INSTALLER names this installer (pip writes `pip`, uv `uv`); REQUESTED (empty) like
+        # `pip install --no-deps` of every pin of the lock: each package was asked for.
         rows.append(self.write(os.path.join(root, dist_info, "INSTALLER"), b"layerstack\n", 0o644))
+        rows.append(self.write(os.path.join(root, dist_info, "REQUESTED"), b"", 0o644))
         # Bytecode for this interpreter, with the final paths in it.
         for src in sources:
             full = self.out + src
@@ -149,9 +153,8 @@ class Installer:
                 continue  # like pip: a file that does not compile is installed without bytecode
             pyc = importlib.util.cache_from_source(src)
             if os.path.exists(self.out + pyc):
-                with open(self.out + pyc, "rb") as f:
-                    data = f.read()
-                rows.append((pyc, record_hash(data), str(len(data))))
+                # Like pip: bytecode is listed without hash and size (it is regenerated).
+                rows.append((pyc, "", ""))
         record = os.path.join(root, dist_info, "RECORD")
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
