@@ -1,0 +1,534 @@
+//! Equivalence (issue 15): what a `lock` step puts in the image equals what `pip install
+//! --no-deps` of the same wheels puts there. One stack, two services on the same base image:
+//! `bylock` installs a PEP 751 lock lock-natively (every wheel an HTTP source, the groups
+//! installed by `lock_install.py` on the build platform and merged), `bypip` runs
+//! `python3 -m pip install --no-deps` of the same pins from the same 127.0.0.1 index in a `run`
+//! step (under QEMU for arm64). Both images are built for the platform, then `/usr/local` and
+//! the interpreter's include directory of each are exported with `docker run … tar` and
+//! diffed: the same paths, the same modes, the same bytes, with three rules:
+//!
+//! * `INSTALLER` names the installer: `layerstack` vs `pip` (the one legitimate difference;
+//!   asserted to be exactly that), and its RECORD row (hash, size) differs accordingly;
+//! * `RECORD` is compared as a set of rows (the order is the installer's);
+//! * `.pyc` files are compared without their 16-byte header (it holds the source's mtime,
+//!   which is the install time for pip and the wheel's date for layerstack); the code objects,
+//!   with their file names, must be identical.
+//!
+//! The wheels are built here, real-world shaped: a namespace package split over two
+//! distributions (`lsqns/a`, `lsqns/b`, no `__init__.py`), a dotted mixed-case distribution
+//! (`Lsq.Tool`) with console and GUI entry points (one with an extra, one a dotted attribute),
+//! `.data/scripts` (a `#!python` script, a `#!pythonw -u` one, a shell script), `.data/headers`,
+//! `.data/data`, `.data/purelib` and `.data/platlib`, a module that does not compile; a
+//! platform wheel with a compiled CPython extension (`_speed.abi3.so`, prebuilt from
+//! `fixtures/lsq-ext/speed.c` for x86_64 and aarch64) and a `.pth` file with an import line
+//! and a path line. After the diff, the lock image is used: every package imports, the
+//! extension runs, the `.pth` took effect, the scripts run and `pip check` is clean.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+
+use integration_tests::pyindex::{IndexFile, PackageIndex};
+use integration_tests::{Context, Engine, frontend_image};
+use sha2::{Digest, Sha256};
+
+const EXT_X86_64: &[u8] = include_bytes!("../fixtures/lsq-ext/_speed.x86_64.so");
+const EXT_AARCH64: &[u8] = include_bytes!("../fixtures/lsq-ext/_speed.aarch64.so");
+
+/// A file of a wheel: path, bytes, unix mode.
+struct Entry(String, Vec<u8>, u32);
+
+fn entry(path: &str, data: &[u8], mode: u32) -> Entry {
+    Entry(path.to_string(), data.to_vec(), mode)
+}
+
+fn b64_nopad(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=c.len() {
+            out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+/// A wheel: `DIST-VERSION-TAG.whl` (DIST as written: `Lsq.Tool`, like old bdist_wheel), with
+/// METADATA, WHEEL, optional entry_points.txt and a RECORD of everything.
+fn wheel(
+    project: &str,
+    version: &str,
+    tag: &str,
+    root_is_purelib: bool,
+    mut files: Vec<Entry>,
+    entry_points: Option<&str>,
+) -> IndexFile {
+    let dist = project.replace('-', "_");
+    let info = format!("{dist}-{version}.dist-info");
+    files.push(entry(
+        &format!("{info}/METADATA"),
+        format!("Metadata-Version: 2.1\nName: {project}\nVersion: {version}\n").as_bytes(),
+        0o644,
+    ));
+    files.push(entry(
+        &format!("{info}/WHEEL"),
+        format!(
+            "Wheel-Version: 1.0\nGenerator: layerstack-tests\nRoot-Is-Purelib: {root_is_purelib}\nTag: {tag}\n"
+        )
+        .as_bytes(),
+        0o644,
+    ));
+    if let Some(ep) = entry_points {
+        files.push(entry(
+            &format!("{info}/entry_points.txt"),
+            ep.as_bytes(),
+            0o644,
+        ));
+    }
+    let mut record: String = files
+        .iter()
+        .map(|Entry(p, d, _)| format!("{p},sha256={},{}\n", b64_nopad(&Sha256::digest(d)), d.len()))
+        .collect();
+    record.push_str(&format!("{info}/RECORD,,\n"));
+    files.push(entry(&format!("{info}/RECORD"), record.as_bytes(), 0o644));
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        use zip::write::SimpleFileOptions;
+        let mut z = zip::ZipWriter::new(&mut buf);
+        for Entry(p, d, mode) in &files {
+            let opts = SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored)
+                .unix_permissions(*mode);
+            z.start_file(p.as_str(), opts).expect("zip entry");
+            z.write_all(d).expect("zip write");
+        }
+        z.finish().expect("zip finish");
+    }
+    IndexFile {
+        project: project.to_string(),
+        filename: format!("{dist}-{version}-{tag}.whl"),
+        bytes: buf.into_inner(),
+    }
+}
+
+/// The wheels of the lock for `arch` (`x86_64`/`aarch64`), as (pin, file).
+fn wheels(arch: &str) -> Vec<(String, IndexFile)> {
+    let ext = if arch == "aarch64" {
+        EXT_AARCH64
+    } else {
+        EXT_X86_64
+    };
+    let tool_ep = "[console_scripts]\nlsq-tool = lsq_tool:main\nlsq-tool-x = lsq_tool:main [extra]\n\n[gui_scripts]\nlsq-gui = lsq_tool:App.run\n";
+    let d = "Lsq.Tool-1.0.data";
+    let list = vec![
+        (
+            "lsq-ns-a==1.0",
+            wheel(
+                "lsq-ns-a",
+                "1.0",
+                "py3-none-any",
+                true,
+                vec![entry("lsqns/a/__init__.py", b"A = 'a'\n", 0o644)],
+                None,
+            ),
+        ),
+        (
+            "lsq-ns-b==2.0",
+            wheel(
+                "lsq-ns-b",
+                "2.0",
+                "py3-none-any",
+                true,
+                vec![
+                    entry("lsqns/b/__init__.py", b"B = 'b'\n", 0o644),
+                    entry("lsqns/b/data.json", b"{\"b\": 2}\n", 0o644),
+                ],
+                None,
+            ),
+        ),
+        (
+            "lsq-pth==1.0",
+            wheel(
+                "lsq-pth",
+                "1.0",
+                "py3-none-any",
+                true,
+                vec![
+                    entry("lsq_pth.pth", b"import lsq_pth_boot\nlsq_pth_extra\n", 0o644),
+                    entry(
+                        "lsq_pth_boot.py",
+                        b"import os\nos.environ['LSQ_PTH'] = 'booted'\n",
+                        0o644,
+                    ),
+                    entry("lsq_pth_extra/lsq_hidden.py", b"HIDDEN = 'found'\n", 0o644),
+                ],
+                None,
+            ),
+        ),
+        (
+            "Lsq.Tool==1.0",
+            wheel(
+                "Lsq.Tool",
+                "1.0",
+                "py3-none-any",
+                true,
+                vec![
+                    entry(
+                        "lsq_tool/__init__.py",
+                        b"def main():\n    print('lsq-tool main')\n\n\nclass App:\n    @staticmethod\n    def run():\n        print('lsq-gui run')\n",
+                        0o644,
+                    ),
+                    entry("lsq_tool/broken.py", b"def (:\n", 0o644),
+                    entry(
+                        &format!("{d}/scripts/lsq-raw"),
+                        b"#!python\nprint('lsq-raw')\n",
+                        0o755,
+                    ),
+                    entry(
+                        &format!("{d}/scripts/lsq-raw-w"),
+                        b"#!pythonw -u\nprint('lsq-raw-w')\n",
+                        0o644,
+                    ),
+                    entry(&format!("{d}/scripts/lsq-sh"), b"#!/bin/sh\necho lsq-sh\n", 0o755),
+                    entry(&format!("{d}/headers/lsq_tool.h"), b"int lsq_tool;\n", 0o644),
+                    entry(
+                        &format!("{d}/data/share/lsq-tool/README"),
+                        b"data files\n",
+                        0o644,
+                    ),
+                    entry(&format!("{d}/purelib/lsq_tool_pure.py"), b"P = 1\n", 0o644),
+                    entry(&format!("{d}/platlib/lsq_tool_plat.py"), b"Q = 1\n", 0o644),
+                ],
+                Some(tool_ep),
+            ),
+        ),
+        (
+            "lsq-ext==1.0",
+            wheel(
+                "lsq-ext",
+                "1.0",
+                &format!("cp37-abi3-manylinux_2_17_{arch}"),
+                false,
+                vec![
+                    entry("lsq_ext/__init__.py", b"from ._speed import add\n", 0o644),
+                    entry("lsq_ext/_speed.abi3.so", ext, 0o755),
+                ],
+                None,
+            ),
+        ),
+    ];
+    list.into_iter().map(|(p, f)| (p.to_string(), f)).collect()
+}
+
+/// A PEP 751 lock of these files (one wheel each), served at `port`.
+fn pylock(port: u16, files: &[&IndexFile]) -> String {
+    let mut s = String::from(
+        "lock-version = '1.0'\nrequires-python = '>=3.8'\ncreated-by = 'layerstack-tests'\n",
+    );
+    for f in files {
+        let version = f.filename.split('-').nth(1).unwrap();
+        s.push_str(&format!(
+            "\n[[packages]]\nname = '{}'\nversion = '{version}'\n\n[[packages.wheels]]\nurl = 'http://127.0.0.1:{port}/files/{}'\nsize = {}\nhashes = {{sha256 = '{}'}}\n",
+            f.project,
+            f.filename,
+            f.bytes.len(),
+            sha256_hex(&f.bytes)
+        ));
+    }
+    s
+}
+
+/// A file of an exported tree.
+#[derive(Debug)]
+struct Node {
+    mode: u32,
+    /// File bytes, or `-> TARGET` for a symlink.
+    data: Vec<u8>,
+}
+
+/// `/usr/local` and the interpreter's include directory of `image`, as path → node.
+fn export(engine: &Engine, platform: &str, image: &str) -> BTreeMap<String, Node> {
+    let script = "cd / && inc=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()[\"include\"])') \
+                  && for d in usr/local \"${inc#/}\"; do [ -e \"$d\" ] && echo \"$d\"; done | tar -c -T -";
+    let out = engine
+        .docker([
+            "run",
+            "--rm",
+            "--pull=never",
+            "--network=none",
+            "--platform",
+            platform,
+            image,
+            "sh",
+            "-c",
+            script,
+        ])
+        .output()
+        .expect("docker run");
+    assert!(
+        out.status.success(),
+        "export of {image}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut tree = BTreeMap::new();
+    let mut ar = tar::Archive::new(&out.stdout[..]);
+    for e in ar.entries().expect("tar") {
+        let mut e = e.expect("tar entry");
+        let path = format!("/{}", e.path().unwrap().display());
+        let mode = e.header().mode().unwrap() & 0o7777;
+        let kind = e.header().entry_type();
+        let data = if kind.is_symlink() {
+            format!("-> {}", e.link_name().unwrap().unwrap().display()).into_bytes()
+        } else if kind.is_file() {
+            let mut v = vec![];
+            e.read_to_end(&mut v).unwrap();
+            v
+        } else {
+            continue;
+        };
+        tree.insert(path, Node { mode, data });
+    }
+    tree
+}
+
+fn record_rows(data: &[u8]) -> BTreeSet<Vec<String>> {
+    String::from_utf8_lossy(data)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
+}
+
+/// Every difference between the pip tree and the lock tree, by the rules of the module doc.
+fn differences(pip: &BTreeMap<String, Node>, lock: &BTreeMap<String, Node>) -> Vec<String> {
+    let mut diffs = vec![];
+    let paths: BTreeSet<&String> = pip.keys().chain(lock.keys()).collect();
+    let show = |d: &[u8]| String::from_utf8_lossy(&d[..d.len().min(400)]).into_owned();
+    for p in paths {
+        let (a, b) = match (pip.get(p), lock.get(p)) {
+            (Some(a), Some(b)) => (a, b),
+            (Some(_), None) => {
+                diffs.push(format!("only pip installs {p}"));
+                continue;
+            }
+            (None, Some(_)) => {
+                diffs.push(format!("only the lock installs {p}"));
+                continue;
+            }
+            (None, None) => unreachable!(),
+        };
+        if a.mode != b.mode {
+            diffs.push(format!(
+                "{p}: mode {:o} (pip) vs {:o} (lock)",
+                a.mode, b.mode
+            ));
+        }
+        if p.ends_with(".dist-info/INSTALLER") {
+            if a.data != b"pip\n" || b.data != b"layerstack\n" {
+                diffs.push(format!(
+                    "{p}: INSTALLER {:?} (pip) vs {:?} (lock)",
+                    show(&a.data),
+                    show(&b.data)
+                ));
+            }
+        } else if p.ends_with(".dist-info/RECORD") {
+            // The INSTALLER row differs with INSTALLER's bytes: compared by path only.
+            let strip = |rows: BTreeSet<Vec<String>>| -> BTreeSet<Vec<String>> {
+                rows.into_iter()
+                    .map(|r| {
+                        if r[0].ends_with(".dist-info/INSTALLER") {
+                            vec![r[0].clone()]
+                        } else {
+                            r
+                        }
+                    })
+                    .collect()
+            };
+            let (ra, rb) = (strip(record_rows(&a.data)), strip(record_rows(&b.data)));
+            for r in ra.difference(&rb) {
+                diffs.push(format!("{p}: row only pip writes: {}", r.join(",")));
+            }
+            for r in rb.difference(&ra) {
+                diffs.push(format!("{p}: row only the lock writes: {}", r.join(",")));
+            }
+        } else if p.ends_with(".pyc") {
+            if a.data.len() < 16 || b.data.len() < 16 || a.data[16..] != b.data[16..] {
+                diffs.push(format!("{p}: bytecode differs (after the header)"));
+            }
+        } else if a.data != b.data {
+            diffs.push(format!(
+                "{p}: contents differ\n  pip:  {:?}\n  lock: {:?}",
+                show(&a.data),
+                show(&b.data)
+            ));
+        }
+    }
+    diffs
+}
+
+/// The `X.Y` of the base image's python3 (the local `python:3.12-slim` is Debian's).
+fn base_python(engine: &Engine) -> String {
+    engine
+        .docker_run(
+            "python:3.12-slim",
+            &[
+                "python3",
+                "-c",
+                "import sys; print('%d.%d' % sys.version_info[:2])",
+            ],
+        )
+        .trim()
+        .to_string()
+}
+
+fn equivalence(test: &str, platform: &str, arch: &str) {
+    let Some(engine) = integration_tests::engine_with_frontend(test) else {
+        return;
+    };
+    if engine.is_old() {
+        eprintln!("{test}: not run on the old engine (no mergeop, no multi-platform images)");
+        return;
+    }
+    if arch == "aarch64" && !integration_tests::arm64_emulation(engine, test) {
+        return;
+    }
+    let files = wheels(arch);
+    let index =
+        PackageIndex::serve_files(&[("simple", files.iter().map(|(_, f)| f.clone()).collect())]);
+    let port = index.port;
+    let python = base_python(engine);
+    let pins: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    let stack = format!(
+        "# syntax={}\n\
+         [services.bylock]\n\
+         from = \"python:3.12-slim\"\n\
+         lock = {{ file = \"pylock.toml\", python-version = \"{python}\" }}\n\
+         \n\
+         [services.bypip]\n\
+         from = \"python:3.12-slim\"\n\
+         run = [\"python3 -m pip install --no-deps --no-cache-dir --disable-pip-version-check --index-url {} {}\"]\n",
+        frontend_image(),
+        index.url(),
+        pins.join(" ")
+    );
+    let lock_text = pylock(port, &files.iter().map(|(_, f)| f).collect::<Vec<_>>());
+    let ctx = Context::new()
+        .file("stack.toml", &stack)
+        .file("pylock.toml", &lock_text);
+    let (tag_lock, tag_pip) = (
+        engine.unique_tag("lockeq-lock"),
+        engine.unique_tag("lockeq-pip"),
+    );
+    let _tags = engine.tagged([tag_lock.clone(), tag_pip.clone()]);
+    let file = ctx.join("stack.toml");
+    for (target, tag) in [("bylock", &tag_lock), ("bypip", &tag_pip)] {
+        let b = engine
+            .try_buildx_build(&[
+                "--network=host",
+                "--platform",
+                platform,
+                "-f",
+                &file,
+                "--target",
+                target,
+                "-t",
+                tag,
+                ctx.path_str(),
+            ])
+            .unwrap_or_else(|b| panic!("{}", b.failure_report()));
+        if target == "bylock" {
+            let installs = b.progress.matching(" lock group ");
+            assert!(!installs.is_empty(), "{}", b.progress.summary());
+            for v in installs {
+                assert!(
+                    v.name.ends_with("(install on linux/amd64)"),
+                    "installed on the build platform: {}",
+                    v.name
+                );
+            }
+        }
+    }
+
+    let pip = export(engine, platform, &tag_pip);
+    let lock = export(engine, platform, &tag_lock);
+    let site = format!("/usr/local/lib/python{python}/dist-packages");
+    for must in [
+        format!("{site}/lsqns/a/__init__.py"),
+        format!("{site}/lsqns/b/data.json"),
+        format!("{site}/lsq_pth.pth"),
+        format!("{site}/lsq_ext/_speed.abi3.so"),
+        format!("{site}/Lsq.Tool-1.0.dist-info/RECORD"),
+        format!("{site}/Lsq.Tool-1.0.dist-info/REQUESTED"),
+        "/usr/local/bin/lsq-tool".to_string(),
+        "/usr/local/bin/lsq-raw".to_string(),
+        "/usr/local/share/lsq-tool/README".to_string(),
+        format!("/usr/include/python{python}/Lsq.Tool/lsq_tool.h"),
+    ] {
+        assert!(pip.contains_key(&must), "pip installed {must}");
+        assert!(lock.contains_key(&must), "the lock installed {must}");
+    }
+    let diffs = differences(&pip, &lock);
+    let installed = lock.keys().filter(|p| p.contains("lsq")).count();
+    eprintln!(
+        "{test}: {installed} files of the lsq-* wheels compared ({} paths in /usr/local and the include dir), {} differences",
+        lock.len(),
+        diffs.len()
+    );
+    assert!(
+        diffs.is_empty(),
+        "{test}: the lock's install differs from pip's:\n{}",
+        diffs.join("\n")
+    );
+
+    // The lock image works: namespace packages, the extension, the .pth (its import line ran,
+    // its path line is on sys.path), the scripts, pip check.
+    let run = ["--network=none", "--platform", platform];
+    let out = engine.docker_run_with(
+        &run,
+        &tag_lock,
+        &[
+            "python3",
+            "-c",
+            "import os, lsqns.a, lsqns.b, lsq_ext, lsq_hidden, lsq_tool_pure, lsq_tool_plat; \
+             print(lsqns.a.A, lsqns.b.B, lsq_ext.add(2, 3), lsq_hidden.HIDDEN, os.environ.get('LSQ_PTH'))",
+        ],
+    );
+    assert_eq!(out.trim(), "a b 5 found booted", "{out}");
+    for (cmd, want) in [
+        ("lsq-tool", "lsq-tool main"),
+        ("lsq-gui", "lsq-gui run"),
+        ("lsq-raw", "lsq-raw"),
+        ("lsq-sh", "lsq-sh"),
+    ] {
+        let out = engine.docker_run_with(&run, &tag_lock, &[cmd]);
+        assert_eq!(out.trim(), want, "{cmd}");
+    }
+    let check = engine.docker_run_with(&run, &tag_lock, &["python3", "-m", "pip", "check"]);
+    assert!(check.contains("No broken requirements"), "{check}");
+}
+
+#[test]
+fn a_lock_installs_what_pip_installs_on_amd64() {
+    equivalence(
+        "a_lock_installs_what_pip_installs_on_amd64",
+        "linux/amd64",
+        "x86_64",
+    );
+}
+
+#[test]
+fn a_lock_installs_what_pip_installs_on_arm64() {
+    equivalence(
+        "a_lock_installs_what_pip_installs_on_arm64",
+        "linux/arm64",
+        "aarch64",
+    );
+}
