@@ -264,6 +264,7 @@ fn main() -> ExitCode {
                 extras: extra,
                 groups: group,
                 member,
+                pins: vec![],
             };
             let opts = llb_gen::lock::show::ShowOptions {
                 platform,

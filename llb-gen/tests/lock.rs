@@ -38,6 +38,7 @@ fn choice(extras: &[&str], groups: &[&str], member: Option<&str>) -> Choice {
         extras: extras.iter().map(|s| s.to_string()).collect(),
         groups: groups.iter().map(|s| s.to_string()).collect(),
         member: member.map(str::to_string),
+        pins: vec![],
     }
 }
 

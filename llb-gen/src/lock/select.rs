@@ -23,6 +23,23 @@ pub struct Choice {
     pub groups: Vec<String>,
     /// uv workspaces: install the dependencies of this member only (default: every member).
     pub member: Option<String>,
+    /// Packages chosen by version rather than by the lock's markers and edges (`[torch]`: the
+    /// build for the platform and backend, `torch 2.1.2+cu121`). Each replaces whatever the
+    /// lock would select under that name; for uv.lock its dependencies are followed.
+    pub pins: Vec<Want>,
+}
+
+/// A package an image wants in one exact version (from [`Choice::pins`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Want {
+    /// The name (normalized when compared).
+    pub name: String,
+    /// Acceptable versions, most preferred first (`2.1.2`, then `2.1.2+cpu` for arm64 CPU).
+    pub versions: Vec<String>,
+    /// The index the build must come from, when the lock records one (`[torch.index]`).
+    pub index: Option<String>,
+    /// Who wants it, for messages (`[torch] backend cu121`).
+    pub why: String,
 }
 
 /// What kind of file was selected.
@@ -79,9 +96,25 @@ pub fn select(lock: &Lock, target: &Target, choice: &Choice) -> Result<Selection
     let extras: Vec<String> = choice.extras.iter().map(|e| normalize_name(e)).collect();
     let groups: Vec<String> = choice.groups.iter().map(|g| normalize_name(g)).collect();
     let mut sel = Selection::default();
+    let pinned = pinned_packages(lock, &choice.pins, &mut diags);
     let picked: Vec<&Package> = match lock.format {
-        LockFormat::Uv => uv_closure(lock, &env, &extras, &groups, choice, &mut sel, &mut diags),
-        LockFormat::Pylock => pylock_packages(lock, &env, &extras, &groups, &mut diags),
+        LockFormat::Uv => {
+            // Edges to a pinned name are not followed: only the pinned package has that name.
+            uv_closure(
+                lock, &env, &extras, &groups, choice, &pinned, &mut sel, &mut diags,
+            )
+        }
+        LockFormat::Pylock => {
+            let mut p = pylock_packages(lock, &env, &extras, &groups, &mut diags);
+            p.retain(|x| {
+                !choice
+                    .pins
+                    .iter()
+                    .any(|w| normalize_name(&w.name) == x.name)
+            });
+            p.extend(pinned.iter().map(|&i| &lock.packages[i]));
+            p
+        }
         LockFormat::Requirements => {
             for p in &lock.packages {
                 if marker_true(p.marker.as_deref(), &env, &[], p.span, &p.key, &mut diags) {
@@ -299,6 +332,77 @@ fn pylock_packages<'l>(
         .collect()
 }
 
+/// The lock's package for each pin: the first of its versions the lock has, from the pin's
+/// index when both say one. A pin the lock cannot satisfy is an error naming what it has.
+fn pinned_packages(lock: &Lock, pins: &[Want], diags: &mut Vec<Diagnostic>) -> Vec<usize> {
+    let mut out = vec![];
+    for w in pins {
+        let name = normalize_name(&w.name);
+        let same: Vec<usize> = (0..lock.packages.len())
+            .filter(|&i| lock.packages[i].name == name)
+            .collect();
+        let hit = w.versions.iter().find_map(|v| {
+            same.iter()
+                .copied()
+                .find(|&i| lock.packages[i].version.as_deref() == Some(v.as_str()))
+        });
+        let Some(i) = hit else {
+            let have: Vec<String> = same
+                .iter()
+                .map(|&i| {
+                    lock.packages[i]
+                        .version
+                        .clone()
+                        .unwrap_or_else(|| "?".into())
+                })
+                .collect();
+            let mut d = Diagnostic::error(format!(
+                "{} wants `{name}` {}, which the lock does not have (it has: {})",
+                w.why,
+                w.versions.join(" or "),
+                list(&have)
+            ))
+            .key("packages");
+            d = d.hint(match lock.format {
+                LockFormat::Uv => format!(
+                    "lock that build too: in pyproject.toml, an index for it in [[tool.uv.index]]{} and `{name}` in [tool.uv.sources] (with `conflicts` when several builds are locked), then `uv lock`",
+                    w.index.as_deref().map(|u| format!(" (url = \"{u}\")")).unwrap_or_default()
+                ),
+                _ => format!(
+                    "re-lock with that build of `{name}`{}",
+                    w.index.as_deref().map(|u| format!(" from {u}")).unwrap_or_default()
+                ),
+            });
+            diags.push(d);
+            continue;
+        };
+        let p = &lock.packages[i];
+        if let (Some(want), PackageSource::Registry(Some(have))) = (&w.index, &p.source)
+            && index_key(want) != index_key(have)
+        {
+            diags.push(
+                Diagnostic::error(format!(
+                    "`{name}` {} in the lock comes from {have}, but {} takes it from {want}",
+                    p.version.as_deref().unwrap_or("?"),
+                    w.why
+                ))
+                .at(p.span)
+                .key(p.key.clone())
+                .hint("lock it from the same index, or set that index in [torch.index]"),
+            );
+            continue;
+        }
+        out.push(i);
+    }
+    out
+}
+
+/// An index URL compared without scheme case, trailing `/` or a `/simple` suffix.
+fn index_key(url: &str) -> String {
+    let u = url.trim().trim_end_matches('/').to_ascii_lowercase();
+    u.strip_suffix("/simple").unwrap_or(&u).to_string()
+}
+
 fn list(v: &[String]) -> String {
     if v.is_empty() {
         "none".to_string()
@@ -308,12 +412,14 @@ fn list(v: &[String]) -> String {
 }
 
 /// uv.lock: the dependency closure of the root members, with their chosen extras and groups.
+#[allow(clippy::too_many_arguments)]
 fn uv_closure<'l>(
     lock: &'l Lock,
     env: &MarkerEnvironment,
     extras: &[String],
     groups: &[String],
     choice: &Choice,
+    pinned: &[usize],
     sel: &mut Selection,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<&'l Package> {
@@ -376,11 +482,21 @@ fn uv_closure<'l>(
     }
     let mut seen: BTreeSet<(usize, Option<String>)> = BTreeSet::new();
     let mut queue: VecDeque<(usize, Vec<String>)> = VecDeque::new();
+    // Pinned packages: installed, and their dependencies followed; edges of other packages to
+    // a pinned name lead to the pinned package instead (below).
+    for &i in pinned {
+        queue.push_back((i, vec![]));
+    }
+    let pinned_names: Vec<&str> = pinned
+        .iter()
+        .map(|&i| lock.packages[i].name.as_str())
+        .collect();
+    let edge_ok = |d: &Dep| !pinned_names.contains(&d.name.as_str());
     for &r in &roots {
         queue.push_back((r, extras.to_vec()));
         for g in groups {
             if let Some(edges) = lock.packages[r].groups.get(g) {
-                for d in edges {
+                for d in edges.iter().filter(|d| edge_ok(d)) {
                     push_edge(lock, &by_name, d, env, &[], &mut queue, diags, r);
                 }
             }
@@ -396,7 +512,7 @@ fn uv_closure<'l>(
             } else {
                 picked.insert(i);
             }
-            for d in &p.deps {
+            for d in p.deps.iter().filter(|d| edge_ok(d)) {
                 push_edge(lock, &by_name, d, env, &ex, &mut queue, diags, i);
             }
         }
@@ -405,7 +521,7 @@ fn uv_closure<'l>(
                 continue;
             }
             if let Some(edges) = p.optional.get(e) {
-                for d in edges {
+                for d in edges.iter().filter(|d| edge_ok(d)) {
                     push_edge(lock, &by_name, d, env, &ex, &mut queue, diags, i);
                 }
             }

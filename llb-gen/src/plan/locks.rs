@@ -72,6 +72,7 @@ impl<'a> Planner<'a> {
         img: &ImageDef,
         key: &str,
         base: Option<&Base>,
+        pins: Vec<select::Want>,
     ) -> Option<LockStep> {
         let l = img.lock.as_ref()?;
         let lk = format!("{key}.lock");
@@ -207,6 +208,7 @@ impl<'a> Planner<'a> {
             extras: l.extras.iter().map(|s| s.value.clone()).collect(),
             groups: l.groups.iter().map(|s| s.value.clone()).collect(),
             member: None,
+            pins,
         };
         let sel = match select::select(&parsed, &target, &choice) {
             Ok(s) => s,

@@ -307,7 +307,17 @@ impl<'a> Planner<'a> {
         let extra_index_urls =
             self.texts(&img.extra_index_urls, &format!("{key}.extra-index-urls"));
         let installer = self.installer(img, key);
+        // With a lock, `[torch]` picks the lock's build for the platform and backend: pins of
+        // the lock step instead of a pip step.
+        let torch_in_lock = img.lock.is_some() && img.venv.is_none();
+        let mut torch_pins = vec![];
         let torch_step = match &img.torch {
+            Some(usage) if torch_in_lock => {
+                torch_pins = self
+                    .torch_pins(usage, key, index_url.clone(), torch_backend.clone())
+                    .unwrap_or_default();
+                None
+            }
             Some(usage) => self.torch_step(
                 usage,
                 key,
@@ -337,7 +347,7 @@ impl<'a> Planner<'a> {
                     .key(format!("{key}.lock"))
                     .hint("install the lock in a layer and build the service on it"),
             );
-        } else if let Some(l) = self.lock_step(img, key, base.as_ref()) {
+        } else if let Some(l) = self.lock_step(img, key, base.as_ref(), torch_pins) {
             let span = img.lock.as_ref().map(|d| d.span).unwrap_or(img.span);
             steps.push(step(StepKind::Lock(l), span));
         }

@@ -45,6 +45,59 @@ impl Planner<'_> {
         })
     }
 
+    /// The `[torch]` packages of an image that also has a `lock`: not a pip step but pins of
+    /// the lock's selection (`torch 2.1.2+cu121` from the cu121 index), so the lock's build for
+    /// the platform and backend is installed with the lock's groups. None after an error.
+    pub(super) fn torch_pins(
+        &mut self,
+        usage: &Sp<TorchUse>,
+        key: &str,
+        index_url: Option<String>,
+        own_backend: Option<(String, Span, String)>,
+    ) -> Option<Vec<crate::lock::select::Want>> {
+        let Some(t) = self.stack.torch.as_ref() else {
+            self.diags.push(
+                Diagnostic::error("`torch` is used but the stack has no [torch] table")
+                    .at(usage.span)
+                    .key(format!("{key}.torch"))
+                    .hint("add [torch] packages = { torch = \"2.1.2\" }"),
+            );
+            return None;
+        };
+        let backend = self.torch_backend(t, usage, key, own_backend)?;
+        let names = self.torch_packages(t, usage, key);
+        let local = self.torch_local(&backend, usage, key)?;
+        let specs = self.torch_specs(names, local.as_deref());
+        let (index, extra) = self.torch_indexes(t, local.as_deref(), index_url);
+        // The backend's own index (cpu/cuda); plain versions come from `index.default` (or the
+        // image's index), which is only checked when it is set.
+        let index = match local {
+            Some(_) => extra.into_iter().next(),
+            None => t.index_default.as_ref().and(index),
+        };
+        let arch = self.platform.architecture.clone();
+        let why = format!("[torch] (backend {} on {})", backend.name, self.platform);
+        Some(
+            specs
+                .into_iter()
+                .filter_map(|spec| {
+                    let (name, version) = spec.split_once("==")?;
+                    let mut versions = vec![version.to_string()];
+                    // Recent CPU builds for aarch64 are published as `+cpu` too.
+                    if local.is_none() && arch == "arm64" {
+                        versions.push(format!("{version}+cpu"));
+                    }
+                    Some(crate::lock::select::Want {
+                        name: name.to_string(),
+                        versions,
+                        index: index.clone(),
+                        why: why.clone(),
+                    })
+                })
+                .collect(),
+        )
+    }
+
     /// The backend: the image's own (or inherited) `torch-backend`, else the variant's `torch`
     /// (`cpu` without either; `cuda` is the `[torch] cuda` flavour), validated; None after an
     /// error.
