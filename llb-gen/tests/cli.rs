@@ -806,3 +806,88 @@ fn a_named_directory_context_for_check_llb_hash_and_bake() {
         "{bake}"
     );
 }
+
+/// `plan` and `graph` show each lock group with its size: the sum of the wheels' `size` in
+/// the lock (`examples/lock`), `≥` when some file has none, nothing when none has; a
+/// `[torch]` build from the lock is in the `torch` group.
+#[test]
+fn plan_and_graph_show_each_lock_group_and_its_size() {
+    let stack = repo().join("examples/lock/stack.toml");
+    let stack = stack.to_str().unwrap();
+    let plan = ok(&["plan", stack]);
+    for line in [
+        "│   │ 1. lock pylock.toml: 3 packages in 2 groups\n",
+        "│   │    group small-00: jaraco-functools 4.1.0 (10.2 kB)\n",
+        "│   │    group small-15: more-itertools 10.5.0, numpy 2.1.3 (16.1 MB)\n",
+        "      2. lock pylock.toml: 3 packages in 2 groups\n",
+        "         group small-15: more-itertools 10.5.0, numpy 2.1.3 (16.1 MB)\n",
+    ] {
+        assert!(plan.contains(line), "{line:?} in:\n{plan}");
+    }
+    let groups = "lock groups: small-00 (10.2 kB), small-15 (16.1 MB)";
+    let dot = ok(&["graph", stack]);
+    assert!(
+        dot.contains(&format!(
+            "\"layer_deps\" [label=\"deps\\nlayer\\n{groups}\""
+        )),
+        "{dot}"
+    );
+    let m = ok(&["graph", stack, "--format", "mermaid"]);
+    assert!(
+        m.contains(&format!("  layer_deps[\"deps<br/>{groups}\"]\n")),
+        "{m}"
+    );
+    assert!(
+        m.contains(&format!("  service_tools[[\"tools<br/>{groups}\"]]\n")),
+        "{m}"
+    );
+
+    // torch from the lock (2.1 GB), a group with one size unknown, a group with none.
+    let d = TempDir::new();
+    let h = |c: char| c.to_string().repeat(64);
+    d.write(
+        "stack.toml",
+        "[torch]\npackages = { torch = \"2.5.1\" }\n\n\
+         [services.ml]\nfrom = \"python:3.12-slim\"\nlock = \"pylock.toml\"\ntorch = true\n",
+    );
+    d.write(
+        "pylock.toml",
+        &format!(
+            "lock-version = '1.0'\ncreated-by = 'test'\n\
+             [[packages]]\nname = 'torch'\nversion = '2.5.1+cpu'\nindex = 'https://download.pytorch.org/whl/cpu'\n\
+             [[packages.wheels]]\nurl = 'https://files.example/torch-2.5.1%2Bcpu-cp312-cp312-linux_x86_64.whl'\nsize = 2100000000\nhashes = {{sha256 = '{}'}}\n\
+             [[packages]]\nname = 'nvidia-nccl-cu12'\nversion = '2.21.5'\n\
+             [[packages.wheels]]\nurl = 'https://files.example/nvidia_nccl_cu12-2.21.5-py3-none-manylinux2014_x86_64.whl'\nhashes = {{sha256 = '{}'}}\n\
+             [[packages]]\nname = 'filelock'\nversion = '3.16.1'\n\
+             [[packages.wheels]]\nurl = 'https://files.example/filelock-3.16.1-py3-none-any.whl'\nhashes = {{sha256 = '{}'}}\n",
+            h('a'),
+            h('b'),
+            h('c')
+        ),
+    );
+    let plan = ok(&["plan", &d.s("stack.toml")]);
+    assert!(
+        plan.contains("   group torch: nvidia-nccl-cu12 2.21.5, torch 2.5.1+cpu (≥ 2.1 GB)\n"),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("pip install"),
+        "no pip step for torch: {plan}"
+    );
+    let small = plan
+        .lines()
+        .find(|l| l.contains("group small-"))
+        .unwrap_or_else(|| panic!("{plan}"));
+    assert!(small.ends_with(": filelock 3.16.1"), "no size: {small}");
+    let m = ok(&["graph", &d.s("stack.toml"), "--format", "mermaid"]);
+    let id = small
+        .trim()
+        .split(':')
+        .next()
+        .unwrap()
+        .trim_start_matches("group ");
+    assert!(
+        m.contains(&format!("lock groups: {id}, torch (≥ 2.1 GB)")),
+        "{m}"
+    );
+}

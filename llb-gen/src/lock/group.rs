@@ -131,6 +131,33 @@ pub fn group(files: &[LockedFile], rules: &Rules) -> Vec<Group> {
         .collect()
 }
 
+impl Group {
+    /// The group's download size for people (`1.2 MB`, `≥ 2.4 GB` when some file's size is
+    /// unknown), or None when the lock has no size for any of its files.
+    pub fn size_text(&self) -> Option<String> {
+        if self.files.iter().all(|f| f.size.is_none()) {
+            return None;
+        }
+        let partial = if self.size_partial { "≥ " } else { "" };
+        let s = self.size as f64;
+        Some(if s >= 1e9 {
+            format!("{partial}{:.1} GB", s / 1e9)
+        } else if s >= 1e6 {
+            format!("{partial}{:.1} MB", s / 1e6)
+        } else {
+            format!("{partial}{:.1} kB", s / 1e3)
+        })
+    }
+
+    /// `small-03 (1.2 MB)`: the id and, where the lock has sizes, the size.
+    pub fn label(&self) -> String {
+        match self.size_text() {
+            Some(s) => format!("{} ({s})", self.id),
+            None => self.id.clone(),
+        }
+    }
+}
+
 fn family_of<'r>(name: &str, rules: &'r Rules) -> Option<&'r str> {
     rules
         .families
@@ -167,6 +194,34 @@ mod tests {
             },
             pure: true,
         }
+    }
+
+    #[test]
+    fn sizes_for_people() {
+        let g = |files: Vec<LockedFile>| Group {
+            id: "small-03".into(),
+            kind: GroupKind::Bucket,
+            size: files.iter().filter_map(|f| f.size).sum(),
+            size_partial: files.iter().any(|f| f.size.is_none()),
+            files,
+        };
+        let (a, b, c) = (
+            file("a", 1, 1_200),
+            file("b", 2, 3_400_000),
+            file("c", 3, 2_500_000_000),
+        );
+        assert_eq!(g(vec![a.clone()]).size_text().as_deref(), Some("1.2 kB"));
+        assert_eq!(g(vec![b.clone()]).label(), "small-03 (3.4 MB)");
+        assert_eq!(
+            g(vec![a.clone(), b.clone(), c.clone()]).label(),
+            "small-03 (2.5 GB)"
+        );
+        let unknown = LockedFile { size: None, ..a };
+        assert_eq!(
+            g(vec![unknown.clone(), c]).size_text().as_deref(),
+            Some("≥ 2.5 GB")
+        );
+        assert_eq!(g(vec![unknown]).label(), "small-03");
     }
 
     /// xorshift64*: deterministic pseudo-random numbers for the property test.

@@ -125,17 +125,10 @@ fn lock_group(g: &crate::lock::group::Group) -> String {
         .iter()
         .map(|f| format!("{} {}", f.name, f.version))
         .collect();
-    let size = if g.files.iter().all(|f| f.size.is_none()) {
-        String::new()
-    } else {
-        let partial = if g.size_partial { "≥ " } else { "" };
-        if g.size >= 1_000_000 {
-            format!(" ({partial}{:.1} MB)", g.size as f64 / 1e6)
-        } else {
-            format!(" ({partial}{:.1} kB)", g.size as f64 / 1e3)
-        }
-    };
-    format!("{}{size}", names.join(", "))
+    match g.size_text() {
+        Some(s) => format!("{} ({s})", names.join(", ")),
+        None => names.join(", "),
+    }
 }
 
 fn count(n: usize, one: &str, many: &str) -> String {
