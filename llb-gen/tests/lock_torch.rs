@@ -296,3 +296,30 @@ fn the_build_must_come_from_the_backends_index() {
     let s = stack("uv.lock", &format!("[torch.index]\ncpu = \"{CPU}/\"\n"));
     plan(&s, "uv.lock", &uv_lock(), "cpu", Platform::linux_amd64()).unwrap();
 }
+
+#[test]
+fn a_variant_picks_its_build_from_the_same_lock() {
+    let s = "[torch]\npackages = { torch = \"2.5.1\" }\ncuda = \"cu121\"\n\n\
+             [variants.cpu]\ntorch = \"cpu\"\ndefault = true\n\n\
+             [variants.cuda]\nplatforms = [\"linux/amd64\"]\ntorch = \"cuda\"\n\n\
+             [services.ml]\nfrom = \"python:3.12-slim\"\nlock = \"uv.lock\"\ntorch = true\n";
+    let lock = uv_lock();
+    let torch_of = |target: &str, platform: Platform| {
+        let (pips, groups) = lock_groups(&plan(s, "uv.lock", &lock, target, platform).unwrap());
+        assert_eq!(pips, 0, "{groups:?}");
+        groups
+            .into_iter()
+            .find(|g| g.starts_with("torch:"))
+            .expect("a torch group")
+    };
+    assert!(torch_of("ml", Platform::linux_amd64()).contains("torch 2.5.1+cpu "));
+    assert!(
+        torch_of("ml@cpu", arm64())
+            .contains("torch 2.5.1 torch-2.5.1-cp312-cp312-manylinux_2_17_aarch64.whl")
+    );
+    let cuda = torch_of("ml@cuda", Platform::linux_amd64());
+    assert!(
+        cuda.contains("torch 2.5.1+cu121 ") && cuda.contains("nvidia-cublas-cu12"),
+        "{cuda}"
+    );
+}
