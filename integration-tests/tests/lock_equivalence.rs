@@ -18,7 +18,8 @@
 //! distributions (`lsqns/a`, `lsqns/b`, no `__init__.py`), a dotted mixed-case distribution
 //! (`Lsq.Tool`) with console and GUI entry points (one with an extra, one a dotted attribute),
 //! `.data/scripts` (a `#!python` script, a `#!pythonw -u` one, a shell script), `.data/headers`,
-//! `.data/data`, `.data/purelib` and `.data/platlib`, a module that does not compile; a
+//! `.data/data`, `.data/purelib` and `.data/platlib`, a module that does not compile; a RECORD
+//! signature (`RECORD.jws`, which RECORD does not list); a
 //! platform wheel with a compiled CPython extension (`_speed.abi3.so`, prebuilt from
 //! `fixtures/lsq-ext/speed.c` for x86_64 and aarch64) and a `.pth` file with an import line
 //! and a path line. After the diff, the lock image is used: every package imports, the
@@ -62,7 +63,8 @@ fn sha256_hex(b: &[u8]) -> String {
 }
 
 /// A wheel: `DIST-VERSION-TAG.whl` (DIST as written: `Lsq.Tool`, like old bdist_wheel), with
-/// METADATA, WHEEL, optional entry_points.txt and a RECORD of everything.
+/// METADATA, WHEEL, optional entry_points.txt and a RECORD of everything but `unlisted` (a
+/// RECORD signature, which RECORD cannot list).
 fn wheel(
     project: &str,
     version: &str,
@@ -70,6 +72,7 @@ fn wheel(
     root_is_purelib: bool,
     mut files: Vec<Entry>,
     entry_points: Option<&str>,
+    unlisted: Vec<Entry>,
 ) -> IndexFile {
     let dist = project.replace('-', "_");
     let info = format!("{dist}-{version}.dist-info");
@@ -99,6 +102,7 @@ fn wheel(
         .collect();
     record.push_str(&format!("{info}/RECORD,,\n"));
     files.push(entry(&format!("{info}/RECORD"), record.as_bytes(), 0o644));
+    files.extend(unlisted);
     let mut buf = std::io::Cursor::new(Vec::new());
     {
         use zip::write::SimpleFileOptions;
@@ -138,6 +142,11 @@ fn wheels(arch: &str) -> Vec<(String, IndexFile)> {
                 true,
                 vec![entry("lsqns/a/__init__.py", b"A = 'a'\n", 0o644)],
                 None,
+                vec![entry(
+                    "lsq_ns_a-1.0.dist-info/RECORD.jws",
+                    b"{\"signatures\": []}\n",
+                    0o644,
+                )],
             ),
         ),
         (
@@ -152,6 +161,7 @@ fn wheels(arch: &str) -> Vec<(String, IndexFile)> {
                     entry("lsqns/b/data.json", b"{\"b\": 2}\n", 0o644),
                 ],
                 None,
+                vec![],
             ),
         ),
         (
@@ -171,6 +181,7 @@ fn wheels(arch: &str) -> Vec<(String, IndexFile)> {
                     entry("lsq_pth_extra/lsq_hidden.py", b"HIDDEN = 'found'\n", 0o644),
                 ],
                 None,
+                vec![],
             ),
         ),
         (
@@ -208,6 +219,7 @@ fn wheels(arch: &str) -> Vec<(String, IndexFile)> {
                     entry(&format!("{d}/platlib/lsq_tool_plat.py"), b"Q = 1\n", 0o644),
                 ],
                 Some(tool_ep),
+                vec![],
             ),
         ),
         (
@@ -222,10 +234,26 @@ fn wheels(arch: &str) -> Vec<(String, IndexFile)> {
                     entry("lsq_ext/_speed.abi3.so", ext, 0o755),
                 ],
                 None,
+                vec![],
             ),
         ),
     ];
     list.into_iter().map(|(p, f)| (p.to_string(), f)).collect()
+}
+
+/// PEP 503: `Lsq.Tool` → `lsq-tool` (how uv.lock and pylock.toml spell names).
+fn normalize(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !out.ends_with('-') {
+                out.push('-');
+            }
+        } else {
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
 }
 
 /// A PEP 751 lock of these files (one wheel each), served at `port`.
@@ -237,7 +265,7 @@ fn pylock(port: u16, files: &[&IndexFile]) -> String {
         let version = f.filename.split('-').nth(1).unwrap();
         s.push_str(&format!(
             "\n[[packages]]\nname = '{}'\nversion = '{version}'\n\n[[packages.wheels]]\nurl = 'http://127.0.0.1:{port}/files/{}'\nsize = {}\nhashes = {{sha256 = '{}'}}\n",
-            f.project,
+            normalize(&f.project),
             f.filename,
             f.bytes.len(),
             sha256_hex(&f.bytes)
@@ -405,7 +433,15 @@ fn equivalence(test: &str, platform: &str, arch: &str) {
         PackageIndex::serve_files(&[("simple", files.iter().map(|(_, f)| f.clone()).collect())]);
     let port = index.port;
     let python = base_python(engine);
-    let pins: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    // The lock's names (normalized), as `pip install -r` of the lock's pins would spell them:
+    // pip puts `.data/headers` under `include/<the requirement's name>`.
+    let pins: Vec<String> = files
+        .iter()
+        .map(|(p, _)| {
+            let (name, version) = p.split_once("==").unwrap();
+            format!("{}=={version}", normalize(name))
+        })
+        .collect();
     let stack = format!(
         "# syntax={}\n\
          [services.bylock]\n\
@@ -470,7 +506,8 @@ fn equivalence(test: &str, platform: &str, arch: &str) {
         "/usr/local/bin/lsq-tool".to_string(),
         "/usr/local/bin/lsq-raw".to_string(),
         "/usr/local/share/lsq-tool/README".to_string(),
-        format!("/usr/include/python{python}/Lsq.Tool/lsq_tool.h"),
+        format!("/usr/include/python{python}/lsq-tool/lsq_tool.h"),
+        format!("{site}/lsq_ns_a-1.0.dist-info/RECORD.jws"),
     ] {
         // The reference has every kind of file; the diff below holds the lock to it.
         assert!(pip.contains_key(&must), "pip installed {must}");

@@ -18,6 +18,7 @@ import hashlib
 import importlib.util
 import io
 import os
+import re
 import sys
 import sysconfig
 import time
@@ -83,7 +84,8 @@ class Installer:
         meta = Parser().parsestr(zf.read(infos[0]).decode("utf-8"))
         purelib = (meta.get("Root-Is-Purelib") or "").strip().lower() == "true"
         root = self.paths["purelib" if purelib else "platlib"]
-        dist_name = dist_info.split("-")[0]
+        # The package's name as the lock spells it (PEP 503-normalized), from the file name.
+        project = re.sub(r"[-_.]+", "-", os.path.basename(wheel).split("-")[0]).lower()
         rows = []
         sources = []
         for info in zf.infolist():
@@ -93,8 +95,11 @@ class Installer:
             parts = name.split("/")
             if name.startswith("/") or ".." in parts or "\\" in name:
                 die("%s: unsafe path %r" % (os.path.basename(wheel), name))
-            if name == dist_info + "/RECORD" or name.startswith(dist_info + "/RECORD."):
-                continue  # written below (signatures no longer match the installed files)
+            if name == dist_info + "/RECORD":
+                continue  # written below
+            # RECORD.jws / RECORD.p7s (signatures of the wheel's RECORD, which does not list
+            # them): installed like pip does, with a RECORD row without hash and size.
+            unlisted = name.startswith(dist_info + "/RECORD.")
             key = None
             if parts[0] == data_dir:
                 if len(parts) < 3 or parts[1] not in DATA_KEYS:
@@ -102,7 +107,8 @@ class Installer:
                 key = parts[1]
                 rest = "/".join(parts[2:])
                 if key == "headers":
-                    base = os.path.join(self.paths["include"], dist_name)
+                    # pip: include/<the requirement's name>; a lock's names are normalized.
+                    base = os.path.join(self.paths["include"], project)
                 else:
                     base = self.paths[key]
                 dest = os.path.join(base, rest)
@@ -123,7 +129,8 @@ class Installer:
                     rest = data[nl:] if nl >= 0 else b"\n"
                     data = b"#!" + sys.executable.encode() + rest
             mtime = time.mktime(info.date_time + (0, 0, -1)) if info.date_time[0] >= 1980 else None
-            rows.append(self.write(dest, data, mode, mtime))
+            row = self.write(dest, data, mode, mtime)
+            rows.append((row[0], "", "") if unlisted else row)
             if dest.endswith(".py") and key in (None, "purelib", "platlib"):
                 sources.append(dest)
         # Console and GUI scripts.
