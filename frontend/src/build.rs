@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use llb_gen::convert::{CrossEnv, CrossVerdict, Probe, ResolvedImages, convert_cross};
+use llb_gen::convert::{
+    CrossEnv, CrossVerdict, Probe, ResolvedImages, ResolvedLock, convert_cross,
+};
 use llb_gen::diag::StackError;
 use llb_gen::plan;
 use llb_gen::plan::BuildOptions;
@@ -233,7 +235,8 @@ async fn build_one(
     Ok((r, converted.image_config))
 }
 
-/// Solve a cross-install probe and read its verdict (`status.json`). The probe shares its steps
+/// Solve a cross-install probe (the resolve step) and read its verdict (`status.json`) and the
+/// lock it resolved (`pylock.toml`, when it wrote one). The probe shares its steps
 /// (base image, apt, the build platform's installs) with the final solve, so it imports the same
 /// caches: BuildKit applies a solve's cache imports to that solve only, and a step the probe ran
 /// without them is not looked up in the imported cache again by the final solve.
@@ -253,7 +256,26 @@ async fn probe_cross_install(
     let status: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| Failure::plain(format!("{}: unreadable verdict: {e}", probe.name)))?;
     Ok(if status["cross"].as_bool() == Some(true) {
-        CrossVerdict::Cross
+        match status["lock"].as_str() {
+            // The resolve wrote the target's wheels as a lock: read it back through the
+            // gateway; the converter installs it like a `lock` step.
+            Some(path) => {
+                let pylock = gw.read_file(&r, path, None).await.map_err(|e| {
+                    Failure::plain(format!(
+                        "{}: no resolved lock `{path}` ({})",
+                        probe.name, e.message
+                    ))
+                })?;
+                let field = |k: &str| status[k].as_str().unwrap_or_default().to_string();
+                CrossVerdict::Resolved(ResolvedLock {
+                    pylock: String::from_utf8_lossy(&pylock).into_owned(),
+                    python: field("python"),
+                    libc: field("libc"),
+                    executable: field("executable"),
+                })
+            }
+            None => CrossVerdict::Cross,
+        }
     } else {
         let reason = status["reason"]
             .as_str()

@@ -200,7 +200,7 @@ fn an_answered_probe_is_part_of_the_cross_install() {
         .unwrap_or_else(|| panic!("no cross-install exec:\n{dump}"));
     assert!(install.contains(&mount), "{install}");
     assert!(
-        dump.contains("(probe on linux/amd64)"),
+        dump.contains(": resolve for linux/arm64 (on linux/amd64)"),
         "the probe is in the definition:\n{dump}"
     );
 }

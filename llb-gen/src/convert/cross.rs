@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::llb::{FileAction, Mount, Output, VertexMeta};
-use crate::plan::{Installer, PipStep, PlanImage, ctxpath};
+use crate::plan::{Installer, LockStep, PipStep, PlanImage, ctxpath};
 use crate::source::Span;
 
 use super::*;
@@ -123,16 +123,39 @@ impl<'a> Converter<'a> {
                 c.g.mount_output(exec, dest)
                     .expect("the exec was just built with an output mount at dest")
             };
-        // The probe: resolve only, and say whether every distribution has a wheel.
-        let probe_name = format!("{}: wheels for {}? (probe on {build})", m.name, st.platform);
+        // The resolve (the probe): resolve for the target, say whether every distribution has
+        // a wheel and, with pip, write them as a pylock.toml.
+        let probe_name = format!("{}: resolve for {} (on {build})", m.name, st.platform);
         let probe = on_runner(self, "probe", CROSS_STATUS, probe_name.clone(), None);
         let definition = self.g.marshal(probe, Some(self.file));
         let key = root_digest(&definition);
         // An answered probe is mounted into the install (see CROSS_PROBE); an assumed verdict
         // (no probe asked: the CLI) leaves the install as it was.
+        let mut name = format!("{} (cross-install on {build} for {})", m.name, st.platform);
         let answered = match verdicts.get(&key) {
             Some(CrossVerdict::Emulate(reason)) => return Err(reason.clone()),
             Some(CrossVerdict::Cross) => Some(probe),
+            Some(CrossVerdict::Resolved(r)) => match resolved_step(r, pip, &st.platform) {
+                Ok(l) => {
+                    // Installed like a `lock` step, on the twin (it has the interpreter), with
+                    // the resolve's output mounted into every group install.
+                    let extra = vec![Mount::Bind {
+                        input: probe,
+                        selector: String::new(),
+                        dest: CROSS_PROBE.into(),
+                    }];
+                    let mut lm = m.clone();
+                    lm.name = format!(
+                        "{} (resolved for {}, installed on {build})",
+                        m.name, st.platform
+                    );
+                    return Ok(self.install_groups(st, &l, runner.root, extra, span, lm));
+                }
+                Err(why) => {
+                    name = format!("{name} (the resolved lock is unusable: {why})");
+                    Some(probe)
+                }
+            },
             None if ask => {
                 self.probes.push(Probe {
                     key,
@@ -143,7 +166,6 @@ impl<'a> Converter<'a> {
             }
             None => None,
         };
-        let name = format!("{} (cross-install on {build} for {})", m.name, st.platform);
         let files = on_runner(self, "install", CROSS_OUT, name.clone(), answered);
         let merged = if self.opts.merge {
             self.g.merge(
@@ -239,6 +261,45 @@ impl<'a> Converter<'a> {
         )
     }
 }
+
+/// The lock a resolve step wrote, read, selected for `platform` and grouped like a `lock`
+/// step's: Err(why) when it cannot be used (it is the script's own output, so only a bug or
+/// an unexpected interpreter makes it so).
+pub(super) fn resolved_step(
+    r: &ResolvedLock,
+    pip: &PipStep,
+    platform: &Platform,
+) -> Result<LockStep, String> {
+    use crate::lock::{group, pylock, select, target::Target};
+    let first = |ds: Vec<Diagnostic>| {
+        ds.first()
+            .map(|d| d.message.clone())
+            .unwrap_or_else(|| "no reason given".into())
+    };
+    let file = SourceFile::new(RESOLVED_LOCK, r.pylock.clone());
+    let lock = pylock::read(&file).map_err(first)?;
+    let target = Target::parse(&platform.id(), &r.python, &r.libc)?;
+    let sel = select::select(&lock, &target, &select::Choice::default()).map_err(first)?;
+    if let Some(f) = sel.files.iter().find(|f| f.kind == select::FileKind::Sdist) {
+        return Err(format!("{} {} has no wheel", f.name, f.version));
+    }
+    let (major, minor, _) = target.python;
+    let python = if r.executable.starts_with('/') {
+        r.executable.clone()
+    } else {
+        pip.python.clone()
+    };
+    Ok(LockStep {
+        file: RESOLVED_LOCK.into(),
+        python,
+        python_version: format!("{major}.{minor}"),
+        groups: group::group(&sel.files, &group::Rules::default()),
+        auth_secret: None,
+    })
+}
+
+/// The name a resolved lock goes by (diagnostics, `LockStep::file`).
+pub const RESOLVED_LOCK: &str = "pylock.toml (resolved)";
 
 /// The digest of a definition's root vertex: the input of its terminal op (the key a probe's
 /// verdict is filed under), read from the terminal rather than counted from the end.

@@ -8,7 +8,10 @@
 #   python3 cross_install.py MODE INSTALLER ARCH PLATFORM PYTHON -- ARGS...
 #
 # MODE: `probe` answers in STATUS/status.json whether every requirement has a wheel for the
-# target platform (exit 0 either way); `install` installs (exit 1 on any failure).
+# target platform (exit 0 either way) and, with pip, resolves them: STATUS/pylock.toml (PEP 751)
+# lists the wheels the target does not have yet with URL and sha256, which the frontend reads
+# back and installs like a `lock` step; `install` installs (exit 1 on any failure), used when
+# there is no lock (uv, an index without hashes, the CLI without a gateway).
 # INSTALLER: `pip` or `uv` (at UV). ARCH: the wheel machine (`aarch64`). ARGS: what follows
 # `pip install` (index options, `-r FILE`, specifiers). PYTHON: the interpreter as the stack
 # names it (`python3`), which must be the same file in the image as here.
@@ -225,6 +228,49 @@ def pip_plan(args, arch, minor, have, work):
     return new
 
 
+def lockable(new):
+    """Why the resolved wheels cannot be written as a lock the build fetches by checksum
+    (None when they can): every URL must be http(s), carry a sha256 and no credentials."""
+    for name, version, url in new:
+        base, _, frag = url.partition("#")
+        scheme, _, rest = base.partition("://")
+        if scheme not in ("http", "https"):
+            return "%s %s comes from %s, not an index" % (name, version, scheme or base)
+        if "@" in rest.split("/", 1)[0]:
+            return "the URL of %s %s carries credentials" % (name, version)
+        if not re.fullmatch(r"sha256=[0-9a-fA-F]{64}", frag):
+            return "the index gave no sha256 for %s %s" % (name, version)
+    return None
+
+
+def toml_str(s):
+    # JSON string escapes are TOML basic-string escapes.
+    return json.dumps(s, ensure_ascii=False)
+
+
+def write_pylock(new, platform, path):
+    """A PEP 751 pylock.toml of the resolved wheels (the ones the target does not have yet)."""
+    v = sys.version_info
+    lines = [
+        "# Resolved by layerstack for %s, CPython %d.%d.%d." % (platform, v[0], v[1], v[2]),
+        'lock-version = "1.0"',
+        'created-by = "layerstack"',
+        'requires-python = "==%d.%d.*"' % (v[0], v[1]),
+        "",
+    ]
+    for name, version, url in sorted(new, key=lambda n: canon(n[0])):
+        base, _, frag = url.partition("#")
+        lines += [
+            "[[packages]]",
+            "name = %s" % toml_str(canon(name)),
+            "version = %s" % toml_str(version),
+            "wheels = [{ url = %s, hashes = { sha256 = %s } }]" % (toml_str(base), toml_str(frag.split("=", 1)[1].lower())),
+            "",
+        ]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+
+
 def pip_install(args, arch, minor, have, work, target):
     new = pip_plan(args, arch, minor, have, work)
     if not new:
@@ -382,7 +428,19 @@ def main():
             if installer == "uv":
                 uv_install(args, arch, minor, have, work, os.path.join(work, "t"), True)
             else:
-                pip_plan(args, arch, minor, have, work)
+                # The resolve: the wheels for the target, written as a pylock.toml the frontend
+                # reads back and installs like a `lock` step (HTTP sources + group installs).
+                new = pip_plan(args, arch, minor, have, work)
+                why = lockable(new)
+                if why is None:
+                    os.makedirs(STATUS, exist_ok=True)
+                    write_pylock(new, platform, os.path.join(STATUS, "pylock.toml"))
+                    status["lock"] = "pylock.toml"
+                    status["python"] = "%d.%d.%d" % sys.version_info[:3]
+                    status["libc"] = "glibc2.%d" % minor
+                    status["executable"] = sys.executable
+                else:
+                    status["no-lock"] = why
         else:
             if installer == "uv":
                 uv_install(args, arch, minor, have, work, target, False)

@@ -104,8 +104,23 @@ impl<'a> Converter<'a> {
         span: Span,
         m: VertexMeta,
     ) -> Output {
-        let script = self.lock_script();
         let runner = self.lock_runner(img, label);
+        self.install_groups(st, l, runner, vec![], span, m)
+    }
+
+    /// Fetch every wheel of `l`, install each group on `runner` (an image on the build
+    /// platform with `l.python`; `extra` mounted into every install), merge the groups onto
+    /// `st`. Shared by `lock` steps and the locks resolve steps write (`cross.rs`).
+    pub(super) fn install_groups(
+        &mut self,
+        st: &State,
+        l: &LockStep,
+        runner: Output,
+        extra: Vec<Mount>,
+        span: Span,
+        m: VertexMeta,
+    ) -> Output {
+        let script = self.lock_script();
         let build = self.opts.build_platform.clone();
         let mut env = vec![LOCK_PATH.to_string(), "HOME=/root".to_string()];
         if let Some(epoch) = self.opts.build_args.get("SOURCE_DATE_EPOCH") {
@@ -123,6 +138,7 @@ impl<'a> Converter<'a> {
                 selector: String::new(),
                 dest: LOCK_DIR.into(),
             }];
+            mounts.extend(extra.iter().cloned());
             let mut args = vec![
                 l.python.clone(),
                 format!("{LOCK_DIR}/lock_install.py"),

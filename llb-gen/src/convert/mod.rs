@@ -60,9 +60,10 @@ pub const CROSS_DIR: &str = "/run/layerstack/cross";
 pub const CROSS_TARGET: &str = "/run/layerstack/target";
 pub const CROSS_OUT: &str = "/run/layerstack/out";
 pub const CROSS_STATUS: &str = "/run/layerstack/status";
-/// Where a cross-install sees the verdict of the probe that allowed it (read-only, unused by
-/// the script): the probe is then part of the image's graph, so a `mode=max` cache export
-/// holds it and a build importing that cache gets the probe from it too.
+/// Where a cross-install (or each group install of a resolved lock) sees the output of the
+/// probe that allowed it (read-only, unused by the script): the probe is then part of the
+/// image's graph, so a `mode=max` cache export holds it and a build importing that cache gets
+/// the probe from it too.
 pub const CROSS_PROBE: &str = "/run/layerstack/probe";
 
 /// Installs wheels for a foreign platform on the build platform (see `cross_install.py`), with
@@ -93,10 +94,28 @@ pub(crate) fn cross_script() -> String {
 /// found out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CrossVerdict {
-    /// Every distribution has a wheel for the target: install on the build platform.
+    /// Every distribution has a wheel for the target: install on the build platform with the
+    /// cross-install script (no lock: uv, or an index without sha256 hashes).
     Cross,
+    /// Every distribution has a wheel for the target and the resolve wrote them as a lock:
+    /// installed like a `lock` step (checksummed HTTP sources, group installs, merge).
+    Resolved(ResolvedLock),
     /// Install under emulation, for this reason (a source build, a conflict…).
     Emulate(String),
+}
+
+/// What a resolve step wrote (`pylock.toml` and its `status.json`), read back by the edge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedLock {
+    /// The PEP 751 `pylock.toml`: the wheels the target does not have yet, URL and sha256.
+    pub pylock: String,
+    /// The interpreter's CPython version (`3.12.7`) on the build platform's twin, the
+    /// target's.
+    pub python: String,
+    /// `glibc2.N`, the C library the wheels were resolved for.
+    pub libc: String,
+    /// The interpreter's absolute path (the same file in the image), which installs the groups.
+    pub executable: String,
 }
 
 /// A question the converter could not answer alone: solve `definition` (its result holds
