@@ -231,16 +231,73 @@ def pip_plan(args, arch, minor, have, work):
 def lockable(new):
     """Why the resolved wheels cannot be written as a lock the build fetches by checksum
     (None when they can): every URL must be http(s), carry a sha256 and no credentials."""
-    for name, version, url in new:
-        base, _, frag = url.partition("#")
-        scheme, _, rest = base.partition("://")
-        if scheme not in ("http", "https"):
-            return "%s %s comes from %s, not an index" % (name, version, scheme or base)
-        if "@" in rest.split("/", 1)[0]:
-            return "the URL of %s %s carries credentials" % (name, version)
-        if not re.fullmatch(r"sha256=[0-9a-fA-F]{64}", frag):
-            return "the index gave no sha256 for %s %s" % (name, version)
+    for name, version, urls in new:
+        for url in urls:
+            base, _, frag = url.partition("#")
+            scheme, _, rest = base.partition("://")
+            if scheme not in ("http", "https"):
+                return "%s %s comes from %s, not an index" % (name, version, scheme or base)
+            if "@" in rest.split("/", 1)[0]:
+                return "the URL of %s %s carries credentials" % (name, version)
+            if not re.fullmatch(r"sha256=[0-9a-fA-F]{64}", frag):
+                return "the index gave no sha256 for %s %s" % (name, version)
     return None
+
+
+def uv_lock(args, arch, minor, have, work):
+    """uv's resolve as a lock: `uv pip compile --format pylock.toml` for the target, the
+    packages the target already has left out. ([(name, version, [wheel URL#sha256=…])], None)
+    or (None, why not)."""
+    opts, srcs, specs = [], [], []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in ("--index-url", "--extra-index-url", "-r") and i + 1 < len(args):
+            (srcs if a == "-r" else opts).append(args[i + 1] if a == "-r" else a)
+            if a != "-r":
+                opts.append(args[i + 1])
+            i += 2
+            continue
+        if a.startswith(("/", ".")):
+            return None, "%s is a local package" % a
+        specs.append(a)
+        i += 1
+    if specs:
+        path = os.path.join(work, "specs.in")
+        with open(path, "w") as f:
+            f.write("\n".join(specs) + "\n")
+        srcs.append(path)
+    try:
+        import tomllib
+    except ImportError:
+        return None, "the interpreter has no tomllib to read uv's lock"
+    out = os.path.join(work, "uv-pylock.toml")
+    cmd = [UV, "pip", "compile", "--quiet", "--format", "pylock.toml", "-o", out]
+    cmd += ["--python-platform", uv_platform(arch, minor)]
+    cmd += ["--python-version", "%d.%d" % sys.version_info[:2], "--only-binary", ":all:"]
+    cmd += ["-c", constraints_file(have, work)] + opts + srcs
+    try:
+        run(cmd, "resolving a lock for the target platform")
+        with open(out, "rb") as f:
+            packages = tomllib.load(f).get("packages", [])
+    except (Refused, OSError, ValueError) as e:
+        return None, "uv wrote no lock: %s" % e
+    new = []
+    for p in packages:
+        name, version = p.get("name", ""), p.get("version", "")
+        got = have.get(canon(name))
+        if got and got[0] == version:
+            continue
+        if got:
+            return None, "it would replace %s %s with %s" % (name, got[0], version)
+        wheels = []
+        for w in p.get("wheels", []):
+            url, sha = w.get("url", ""), w.get("hashes", {}).get("sha256", "")
+            wheels.append(url + ("#sha256=" + sha if sha else ""))
+        if not wheels:
+            return None, "%s %s has no wheel URL in uv's lock" % (name, version)
+        new.append((name, version, wheels))
+    return new, None
 
 
 def toml_str(s):
@@ -258,13 +315,17 @@ def write_pylock(new, platform, path):
         'requires-python = "==%d.%d.*"' % (v[0], v[1]),
         "",
     ]
-    for name, version, url in sorted(new, key=lambda n: canon(n[0])):
-        base, _, frag = url.partition("#")
+    for name, version, urls in sorted(new, key=lambda n: canon(n[0])):
+        wheels = []
+        for url in urls:
+            base, _, frag = url.partition("#")
+            sha = frag.split("=", 1)[1].lower()
+            wheels.append("{ url = %s, hashes = { sha256 = %s } }" % (toml_str(base), toml_str(sha)))
         lines += [
             "[[packages]]",
             "name = %s" % toml_str(canon(name)),
             "version = %s" % toml_str(version),
-            "wheels = [{ url = %s, hashes = { sha256 = %s } }]" % (toml_str(base), toml_str(frag.split("=", 1)[1].lower())),
+            "wheels = [%s]" % ", ".join(wheels),
             "",
         ]
     with open(path, "w", encoding="utf-8") as f:
@@ -425,22 +486,26 @@ def main():
         have = installed()
         target = os.path.join(OUT, ".layerstack-install")
         if mode == "probe":
+            # The resolve: the wheels for the target, written as a pylock.toml the frontend
+            # reads back and installs like a `lock` step (HTTP sources + group installs).
             if installer == "uv":
                 uv_install(args, arch, minor, have, work, os.path.join(work, "t"), True)
+                new, why = uv_lock(args, arch, minor, have, work)
             else:
-                # The resolve: the wheels for the target, written as a pylock.toml the frontend
-                # reads back and installs like a `lock` step (HTTP sources + group installs).
-                new = pip_plan(args, arch, minor, have, work)
+                new = [(n, v, [u]) for n, v, u in pip_plan(args, arch, minor, have, work)]
+                why = None
+            if why is None:
                 why = lockable(new)
-                if why is None:
-                    os.makedirs(STATUS, exist_ok=True)
-                    write_pylock(new, platform, os.path.join(STATUS, "pylock.toml"))
-                    status["lock"] = "pylock.toml"
-                    status["python"] = "%d.%d.%d" % sys.version_info[:3]
-                    status["libc"] = "glibc2.%d" % minor
-                    status["executable"] = sys.executable
-                else:
-                    status["no-lock"] = why
+            if why is None:
+                os.makedirs(STATUS, exist_ok=True)
+                write_pylock(new, platform, os.path.join(STATUS, "pylock.toml"))
+                status["lock"] = "pylock.toml"
+                status["python"] = "%d.%d.%d" % sys.version_info[:3]
+                status["libc"] = "glibc2.%d" % minor
+                status["executable"] = sys.executable
+            else:
+                # Installed by this script instead (install mode), as before.
+                status["no-lock"] = why
         else:
             if installer == "uv":
                 uv_install(args, arch, minor, have, work, target, False)
