@@ -1,7 +1,6 @@
 //! Cross-installs: pip and uv steps of a linux/arm64 build are resolved on the build platform
-//! (linux/amd64) for arm64's wheel tags; pip's resolve writes a pylock.toml that is installed
-//! like a `lock` step (checksummed HTTP sources, groups installed on linux/amd64, merged), uv's
-//! installs with the cross-install script; either way no emulation, and a
+//! (linux/amd64) for arm64's wheel tags into a pylock.toml that is installed like a `lock` step
+//! (checksummed HTTP sources, groups installed on linux/amd64, merged): no emulation, and a
 //! requirement that needs a source build falls back to an emulated install, and the progress
 //! names say which happened. The wheels come from a local index (127.0.0.1) built here: an
 //! arm64 and an amd64 build of `lsdemo-native` (with a console script) and a pure
@@ -132,43 +131,40 @@ fn vertex_with<'a>(b: &'a Build, step: &str, suffix: &str) -> &'a integration_te
         .unwrap_or_else(|| panic!("no `{step}…{suffix}` vertex:\n{}", b.progress.summary()))
 }
 
-/// The step was resolved on the build platform; with pip the resolve wrote a lock, installed
-/// like a `lock` step (groups on linux/amd64, merged), with uv by the cross-install script.
+/// The step was resolved on the build platform into a lock (pip: from `pip install --dry-run
+/// --report`, uv: `uv pip compile --format pylock.toml`), installed like a `lock` step: groups
+/// on linux/amd64, merged; never the cross-install script, never emulated.
 fn assert_cross(b: &Build, step: &str, installer: &str) {
     vertex_with(b, step, ": resolve for linux/arm64 (on linux/amd64)");
-    if installer == "pip" {
-        vertex_with(
-            b,
-            step,
-            " (resolved for linux/arm64, installed on linux/amd64) (merge)",
-        );
-        // The step's Python installs all ran on the build platform: its vertices are the
-        // resolve, the lock groups and the merge, never a plain `pip install` (on arm64).
-        let head = step.split("] ").next().unwrap();
+    vertex_with(
+        b,
+        step,
+        " (resolved for linux/arm64, installed on linux/amd64) (merge)",
+    );
+    // The step's Python installs all ran on the build platform: its vertices are the resolve,
+    // the lock groups and the merge, never a plain `pip install` (on arm64).
+    let head = step.split("] ").next().unwrap();
+    assert!(
+        !b.progress
+            .matching(&format!("{head}] lock group "))
+            .is_empty(),
+        "{installer}: {step}: no lock group\n{}",
+        b.progress.summary()
+    );
+    for v in b.progress.matching(step) {
         assert!(
-            !b.progress
-                .matching(&format!("{head}] lock group "))
-                .is_empty(),
-            "{step}: no lock group\n{}",
-            b.progress.summary()
+            v.name.contains(": resolve for linux/arm64")
+                || v.name
+                    .contains("(resolved for linux/arm64, installed on linux/amd64)"),
+            "{installer}: {step}: a vertex that is neither the resolve nor the lock install: {}",
+            v.name
         );
-        for v in b.progress.matching(step) {
-            assert!(
-                v.name.contains(": resolve for linux/arm64")
-                    || v.name
-                        .contains("(resolved for linux/arm64, installed on linux/amd64)"),
-                "{step}: a vertex that is neither the resolve nor the lock install: {}",
-                v.name
-            );
-        }
-        assert!(
-            b.progress.matching("(cross-install on").is_empty(),
-            "pip: nothing goes through the cross-install script\n{}",
-            b.progress.summary()
-        );
-    } else {
-        vertex_with(b, step, " (cross-install on linux/amd64 for linux/arm64)");
     }
+    assert!(
+        b.progress.matching("(cross-install on").is_empty(),
+        "{installer}: nothing goes through the cross-install script\n{}",
+        b.progress.summary()
+    );
     let emulated = b.progress.matching("(emulated");
     assert!(
         emulated.is_empty(),

@@ -53,7 +53,11 @@ fn opts(merge: bool) -> BuildOptions {
 
 /// Convert for arm64, answering the one probe with `verdict`.
 fn convert_answered(verdict: CrossVerdict, merge: bool) -> (Converted, String) {
-    let file = SourceFile::new("stack.toml", STACK);
+    convert_stack(STACK, verdict, merge)
+}
+
+fn convert_stack(stack: &str, verdict: CrossVerdict, merge: bool) -> (Converted, String) {
+    let file = SourceFile::new("stack.toml", stack);
     let o = opts(merge);
     let (stack, plan) = llb_gen::load(&file, &o).expect("valid stack");
     let twin = llb_gen::twin_plan(&stack, &o).expect("plans for the build platform");
@@ -175,4 +179,17 @@ fn without_a_lock_the_verdict_installs_with_the_script_and_a_refusal_emulates() 
         ),
         "{text}"
     );
+}
+
+#[test]
+fn a_resolved_lock_is_not_used_when_install_steps_get_secrets() {
+    // An index may need the secret; the lock's downloads would go without it.
+    let stack = format!("{STACK}\n[secrets.pip-index]\nenv = \"PIP_INDEX_URL\"\n");
+    let (_, text) = convert_stack(&stack, resolved(pylock()), true);
+    assert!(text.contains("cross_install.py install"), "{text}");
+    assert!(
+        text.contains("(the resolved lock is not used: install steps get the secret(s) pip-index)"),
+        "{text}"
+    );
+    assert!(!text.contains("lock_install.py"), "{text}");
 }

@@ -135,26 +135,35 @@ impl<'a> Converter<'a> {
         let answered = match verdicts.get(&key) {
             Some(CrossVerdict::Emulate(reason)) => return Err(reason.clone()),
             Some(CrossVerdict::Cross) => Some(probe),
-            Some(CrossVerdict::Resolved(r)) => match resolved_step(r, pip, &st.platform) {
-                Ok(l) => {
-                    // Installed like a `lock` step, on the twin (it has the interpreter), with
-                    // the resolve's output mounted into every group install.
-                    let extra = vec![Mount::Bind {
-                        input: probe,
-                        selector: String::new(),
-                        dest: CROSS_PROBE.into(),
-                    }];
-                    let mut lm = m.clone();
-                    lm.name = format!(
-                        "{} (resolved for {}, installed on {build})",
-                        m.name, st.platform
+            Some(CrossVerdict::Resolved(r)) => match self.secrets_for_installs() {
+                // The lock's downloads carry no credentials an index may need.
+                Some(ids) => {
+                    name = format!(
+                        "{name} (the resolved lock is not used: install steps get the secret(s) {ids})"
                     );
-                    return Ok(self.install_groups(st, &l, runner.root, extra, span, lm));
-                }
-                Err(why) => {
-                    name = format!("{name} (the resolved lock is unusable: {why})");
                     Some(probe)
                 }
+                None => match resolved_step(r, pip, &st.platform) {
+                    Ok(l) => {
+                        // Installed like a `lock` step, on the twin (it has the interpreter), with
+                        // the resolve's output mounted into every group install.
+                        let extra = vec![Mount::Bind {
+                            input: probe,
+                            selector: String::new(),
+                            dest: CROSS_PROBE.into(),
+                        }];
+                        let mut lm = m.clone();
+                        lm.name = format!(
+                            "{} (resolved for {}, installed on {build})",
+                            m.name, st.platform
+                        );
+                        return Ok(self.install_groups(st, &l, runner.root, extra, span, lm));
+                    }
+                    Err(why) => {
+                        name = format!("{name} (the resolved lock is unusable: {why})");
+                        Some(probe)
+                    }
+                },
             },
             None if ask => {
                 self.probes.push(Probe {
@@ -181,6 +190,13 @@ impl<'a> Converter<'a> {
             )
         };
         Ok(merged)
+    }
+
+    /// The ids of the secrets install steps get (`[secrets.NAME]`), when there are any: an
+    /// index may need them, and a resolved lock's downloads would go without.
+    fn secrets_for_installs(&self) -> Option<String> {
+        let ids: Vec<&str> = self.plan.secrets.iter().map(|s| s.id.as_str()).collect();
+        (!ids.is_empty()).then(|| ids.join(", "))
     }
 
     /// The build platform's twin of `img` as it is before step `step`, converting the twin

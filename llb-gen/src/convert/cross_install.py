@@ -8,10 +8,11 @@
 #   python3 cross_install.py MODE INSTALLER ARCH PLATFORM PYTHON -- ARGS...
 #
 # MODE: `probe` answers in STATUS/status.json whether every requirement has a wheel for the
-# target platform (exit 0 either way) and, with pip, resolves them: STATUS/pylock.toml (PEP 751)
-# lists the wheels the target does not have yet with URL and sha256, which the frontend reads
-# back and installs like a `lock` step; `install` installs (exit 1 on any failure), used when
-# there is no lock (uv, an index without hashes, the CLI without a gateway).
+# target platform (exit 0 either way) and resolves them: STATUS/pylock.toml (PEP 751; pip's
+# `--dry-run --report`, uv's `pip compile --format pylock.toml`) lists the wheels the target
+# does not have yet with URL and sha256, which the frontend reads back and installs like a
+# `lock` step; `install` installs (exit 1 on any failure), used when there is no lock (an index
+# without hashes, a local package, the CLI without a gateway).
 # INSTALLER: `pip` or `uv` (at UV). ARCH: the wheel machine (`aarch64`). ARGS: what follows
 # `pip install` (index options, `-r FILE`, specifiers). PYTHON: the interpreter as the stack
 # names it (`python3`), which must be the same file in the image as here.
@@ -228,9 +229,18 @@ def pip_plan(args, arch, minor, have, work):
     return new
 
 
-def lockable(new):
+def lockable(new, args):
     """Why the resolved wheels cannot be written as a lock the build fetches by checksum
-    (None when they can): every URL must be http(s), carry a sha256 and no credentials."""
+    (None when they can): every URL must be http(s), carry a sha256 and no credentials, and
+    no index may need credentials (the build fetches the files without them)."""
+    indexes = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--index-url", "--extra-index-url")]
+    for var in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_INDEX", "UV_DEFAULT_INDEX"):
+        indexes += os.environ.get(var, "").split()
+    for url in indexes:
+        if "@" in url.partition("://")[2].split("/", 1)[0]:
+            return "an index URL carries credentials"
+    if os.path.exists(os.path.expanduser("~/.netrc")) or os.environ.get("NETRC"):
+        return "the indexes may need credentials (a netrc)"
     for name, version, urls in new:
         for url in urls:
             base, _, frag = url.partition("#")
@@ -252,10 +262,12 @@ def uv_lock(args, arch, minor, have, work):
     i = 0
     while i < len(args):
         a = args[i]
-        if a in ("--index-url", "--extra-index-url", "-r") and i + 1 < len(args):
-            (srcs if a == "-r" else opts).append(args[i + 1] if a == "-r" else a)
-            if a != "-r":
-                opts.append(args[i + 1])
+        if a == "-r" and i + 1 < len(args):
+            srcs.append(args[i + 1])
+            i += 2
+            continue
+        if a in ("--index-url", "--extra-index-url") and i + 1 < len(args):
+            opts += args[i : i + 2]
             i += 2
             continue
         if a.startswith(("/", ".")):
@@ -271,7 +283,8 @@ def uv_lock(args, arch, minor, have, work):
         import tomllib
     except ImportError:
         return None, "the interpreter has no tomllib to read uv's lock"
-    out = os.path.join(work, "uv-pylock.toml")
+    # uv takes the format from the name too: it must be pylock.toml or pylock.NAME.toml.
+    out = os.path.join(work, "pylock.toml")
     cmd = [UV, "pip", "compile", "--quiet", "--format", "pylock.toml", "-o", out]
     cmd += ["--python-platform", uv_platform(arch, minor)]
     cmd += ["--python-version", "%d.%d" % sys.version_info[:2], "--only-binary", ":all:"]
@@ -495,7 +508,7 @@ def main():
                 new = [(n, v, [u]) for n, v, u in pip_plan(args, arch, minor, have, work)]
                 why = None
             if why is None:
-                why = lockable(new)
+                why = lockable(new, args)
             if why is None:
                 os.makedirs(STATUS, exist_ok=True)
                 write_pylock(new, platform, os.path.join(STATUS, "pylock.toml"))
