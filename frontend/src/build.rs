@@ -17,6 +17,7 @@ use crate::opts::FrontendOpts;
 use crate::request::{
     Failure, Inputs, build_options, platforms, read_inputs, source_info, stack_platforms,
 };
+use crate::subrequests::REQUEST_LOCK;
 
 /// The whole request: a subrequest answer or a built image.
 pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
@@ -37,8 +38,12 @@ pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
         if req == crate::lint::REQUEST_LINT {
             return crate::lint::answer(gw, &opts, &inputs).await;
         }
-        return crate::subrequests::answer(req, &opts, &inputs);
+        // `--call lock` runs the build up to its resolve steps (below).
+        if req != REQUEST_LOCK {
+            return crate::subrequests::answer(req, &opts, &inputs);
+        }
     }
+    let lock_only = opts.request_id.as_deref() == Some(REQUEST_LOCK);
     let (stack, _) = llb_gen::parse_checked(&inputs.file).map_err(|e| Failure::from_stack(&e))?;
     let stack_platforms = stack_platforms(&opts, &stack);
     let platforms = platforms(&opts, &stack_platforms)?;
@@ -100,12 +105,16 @@ pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
     let cache_imports: Vec<_> = opts.cache_imports.iter().cloned().map(Into::into).collect();
     let builds = prepared
         .iter()
-        .map(|p| build_one(gw, &inputs, p, cache_imports.clone()));
+        .map(|p| build_one(gw, &inputs, p, cache_imports.clone(), lock_only));
     let built = futures_util::future::try_join_all(builds).await?;
+    if lock_only {
+        return resolved_locks(&prepared, &built);
+    }
 
     let mut result = ResultBuilder::new();
     let mut described = vec![];
-    for (p, (r, image_config)) in prepared.iter().zip(built) {
+    for (p, b) in prepared.iter().zip(built) {
+        let (r, image_config) = (b.reference.unwrap_or_default(), b.image_config);
         if multi {
             result.add_ref(p.platform.id(), r);
             result.add_metadata(
@@ -147,14 +156,49 @@ struct Prepared {
     twin: Option<plan::Plan>,
 }
 
+/// One platform built: its result's ref (None for `--call lock`, which stops before the final
+/// solve), its image config and the locks its resolve steps wrote (probe name, lock).
+struct Built {
+    reference: Option<String>,
+    image_config: Vec<u8>,
+    locks: Vec<(String, ResolvedLock)>,
+}
+
+/// `--call lock`: every resolved lock of every platform, as `pylock.toml` text.
+fn resolved_locks(prepared: &[Prepared], built: &[Built]) -> Result<ResultBuilder, Failure> {
+    let mut txt = String::new();
+    let mut list = vec![];
+    for (p, b) in prepared.iter().zip(built) {
+        for (step, l) in &b.locks {
+            txt.push_str(&format!(
+                "# {} — {step}\n{}\n",
+                p.platform,
+                l.pylock.trim_end()
+            ));
+            list.push(serde_json::json!({
+                "platform": p.platform.id(),
+                "step": step,
+                "python": l.python,
+                "pylock": l.pylock,
+            }));
+        }
+    }
+    if list.is_empty() {
+        txt.push_str("no resolve step wrote a lock: nothing installs for a foreign platform with pip or uv, or every step installs under emulation\n");
+    }
+    crate::subrequests::respond(&list, txt)
+}
+
 /// Resolve one platform's base images, convert it (answering cross-install probes by solving
-/// them) and solve it: the result's ref and its image config.
+/// them) and solve it (unless `lock_only`): the result's ref, its image config and the locks
+/// its resolve steps wrote.
 async fn build_one(
     gw: &Gateway,
     inputs: &Inputs,
     p: &Prepared,
     cache_imports: Vec<crate::pb::gateway::CacheOptionsEntry>,
-) -> Result<(String, Vec<u8>), Failure> {
+    lock_only: bool,
+) -> Result<Built, Failure> {
     // Base image configs, resolved through the gateway before the pure conversion; a
     // foreign platform's twin needs its bases for the build platform too.
     let mut images = ResolvedImages::default();
@@ -208,6 +252,7 @@ async fn build_one(
     let plans: Vec<&plan::Plan> = std::iter::once(&p.plan).chain(p.twin.as_ref()).collect();
     crate::dockerfile::solve_all(gw, inputs, &p.bo, &plans, &cache_imports, &mut images).await?;
     let mut verdicts = BTreeMap::new();
+    let mut locks = vec![];
     let converted = loop {
         let cross = CrossEnv {
             twin: p.twin.as_ref(),
@@ -226,13 +271,25 @@ async fn build_one(
             break converted;
         };
         let verdict = probe_cross_install(gw, &probe, &cache_imports).await?;
+        if let CrossVerdict::Resolved(l) = &verdict {
+            locks.push((probe.name.clone(), l.clone()));
+        }
         verdicts.insert(probe.key, verdict);
     };
-    let r = gw
-        .solve_with_cache_imports(converted.definition, cache_imports)
-        .await
-        .map_err(|e| Failure::plain(e.message))?;
-    Ok((r, converted.image_config))
+    let reference = if lock_only {
+        None
+    } else {
+        Some(
+            gw.solve_with_cache_imports(converted.definition, cache_imports)
+                .await
+                .map_err(|e| Failure::plain(e.message))?,
+        )
+    };
+    Ok(Built {
+        reference,
+        image_config: converted.image_config,
+        locks,
+    })
 }
 
 /// Solve a cross-install probe (the resolve step) and read its verdict (`status.json`) and the

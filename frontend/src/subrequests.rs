@@ -60,6 +60,9 @@ pub const REQUEST_DESCRIBE: &str = "frontend.subrequests.describe";
 pub const REQUEST_OUTLINE: &str = "frontend.outline";
 /// `frontend.targets`: every layer and service.
 pub const REQUEST_TARGETS: &str = "frontend.targets";
+/// `frontend.lock` (`--call lock`): the locks the build's resolve steps write, printed. Answered
+/// by the build (it solves the resolve steps), not here.
+pub const REQUEST_LOCK: &str = "frontend.lock";
 
 /// The version of each subrequest definition, as upstream (`Version: "1.0.0"` in
 /// describe.go, targets.go, outline.go).
@@ -101,13 +104,14 @@ fn not_implemented(req: &str) -> String {
         REQUEST_OUTLINE,
         REQUEST_TARGETS,
         crate::lint::REQUEST_LINT,
+        REQUEST_LOCK,
     ]
     .join(", ");
     format!("layerstack does not implement `{req}`; supported: {supported}")
 }
 
 /// Metadata-only result: `result.json`, `result.txt`, `version`.
-fn respond<T: Serialize>(value: &T, txt: String) -> Result<ResultBuilder, Failure> {
+pub(crate) fn respond<T: Serialize>(value: &T, txt: String) -> Result<ResultBuilder, Failure> {
     let json = serde_json::to_vec_pretty(value)
         .map_err(|e| Failure::plain(format!("cannot encode the subrequest result: {e}")))?;
     let mut r = ResultBuilder::new();
@@ -314,6 +318,19 @@ fn definitions() -> Vec<Request> {
                     description: "",
                 },
             ]),
+            refs: None,
+        },
+        Request {
+            name: REQUEST_LOCK,
+            version: VERSION,
+            kind: "rpc",
+            description: "Print the pylock.toml each resolve step writes for the target (foreign platforms)",
+            opts: Some(vec![Named {
+                name: "target",
+                description: "Target build stage",
+            }]),
+            inputs: None,
+            metadata: Some(RESULT_METADATA.into()),
             refs: None,
         },
         Request {

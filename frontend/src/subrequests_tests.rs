@@ -96,7 +96,7 @@ fn metadata_only_with_version() {
 }
 
 #[test]
-fn describe_lists_four_requests() {
+fn describe_lists_five_requests() {
     let r = call(REQUEST_DESCRIBE, &[], STACK);
     let v = json(&r);
     let names: Vec<&str> = v
@@ -111,6 +111,7 @@ fn describe_lists_four_requests() {
             REQUEST_OUTLINE,
             REQUEST_TARGETS,
             crate::lint::REQUEST_LINT,
+            REQUEST_LOCK,
             REQUEST_DESCRIBE
         ]
     );
@@ -127,9 +128,10 @@ fn describe_lists_four_requests() {
     assert_eq!(v[1]["opts"], serde_json::json!([]));
     assert_eq!(v[2]["opts"], serde_json::json!([]));
     assert_eq!(v[2]["metadata"][2]["name"], "result.statuscode");
-    assert!(v[3]["opts"].is_null());
+    assert_eq!(v[3]["opts"][0]["name"], "target");
+    assert!(v[4]["opts"].is_null());
     assert_eq!(
-        v[3]["description"],
+        v[4]["description"],
         format!(
             "List available subrequest types (layerstack {})",
             llb_gen::version::VERSION

@@ -95,6 +95,27 @@ fn build(engine: &Engine, ctx: &Context, index: &PackageIndex, tag: &str, args: 
     engine.buildx_build(&all)
 }
 
+/// `docker buildx build --call lock` for linux/arm64: what it printed.
+fn call_lock(engine: &Engine, ctx: &Context, index: &PackageIndex, installer_arg: &str) -> String {
+    let index_arg = format!("INDEX={}", index.url());
+    let file = ctx.join("stack.toml");
+    let mut cmd = engine.subrequest("lock");
+    cmd.args([
+        "--network=host",
+        "--platform",
+        "linux/arm64",
+        "--build-arg",
+        &index_arg,
+        "--build-arg",
+        installer_arg,
+        "-f",
+        &file,
+        ctx.path_str(),
+    ]);
+    // buildx prints `result.txt`, or `result.json` (then the quotes are escaped).
+    integration_tests::run(cmd).stdout.replace("\\\"", "\"")
+}
+
 /// What the arm64 image says about its packages: lines of a script run under emulation.
 fn inspect(engine: &Engine, tag: &str) -> Vec<String> {
     let script = "uname -m; \
@@ -199,6 +220,22 @@ fn arm64_wheels_are_installed_on_the_build_platform_and_run_on_arm64() {
             &format!("[service app 1/1] {verb} lsdemo-app==1.0"),
             installer,
         );
+        // `--call lock` prints the locks the resolve steps wrote (nothing else is built).
+        let lock = call_lock(engine, &ctx, &index, &arg);
+        eprintln!("{installer}: --call lock printed:\n{lock}");
+        for want in [
+            "lock-version = \"1.0\"",
+            "name = \"lsdemo-app\"",
+            "lsdemo_native-1.0-cp311-cp311-manylinux_2_17_aarch64.whl",
+            "lsdemo_armdep-1.0-py3-none-any.whl",
+            "hashes = { sha256 = \"",
+        ] {
+            assert!(
+                lock.contains(want),
+                "{installer}: `--call lock` lacks {want}:\n{lock}"
+            );
+        }
+        assert!(!lock.contains("x86_64.whl\""), "{installer}: {lock}");
         let lines = inspect(engine, &tag);
         assert_eq!(
             lines,
