@@ -193,3 +193,75 @@ fn a_resolved_lock_is_not_used_when_install_steps_get_secrets() {
     );
     assert!(!text.contains("lock_install.py"), "{text}");
 }
+
+/// The script's own writer and the converter's reader agree: `write_pylock` (run with the
+/// machine's python3 on what a resolve returns) gives a lock the converter installs, and
+/// `lockable` refuses what the build could not fetch by checksum. Skipped without python3.
+#[test]
+fn the_resolve_scripts_lock_is_what_the_converter_reads() {
+    let dir = std::env::temp_dir().join(format!("layerstack-resolve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("cross_install.py");
+    std::fs::write(&script, include_str!("../src/convert/cross_install.py")).unwrap();
+    let program = format!(
+        r#"
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("ci", {script:?})
+ci = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ci)
+base = "http://127.0.0.1:9/files/"
+new = [
+    ("LsDemo_App", "1.0", [base + "lsdemo_app-1.0-py3-none-any.whl#sha256={H1}"]),
+    ("lsdemo-native", "1.0", [
+        base + "lsdemo_native-1.0-cp312-cp312-manylinux_2_17_x86_64.whl#sha256={H1}",
+        base + "lsdemo_native-1.0-cp312-cp312-manylinux_2_17_aarch64.whl#sha256={H2}",
+    ]),
+]
+assert ci.lockable(new, ["--index-url", "http://127.0.0.1:9/simple", "lsdemo-app"]) is None
+assert "credentials" in ci.lockable(new, ["--index-url", "https://u:t@h/simple"])
+assert "sha256" in ci.lockable([("a", "1", [base + "a-1-py3-none-any.whl"])], [])
+assert "not an index" in ci.lockable([("a", "1", ["file:///w/a-1-py3-none-any.whl#sha256={H1}"])], [])
+# The lock names the interpreter's version: say it is the CPython 3.12.7 of `resolved`.
+import types
+ci.sys = types.SimpleNamespace(version_info=(3, 12, 7))
+ci.write_pylock(new, "linux/arm64", {out:?})
+"#,
+        script = script.to_string_lossy(),
+        out = dir.join("pylock.toml").to_string_lossy(),
+    );
+    let ran = match std::process::Command::new("python3")
+        .args(["-c", &program])
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("SKIPPED: no python3 ({e})");
+            return;
+        }
+    };
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let text = std::fs::read_to_string(dir.join("pylock.toml")).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    let (_, llb) = convert_answered(resolved(text.clone()), true);
+    assert!(
+        llb.contains("source http://127.0.0.1:9/files/lsdemo_app-1.0-py3-none-any.whl\n"),
+        "{text}\n{llb}"
+    );
+    // The converter picks the target's wheel of the two the lock lists.
+    assert!(
+        llb.contains(
+            "source http://127.0.0.1:9/files/lsdemo_native-1.0-cp312-cp312-manylinux_2_17_aarch64.whl\n"
+        ),
+        "{llb}"
+    );
+    assert!(!llb.contains("x86_64.whl"), "{llb}");
+    assert!(
+        llb.contains(&format!("http.checksum: sha256:{H2}\n")),
+        "{llb}"
+    );
+    assert!(!llb.contains("cross_install.py install"), "{llb}");
+}
