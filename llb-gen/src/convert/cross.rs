@@ -10,27 +10,44 @@ use crate::source::Span;
 use super::*;
 
 impl<'a> Converter<'a> {
-    /// The cross-install script, as a file on scratch.
-    pub(super) fn cross_script(&mut self) -> Output {
-        if let Some(o) = self.cross_script {
-            return o;
-        }
-        let o = self.g.file(
-            None,
-            vec![FileAction::Mkfile {
-                path: "/cross_install.py".into(),
-                mode: 0o644,
-                data: cross_script().into_bytes(),
-                owner: None,
-            }],
-            &self.opts.build_platform,
+    /// `root` with `data` written to `dir/file` (one FileOp, named `[internal] WHAT`).
+    ///
+    /// Helper scripts go into the root of the exec that runs them rather than being mounted
+    /// from a file on scratch: a mounted dependency with no inputs of its own finishes before
+    /// the other dependencies' keys arrive from an imported cache, and BuildKit then stops
+    /// matching the exec against that cache (solver/edge.go `checkDepMatchPossible`: a
+    /// content-hashed dependency whose key was not found yet) and runs it (issue 13: the
+    /// two-platform local-cache round trip missed in a quarter of the runs).
+    pub(super) fn with_file(
+        &mut self,
+        root: Output,
+        platform: &Platform,
+        dir: &str,
+        file: &str,
+        data: &str,
+        what: &str,
+    ) -> Output {
+        self.g.file(
+            Some(root),
+            vec![
+                FileAction::Mkdir {
+                    path: dir.into(),
+                    mode: 0o755,
+                    owner: None,
+                },
+                FileAction::Mkfile {
+                    path: format!("{dir}/{file}"),
+                    mode: 0o644,
+                    data: data.as_bytes().to_vec(),
+                    owner: None,
+                },
+            ],
+            platform,
             VertexMeta {
-                name: names::internal("layerstack cross-install script"),
+                name: names::internal(what),
                 ..Default::default()
             },
-        );
-        self.cross_script = Some(o);
-        o
+        )
     }
 
     /// A pip step for a foreign platform, installed on the build platform's twin of this
@@ -68,7 +85,18 @@ impl<'a> Converter<'a> {
             Installer::Pip => "pip",
             Installer::Uv { .. } => "uv",
         };
-        let script = self.cross_script();
+        let script = cross_script();
+        let runner = State {
+            root: self.with_file(
+                runner.root,
+                &runner.platform.clone(),
+                CROSS_DIR,
+                "cross_install.py",
+                &script,
+                "layerstack cross-install script",
+            ),
+            ..runner
+        };
         let command = |mode: &str| -> Vec<String> {
             let mut a = vec![
                 pip.python.clone(),
@@ -84,11 +112,6 @@ impl<'a> Converter<'a> {
             a
         };
         let mut mounts = parts.mounts.clone();
-        mounts.push(Mount::Bind {
-            input: script,
-            selector: String::new(),
-            dest: CROSS_DIR.into(),
-        });
         mounts.push(Mount::Bind {
             input: st.root,
             selector: String::new(),

@@ -13,7 +13,7 @@ use crate::source::Span;
 
 use super::*;
 
-/// Where the lock installer script is mounted.
+/// Where the lock installer script is written (into the runner's root).
 pub const LOCK_DIR: &str = "/run/layerstack/lock";
 /// Where a group's wheels are mounted (`/run/layerstack/wheels/N/FILENAME`).
 pub const LOCK_WHEELS: &str = "/run/layerstack/wheels";
@@ -27,29 +27,6 @@ const LOCK_SCRIPT: &str = include_str!("lock_install.py");
 const LOCK_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 impl<'a> Converter<'a> {
-    /// The lock installer script, as a file on scratch.
-    fn lock_script(&mut self) -> Output {
-        if let Some(o) = self.lock_script {
-            return o;
-        }
-        let o = self.g.file(
-            None,
-            vec![FileAction::Mkfile {
-                path: "/lock_install.py".into(),
-                mode: 0o644,
-                data: LOCK_SCRIPT.as_bytes().to_vec(),
-                owner: None,
-            }],
-            &self.opts.build_platform,
-            VertexMeta {
-                name: names::internal("layerstack lock installer"),
-                ..Default::default()
-            },
-        );
-        self.lock_script = Some(o);
-        o
-    }
-
     /// The registry image `img` is built on at the bottom of its `from` chain.
     fn root_reference(&self, img: &PlanImage) -> Option<(String, Span)> {
         let mut b = &img.base;
@@ -120,8 +97,15 @@ impl<'a> Converter<'a> {
         span: Span,
         m: VertexMeta,
     ) -> Output {
-        let script = self.lock_script();
         let build = self.opts.build_platform.clone();
+        let runner = self.with_file(
+            runner,
+            &build,
+            LOCK_DIR,
+            "lock_install.py",
+            LOCK_SCRIPT,
+            "layerstack lock installer",
+        );
         let mut env = vec![LOCK_PATH.to_string(), "HOME=/root".to_string()];
         if let Some(epoch) = self.opts.build_args.get("SOURCE_DATE_EPOCH") {
             env.push(format!("SOURCE_DATE_EPOCH={epoch}"));
@@ -133,12 +117,7 @@ impl<'a> Converter<'a> {
         };
         let mut outs = vec![];
         for g in &l.groups {
-            let mut mounts = vec![Mount::Bind {
-                input: script,
-                selector: String::new(),
-                dest: LOCK_DIR.into(),
-            }];
-            mounts.extend(extra.iter().cloned());
+            let mut mounts = extra.clone();
             let mut args = vec![
                 l.python.clone(),
                 format!("{LOCK_DIR}/lock_install.py"),

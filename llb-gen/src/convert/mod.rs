@@ -232,8 +232,6 @@ pub fn convert_cross(
         }),
         verdicts: cross.as_ref().map(|x| (x.verdicts, x.ask)),
         probes: vec![],
-        cross_script: None,
-        lock_script: None,
         lean: false,
         budget: crate::interp::Budget::plan(),
     };
@@ -308,10 +306,6 @@ struct Converter<'a> {
     /// Probe verdicts and whether to ask for unknown ones.
     verdicts: Option<(&'a BTreeMap<String, CrossVerdict>, bool)>,
     probes: Vec<Probe>,
-    /// The cross-install script on scratch (one vertex).
-    cross_script: Option<Output>,
-    /// The lock installer script on scratch (one vertex).
-    lock_script: Option<Output>,
     /// Converting a twin: only what an installer's environment needs (base, apt, users,
     /// dirs, files); `run`, conda and pip steps are skipped.
     lean: bool,
