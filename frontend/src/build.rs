@@ -103,9 +103,10 @@ pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
         });
     }
     let cache_imports: Vec<_> = opts.cache_imports.iter().cloned().map(Into::into).collect();
+    let frontend_inputs = frontend_inputs(gw, &opts, &prepared).await?;
     let builds = prepared
         .iter()
-        .map(|p| build_one(gw, &inputs, p, cache_imports.clone(), lock_only));
+        .map(|p| build_one(gw, &inputs, p, &frontend_inputs, cache_imports.clone(), lock_only));
     let built = futures_util::future::try_join_all(builds).await?;
     if lock_only {
         return resolved_locks(&prepared, &built);
@@ -144,6 +145,56 @@ pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
         );
     }
     Ok(result)
+}
+
+/// The frontend inputs the plans build on or read (named contexts `input:NAME`, what buildx
+/// sends for bake's `contexts = { x = "target:other" }`): each one's Definition, taken as it
+/// came, and the image config of its `input-metadata:NAME` option. Asked for only when a plan
+/// uses one; one the client did not send is an error naming the context.
+async fn frontend_inputs(
+    gw: &Gateway,
+    opts: &FrontendOpts,
+    prepared: &[Prepared],
+) -> Result<BTreeMap<String, llb_gen::convert::DockerfileResult>, Failure> {
+    let mut wanted: BTreeMap<String, String> = BTreeMap::new();
+    for p in prepared {
+        for plan in std::iter::once(&p.plan).chain(p.twin.as_ref()) {
+            for (name, c) in &plan.image_contexts {
+                if let plan::ImageContext::Input(input) = c {
+                    wanted.insert(input.clone(), name.clone());
+                }
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    if wanted.is_empty() {
+        return Ok(out);
+    }
+    let mut sent = gw.inputs().await.map_err(|e| {
+        Failure::plain(format!(
+            "cannot read the frontend inputs (named contexts from other targets): {}",
+            e.message
+        ))
+    })?;
+    for (input, name) in wanted {
+        let Some(definition) = sent.remove(&input) else {
+            return Err(Failure::plain(format!(
+                "the named context `{name}` is the frontend input `{input}`, which the client did not send (inputs sent: {})",
+                if sent.is_empty() {
+                    "none".to_string()
+                } else {
+                    sent.keys().cloned().collect::<Vec<_>>().join(", ")
+                }
+            )));
+        };
+        let config =
+            crate::named_contexts::input_config(&opts.raw, &input).map_err(Failure::plain)?;
+        out.insert(
+            input,
+            llb_gen::convert::DockerfileResult { definition, config },
+        );
+    }
+    Ok(out)
 }
 
 /// One platform's plan, ready to convert.
@@ -196,12 +247,16 @@ async fn build_one(
     gw: &Gateway,
     inputs: &Inputs,
     p: &Prepared,
+    frontend_inputs: &BTreeMap<String, llb_gen::convert::DockerfileResult>,
     cache_imports: Vec<crate::pb::gateway::CacheOptionsEntry>,
     lock_only: bool,
 ) -> Result<Built, Failure> {
     // Base image configs, resolved through the gateway before the pure conversion; a
     // foreign platform's twin needs its bases for the build platform too.
-    let mut images = ResolvedImages::default();
+    let mut images = ResolvedImages {
+        inputs: frontend_inputs.clone(),
+        ..Default::default()
+    };
     let mode =
         p.bo.image_resolve_mode
             .clone()

@@ -23,7 +23,15 @@ pub async fn check_context(
     let reads: Vec<_> = plan
         .context_reads()
         .into_iter()
-        .filter(|r| !r.optional)
+        // Image contexts have no local source to look in: a missing path there fails the
+        // copy itself, at its line.
+        .filter(|r| {
+            !r.optional
+                && !r
+                    .context
+                    .as_ref()
+                    .is_some_and(|c| plan.image_contexts.contains_key(c))
+        })
         .collect();
     let mut checked = std::collections::BTreeSet::new();
     let mut sources = vec![];

@@ -436,6 +436,16 @@ impl Gateway {
         })
     }
 
+    /// The frontend inputs the client sent (bake `target:` contexts): name → Definition.
+    pub async fn inputs(&self) -> Result<BTreeMap<String, pb::Definition>> {
+        let resp = self
+            .client()
+            .inputs(gw::InputsRequest {})
+            .await?
+            .into_inner();
+        Ok(resp.definitions.into_iter().collect())
+    }
+
     /// Reads a file from a solved ref; `range` = `(offset, length)`.
     pub async fn read_file(
         &self,

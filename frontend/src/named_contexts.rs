@@ -155,6 +155,62 @@ pub fn image_overrides(
     Ok(out)
 }
 
+/// The named contexts that are images, for `platform`: `docker-image://` contexts whose name
+/// a stack can read (`copy = { context = "tools", … }`, `tools:/opt/x`; see
+/// `llb_gen::plan::ctxpath::valid_name`) and every `input:` context (bake's `target:OTHER`,
+/// which a stack also names in `from`). A `NAME::PLATFORM` key applies to that platform only
+/// and wins over a plain `NAME` (buildx sends a multi-platform target result as one input per
+/// platform, `context:NAME::os/arch=input:KEY::os/arch`).
+pub fn image_contexts(
+    contexts: &[NamedContext],
+    platform: &llb_gen::platform::Platform,
+) -> Result<BTreeMap<String, llb_gen::plan::ImageContext>, String> {
+    use llb_gen::plan::ImageContext;
+    let mut out = BTreeMap::new();
+    let mut ordered: Vec<&NamedContext> = contexts.iter().collect();
+    ordered.sort_by_key(|c| c.platform.is_some());
+    for c in ordered {
+        let source =
+            match &c.source {
+                Source::Image(value) if llb_gen::plan::ctxpath::valid_name(&c.name) => {
+                    ImageContext::Image(llb_gen::plan::normalize_image_ref(value).map_err(|e| {
+                        format!("`{c}`: `{value}` is not a valid image reference: {e}")
+                    })?)
+                }
+                Source::Input(name) => ImageContext::Input(name.clone()),
+                _ => continue,
+            };
+        if let Some(p) = &c.platform {
+            match llb_gen::platform::Platform::parse(p) {
+                Ok(p) if p == *platform => {}
+                Ok(_) => continue,
+                Err(e) => return Err(format!("`{c}`: invalid platform `{p}`: {e}")),
+            }
+        }
+        out.insert(c.name.clone(), source);
+    }
+    Ok(out)
+}
+
+/// The image config buildx sent for frontend input `name` (`input-metadata:NAME`, a JSON
+/// object of base64 values, `containerimage.config` among them), or empty when it sent none.
+pub fn input_config(raw: &BTreeMap<String, String>, name: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    let Some(meta) = raw.get(&format!("input-metadata:{name}")) else {
+        return Ok(vec![]);
+    };
+    let bad = |why: String| format!("frontend option `input-metadata:{name}`: {why}");
+    let v: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(meta).map_err(|e| bad(format!("not a JSON object: {e}")))?;
+    match v.get("containerimage.config") {
+        None => Ok(vec![]),
+        Some(serde_json::Value::String(b64)) => base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| bad(format!("`containerimage.config` is not base64: {e}"))),
+        Some(_) => Err(bad("`containerimage.config` is not a string".into())),
+    }
+}
+
 /// Parses every named context of the option map (keys without the
 /// `context:` prefix), in key order; the first malformed one is an error.
 pub fn parse_all(contexts: &BTreeMap<String, String>) -> Result<Vec<NamedContext>, String> {
@@ -247,6 +303,57 @@ mod tests {
             image_overrides(&bad, &amd)
                 .unwrap_err()
                 .contains("--build-context a=")
+        );
+    }
+
+    #[test]
+    fn image_and_input_contexts_by_platform() {
+        use llb_gen::plan::ImageContext;
+        let amd = llb_gen::platform::Platform::linux_amd64();
+        let arm = llb_gen::platform::Platform::parse("linux/arm64").unwrap();
+        let cs = vec![
+            parse_one("tools", "docker-image://alpine:3.20").unwrap(),
+            parse_one("base::linux/amd64", "input:0-base::linux/amd64").unwrap(),
+            parse_one("base::linux/arm64", "input:0-base::linux/arm64").unwrap(),
+            parse_one("other", "input:1-other").unwrap(),
+            // An image-reference name only overrides `from`; a directory is not an image.
+            parse_one("python:3.12", "docker-image://debian").unwrap(),
+            parse_one("svc", "local:svc").unwrap(),
+        ];
+        let m = image_contexts(&cs, &amd).unwrap();
+        assert_eq!(
+            m["tools"],
+            ImageContext::Image("docker.io/library/alpine:3.20".into())
+        );
+        assert_eq!(m["base"], ImageContext::Input("0-base::linux/amd64".into()));
+        assert_eq!(m["other"], ImageContext::Input("1-other".into()));
+        assert_eq!(m.len(), 3, "{m:?}");
+        let m = image_contexts(&cs, &arm).unwrap();
+        assert_eq!(m["base"], ImageContext::Input("0-base::linux/arm64".into()));
+        let bad = vec![parse_one("t", "docker-image://Bad Ref").unwrap()];
+        assert!(
+            image_contexts(&bad, &amd)
+                .unwrap_err()
+                .contains("--build-context t=")
+        );
+    }
+
+    #[test]
+    fn input_metadata_gives_the_config() {
+        let mut raw = BTreeMap::new();
+        assert_eq!(input_config(&raw, "0-base").unwrap(), Vec::<u8>::new());
+        // {"containerimage.config": base64(`{"config":{}}`)}, as buildx marshals map[string][]byte.
+        raw.insert(
+            "input-metadata:0-base".to_string(),
+            r#"{"containerimage.config":"eyJjb25maWciOnt9fQ==","containerimage.buildinfo":"e30="}"#
+                .to_string(),
+        );
+        assert_eq!(input_config(&raw, "0-base").unwrap(), br#"{"config":{}}"#);
+        raw.insert("input-metadata:x".to_string(), "[1]".to_string());
+        assert!(
+            input_config(&raw, "x")
+                .unwrap_err()
+                .contains("input-metadata:x")
         );
     }
 

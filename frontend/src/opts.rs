@@ -141,19 +141,29 @@ impl FrontendOpts {
             Err(e) => return Some(e),
             Ok(all) => {
                 let any = llb_gen::platform::Platform::linux_amd64();
-                if let Err(e) = crate::named_contexts::image_overrides(&all, &any) {
+                if let Err(e) = crate::named_contexts::image_overrides(&all, &any)
+                    .and_then(|_| crate::named_contexts::image_contexts(&all, &any))
+                {
                     return Some(e);
+                }
+                for c in &all {
+                    if let crate::named_contexts::Source::Input(n) = &c.source
+                        && let Err(e) = crate::named_contexts::input_config(&self.raw, n)
+                    {
+                        return Some(e);
+                    }
                 }
                 let other = all.iter().find(|c| {
                     !matches!(
                         c.source,
                         crate::named_contexts::Source::Image(_)
                             | crate::named_contexts::Source::Local(_)
+                            | crate::named_contexts::Source::Input(_)
                     )
                 });
                 if let Some(c) = other {
                     return Some(format!(
-                        "`{c}` (frontend option `context:{}`, {}) is not supported by layerstack yet; remove it (only local directories, read as `NAME:PATH`, and `docker-image://` contexts, which replace a `from` base of that name, are)",
+                        "`{c}` (frontend option `context:{}`, {}) is not supported by layerstack yet; remove it (local directories, `docker-image://` images and bake `target:` results (`input:`) are)",
                         c.name,
                         c.source.kind()
                     ));
@@ -707,10 +717,19 @@ mod tests {
             None
         );
         assert_eq!(parse(&["context:svc=local:svc"]).unsupported(), None);
-        let e = parse(&["context:t=input:base"]).unsupported().unwrap();
-        assert!(e.contains("--build-context t=input:base"), "{e}");
+        assert_eq!(parse(&["context:t=input:base"]).unsupported(), None);
+        let e = parse(&["context:t=oci-layout://store/app@sha256:ab"])
+            .unsupported()
+            .unwrap();
+        assert!(e.contains("--build-context t=oci-layout://"), "{e}");
         assert!(e.contains("context:t"), "{e}");
-        assert!(e.contains("a bake target input"), "{e}");
+        assert!(e.contains("an OCI layout image"), "{e}");
+        let e = parse(&["context:t=git://h/r.git"]).unsupported().unwrap();
+        assert!(e.contains("a git repository"), "{e}");
+        let e = parse(&["context:t=input:b", "input-metadata:b=nope"])
+            .unsupported()
+            .unwrap();
+        assert!(e.contains("input-metadata:b"), "{e}");
         let e = parse(&["context:base=docker-image://Bad Ref"])
             .unsupported()
             .unwrap();

@@ -324,9 +324,10 @@ pub fn build_options(opts: &FrontendOpts, inputs: &Inputs, platform: Platform) -
         Some(list) => (list.is_empty(), list.clone()),
     };
     // Malformed named contexts were rejected before (`FrontendOpts::unsupported`).
-    let image_overrides = crate::named_contexts::parse_all(&opts.named_contexts)
-        .and_then(|all| crate::named_contexts::image_overrides(&all, &platform))
-        .unwrap_or_default();
+    let all = crate::named_contexts::parse_all(&opts.named_contexts).unwrap_or_default();
+    let image_overrides =
+        crate::named_contexts::image_overrides(&all, &platform).unwrap_or_default();
+    let image_contexts = crate::named_contexts::image_contexts(&all, &platform).unwrap_or_default();
     BuildOptions {
         target,
         platform,
@@ -349,5 +350,6 @@ pub fn build_options(opts: &FrontendOpts, inputs: &Inputs, platform: Platform) -
         lock_files: Default::default(),
         image_overrides,
         named_contexts: inputs.named_contexts.clone(),
+        image_contexts,
     }
 }

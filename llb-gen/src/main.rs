@@ -371,6 +371,14 @@ fn options(b: &BuildArgs, file: &SourceFile) -> Result<BuildOptions, String> {
             llb_gen::plan::normalize_image_ref(name).map_err(|e| bad(format!("{name}: {e}")))?;
         let to =
             llb_gen::plan::normalize_image_ref(image).map_err(|e| bad(format!("{image}: {e}")))?;
+        // A name a stack can read (`copy = { context = "tools", … }`) is also an image
+        // context.
+        if llb_gen::plan::ctxpath::valid_name(name) {
+            o.image_contexts.insert(
+                name.to_string(),
+                llb_gen::plan::ImageContext::Image(to.clone()),
+            );
+        }
         o.image_overrides.insert(from, to);
     }
     o.network = match b.network.as_deref() {

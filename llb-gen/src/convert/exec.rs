@@ -7,7 +7,8 @@ use crate::image::ImageConfig;
 use crate::llb::{CacheSharing, Exec, Graph, Mount, NetMode, Output, VertexMeta};
 use crate::plan::resources::{self, CacheKind, Sharing};
 use crate::plan::{
-    AptStep, Base, BuildOptions, ContextOptions, DockerfileBuild, Network, PlanImage, ctxpath,
+    AptStep, Base, BuildOptions, ContextOptions, DockerfileBuild, ImageContext, Network, PlanImage,
+    ctxpath,
 };
 use crate::platform::Platform;
 use crate::source::Span;
@@ -24,48 +25,156 @@ impl<'a> Converter<'a> {
             Base::Layer { index, .. } => self.states[*index].clone(),
             Base::Dockerfile(d) => self.dockerfile_base(d, label),
             Base::Image { reference, span } => {
-                let platform = self.platform();
-                let config = match self.images.config(reference, platform) {
-                    Some(bytes) => match ImageConfig::from_json(&bytes) {
+                let (root, config) = self.image_source(
+                    reference,
+                    *span,
+                    names::vertex(label, format!("from {reference}")),
+                );
+                self.state(root, config)
+            }
+            Base::Context { name, span } => {
+                let (root, config) = self.named_image(name, *span, label);
+                self.state(root, config)
+            }
+        }
+    }
+
+    fn state(&self, root: Output, config: ImageConfig) -> State {
+        State {
+            root,
+            platform: self.platform().clone(),
+            config,
+            no_cache: self.opts.no_cache,
+            made_workdir: None,
+        }
+    }
+
+    /// A registry image for the plan's platform, pinned to the digest the edge resolved, and
+    /// its config (empty when unknown, offline).
+    fn image_source(&mut self, reference: &str, span: Span, name: String) -> (Output, ImageConfig) {
+        let platform = self.platform();
+        let config = match self.images.config(reference, platform) {
+            Some(bytes) => match ImageConfig::from_json(&bytes) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.diags
+                        .push(Diagnostic::error(format!("image `{reference}`: {e}")).at(span));
+                    ImageConfig::default()
+                }
+            },
+            None => ImageConfig::default(),
+        };
+        let source = match self.images.digest(reference, platform) {
+            Some(digest) => match pinned_reference(reference, &digest) {
+                Ok(pinned) => pinned,
+                Err(e) => {
+                    self.diags
+                        .push(Diagnostic::error(format!("image `{reference}`: {e}")).at(span));
+                    reference.to_string()
+                }
+            },
+            None => reference.to_string(),
+        };
+        let mut m = meta(name, span);
+        m.ignore_cache = false;
+        let root = self.g.image(
+            &source,
+            platform,
+            self.opts.image_resolve_mode.as_deref(),
+            m,
+        );
+        (root, config)
+    }
+
+    /// The image of a named context ([`crate::plan::Plan::image_contexts`]): a registry image
+    /// (`docker-image://`) or a frontend input spliced in as it came (another bake target's
+    /// result), and its config. One vertex per context, whoever reads it. An input the edge
+    /// did not supply (offline) is an error at `span`.
+    pub(super) fn named_image(
+        &mut self,
+        name: &str,
+        span: Span,
+        label: &str,
+    ) -> (Output, ImageConfig) {
+        let key = vec![format!("//{name}//image")];
+        let source = self.plan.image_contexts.get(name).cloned();
+        match source {
+            Some(ImageContext::Image(reference)) => {
+                if let Some(o) = self.contexts.get(&key) {
+                    let config = self
+                        .images
+                        .config(&reference, self.platform())
+                        .and_then(|b| ImageConfig::from_json(&b).ok())
+                        .unwrap_or_default();
+                    return (*o, config);
+                }
+                let (o, config) = self.image_source(
+                    &reference,
+                    span,
+                    names::vertex(label, format!("context {name}: {reference}")),
+                );
+                self.contexts.insert(key, o);
+                (o, config)
+            }
+            Some(ImageContext::Input(input)) => {
+                // After an error the conversion fails: this stand-in is never marshalled.
+                let empty =
+                    |g: &mut Graph| g.local("context", BTreeMap::new(), VertexMeta::default());
+                let Some(r) = self.images.input(&input) else {
+                    self.diags.push(
+                        Diagnostic::error(format!(
+                            "the named context `{name}` is the frontend input `{input}` (another target's result), which only exists inside a build"
+                        ))
+                        .at(span)
+                        .hint("build it with `docker buildx bake`; llb-gen cannot produce its LLB"),
+                    );
+                    return (empty(&mut self.g), ImageConfig::default());
+                };
+                let config = if r.config.is_empty() {
+                    ImageConfig::default()
+                } else {
+                    match ImageConfig::from_json(&r.config) {
                         Ok(c) => c,
                         Err(e) => {
                             self.diags.push(
-                                Diagnostic::error(format!("base image `{reference}`: {e}"))
-                                    .at(*span),
+                                Diagnostic::error(format!(
+                                    "the image config of the named context `{name}`: {e}"
+                                ))
+                                .at(span),
                             );
                             ImageConfig::default()
                         }
-                    },
-                    None => ImageConfig::default(),
+                    }
                 };
-                let source = match self.images.digest(reference, platform) {
-                    Some(digest) => match pinned_reference(reference, &digest) {
-                        Ok(pinned) => pinned,
-                        Err(e) => {
-                            self.diags.push(
-                                Diagnostic::error(format!("base image `{reference}`: {e}"))
-                                    .at(*span),
-                            );
-                            reference.clone()
-                        }
-                    },
-                    None => reference.clone(),
-                };
-                let mut m = meta(names::vertex(label, format!("from {reference}")), *span);
-                m.ignore_cache = false;
-                let root = self.g.image(
-                    &source,
-                    platform,
-                    self.opts.image_resolve_mode.as_deref(),
-                    m,
-                );
-                State {
-                    root,
-                    platform: platform.clone(),
-                    config,
-                    no_cache: self.opts.no_cache,
-                    made_workdir: None,
+                if let Some(o) = self.contexts.get(&key) {
+                    return (*o, config);
                 }
+                let o = match self.g.splice(&r.definition) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        self.diags.push(
+                            Diagnostic::error(format!(
+                                "the named context `{name}` (frontend input `{input}`) is not usable LLB: {e}"
+                            ))
+                            .at(span),
+                        );
+                        empty(&mut self.g)
+                    }
+                };
+                self.contexts.insert(key, o);
+                (o, config)
+            }
+            None => {
+                self.diags.push(
+                    Diagnostic::error(format!(
+                        "the named context `{name}` is not an image of this build"
+                    ))
+                    .at(span),
+                );
+                let o = self
+                    .g
+                    .local("context", BTreeMap::new(), VertexMeta::default());
+                (o, ImageConfig::default())
             }
         }
     }
@@ -138,6 +247,13 @@ impl<'a> Converter<'a> {
         span: Span,
     ) -> Output {
         let context = paths.first().and_then(|p| ctxpath::context_of(p));
+        // An image context: the image itself (paths are absolute in it, the plan keeps them
+        // without the leading `/`).
+        if let Some(c) = context
+            && self.plan.image_contexts.contains_key(c)
+        {
+            return self.named_image(c, span, label).0;
+        }
         let inner: Vec<String> = paths
             .iter()
             .map(|p| ctxpath::split(p).1.to_string())

@@ -35,7 +35,7 @@ impl<'a> Converter<'a> {
                 Base::Image { reference, span } => return Some((reference.clone(), *span)),
                 Base::Layer { index, .. } => b = &self.plan.images.get(*index)?.base,
                 // The planner refuses a lock on a chain built from a Dockerfile.
-                Base::Dockerfile(_) => return None,
+                Base::Dockerfile(_) | Base::Context { .. } => return None,
             }
         }
         None

@@ -420,6 +420,203 @@ mod tests {
         assert!(dumped.contains("local://api-dir"), "{dumped}");
     }
 
+    const DIGEST: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    fn image_context_opts() -> crate::plan::BuildOptions {
+        crate::plan::BuildOptions {
+            image_contexts: [(
+                "tools".to_string(),
+                crate::plan::ImageContext::Image("docker.io/library/alpine:3.20".into()),
+            )]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_image_context_is_one_pinned_image_source_read_with_absolute_paths() {
+        let stack = "[services.api]\nfrom = \"python:3.12-slim\"\nworkdir = \"/srv\"\n\
+             requirements = [\"tools:/opt/reqs.txt\"]\n\
+             pip = [\"tools:/opt/pkg\"]\n\
+             run = [{ cmd = \"ls @tools/opt/data\", context = [\"tools:/opt/data\"] }]\n\
+             copy = [{ context = \"tools\", src = \"/usr/local/bin/tool\", dest = \"/usr/local/bin/\" }]\n";
+        let file = crate::source::SourceFile::new("stack.toml", stack);
+        let opts = image_context_opts();
+        let (_, plan) = crate::load(&file, &opts).expect("valid stack");
+        assert_eq!(
+            plan.image_contexts.keys().collect::<Vec<_>>(),
+            vec!["tools"],
+            "the plan carries the image context it reads"
+        );
+        // The edge resolves it like a base image.
+        assert!(plan.image_refs().contains("docker.io/library/alpine:3.20"));
+        // No local source for it: the frontend's context check leaves it out.
+        let reads = plan.context_reads();
+        let tools: Vec<_> = reads
+            .iter()
+            .filter(|r| r.context.as_deref() == Some("tools"))
+            .map(|r| r.paths.clone())
+            .collect();
+        assert_eq!(
+            tools,
+            vec![
+                vec!["opt/data".to_string()],
+                vec!["opt/reqs.txt".to_string()],
+                vec!["opt/pkg".to_string()],
+                vec!["usr/local/bin/tool".to_string()],
+            ]
+        );
+        let mut images = ResolvedImages::default();
+        images.digests.insert(
+            (
+                "docker.io/library/alpine:3.20".into(),
+                crate::platform::Platform::linux_amd64().id(),
+            ),
+            DIGEST.into(),
+        );
+        let out = convert(&plan, &opts, &images, &file).expect("converts");
+        let text = crate::llb::dump(&out.definition);
+        // One image source, pinned by digest, whatever reads it; no local source named tools.
+        let pinned = format!("docker-image://docker.io/library/alpine:3.20@{DIGEST}");
+        assert_eq!(text.matches(&pinned).count(), 1, "{text}");
+        assert!(!text.contains("local://tools"), "{text}");
+        // Staged from the image's root under @tools, read from there.
+        assert!(
+            text.contains(":/opt/reqs.txt → scratch:/@tools/opt/reqs.txt"),
+            "{text}"
+        );
+        assert!(
+            text.contains("/run/layerstack/requirements/@tools/opt/reqs.txt"),
+            "{text}"
+        );
+        assert!(
+            text.contains(":/opt/data → scratch:/@tools/opt/data"),
+            "{text}"
+        );
+        // The copy takes the absolute path out of the image.
+        assert!(
+            text.contains(":/usr/local/bin/tool → ") && text.contains("/usr/local/bin/"),
+            "{text}"
+        );
+        assert!(
+            text.contains("context tools: docker.io/library/alpine:3.20"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn image_context_mistakes_are_located_errors() {
+        let opts = image_context_opts();
+        let err = |stack: &str| {
+            let file = crate::source::SourceFile::new("stack.toml", stack);
+            let e = crate::load(&file, &opts).expect_err("invalid");
+            e.diagnostics
+                .errors()
+                .map(|d| {
+                    (
+                        d.key.clone().unwrap_or_default(),
+                        d.message.clone(),
+                        d.span.map(|s| file.line_col(s.start).line),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let head = "[services.api]\nfrom = \"python:3.12-slim\"\n";
+        // A relative path in an image.
+        let e = err(&format!(
+            "{head}copy = [{{ context = \"tools\", src = \"bin/tool\" }}]\n"
+        ));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].0, "services.api.copy[0].src");
+        assert!(
+            e[0].1.contains("is an image: its paths are absolute"),
+            "{e:?}"
+        );
+        assert_eq!(e[0].2, Some(3));
+        let e = err(&format!("{head}requirements = [\"tools:reqs.txt\"]\n"));
+        assert_eq!(e[0].0, "services.api.requirements[0]", "{e:?}");
+        // A context the build was not given, with what it was given.
+        let e = err(&format!(
+            "{head}copy = [{{ context = \"tool\", src = \"/x\" }}]\n"
+        ));
+        assert_eq!(e[0].0, "services.api.copy[0].context", "{e:?}");
+        assert!(
+            e[0].1.contains("was not given (did you mean `tools`?)"),
+            "{e:?}"
+        );
+        // `..` cannot climb out of the image's root.
+        let e = err(&format!(
+            "{head}copy = [{{ context = \"tools\", src = \"/a/../../x\" }}]\n"
+        ));
+        assert!(e[0].1.contains("`..` is not allowed"), "{e:?}");
+        // Lock files are read by the edge from directories.
+        let e = err(&format!("{head}lock = \"tools:/uv.lock\"\n"));
+        assert!(
+            e.iter()
+                .any(|d| d.1.contains("is an image; this key reads a directory")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn an_input_context_is_spliced_once_as_base_and_as_files() {
+        // Another target's result, as buildx sends it: a Definition made elsewhere.
+        let mut other = crate::llb::Graph::new();
+        let root = other.image(
+            "docker.io/library/busybox:latest",
+            &crate::platform::Platform::linux_amd64(),
+            None,
+            crate::llb::VertexMeta::default(),
+        );
+        let def = other.marshal(root, None);
+        let stack = "[layers.app]\nfrom = \"base\"\n\
+             copy = [{ context = \"base\", src = \"/etc/os-release\", dest = \"/srv/\" }]\n";
+        let file = crate::source::SourceFile::new("stack.toml", stack);
+        let opts = crate::plan::BuildOptions {
+            image_contexts: [(
+                "base".to_string(),
+                crate::plan::ImageContext::Input("0-base".into()),
+            )]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        };
+        let (_, plan) = crate::load(&file, &opts).expect("valid stack");
+        assert!(
+            matches!(&plan.images[0].base, crate::plan::Base::Context { name, .. } if name == "base"),
+            "{:?}",
+            plan.images[0].base
+        );
+        assert!(plan.image_refs().is_empty());
+        // Offline there is no input: an error at the `from` line, no stand-in.
+        let e = convert(&plan, &opts, &NoImages, &file).expect_err("no input");
+        assert!(
+            e.errors()
+                .any(|d| d.message.contains("frontend input `0-base`")),
+            "{e:?}"
+        );
+        let mut images = ResolvedImages::default();
+        images.inputs.insert(
+            "0-base".into(),
+            DockerfileResult {
+                definition: def,
+                config: br#"{"architecture":"amd64","os":"linux","config":{"Env":["FROM_INPUT=1"],"WorkingDir":"/w"}}"#.to_vec(),
+            },
+        );
+        let out = convert(&plan, &opts, &images, &file).expect("converts");
+        let text = crate::llb::dump(&out.definition);
+        assert_eq!(
+            text.matches("docker-image://docker.io/library/busybox:latest")
+                .count(),
+            1,
+            "{text}"
+        );
+        assert!(text.contains(":/etc/os-release → "), "{text}");
+        let config = String::from_utf8(out.image_config.clone()).unwrap();
+        assert!(config.contains("FROM_INPUT=1"), "{config}");
+    }
+
     #[test]
     fn merged_copies_need_a_known_gid() {
         let stack = |user: &str| {

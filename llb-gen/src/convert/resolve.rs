@@ -24,10 +24,18 @@ pub trait ImageResolver {
     fn dockerfile(&self, _key: &str, _platform: &Platform) -> Option<&DockerfileResult> {
         None
     }
+
+    /// The frontend input `name` the client sent (`context:NAME=input:name`, bake's
+    /// `target:OTHER`): its Definition and its image config (`input-metadata:name`; empty when
+    /// the client sent none), or None when there is none (offline).
+    fn input(&self, _name: &str) -> Option<&DockerfileResult> {
+        None
+    }
 }
 
-/// A Dockerfile image as the Dockerfile frontend built it: its Definition (taken as it is:
-/// the converter splices its ops into the graph byte for byte) and its image config.
+/// A Dockerfile image as the Dockerfile frontend built it, or a frontend input (another bake
+/// target's result): its Definition (taken as it is: the converter splices its ops into the
+/// graph byte for byte) and its image config.
 #[derive(Clone, Debug)]
 pub struct DockerfileResult {
     pub definition: crate::pb::Definition,
@@ -51,6 +59,8 @@ pub struct ResolvedImages {
     pub digests: BTreeMap<(String, String), String>,
     /// Dockerfile images, keyed by (build key, platform id).
     pub dockerfiles: BTreeMap<(String, String), DockerfileResult>,
+    /// Frontend inputs (bake `target:` contexts), keyed by input name.
+    pub inputs: BTreeMap<String, DockerfileResult>,
 }
 
 impl ImageResolver for ResolvedImages {
@@ -68,6 +78,10 @@ impl ImageResolver for ResolvedImages {
 
     fn dockerfile(&self, key: &str, platform: &Platform) -> Option<&DockerfileResult> {
         self.dockerfiles.get(&(key.to_string(), platform.id()))
+    }
+
+    fn input(&self, name: &str) -> Option<&DockerfileResult> {
+        self.inputs.get(name)
     }
 }
 

@@ -60,7 +60,7 @@ impl<'a> Planner<'a> {
             match b {
                 Base::Image { reference, .. } => return Some(reference),
                 Base::Layer { index, .. } => b = self.images.get(index)?.base.clone(),
-                Base::Dockerfile(_) => return None,
+                Base::Dockerfile(_) | Base::Context { .. } => return None,
             }
         }
         None
@@ -128,7 +128,7 @@ impl<'a> Planner<'a> {
                 Some(s.value.clone())
             }
         };
-        let path = self.context_path(&l.file, &lk);
+        let path = self.context_path_in(&l.file, &lk, false);
         let text = match self.lock_files.get(&path) {
             Some(Some(text)) => text,
             Some(None) => {

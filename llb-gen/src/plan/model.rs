@@ -17,6 +17,9 @@ pub struct Plan {
     /// Secrets every install step gets.
     pub secrets: Vec<SecretPlan>,
     pub images: Vec<PlanImage>,
+    /// The named contexts that are images which the plan reads (`//NAME/PATH` context paths)
+    /// or builds on ([`Base::Context`]): NAME → where the image comes from.
+    pub image_contexts: std::collections::BTreeMap<String, super::ImageContext>,
     /// Warnings found while planning (unused build args, …).
     pub warnings: Diagnostics,
 }
@@ -33,6 +36,12 @@ impl Plan {
                 if let Base::Image { reference, .. } = &v.builder {
                     refs.insert(reference.clone());
                 }
+            }
+        }
+        // Image contexts are resolved (config, digest) like bases.
+        for c in self.image_contexts.values() {
+            if let super::ImageContext::Image(reference) = c {
+                refs.insert(reference.clone());
             }
         }
         refs
@@ -75,6 +84,22 @@ pub enum Base {
     /// solves it and hands the converter its result and config, keyed by
     /// [`DockerfileBuild::key`].
     Dockerfile(DockerfileBuild),
+    /// A named context that is an image (bake `contexts = { NAME = "target:OTHER" }`, the
+    /// other target's result), named by `from = "NAME"`: its source is
+    /// [`Plan::image_contexts`]`[name]`.
+    Context { name: String, span: Span },
+}
+
+impl Base {
+    /// The span of the value that names the base.
+    pub fn span(&self) -> Span {
+        match self {
+            Base::Image { span, .. } | Base::Layer { span, .. } | Base::Context { span, .. } => {
+                *span
+            }
+            Base::Dockerfile(d) => d.span,
+        }
+    }
 }
 
 /// A Dockerfile build, as the Dockerfile frontend is asked for it.
@@ -316,6 +341,7 @@ impl StepKind {
                 Base::Layer { name, .. } => format!("copy --from={name} {src}"),
                 Base::Image { reference, .. } => format!("copy --from={reference} {src}"),
                 Base::Dockerfile(d) => format!("copy --from={} {src}", d.file),
+                Base::Context { name, .. } => format!("copy --from={name} {src}"),
             },
             StepKind::CopyVenv { path, .. } => format!("copy venv {path}"),
         }

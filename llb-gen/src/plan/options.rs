@@ -64,6 +64,32 @@ pub struct BuildOptions {
     /// them by (`svc-api:requirements.txt`, see [`super::ctxpath`]) → the local source that
     /// serves it, its session and its own `.dockerignore`.
     pub named_contexts: BTreeMap<String, ContextOptions>,
+    /// Named contexts whose files are an image's filesystem, for this platform
+    /// (`--build-context tools=docker-image://…`, bake `contexts = { x = "target:other" }`):
+    /// the name a stack reads them by (`copy = { context = "tools", src = "/usr/bin/x" }`,
+    /// `tools:/opt/reqs.txt`) → where the image comes from.
+    pub image_contexts: BTreeMap<String, ImageContext>,
+}
+
+/// Where a named context that is an image comes from.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ImageContext {
+    /// `docker-image://REF[@DIGEST]`: a registry (or local store) image, the normalised
+    /// reference; its config and digest are resolved at the edge like a base image's.
+    Image(String),
+    /// `input:NAME`: the frontend input `NAME` the client sent (bake's `target:OTHER`, the
+    /// other target's result); the edge hands its definition and config to the converter.
+    Input(String),
+}
+
+impl ImageContext {
+    /// `image docker.io/library/alpine:3.20` / `input 0-base`: how plans show it.
+    pub fn describe(&self) -> String {
+        match self {
+            ImageContext::Image(r) => format!("image {r}"),
+            ImageContext::Input(n) => format!("input {n}"),
+        }
+    }
 }
 
 /// `--build-arg NAME=false` (or `0`): a layerstack switch turned off.
@@ -93,6 +119,7 @@ impl Default for BuildOptions {
             merge: false,
             image_overrides: BTreeMap::new(),
             named_contexts: BTreeMap::new(),
+            image_contexts: BTreeMap::new(),
         }
     }
 }

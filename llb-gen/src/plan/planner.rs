@@ -175,6 +175,8 @@ fn plan_targets(stack: &Stack, opts: &BuildOptions, every: bool) -> Result<Plan,
         lock_files: &opts.lock_files,
         image_overrides: &opts.image_overrides,
         named_contexts: &opts.named_contexts,
+        image_contexts: &opts.image_contexts,
+        used_image_contexts: BTreeMap::new(),
         in_install_env: false,
     };
     pl.python = stack
@@ -191,6 +193,7 @@ fn plan_targets(stack: &Stack, opts: &BuildOptions, every: bool) -> Result<Plan,
         pl.add(target);
     }
     let images = std::mem::take(&mut pl.images);
+    let image_contexts = std::mem::take(&mut pl.used_image_contexts);
     let secrets = pl.secrets();
     if images.is_empty() && !diags.has_errors() {
         diags.push(
@@ -210,6 +213,7 @@ fn plan_targets(stack: &Stack, opts: &BuildOptions, every: bool) -> Result<Plan,
         variant: variant.map(|v| v.name.value.clone()),
         secrets,
         images,
+        image_contexts,
         warnings: warnings.sorted(),
     })
 }
@@ -261,6 +265,10 @@ pub(super) struct Planner<'a> {
     pub(super) image_overrides: &'a BTreeMap<String, String>,
     /// The named directory contexts of the build ([`BuildOptions::named_contexts`]).
     pub(super) named_contexts: &'a BTreeMap<String, super::ContextOptions>,
+    /// The named contexts that are images ([`BuildOptions::image_contexts`]).
+    pub(super) image_contexts: &'a BTreeMap<String, ImageContext>,
+    /// The image contexts this plan reads or builds on ([`Plan::image_contexts`]).
+    pub(super) used_image_contexts: BTreeMap<String, ImageContext>,
     /// Interpolating `install-env` values (their hint for an unknown name differs).
     pub(super) in_install_env: bool,
 }
@@ -385,20 +393,43 @@ impl<'a> Planner<'a> {
 
     /// A context path as the stack writes it (`PATH` or `NAME:PATH`, see [`ctxpath`]) in
     /// the plan's form: clean, relative, its named context (one the build was given) kept.
+    /// In an image context (`tools:/opt/reqs.txt`) the path is absolute in the image.
     pub(super) fn context_path(&mut self, s: &Sp<String>, key: &str) -> String {
+        self.context_path_in(s, key, true)
+    }
+
+    /// [`Self::context_path`]; without `images`, a named context that is an image is an
+    /// error (what the edge reads itself, lock files and Dockerfile builds, comes from
+    /// directories).
+    pub(super) fn context_path_in(&mut self, s: &Sp<String>, key: &str, images: bool) -> String {
         let v = self.text(s, key);
         match ctxpath::parse_user(&v) {
             Some((name, path)) => {
                 let (name, path) = (name.to_string(), path.to_string());
-                self.named_context(&name, s.span, key);
-                let clean = self.clean_context_path(&path, s.span, key);
+                let image = self.named_context(&name, s.span, key);
+                if image && !images {
+                    self.diags.push(
+                        Diagnostic::error(format!(
+                            "`{v}`: the named context `{name}` is an image; this key reads a directory context"
+                        ))
+                        .at(s.span)
+                        .key(key.to_string())
+                        .hint(format!("pass a directory, `--build-context {name}=DIR`, or copy the file out of the image into the build context")),
+                    );
+                }
+                let clean = if image {
+                    self.image_context_path(&name, &path, s.span, key)
+                } else {
+                    self.clean_context_path(&path, s.span, key)
+                };
                 ctxpath::join(Some(&name), &clean)
             }
             None => self.clean_context_path(&v, s.span, key),
         }
     }
 
-    /// `src` of a copy with `context = "NAME"`: a path of that named context, as written.
+    /// `src` of a copy with `context = "NAME"`: a path of that named context, as written
+    /// (absolute in an image context, like `copy.from`; relative in a directory).
     pub(super) fn named_context_path(
         &mut self,
         context: &Sp<String>,
@@ -415,18 +446,32 @@ impl<'a> Planner<'a> {
             );
             return String::new();
         }
-        self.named_context(&name, context.span, &format!("{key}.context"));
+        let image = self.named_context(&name, context.span, &format!("{key}.context"));
         let v = self.text(s, &format!("{key}.src"));
-        let clean = self.clean_context_path(&v, s.span, &format!("{key}.src"));
+        let clean = if image {
+            self.image_context_path(&name, &v, s.span, &format!("{key}.src"))
+        } else {
+            self.clean_context_path(&v, s.span, &format!("{key}.src"))
+        };
         ctxpath::join(Some(&name), &clean)
     }
 
-    /// A named context the stack reads must be one the build was given.
-    fn named_context(&mut self, name: &str, span: Span, key: &str) {
-        if self.named_contexts.contains_key(name) {
-            return;
+    /// A named context the stack reads must be one the build was given; true when it is an
+    /// image (recorded in the plan's [`Plan::image_contexts`]).
+    fn named_context(&mut self, name: &str, span: Span, key: &str) -> bool {
+        if let Some(c) = self.image_contexts.get(name) {
+            self.used_image_contexts.insert(name.to_string(), c.clone());
+            return true;
         }
-        let given: Vec<&str> = self.named_contexts.keys().map(String::as_str).collect();
+        if self.named_contexts.contains_key(name) {
+            return false;
+        }
+        let given: Vec<&str> = self
+            .named_contexts
+            .keys()
+            .chain(self.image_contexts.keys())
+            .map(String::as_str)
+            .collect();
         let mean = did_you_mean(name, given.iter().copied())
             .map(|m| format!(" (did you mean `{m}`?)"))
             .unwrap_or_default();
@@ -436,9 +481,43 @@ impl<'a> Planner<'a> {
         .at(span)
         .key(key.to_string())
         .hint(format!(
-            "pass `--build-context {name}=DIR` (docker buildx build, llb-gen) or add `contexts = {{ {name} = \"DIR\" }}` to the bake target"
+            "pass `--build-context {name}=DIR` or `--build-context {name}=docker-image://IMAGE` (docker buildx build, llb-gen), or add `contexts = {{ {name} = \"DIR\" }}` (or `\"target:OTHER\"`) to the bake target"
         ));
         self.diags.push(d);
+        false
+    }
+
+    /// A path in an image context: absolute in the image (`/usr/local/bin/tool`), kept in the
+    /// plan without its leading `/` (`.` for `/`), like every context path.
+    fn image_context_path(&mut self, name: &str, v: &str, span: Span, key: &str) -> String {
+        if !v.starts_with('/') {
+            self.diags.push(
+                Diagnostic::error(format!(
+                    "`{v}` is relative, but the named context `{name}` is an image: its paths are absolute"
+                ))
+                .at(span)
+                .key(key.to_string())
+                .hint(format!("write the path in the image from its root, like \"/{}\"", v.trim_start_matches("./"))),
+            );
+            return ".".into();
+        }
+        let inner = v.trim_start_matches('/');
+        if inner.split('/').any(|c| c == "..") {
+            self.diags.push(
+                Diagnostic::error(format!(
+                    "`{v}`: `..` is not allowed in a path of the image context `{name}`"
+                ))
+                .at(span)
+                .key(key.to_string())
+                .hint("write the path without `..`"),
+            );
+        }
+        let inner = inner.trim_end_matches('/');
+        if inner.is_empty() || inner == "." {
+            ".".into()
+        } else {
+            inner.to_string()
+        }
     }
 
     fn clean_context_path(&mut self, v: &str, span: Span, key: &str) -> String {
@@ -483,6 +562,16 @@ impl<'a> Planner<'a> {
             let index = self.add(layer)?;
             return Some(Base::Layer {
                 index,
+                name: value,
+                span: from.span,
+            });
+        }
+        if let Some(c) = self.image_contexts.get(&value)
+            && matches!(c, ImageContext::Input(_))
+        {
+            // Another target's result (bake `contexts = { NAME = "target:OTHER" }`).
+            self.used_image_contexts.insert(value.clone(), c.clone());
+            return Some(Base::Context {
                 name: value,
                 span: from.span,
             });

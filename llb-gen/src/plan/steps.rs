@@ -470,8 +470,10 @@ impl<'a> Planner<'a> {
         for (i, entry) in img.pip.iter().enumerate() {
             let k = format!("{key}.pip[{i}]");
             let text = self.text(entry, &k);
-            let named_local = ctxpath::parse_user(&text)
-                .is_some_and(|(_, p)| p == "." || p.starts_with("./") || p.starts_with("../"));
+            let named_local = ctxpath::parse_user(&text).is_some_and(|(_, p)| {
+                // `/…`: a package in an image context (`tools:/opt/pkg`).
+                p == "." || p.starts_with("./") || p.starts_with("../") || p.starts_with('/')
+            });
             if text == "." || text.starts_with("./") || text.starts_with("../") || named_local {
                 local.push(self.context_path(entry, &k));
             } else if let Some(path) = text
@@ -512,7 +514,7 @@ impl<'a> Planner<'a> {
     ) -> Option<usize> {
         let dk = format!("{key}.dockerfile");
         let before = self.diags.error_count();
-        let file = self.context_path(&df.file, &format!("{dk}.file"));
+        let file = self.context_path_in(&df.file, &format!("{dk}.file"), false);
         if file == "." {
             self.diags.push(
                 Diagnostic::error("`dockerfile` names the context itself, not a file")
@@ -522,7 +524,7 @@ impl<'a> Planner<'a> {
             );
         }
         let context = match &df.context {
-            Some(c) => self.context_path(c, &format!("{dk}.context")),
+            Some(c) => self.context_path_in(c, &format!("{dk}.context"), false),
             None => match file.rsplit_once('/') {
                 Some((dir, _)) => dir.to_string(),
                 None => ".".into(),
@@ -702,8 +704,9 @@ impl<'a> Planner<'a> {
         for (i, entry) in img.apt.iter().enumerate() {
             let k = format!("{apt_key}[{i}]");
             let trimmed = entry.value.trim();
-            let named_deb = ctxpath::parse_user(trimmed)
-                .is_some_and(|(_, p)| p.starts_with("./") || p.starts_with("../"));
+            let named_deb = ctxpath::parse_user(trimmed).is_some_and(|(_, p)| {
+                p.starts_with("./") || p.starts_with("../") || p.starts_with('/')
+            });
             if trimmed.starts_with("./")
                 || trimmed.starts_with("../")
                 || trimmed.starts_with('/')

@@ -307,10 +307,7 @@ fn durations_and_ports() {
 
 impl PlanImage {
     fn base_span(&self) -> Span {
-        match &self.base {
-            Base::Image { span, .. } | Base::Layer { span, .. } => *span,
-            Base::Dockerfile(d) => d.span,
-        }
+        self.base.span()
     }
 }
 

@@ -77,6 +77,8 @@ impl Graph {
                     Base::Image { reference, .. } => reference.clone(),
                     // Built by the Dockerfile frontend: a root of the graph like an image.
                     Base::Dockerfile(d) => d.describe(),
+                    // Another target's result: a root too.
+                    Base::Context { name, .. } => format!("context {name}"),
                     Base::Layer { .. } => continue,
                 };
                 if !refs.contains(&external) {
@@ -124,6 +126,9 @@ impl Graph {
                 let from = match b {
                     Base::Image { reference, .. } => refs.iter().position(|r| r == reference),
                     Base::Dockerfile(d) => refs.iter().position(|r| *r == d.describe()),
+                    Base::Context { name, .. } => {
+                        refs.iter().position(|r| *r == format!("context {name}"))
+                    }
                     Base::Layer { name, .. } => image_node(&g, name),
                 };
                 if let Some(from) = from {

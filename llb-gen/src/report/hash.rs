@@ -245,6 +245,8 @@ impl<'a> Hasher<'a> {
                     Base::Dockerfile(d) => {
                         json!([role, "dockerfile", d.file, d.context, d.target, d.args])
                     }
+                    // Named by the build, not by the stack: its name is all the stack says.
+                    Base::Context { name, .. } => json!([role, "context", name]),
                     Base::Image { reference, .. } => {
                         push_unique(
                             &mut parents,
@@ -627,6 +629,7 @@ fn step_json(k: &StepKind) -> Value {
                 Base::Layer { name, .. } => name,
                 Base::Image { reference, .. } => reference,
                 Base::Dockerfile(d) => &d.file,
+                Base::Context { name, .. } => name,
             };
             json!(["copy-from", from, src, dest, owner, mode, exclude])
         }

@@ -16,6 +16,9 @@ fn base(b: &Base, file: &SourceFile) -> String {
             format!("image {reference} (line {})", line(file, *span))
         }
         Base::Layer { name, span, .. } => format!("layer {name} (line {})", line(file, *span)),
+        Base::Context { name, span } => {
+            format!("named context {name} (line {})", line(file, *span))
+        }
         Base::Dockerfile(d) => format!(
             "{} (context {}, args {:?}, line {})",
             d.describe(),

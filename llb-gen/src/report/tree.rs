@@ -63,6 +63,7 @@ pub fn render(
             Base::Layer { name, .. } => root(&mut roots, name.clone(), i),
             Base::Image { reference, .. } => root(&mut roots, reference.clone(), i),
             Base::Dockerfile(d) => root(&mut roots, d.describe(), i),
+            Base::Context { name, .. } => root(&mut roots, format!("context {name}"), i),
         }
     }
     let stack_env = stack.install_env.len();
@@ -184,6 +185,7 @@ fn base_label(b: &Base) -> String {
     match b {
         Base::Image { reference, .. } => short_ref(reference).to_string(),
         Base::Dockerfile(d) => d.describe(),
+        Base::Context { name, .. } => format!("context {name}"),
         Base::Layer { name, .. } => format!("layer {name}"),
     }
 }
@@ -342,7 +344,7 @@ pub fn usage(all: &[PlanImage]) -> BTreeMap<&str, (Vec<String>, Vec<String>)> {
             .into_iter()
             .filter_map(|(_, b)| match b {
                 Base::Layer { name, .. } => Some(name.as_str()),
-                Base::Image { .. } | Base::Dockerfile(_) => None,
+                Base::Image { .. } | Base::Dockerfile(_) | Base::Context { .. } => None,
             })
             .collect();
         let mut seen: Vec<&str> = vec![];
