@@ -140,9 +140,55 @@ fn context(idx: &PackageIndex) -> Context {
     ctx
 }
 
-/// `--target TARGET --platform PLATFORMS` of the edited copy (see [`Engine::build_target`]).
+/// The files of the embedding model the `ml` layer downloads (examples/ragex/stack.toml's
+/// fetch_model.py list), as a hub mirror on 127.0.0.1 serves them: small stand-ins (the real
+/// all-MiniLM-L6-v2 is 90 MB on huggingface.co, which tests never reach).
+const MODEL_FILES: [&str; 8] = [
+    "config.json",
+    "modules.json",
+    "sentence_bert_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "model.safetensors",
+    "1_Pooling/config.json",
+];
+const MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
+
+fn model_file(f: &str) -> Vec<u8> {
+    format!("{f} of {MODEL} (test stand-in)\n").repeat(1 + f.len() * 37).into_bytes()
+}
+
+/// A hub mirror on 127.0.0.1 (`HF_ENDPOINT`): `/{repo}/resolve/main/{file}` serves the
+/// model's files; anything else is a 404 (so a wrong URL fails the build).
+fn model_hub() -> u16 {
+    use std::sync::OnceLock;
+    static PORT: OnceLock<u16> = OnceLock::new();
+    *PORT.get_or_init(|| {
+        integration_tests::http::serve(|_method, path| {
+            let prefix = format!("/{MODEL}/resolve/main/");
+            match path.strip_prefix(&prefix) {
+                Some(f) if MODEL_FILES.contains(&f) => integration_tests::http::Response::ok(
+                    "application/octet-stream",
+                    "no-store",
+                    model_file(f),
+                ),
+                _ => integration_tests::http::Response::not_found(),
+            }
+        })
+    })
+}
+
+/// `--target TARGET --platform PLATFORMS` of the edited copy (see [`Engine::build_target`]),
+/// with the model downloaded from the local hub mirror.
 fn build(engine: &Engine, ctx: &Context, target: &str, platforms: &str) -> (String, Build) {
-    engine.build_target("ragex", ctx.path(), target, &["--platform", platforms])
+    let hub = format!("HF_ENDPOINT=http://127.0.0.1:{}", model_hub());
+    engine.build_target(
+        "ragex",
+        ctx.path(),
+        target,
+        &["--platform", platforms, "--build-arg", &hub],
+    )
 }
 
 /// `docker run --rm --network=none --platform P TAG ARGS…` (through the image's entrypoint).
@@ -172,6 +218,18 @@ fn assert_app(
     assert_eq!(i["user"], "appuser", "{i}");
     assert_eq!(i["cwd"], "/app", "{i}");
     assert_eq!(i["device"], "cpu", "the variant's env: {i}");
+    // The model the ml layer downloaded after pip, every file as the hub served it.
+    let dir = format!("/opt/models/{MODEL}");
+    assert_eq!(i["model"]["dir"], dir.as_str(), "{i}");
+    for f in MODEL_FILES {
+        let bytes = model_file(f);
+        let want: String = <sha2::Sha256 as sha2::Digest>::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(i["model"]["files"][f]["sha256"], want.as_str(), "{f}: {i}");
+        assert_eq!(i["model"]["files"][f]["size"], bytes.len(), "{f}: {i}");
+    }
     assert!(
         i["ripgrep"]
             .as_str()
@@ -295,13 +353,13 @@ fn ragex_app_builds_and_runs_on_amd64() {
     for v in [
         "[layer system 1/3] apt-get install ripgrep curl git",
         "[layer system 2/3] useradd appuser",
-        "[layer ml 1/3] pip install torch==2.1.2+cpu torchvision==0.16.2+cpu",
-        "[layer ml 2/3] pip install -r requirements/base-ml.txt",
+        "[layer ml 1/4] pip install torch==2.1.2+cpu torchvision==0.16.2+cpu",
+        "[layer ml 2/4] pip install -r requirements/base-ml.txt",
         "[service app 1/3] pip install -r requirements/app.txt",
         "[service app 2/3] copy src",
         "[service app 3/3] copy docker/entrypoint.sh",
         // The seed's import check after pip (`at = "after-python"`).
-        "[layer ml 3/3] run python3 -c 'import tree_sitter, tree_sitter_python'",
+        "[layer ml 3/4] run python3 -c 'import tree_sitter, tree_sitter_python'",
     ] {
         b.assert_vertex(v);
     }
@@ -394,8 +452,15 @@ fn ragex_cpu_variant_builds_for_amd64_and_arm64() {
         ["no-gcc", "CVD=unset"],
         "amd64: {amd}"
     );
-    for w in AMD64_WHEELS.iter().chain(ARM64_WHEELS.iter()) {
+    // amd64 installs with pip (its cache mount: one download). arm64's are resolved by pip on
+    // amd64 (a pip without PEP 658 metadata from this index downloads the wheel to read its
+    // METADATA), then fetched once more by BuildKit as the checksummed source the lock group
+    // installs: at most two, whatever reads them.
+    for w in AMD64_WHEELS {
         assert_eq!(idx.downloads(w), 1, "{w}");
+    }
+    for w in ARM64_WHEELS {
+        assert!((1..=2).contains(&idx.downloads(w)), "{w}: {}", idx.downloads(w));
     }
     engine.remove_image(&tag);
 }

@@ -310,8 +310,8 @@ fn cross_install_for_arm64_matches_its_snapshot() {
     let expected = std::fs::read_to_string(&snap).expect("snapshot (run with UPDATE_SNAPSHOTS=1)");
     assert_eq!(expected, dump, "{}", first_difference(&expected, &dump));
     for step in [
-        "[layer ml 1/3] pip install torch==2.1.2 torchvision==0.16.2 (cross-install on linux/amd64 for linux/arm64) (merge)",
-        "[layer ml 2/3] pip install -r requirements/base-ml.txt (cross-install on linux/amd64 for linux/arm64) (merge)",
+        "[layer ml 1/4] pip install torch==2.1.2 torchvision==0.16.2 (cross-install on linux/amd64 for linux/arm64) (merge)",
+        "[layer ml 2/4] pip install -r requirements/base-ml.txt (cross-install on linux/amd64 for linux/arm64) (merge)",
         "[service app 1/3] pip install -r requirements/app.txt (cross-install on linux/amd64 for linux/arm64) (merge)",
     ] {
         assert!(dump.contains(step), "missing {step:?}:\n{dump}");
@@ -320,14 +320,14 @@ fn cross_install_for_arm64_matches_its_snapshot() {
     // cross-install.
     assert!(
         !dump
-            .contains("exec  [linux/amd64]\n    name: [layer ml 1/3] pip install torch==2.1.2+cpu")
+            .contains("exec  [linux/amd64]\n    name: [layer ml 1/4] pip install torch==2.1.2+cpu")
     );
 
     // Asking: the first unanswered probe is the first install step's.
     let asked = convert_with(&none, true);
     assert_eq!(asked.probes.len(), 3, "one probe per install step");
     assert!(
-        asked.probes[0].name.contains("[layer ml 1/3]"),
+        asked.probes[0].name.contains("[layer ml 1/4]"),
         "{}",
         asked.probes[0].name
     );
@@ -344,7 +344,7 @@ fn cross_install_for_arm64_matches_its_snapshot() {
     let answered = convert_with(&verdicts, true);
     let dump = llb_gen::llb::dump(&answered.definition);
     assert!(
-        dump.contains("[layer ml 1/3] pip install torch==2.1.2 torchvision==0.16.2 (emulated on linux/arm64: no wheel of torch==2.1.2 for this platform)"),
+        dump.contains("[layer ml 1/4] pip install torch==2.1.2 torchvision==0.16.2 (emulated on linux/arm64: no wheel of torch==2.1.2 for this platform)"),
         "{dump}"
     );
     assert_eq!(answered.probes.len(), 2, "the later probes are still open");

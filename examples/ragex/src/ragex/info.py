@@ -23,6 +23,18 @@ def _version(module: str) -> str | None:
         return None
 
 
+def _model(path: str | None) -> dict | None:
+    """The embedding model baked into the image: its directory and MANIFEST lines."""
+    if not path:
+        return None
+    try:
+        with open(os.path.join(path, "MANIFEST")) as m:
+            files = {f: {"sha256": d, "size": int(s)} for d, s, f in (l.split() for l in m)}
+    except OSError:
+        return {"dir": path, "files": None}
+    return {"dir": path, "files": files}
+
+
 def info() -> dict:
     rg_path = shutil.which("rg")
     ripgrep = None
@@ -48,4 +60,5 @@ def info() -> dict:
         "torchvision": _version("torchvision"),
         "cuda_available": cuda,
         "device": os.environ.get("RAGEX_DEVICE"),
+        "model": _model(os.environ.get("RAGEX_MODEL_DIR")),
     }
