@@ -104,9 +104,16 @@ pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
     }
     let cache_imports: Vec<_> = opts.cache_imports.iter().cloned().map(Into::into).collect();
     let frontend_inputs = frontend_inputs(gw, &opts, &prepared).await?;
-    let builds = prepared
-        .iter()
-        .map(|p| build_one(gw, &inputs, p, &frontend_inputs, cache_imports.clone(), lock_only));
+    let builds = prepared.iter().map(|p| {
+        build_one(
+            gw,
+            &inputs,
+            p,
+            &frontend_inputs,
+            cache_imports.clone(),
+            lock_only,
+        )
+    });
     let built = futures_util::future::try_join_all(builds).await?;
     if lock_only {
         return resolved_locks(&prepared, &built);

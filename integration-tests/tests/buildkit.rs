@@ -48,12 +48,13 @@ fn contexts(marker: &str) -> (Context, Context) {
     )
 }
 
-/// Steps that build the image (installs, cross-install probes, copies, RUN): what must come
-/// from the cache.
+/// Steps that build the image (installs, cross-install resolve steps and the lock groups they
+/// install, copies, RUN): what must come from the cache.
 fn is_step(v: &Vertex) -> bool {
     let n = &v.name;
     n.contains("apt-get install")
         || n.contains("pip install")
+        || n.contains(" lock group ")
         || n.contains("] copy ")
         || n.contains("] RUN ")
         || n.contains("] COPY ")

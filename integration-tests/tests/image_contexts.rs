@@ -63,7 +63,10 @@ fn an_image_context_feeds_copies_and_run_contexts_from_one_source() {
         ],
     );
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], want[0], "the run read os.py out of the image: {out}");
+    assert_eq!(
+        lines[0], want[0],
+        "the run read os.py out of the image: {out}"
+    );
     assert_eq!(
         lines[1], want[1],
         "the copy took /usr/bin/python3.11 out of the image: {out}"

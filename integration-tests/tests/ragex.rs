@@ -156,7 +156,9 @@ const MODEL_FILES: [&str; 8] = [
 const MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
 
 fn model_file(f: &str) -> Vec<u8> {
-    format!("{f} of {MODEL} (test stand-in)\n").repeat(1 + f.len() * 37).into_bytes()
+    format!("{f} of {MODEL} (test stand-in)\n")
+        .repeat(1 + f.len() * 37)
+        .into_bytes()
 }
 
 /// A hub mirror on 127.0.0.1 (`HF_ENDPOINT`): `/{repo}/resolve/main/{file}` serves the
@@ -460,7 +462,11 @@ fn ragex_cpu_variant_builds_for_amd64_and_arm64() {
         assert_eq!(idx.downloads(w), 1, "{w}");
     }
     for w in ARM64_WHEELS {
-        assert!((1..=2).contains(&idx.downloads(w)), "{w}: {}", idx.downloads(w));
+        assert!(
+            (1..=2).contains(&idx.downloads(w)),
+            "{w}: {}",
+            idx.downloads(w)
+        );
     }
     engine.remove_image(&tag);
 }
