@@ -189,7 +189,8 @@ fn zip_stored(files: &[(String, String)]) -> Vec<u8> {
     buf.into_inner()
 }
 
-fn b64_nopad(data: &[u8]) -> String {
+/// URL-safe base64 without padding (RECORD hashes).
+pub fn b64_nopad(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for c in data.chunks(3) {

@@ -28,7 +28,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 
-use integration_tests::pyindex::{IndexFile, PackageIndex};
+use integration_tests::pyindex::{IndexFile, PackageIndex, b64_nopad};
 use integration_tests::{Context, Engine, frontend_image};
 use sha2::{Digest, Sha256};
 
@@ -40,19 +40,6 @@ struct Entry(String, Vec<u8>, u32);
 
 fn entry(path: &str, data: &[u8], mode: u32) -> Entry {
     Entry(path.to_string(), data.to_vec(), mode)
-}
-
-fn b64_nopad(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for c in data.chunks(3) {
-        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=c.len() {
-            out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
 }
 
 fn sha256_hex(b: &[u8]) -> String {

@@ -6,7 +6,7 @@ use crate::stack::{Sp, TorchDef, TorchUse};
 
 use super::*;
 
-impl Planner<'_> {
+impl<'a> Planner<'a> {
     /// The pip step installing an image's `[torch]` packages: the build for this platform and
     /// the variant's backend, from the backend's index.
     pub(super) fn torch_step(
@@ -18,19 +18,7 @@ impl Planner<'_> {
         own_backend: Option<(String, Span, String)>,
         python: &str,
     ) -> Option<PipStep> {
-        let Some(t) = self.stack.torch.as_ref() else {
-            self.diags.push(
-                Diagnostic::error("`torch` is used but the stack has no [torch] table")
-                    .at(usage.span)
-                    .key(format!("{key}.torch"))
-                    .hint("add [torch] packages = { torch = \"2.1.2\" }"),
-            );
-            return None;
-        };
-        let backend = self.torch_backend(t, usage, key, own_backend)?;
-        let names = self.torch_packages(t, usage, key);
-        let local = self.torch_local(&backend, usage, key)?;
-        let specs = self.torch_specs(names, local.as_deref());
+        let (t, _, local, specs) = self.torch_selection(usage, key, own_backend)?;
         let (index_url, mut extra_index_urls) = self.torch_indexes(t, local.as_deref(), index_url);
         extra_index_urls.extend(extra);
         Some(PipStep {
@@ -55,19 +43,7 @@ impl Planner<'_> {
         index_url: Option<String>,
         own_backend: Option<(String, Span, String)>,
     ) -> Option<Vec<crate::lock::select::Want>> {
-        let Some(t) = self.stack.torch.as_ref() else {
-            self.diags.push(
-                Diagnostic::error("`torch` is used but the stack has no [torch] table")
-                    .at(usage.span)
-                    .key(format!("{key}.torch"))
-                    .hint("add [torch] packages = { torch = \"2.1.2\" }"),
-            );
-            return None;
-        };
-        let backend = self.torch_backend(t, usage, key, own_backend)?;
-        let names = self.torch_packages(t, usage, key);
-        let local = self.torch_local(&backend, usage, key)?;
-        let specs = self.torch_specs(names, local.as_deref());
+        let (t, backend, local, specs) = self.torch_selection(usage, key, own_backend)?;
         let (index, extra) = self.torch_indexes(t, local.as_deref(), index_url);
         // The backend's own index (cpu/cuda); plain versions come from `index.default` (or the
         // image's index), which is only checked when it is set.
@@ -96,6 +72,31 @@ impl Planner<'_> {
                 })
                 .collect(),
         )
+    }
+
+    /// What both ways of installing `[torch]` start from: the table, the image's backend, the
+    /// local version label of its build (`cpu`, `cu121`, none) and the `name==version` specs.
+    /// None after an error (reported at `usage`).
+    fn torch_selection(
+        &mut self,
+        usage: &Sp<TorchUse>,
+        key: &str,
+        own_backend: Option<(String, Span, String)>,
+    ) -> Option<(&'a TorchDef, Backend, Option<String>, Vec<String>)> {
+        let Some(t) = self.stack.torch.as_ref() else {
+            self.diags.push(
+                Diagnostic::error("`torch` is used but the stack has no [torch] table")
+                    .at(usage.span)
+                    .key(format!("{key}.torch"))
+                    .hint("add [torch] packages = { torch = \"2.1.2\" }"),
+            );
+            return None;
+        };
+        let backend = self.torch_backend(t, usage, key, own_backend)?;
+        let names = self.torch_packages(t, usage, key);
+        let local = self.torch_local(&backend, usage, key)?;
+        let specs = self.torch_specs(names, local.as_deref());
+        Some((t, backend, local, specs))
     }
 
     /// The backend: the image's own (or inherited) `torch-backend`, else the variant's `torch`
