@@ -198,15 +198,15 @@ pub fn missing_caps(
     if !caps.contains("file.copy.includeexcludepatterns") {
         for img in &plan.images {
             for st in &img.steps {
-                if let plan::StepKind::Copy { exclude, .. } = &st.kind {
-                    if !exclude.is_empty() {
-                        d.push(
+                if let plan::StepKind::Copy { exclude, .. } = &st.kind
+                    && !exclude.is_empty()
+                {
+                    d.push(
                             Diagnostic::error("this engine's BuildKit lacks the `file.copy.includeexcludepatterns` capability: copy `exclude` would be ignored")
                                 .at(st.span)
                                 .key(format!("{}.copy", img.key))
                                 .hint("exclude the files with .dockerignore, or use BuildKit >= 0.9"),
                         );
-                    }
                 }
             }
         }

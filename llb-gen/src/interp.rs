@@ -131,29 +131,29 @@ pub fn interpolate_in(
                 i += 2;
                 continue;
             }
-            if bytes.get(i + 1) == Some(&b'{') {
-                if let Some(close) = input[i + 2..].find('}') {
-                    let name = &input[i + 2..i + 2 + close];
-                    let end = i + 3 + close;
-                    if crate::stack::valid_arg_name(name) {
-                        match vars.get(name) {
-                            Some(v) if out.len() + v.len() > cap => {
-                                return Err(too_long(i, end));
-                            }
-                            Some(v) => out.push_str(v),
-                            None => match unknown {
-                                Unknown::Error => errors.push(Undefined {
-                                    name: name.to_string(),
-                                    start: i,
-                                    end,
-                                }),
-                                Unknown::Keep | Unknown::Shell => out.push_str(&input[i..end]),
-                                Unknown::Empty => {}
-                            },
+            if bytes.get(i + 1) == Some(&b'{')
+                && let Some(close) = input[i + 2..].find('}')
+            {
+                let name = &input[i + 2..i + 2 + close];
+                let end = i + 3 + close;
+                if crate::stack::valid_arg_name(name) {
+                    match vars.get(name) {
+                        Some(v) if out.len() + v.len() > cap => {
+                            return Err(too_long(i, end));
                         }
-                        i = end;
-                        continue;
+                        Some(v) => out.push_str(v),
+                        None => match unknown {
+                            Unknown::Error => errors.push(Undefined {
+                                name: name.to_string(),
+                                start: i,
+                                end,
+                            }),
+                            Unknown::Keep | Unknown::Shell => out.push_str(&input[i..end]),
+                            Unknown::Empty => {}
+                        },
                     }
+                    i = end;
+                    continue;
                 }
             }
         }

@@ -50,7 +50,7 @@ impl<'a> Converter<'a> {
     pub(super) fn image(&mut self, img: &PlanImage) -> State {
         let label = img.label();
         let mut st = self.base(&img.base, &label);
-        if self.opts.no_cache_filter.iter().any(|n| *n == img.name) {
+        if self.opts.no_cache_filter.contains(&img.name) {
             st.no_cache = true;
         }
         // An image's env applies to its own steps too (like ENV before RUN).
@@ -354,7 +354,7 @@ impl<'a> Converter<'a> {
     pub(super) fn venv_builder(&mut self, img: &PlanImage, v: &crate::plan::VenvPlan) -> Output {
         let label = names::venv_label(&img.label());
         let mut st = self.base(&v.builder, &label);
-        if self.opts.no_cache_filter.iter().any(|n| *n == img.name) {
+        if self.opts.no_cache_filter.contains(&img.name) {
             st.no_cache = true;
         }
         let python = v.python.clone();

@@ -173,15 +173,15 @@ fn spec_text(r: &Req) -> String {
 /// Why a plan is a CPU build: a variant with `torch = "cpu"` or named like one, or `[torch]`
 /// packages resolved to `+cpu` builds.
 fn cpu_reason(v: &PlanView) -> Option<String> {
-    if let Some(name) = &v.plan.variant {
-        if let Some(var) = v.stack.variant(name) {
-            match var.torch.as_ref().map(|t| t.value.as_str()) {
-                Some("cpu") => return Some(format!("the CPU variant `{name}`")),
-                None if name.to_ascii_lowercase().contains("cpu") => {
-                    return Some(format!("the CPU variant `{name}`"));
-                }
-                _ => {}
+    if let Some(name) = &v.plan.variant
+        && let Some(var) = v.stack.variant(name)
+    {
+        match var.torch.as_ref().map(|t| t.value.as_str()) {
+            Some("cpu") => return Some(format!("the CPU variant `{name}`")),
+            None if name.to_ascii_lowercase().contains("cpu") => {
+                return Some(format!("the CPU variant `{name}`"));
             }
+            _ => {}
         }
     }
     v.installed
@@ -307,10 +307,10 @@ pub fn cuda_twice(v: &PlanView, out: &mut Vec<Finding>) {
 
 /// Why a variant is a CUDA variant, if it is one.
 fn cuda_variant(var: &crate::stack::VariantDef) -> Option<String> {
-    if let Some(t) = &var.torch {
-        if t.value == "cuda" || is_cuda_label(&t.value) {
-            return Some(format!("torch = \"{}\"", t.value));
-        }
+    if let Some(t) = &var.torch
+        && (t.value == "cuda" || is_cuda_label(&t.value))
+    {
+        return Some(format!("torch = \"{}\"", t.value));
     }
     for img in &var.images {
         if let Some(f) = img.from.as_ref().filter(|f| is_cuda_base(&f.value)) {

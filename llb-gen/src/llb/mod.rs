@@ -519,10 +519,10 @@ impl Graph {
         // Secondary inputs (copy sources) are inputs too; collect them first so the indices
         // of earlier actions' outputs (>= len(inputs)) are known.
         for a in &actions {
-            if let FileAction::Copy { from, .. } = a {
-                if !inputs.contains(from) {
-                    inputs.push(*from);
-                }
+            if let FileAction::Copy { from, .. } = a
+                && !inputs.contains(from)
+            {
+                inputs.push(*from);
             }
         }
         let n_inputs = inputs.len() as i64;

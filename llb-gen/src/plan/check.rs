@@ -165,18 +165,18 @@ fn check_stack_once(stack: &Stack) -> Diagnostics {
             );
         }
     }
-    if let Some(d) = &stack.default_target {
-        if stack.image(&d.value).is_none() {
-            diags.push(
-                Diagnostic::error(format!(
-                    "default target `{}` is not a layer or service",
-                    d.value
-                ))
-                .at(d.span)
-                .key("stack.default")
-                .hint(valid_targets_hint(stack)),
-            );
-        }
+    if let Some(d) = &stack.default_target
+        && stack.image(&d.value).is_none()
+    {
+        diags.push(
+            Diagnostic::error(format!(
+                "default target `{}` is not a layer or service",
+                d.value
+            ))
+            .at(d.span)
+            .key("stack.default")
+            .hint(valid_targets_hint(stack)),
+        );
     }
     for p in &stack.platforms {
         if let Err(e) = Platform::parse(&p.value) {

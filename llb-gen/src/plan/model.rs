@@ -32,10 +32,10 @@ impl Plan {
             if let Base::Image { reference, .. } = &img.base {
                 refs.insert(reference.clone());
             }
-            if let Some(v) = &img.venv {
-                if let Base::Image { reference, .. } = &v.builder {
-                    refs.insert(reference.clone());
-                }
+            if let Some(v) = &img.venv
+                && let Base::Image { reference, .. } = &v.builder
+            {
+                refs.insert(reference.clone());
             }
         }
         // Image contexts are resolved (config, digest) like bases.

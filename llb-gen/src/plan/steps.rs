@@ -295,7 +295,7 @@ impl<'a> Planner<'a> {
         img: &'a ImageDef,
         key: &str,
         base: &Option<Base>,
-        python: &String,
+        python: &str,
         torch_backend: &Option<(String, Span, String)>,
         steps: &mut Vec<Step>,
     ) -> Option<VenvPlan> {
@@ -402,8 +402,8 @@ impl<'a> Planner<'a> {
                         .images
                         .get(*index)
                         .map(|b| b.python.clone())
-                        .unwrap_or_else(|| python.clone()),
-                    _ => python.clone(),
+                        .unwrap_or_else(|| python.to_string()),
+                    _ => python.to_string(),
                 };
                 venv = Some(VenvPlan {
                     builder,
@@ -425,7 +425,7 @@ impl<'a> Planner<'a> {
                     local,
                     index_url,
                     extra_index_urls,
-                    python: python.clone(),
+                    python: python.to_string(),
                     installer,
                 }),
                 pip_span,

@@ -217,7 +217,7 @@ fn torch_builds_follow_platform_and_variant() {
     assert_eq!(gpu.extra_index_urls, ["http://idx/cu118/simple"]);
     // The overlay added apt to the layer and the variant's env reached the images.
     assert!(
-        matches!(&gpu_plan.images[0].steps[0].kind, StepKind::Apt(a) if a.packages == &["libgomp1".to_string()])
+        matches!(&gpu_plan.images[0].steps[0].kind, StepKind::Apt(a) if a.packages == ["libgomp1".to_string()])
     );
     assert!(
         gpu_plan.images[1]

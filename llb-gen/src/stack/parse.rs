@@ -191,15 +191,11 @@ fn syntax_directive(text: &str) -> Option<Sp<String>> {
             offset += line.len();
             continue;
         }
-        let Some(rest) = trimmed.strip_prefix('#') else {
-            return None;
-        };
+        let rest = trimmed.strip_prefix('#')?;
         let rest = rest.trim_start();
         // Leading `# key=value` lines are BuildKit directives (`syntax`, `check`, `escape`);
         // the first other line ends them.
-        let Some((k, v)) = rest.split_once('=') else {
-            return None;
-        };
+        let (k, v) = rest.split_once('=')?;
         let k = k.trim();
         if k.eq_ignore_ascii_case("syntax") {
             let v = v.trim();
