@@ -307,3 +307,90 @@ fn subrequests_never_import_the_build_module() {
         bad.join("\n")
     );
 }
+
+/// The read-only mounts of files made on scratch (a `file` vertex without inputs) in one
+/// snapshot: `(mount line, vertex)`. BuildKit content-hashes a read-only mount; such a
+/// dependency completes before the other dependencies' keys arrive from an imported cache, and
+/// the solver then stops matching the exec against that cache (issue 13: the two-platform
+/// local-cache round trip re-ran the cross-install probe in 8 of 20 runs).
+fn scratch_file_mounts(text: &str) -> Vec<(String, String)> {
+    let mut no_inputs = BTreeSet::new();
+    let mut current: Option<(String, bool, bool)> = None; // (id, is file, has an input)
+    let mut finish = |c: Option<(String, bool, bool)>, set: &mut BTreeSet<String>| {
+        if let Some((id, true, false)) = c {
+            set.insert(id);
+        }
+    };
+    for line in text.lines() {
+        if let Some((id, rest)) = line.split_once(" = ")
+            && id.starts_with('v')
+            && id[1..].bytes().all(|b| b.is_ascii_digit())
+        {
+            finish(current.take(), &mut no_inputs);
+            current = Some((id.to_string(), rest.starts_with("file"), false));
+            continue;
+        }
+        if let Some(c) = current.as_mut()
+            && !line.trim_start().starts_with("name:")
+            && !line.trim_start().starts_with("at:")
+            && line
+                .split(|ch: char| !(ch.is_ascii_alphanumeric()))
+                .any(|w| {
+                    w.len() > 1 && w.starts_with('v') && w[1..].bytes().all(|b| b.is_ascii_digit())
+                })
+        {
+            c.2 = true;
+        }
+    }
+    finish(current.take(), &mut no_inputs);
+    text.lines()
+        .filter_map(|l| {
+            let (_, src) = l.trim().strip_prefix("mount ")?.split_once(" ← ")?;
+            let (id, ro) = src.split_once(' ')?;
+            (ro == "ro" && no_inputs.contains(id)).then(|| (l.trim().to_string(), id.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn no_exec_mounts_a_file_made_on_scratch() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "txt") && !p.to_string_lossy().ends_with(".plan.txt")
+        })
+        .collect();
+    entries.sort();
+    let mut bad = vec![];
+    for p in &entries {
+        for (line, id) in scratch_file_mounts(&std::fs::read_to_string(p).unwrap()) {
+            bad.push(format!(
+                "{}: `{line}` ({id} is a file made on scratch)",
+                p.display()
+            ));
+        }
+    }
+    assert!(entries.len() > 20, "only {} snapshots", entries.len());
+    assert!(
+        bad.is_empty(),
+        "helper files must be written into the exec's root, not mounted from scratch:\n{}",
+        bad.join("\n")
+    );
+    // The check finds what it looks for (the shape the lock installer had before).
+    let before = "v0 = source docker-image://x  [linux/amd64]\n\
+                  v1 = file  [linux/amd64]\n    name: [internal] layerstack lock installer\n    mkfile scratch:/lock_install.py mode=644 (10 bytes)\n\
+                  v2 = exec  [linux/amd64]\n    mount / ← v0 → output 0\n    mount /run/layerstack/lock ← v1 ro\n";
+    assert_eq!(
+        scratch_file_mounts(before),
+        vec![(
+            "mount /run/layerstack/lock ← v1 ro".to_string(),
+            "v1".to_string()
+        )]
+    );
+    let staged = "v5 = source local://context\n\
+                  v6 = file  [linux/amd64]\n    copy v5:/r.txt → scratch:/r.txt\n\
+                  v7 = exec  [linux/amd64]\n    mount /run/layerstack/requirements ← v6 ro\n";
+    assert!(scratch_file_mounts(staged).is_empty());
+}
