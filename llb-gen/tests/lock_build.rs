@@ -323,3 +323,62 @@ fn an_auth_secret_is_every_wheel_sources_authorization_header() {
         "{text}"
     );
 }
+
+/// `member = "…"` of a uv workspace lock: that member's dependency closure only; a name that
+/// is not a member, or a lock without members, is an error at the `member` line.
+#[test]
+fn a_workspace_member_installs_its_own_dependencies_only() {
+    let workspace = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lock/uv.lock"),
+    )
+    .unwrap();
+    let plan_of = |lock: &str, text: &str| {
+        let stack = format!("[services.app]\nfrom = \"python:3.12-slim\"\nlock = {lock}\n");
+        let file = SourceFile::new("stack.toml", stack);
+        let mut o = opts("app", Platform::linux_amd64(), true);
+        o.lock_files
+            .insert("uv.lock".into(), Some(text.to_string()));
+        llb_gen::load(&file, &o)
+            .map(|(_, p)| p)
+            .map_err(|e| e.diagnostics.render(&e.file))
+    };
+    let names = |plan: &llb_gen::plan::Plan| -> Vec<String> {
+        let mut n: Vec<String> = match &plan.images[0].steps[0].kind {
+            StepKind::Lock(l) => l
+                .groups
+                .iter()
+                .flat_map(|g| g.files.iter().map(|f| f.name.clone()))
+                .collect(),
+            k => panic!("{k:?}"),
+        };
+        n.sort();
+        n
+    };
+    // The whole workspace includes worker's docopt, published only as an sdist: an error.
+    // api's closure does not: it plans, without docopt.
+    let every = plan_of("\"uv.lock\"", &workspace).unwrap_err();
+    assert!(every.contains("docopt 0.6.2 (only an sdist)"), "{every}");
+    let worker = plan_of("{ file = \"uv.lock\", member = \"worker\" }", &workspace).unwrap_err();
+    assert!(worker.contains("docopt 0.6.2 (only an sdist)"), "{worker}");
+    let api = names(&plan_of("{ file = \"uv.lock\", member = \"api\" }", &workspace).unwrap());
+    assert!(
+        !api.contains(&"docopt".to_string()),
+        "worker's docopt: {api:?}"
+    );
+    assert!(api.contains(&"numpy".to_string()), "{api:?}");
+    let err = plan_of("{ file = \"uv.lock\", member = \"apі\" }", &workspace).unwrap_err();
+    assert!(
+        err.contains("is not a workspace member of `uv.lock` (members: api, tax-agent, worker)"),
+        "{err}"
+    );
+    assert!(err.contains("stack.toml:3"), "{err}");
+    assert!(err.contains("services.app.lock.member"), "{err}");
+    let err = plan_of("{ file = \"uv.lock\", member = \"workr\" }", &workspace).unwrap_err();
+    assert!(err.contains("did you mean `worker`?"), "{err}");
+    let err = plan_of("{ file = \"uv.lock\", member = \"api\" }", &uv_lock()).unwrap_err();
+    assert!(
+        err.contains("is not a workspace member of `uv.lock` (members: )")
+            || err.contains("not a uv workspace lock"),
+        "{err}"
+    );
+}

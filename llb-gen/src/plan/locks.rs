@@ -204,10 +204,34 @@ impl<'a> Planner<'a> {
                 return None;
             }
         };
+        if let Some(m) = &l.member
+            && !parsed.members.iter().any(|x| *x == m.value)
+        {
+            let d = Diagnostic::error(if parsed.members.is_empty() {
+                format!(
+                    "`member = \"{}\"`: `{path}` is not a uv workspace lock (it has no members)",
+                    m.value
+                )
+            } else {
+                format!(
+                    "`{}` is not a workspace member of `{path}` (members: {})",
+                    m.value,
+                    parsed.members.join(", ")
+                )
+            })
+            .at(m.span)
+            .key(format!("{lk}.member"));
+            let d = match did_you_mean(&m.value, parsed.members.iter().map(String::as_str)) {
+                Some(s) => d.hint(format!("did you mean `{s}`?")),
+                None => d.hint("leave `member` out to install every member's dependencies"),
+            };
+            self.diags.push(d);
+            return None;
+        }
         let choice = select::Choice {
             extras: l.extras.iter().map(|s| s.value.clone()).collect(),
             groups: l.groups.iter().map(|s| s.value.clone()).collect(),
-            member: None,
+            member: l.member.as_ref().map(|m| m.value.clone()),
             pins,
         };
         let sel = match select::select(&parsed, &target, &choice) {

@@ -571,6 +571,9 @@ pub struct LockDef {
     /// `auth-secret = "NAME"`: the `[secrets.NAME]` whose value is the `Authorization` header
     /// of every wheel download (a private index).
     pub auth_secret: Option<Sp<String>>,
+    /// `member = "api"`: of a uv workspace lock, install this member's dependencies only
+    /// (default: every member's).
+    pub member: Option<Sp<String>>,
     pub span: Span,
 }
 

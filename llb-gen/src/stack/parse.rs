@@ -93,7 +93,14 @@ const RUN_KEYS: &[&str] = &["cmd", "context", "at"];
 const HEALTH_KEYS: &[&str] = &["cmd", "interval", "timeout", "start-period", "retries"];
 const VENV_KEYS: &[&str] = &["path", "builder", "builder-apt"];
 const ARG_KEYS: &[&str] = &["default", "description"];
-const LOCK_KEYS: &[&str] = &["file", "groups", "extras", "python-version", "auth-secret"];
+const LOCK_KEYS: &[&str] = &[
+    "file",
+    "groups",
+    "extras",
+    "python-version",
+    "auth-secret",
+    "member",
+];
 
 pub(super) type Value<'a> = Spanned<DeValue<'a>>;
 
@@ -748,7 +755,7 @@ impl Parser {
     }
 
     /// `lock = "uv.lock"` or `lock = { file = …, groups = […], extras = […], python-version = …,
-    /// auth-secret = … }`.
+    /// auth-secret = …, member = … }`.
     fn lock(&mut self, v: &Value<'_>, key: &str) -> Option<LockDef> {
         let mut d = LockDef {
             file: Sp::new(String::new(), span_of(v)),
@@ -756,6 +763,7 @@ impl Parser {
             extras: vec![],
             python_version: None,
             auth_secret: None,
+            member: None,
             span: span_of(v),
         };
         if let DeValue::String(_) = v.get_ref() {
@@ -783,6 +791,7 @@ impl Parser {
                 "auth-secret" => {
                     d.auth_secret = self.nonempty(val, &kp, "the name of a [secrets.NAME]")
                 }
+                "member" => d.member = self.nonempty(val, &kp, "a workspace member's name"),
                 other => self.unknown_key(other, k.span().into(), key, LOCK_KEYS),
             }
         }

@@ -421,7 +421,7 @@ fn key_schema(table: &str, key: &str) -> Option<(Value, &'static str)> {
         ),
         ("image", "lock") => (
             r("lock"),
-            "Install the packages of a lock file (uv.lock, pylock.toml): \"uv.lock\" or { file, groups, extras, python-version, auth-secret }.",
+            "Install the packages of a lock file (uv.lock, pylock.toml): \"uv.lock\" or { file, groups, extras, python-version, auth-secret, member }.",
         ),
         ("image", "cross-install") => (
             json!({ "type": "boolean" }),
@@ -552,6 +552,10 @@ fn key_schema(table: &str, key: &str) -> Option<(Value, &'static str)> {
         ("lock", "python-version") => (
             r("string"),
             "The image's CPython version (\"3.12\"); default: from a python:X.Y base image tag.",
+        ),
+        ("lock", "member") => (
+            r("string"),
+            "uv workspaces: install this member's dependencies only (default: every member's).",
         ),
         ("lock", "auth-secret") => (
             r("string"),
