@@ -816,15 +816,16 @@ fn plan_and_graph_show_each_lock_group_and_its_size() {
     let stack = stack.to_str().unwrap();
     let plan = ok(&["plan", stack]);
     for line in [
-        "│   │ 1. lock pylock.toml: 3 packages in 2 groups\n",
+        "│   │ 1. lock pylock.toml: 3 packages in 3 groups\n",
+        "│   │    group pkg-numpy: numpy 2.1.3 (16.0 MB)\n",
         "│   │    group small-00: jaraco-functools 4.1.0 (10.2 kB)\n",
-        "│   │    group small-15: more-itertools 10.5.0, numpy 2.1.3 (16.1 MB)\n",
-        "      2. lock pylock.toml: 3 packages in 2 groups\n",
-        "         group small-15: more-itertools 10.5.0, numpy 2.1.3 (16.1 MB)\n",
+        "│   │    group small-15: more-itertools 10.5.0 (61.0 kB)\n",
+        "      2. lock pylock.toml: 3 packages in 3 groups\n",
+        "         group pkg-numpy: numpy 2.1.3 (16.0 MB)\n",
     ] {
         assert!(plan.contains(line), "{line:?} in:\n{plan}");
     }
-    let groups = "lock groups: small-00 (10.2 kB), small-15 (16.1 MB)";
+    let groups = "lock groups: pkg-numpy (16.0 MB), small-00 (10.2 kB), small-15 (61.0 kB)";
     let dot = ok(&["graph", stack]);
     assert!(
         dot.contains(&format!(

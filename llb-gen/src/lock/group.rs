@@ -53,7 +53,7 @@ impl Default for Rules {
                     prefixes: s(&["jax-cuda"]),
                 },
             ],
-            large_bytes: 64 << 20,
+            large_bytes: 8 << 20,
             max_large: 32,
             buckets: 16,
         }
@@ -261,11 +261,11 @@ mod tests {
     }
 
     fn random_file(rng: &mut Rng, name: &str) -> LockedFile {
-        // 1 in 20 is large (100–900 MB), the rest 10 kB–20 MB.
+        // 1 in 20 is large (9–900 MB: above the 8 MiB of `large_bytes`), the rest 10 kB–8 MB.
         let size = if rng.below(20) == 0 {
-            (100 + rng.below(800)) << 20
+            (9 + rng.below(891)) << 20
         } else {
-            10_000 + rng.below(20 << 20)
+            10_000 + rng.below((8 << 20) - 10_000)
         };
         file(name, rng.below(1000), size)
     }
