@@ -33,13 +33,14 @@ import os
 import shlex
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import REPO, log, sh  # noqa: E402
+
 REGISTRY = "127.0.0.1:5000"
 REGISTRY_DATA = Path(os.environ.get("LAYERSTACK_BK_STATE", "/var/lib/layerstack-bk")) / "registry"
 FRONTEND = os.environ.get("LAYERSTACK_FRONTEND_IMAGE", "layerstack:bench")
@@ -84,19 +85,6 @@ workdir = "/app"
 copy = [{{ src = "app", dest = "/app" }}]
 cmd = ["python3", "-m", "svc"]
 """
-
-
-def log(msg):
-    print(f"[lock-bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def sh(cmd, **kw):
-    kw.setdefault("text", True)
-    kw.setdefault("capture_output", True)
-    p = subprocess.run(cmd, **kw)
-    if p.returncode != 0:
-        raise SystemExit(f"command failed ({p.returncode}): {shlex.join(map(str, cmd))}\n{p.stdout[-2000:]}\n{p.stderr[-4000:]}")
-    return p
 
 
 def engine_env():

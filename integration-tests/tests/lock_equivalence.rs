@@ -526,17 +526,24 @@ fn build_both(
     (tag_lock, lock, pip, python, tags)
 }
 
-fn equivalence(test: &str, platform: &str, arch: &str) {
-    let Some(engine) = integration_tests::engine_with_frontend(test) else {
-        return;
-    };
+/// The engine the equivalence tests run on, None (said why) when they cannot run there: an old
+/// engine (no mergeop, no multi-platform images), or arm64 without emulation.
+fn engine_for(test: &str, arch: &str) -> Option<&'static Engine> {
+    let engine = integration_tests::engine_with_frontend(test)?;
     if engine.is_old() {
         eprintln!("{test}: not run on the old engine (no mergeop, no multi-platform images)");
-        return;
+        return None;
     }
     if arch == "aarch64" && !integration_tests::arm64_emulation(engine, test) {
-        return;
+        return None;
     }
+    Some(engine)
+}
+
+fn equivalence(test: &str, platform: &str, arch: &str) {
+    let Some(engine) = engine_for(test, arch) else {
+        return;
+    };
     let files = wheels(arch);
     let (tag_lock, lock, pip, python, _tags) = build_both(engine, platform, &files);
     let site = format!("/usr/local/lib/python{python}/dist-packages");
@@ -719,16 +726,9 @@ fn real_wheels(pins: &[&str], arch: &str, python: &str) -> Vec<(String, IndexFil
 }
 
 fn real_equivalence(test: &str, platform: &str, arch: &str) {
-    let Some(engine) = integration_tests::engine_with_frontend(test) else {
+    let Some(engine) = engine_for(test, arch) else {
         return;
     };
-    if engine.is_old() {
-        eprintln!("{test}: not run on the old engine (no mergeop, no multi-platform images)");
-        return;
-    }
-    if arch == "aarch64" && !integration_tests::arm64_emulation(engine, test) {
-        return;
-    }
     let python = base_python(engine);
     for (name, pins, imports, commands) in REAL_LOCKS {
         let files = real_wheels(pins, arch, &python);
