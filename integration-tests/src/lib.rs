@@ -232,6 +232,28 @@ impl Engine {
         self.docker_run_with(&["--network=none"], image, args)
     }
 
+    /// The `X.Y` of `python3` in `image`. The local `python:3.12-slim` is Debian's, which may
+    /// not be 3.12: a lock's `python-version` must match what installs the wheels.
+    pub fn python_version(&self, image: &str) -> String {
+        self.docker_run(
+            image,
+            &[
+                "python3",
+                "-c",
+                "import sys; print('%d.%d' % sys.version_info[:2])",
+            ],
+        )
+        .trim()
+        .to_string()
+    }
+
+    /// `docker buildx bake --progress=rawjson ARGS` in `cwd`, whatever its exit status.
+    pub fn buildx_bake(&self, args: &[&str], cwd: &Path) -> Output {
+        let mut cmd = self.docker(["buildx", "bake", "--progress=rawjson"]);
+        cmd.args(args).current_dir(cwd);
+        exec(&mut cmd, None).expect("docker buildx bake runs")
+    }
+
     /// `docker run --rm --pull=never OPTIONS IMAGE ARGS…`; returns stdout.
     /// `--pull=never` makes a missing image an immediate, clear error.
     pub fn docker_run_with(&self, options: &[&str], image: &str, args: &[&str]) -> String {

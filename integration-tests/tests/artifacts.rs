@@ -2,17 +2,10 @@
 //! (`copy = { from = … }`, a glob, chown, mode), `llb-gen bake` ships only the services, one
 //! `docker buildx bake` builds both, and the artifact is one vertex that runs once.
 
-use integration_tests::{Context, Engine, Output, exec, frontend_image, llb_gen};
+use integration_tests::{Context, Engine, frontend_image, llb_gen};
 
 fn engine(test: &str) -> Option<&'static Engine> {
     integration_tests::engine_with_frontend(test)
-}
-
-/// `docker buildx bake --progress=rawjson ARGS` in `cwd`, whatever its exit status.
-fn buildx_bake(engine: &Engine, args: &[&str], cwd: &std::path::Path) -> Output {
-    let mut cmd = engine.docker(["buildx", "bake", "--progress=rawjson"]);
-    cmd.args(args).current_dir(cwd);
-    exec(&mut cmd, None).expect("docker buildx bake runs")
 }
 
 const STACK: &str = r#"# syntax=FRONTEND
@@ -79,7 +72,7 @@ fn an_artifact_from_a_build_only_layer_is_built_once_and_copied_into_two_service
     );
 
     // Both services in one session.
-    let out = buildx_bake(engine, &["-f", "docker-bake.json"], ctx.path());
+    let out = engine.buildx_bake(&["-f", "docker-bake.json"], ctx.path());
     assert!(out.status.success(), "bake failed:\n{}", out.stderr);
     let progress = integration_tests::Progress::parse(&out.stderr);
     // (bake prefixes each vertex name with the target that reported it first: `[api layer …`.)

@@ -5,17 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use integration_tests::http::{self, Response};
-use integration_tests::{Context, Engine, Output, exec, frontend_image, llb_gen, llb_gen_output};
+use integration_tests::{Context, Engine, frontend_image, llb_gen, llb_gen_output};
 
 fn engine(test: &str) -> Option<&'static Engine> {
     integration_tests::engine_with_frontend(test)
-}
-
-/// `docker buildx bake --progress=rawjson ARGS` in `cwd`, whatever its exit status.
-fn buildx_bake(engine: &Engine, args: &[&str], cwd: &std::path::Path) -> Output {
-    let mut cmd = engine.docker(["buildx", "bake", "--progress=rawjson"]);
-    cmd.args(args).current_dir(cwd);
-    exec(&mut cmd, None).expect("docker buildx bake runs")
 }
 
 #[test]
@@ -50,7 +43,7 @@ fn bake_builds_all_services_and_runs_each_shared_step_once() {
         .collect();
     assert_eq!(services, ["ocr", "indexer", "retriever"]);
 
-    let out = buildx_bake(engine, &["-f", "docker-bake.json"], ctx.path());
+    let out = engine.buildx_bake(&["-f", "docker-bake.json"], ctx.path());
     assert!(out.status.success(), "bake failed:\n{}", out.stderr);
     let progress = integration_tests::Progress::parse(&out.stderr);
 
@@ -157,15 +150,14 @@ cmd = ["cat", "/token"]
     let (major, minor) = engine.buildx_version();
     if (major, minor) >= (0, 17) {
         // The bake file's `network` is read; host networking needs the entitlement.
-        let out = buildx_bake(
-            engine,
+        let out = engine.buildx_bake(
             &["--allow", "network.host", "-f", "docker-bake.json"],
             ctx.path(),
         );
         assert!(out.status.success(), "bake failed:\n{}", out.stderr);
     } else {
         // What llb-gen warns about: the JSON file alone builds in the default network…
-        let out = buildx_bake(engine, &["-f", "docker-bake.json"], ctx.path());
+        let out = engine.buildx_bake(&["-f", "docker-bake.json"], ctx.path());
         let logs: String = integration_tests::Progress::parse(&out.stderr)
             .vertices
             .iter()
@@ -179,8 +171,7 @@ cmd = ["cat", "/token"]
         );
         assert_eq!(fetched.load(Ordering::SeqCst), 0);
         // …and `--set '*.network=host'` is no way out.
-        let out = buildx_bake(
-            engine,
+        let out = engine.buildx_bake(
             &["-f", "docker-bake.json", "--set", "*.network=host"],
             ctx.path(),
         );
@@ -190,8 +181,7 @@ cmd = ["cat", "/token"]
             out.stderr
         );
         // The way that works: both files.
-        let out = buildx_bake(
-            engine,
+        let out = engine.buildx_bake(
             &["-f", "docker-bake.json", "-f", "docker-bake.network.yml"],
             ctx.path(),
         );

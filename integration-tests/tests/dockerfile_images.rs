@@ -292,15 +292,7 @@ fn one_bake_runs_the_dockerfile_steps_once_for_every_image_that_needs_them() {
     assert_eq!(targets, ["api", "tool", "worker"], "{bake}");
     std::fs::write(ctx.path().join("docker-bake.json"), &bake).unwrap();
     // No tags: the images stay in the build cache, nothing to remove afterwards.
-    let mut cmd = engine.docker([
-        "buildx",
-        "bake",
-        "--progress=rawjson",
-        "-f",
-        "docker-bake.json",
-    ]);
-    cmd.current_dir(ctx.path());
-    let out = integration_tests::exec(&mut cmd, None).expect("bake runs");
+    let out = engine.buildx_bake(&["-f", "docker-bake.json"], ctx.path());
     assert!(out.status.success(), "{}", out.stderr);
     let progress = integration_tests::Progress::parse(&out.stderr);
     // The Dockerfile's RUN (new: the nonce is in its build arg) is one vertex for the three

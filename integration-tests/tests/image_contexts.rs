@@ -153,16 +153,7 @@ fn bake_target_contexts_are_from_and_copy_sources() {
         .file("stack.toml", &stack)
         .file("base.Dockerfile", &dockerfile)
         .file("docker-bake.json", &bake.to_string());
-    let mut cmd = engine.docker([
-        "buildx",
-        "bake",
-        "--progress=rawjson",
-        "-f",
-        "docker-bake.json",
-        "app",
-    ]);
-    cmd.current_dir(ctx.path());
-    let out = integration_tests::exec(&mut cmd, None).expect("docker buildx bake runs");
+    let out = engine.buildx_bake(&["-f", "docker-bake.json", "app"], ctx.path());
     assert!(out.status.success(), "bake failed:\n{}", out.stderr);
     let progress = Progress::parse(&out.stderr);
     // The base target's RUN, in its own build and spliced into the stack's: one digest.

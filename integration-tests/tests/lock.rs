@@ -170,22 +170,6 @@ impl Drop for Tags<'_> {
     }
 }
 
-/// The `X.Y` of the interpreter in the local `python:3.12-slim` (Debian's, which may not be
-/// 3.12): the lock's `python-version` must match what installs the wheels.
-fn base_python(engine: &Engine) -> String {
-    engine
-        .docker_run(
-            "python:3.12-slim",
-            &[
-                "python3",
-                "-c",
-                "import sys; print('%d.%d' % sys.version_info[:2])",
-            ],
-        )
-        .trim()
-        .to_string()
-}
-
 #[test]
 fn a_lock_installs_per_group_rebuilds_one_group_and_rejects_a_corrupted_wheel() {
     let Some(engine) = integration_tests::engine_with_frontend(
@@ -213,7 +197,7 @@ fn a_lock_installs_per_group_rebuilds_one_group_and_rejects_a_corrupted_wheel() 
     for p in [&core, &tool, &extra] {
         files.put(&p.wheel.filename(), p.locked_bytes.clone());
     }
-    let python = base_python(engine);
+    let python = engine.python_version("python:3.12-slim");
     let ctx = Context::new()
         .file("stack.toml", &stack(&python))
         .file("pylock.toml", &pylock(port, &[&core, &tool, &extra]));
@@ -405,7 +389,7 @@ fn an_arm64_build_from_a_lock_installs_on_the_build_platform() {
     let n = nonce();
     let files = Files::default();
     let port = files.serve();
-    let python = base_python(engine);
+    let python = engine.python_version("python:3.12-slim");
     let cp = format!("cp{}", python.replace('.', ""));
     let with_nonce = |mut w: Wheel| {
         let m = w.name.replace('-', "_");
@@ -579,7 +563,7 @@ fn a_lock_from_a_private_index_downloads_with_the_auth_secret() {
         .lock()
         .unwrap()
         .insert(p.wheel.filename(), p.locked_bytes.clone());
-    let python = base_python(engine);
+    let python = engine.python_version("python:3.12-slim");
     let stack = format!(
         "# syntax={}\n\
          [secrets.pypi]\n\

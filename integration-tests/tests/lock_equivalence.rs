@@ -429,21 +429,6 @@ fn differences(pip: &BTreeMap<String, Node>, lock: &BTreeMap<String, Node>) -> V
     diffs
 }
 
-/// The `X.Y` of the base image's python3 (the local `python:3.12-slim` is Debian's).
-fn base_python(engine: &Engine) -> String {
-    engine
-        .docker_run(
-            "python:3.12-slim",
-            &[
-                "python3",
-                "-c",
-                "import sys; print('%d.%d' % sys.version_info[:2])",
-            ],
-        )
-        .trim()
-        .to_string()
-}
-
 /// Both services built for `platform` from a lock of `files` (and pip of the same pins, from
 /// the same 127.0.0.1 index), exported: (the lock image's tag and tree, pip's tree, the
 /// interpreter's X.Y). The tags are removed when the returned guard drops.
@@ -461,7 +446,7 @@ fn build_both(
     let index =
         PackageIndex::serve_files(&[("simple", files.iter().map(|(_, f)| f.clone()).collect())]);
     let port = index.port;
-    let python = base_python(engine);
+    let python = engine.python_version("python:3.12-slim");
     // The lock's names (normalized), as `pip install -r` of the lock's pins would spell them:
     // pip puts `.data/headers` under `include/<the requirement's name>`.
     let pins: Vec<String> = files
@@ -729,7 +714,7 @@ fn real_equivalence(test: &str, platform: &str, arch: &str) {
     let Some(engine) = engine_for(test, arch) else {
         return;
     };
-    let python = base_python(engine);
+    let python = engine.python_version("python:3.12-slim");
     for (name, pins, imports, commands) in REAL_LOCKS {
         let files = real_wheels(pins, arch, &python);
         let (tag_lock, lock, pip, _, _tags) = build_both(engine, platform, &files);
