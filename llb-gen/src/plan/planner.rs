@@ -512,12 +512,7 @@ impl<'a> Planner<'a> {
                 .hint("write the path without `..`"),
             );
         }
-        let inner = inner.trim_end_matches('/');
-        if inner.is_empty() || inner == "." {
-            ".".into()
-        } else {
-            inner.to_string()
-        }
+        plan_path(inner)
     }
 
     fn clean_context_path(&mut self, v: &str, span: Span, key: &str) -> String {
@@ -533,12 +528,7 @@ impl<'a> Planner<'a> {
                     .hint("use a relative path like \"apps/api\"; `..` and absolute paths cannot leave the context"),
             );
         }
-        let trimmed = trimmed.trim_end_matches('/');
-        if trimmed.is_empty() || trimmed == "." {
-            ".".into()
-        } else {
-            trimmed.to_string()
-        }
+        plan_path(trimmed)
     }
 
     pub(super) fn base(&mut self, from: &Sp<String>, key: &str) -> Option<Base> {
@@ -689,5 +679,13 @@ impl<'a> Planner<'a> {
             self.failed.insert(img.name.value.clone());
         }
         added
+    }
+}
+
+/// A context path as the plan keeps it: no trailing `/`, `.` for the root.
+fn plan_path(p: &str) -> String {
+    match p.trim_end_matches('/') {
+        "" | "." => ".".into(),
+        p => p.to_string(),
     }
 }
