@@ -314,35 +314,32 @@ fn subrequests_never_import_the_build_module() {
 /// the solver then stops matching the exec against that cache (issue 13: the two-platform
 /// local-cache round trip re-ran the cross-install probe in 8 of 20 runs).
 fn scratch_file_mounts(text: &str) -> Vec<(String, String)> {
-    let mut no_inputs = BTreeSet::new();
-    let mut current: Option<(String, bool, bool)> = None; // (id, is file, has an input)
-    let mut finish = |c: Option<(String, bool, bool)>, set: &mut BTreeSet<String>| {
-        if let Some((id, true, false)) = c {
-            set.insert(id);
-        }
-    };
+    let is_id =
+        |w: &str| w.len() > 1 && w.starts_with('v') && w[1..].bytes().all(|b| b.is_ascii_digit());
+    // Each vertex: its header `vN = KIND …`, then its indented lines until the next header.
+    let mut vertices: Vec<(&str, &str, Vec<&str>)> = vec![];
     for line in text.lines() {
-        if let Some((id, rest)) = line.split_once(" = ")
-            && id.starts_with('v')
-            && id[1..].bytes().all(|b| b.is_ascii_digit())
-        {
-            finish(current.take(), &mut no_inputs);
-            current = Some((id.to_string(), rest.starts_with("file"), false));
-            continue;
-        }
-        if let Some(c) = current.as_mut()
-            && !line.trim_start().starts_with("name:")
-            && !line.trim_start().starts_with("at:")
-            && line
-                .split(|ch: char| !(ch.is_ascii_alphanumeric()))
-                .any(|w| {
-                    w.len() > 1 && w.starts_with('v') && w[1..].bytes().all(|b| b.is_ascii_digit())
-                })
-        {
-            c.2 = true;
+        match line.split_once(" = ") {
+            Some((id, rest)) if is_id(id) => vertices.push((id, rest, vec![])),
+            _ => {
+                if let Some(v) = vertices.last_mut() {
+                    v.2.push(line.trim_start());
+                }
+            }
         }
     }
-    finish(current.take(), &mut no_inputs);
+    // `file` vertices whose actions name no other vertex: files made on scratch.
+    let no_inputs: BTreeSet<&str> = vertices
+        .iter()
+        .filter(|(_, kind, body)| {
+            kind.starts_with("file")
+                && !body
+                    .iter()
+                    .filter(|l| !l.starts_with("name:") && !l.starts_with("at:"))
+                    .any(|l| l.split(|c: char| !c.is_ascii_alphanumeric()).any(is_id))
+        })
+        .map(|(id, ..)| *id)
+        .collect();
     text.lines()
         .filter_map(|l| {
             let (_, src) = l.trim().strip_prefix("mount ")?.split_once(" ← ")?;

@@ -205,7 +205,7 @@ impl<'a> Planner<'a> {
             }
         };
         if let Some(m) = &l.member
-            && !parsed.members.iter().any(|x| *x == m.value)
+            && !parsed.members.contains(&m.value)
         {
             let d = Diagnostic::error(if parsed.members.is_empty() {
                 format!(
