@@ -30,7 +30,6 @@ Needs: the current Docker (scripts/engine-current.sh), scripts/buildkit.sh's reg
 import argparse
 import json
 import os
-import shlex
 import shutil
 import statistics
 import sys
@@ -39,7 +38,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import REPO, log, sh  # noqa: E402
+from run import REPO, load_engine_env, log, sh  # noqa: E402
 
 REGISTRY = "127.0.0.1:5000"
 REGISTRY_DATA = Path(os.environ.get("LAYERSTACK_BK_STATE", "/var/lib/layerstack-bk")) / "registry"
@@ -85,14 +84,6 @@ workdir = "/app"
 copy = [{{ src = "app", dest = "/app" }}]
 cmd = ["python3", "-m", "svc"]
 """
-
-
-def engine_env():
-    out = sh([str(REPO / "scripts" / "engine-current.sh")]).stdout
-    for line in out.splitlines():
-        if line.startswith("export "):
-            k, _, v = line[len("export "):].partition("=")
-            os.environ[k] = shlex.split(v)[0] if v else ""
 
 
 def registry_bytes():
@@ -159,7 +150,7 @@ def main():
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    engine_env()
+    load_engine_env("engine-current.sh")
     if shutil.which("uv") is None:
         raise SystemExit("lock-bench: uv is needed on the host to lock (pip install uv)")
     if not REGISTRY_DATA.is_dir():

@@ -107,8 +107,9 @@ def sh(cmd, **kw):
     return p
 
 
-def load_engine_env():
-    out = sh([str(REPO / "scripts" / "engine.sh")]).stdout
+def load_engine_env(script="engine.sh"):
+    """Start (or reuse) the engine of scripts/SCRIPT and take its exported env."""
+    out = sh([str(REPO / "scripts" / script)]).stdout
     for line in out.splitlines():
         if line.startswith("export "):
             k, _, v = line[len("export "):].partition("=")
