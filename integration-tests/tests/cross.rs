@@ -1,8 +1,8 @@
 //! Cross-installs: pip and uv steps of a linux/arm64 build are resolved on the build platform
 //! (linux/amd64) for arm64's wheel tags into a pylock.toml that is installed like a `lock` step
-//! (checksummed HTTP sources, groups installed on linux/amd64, merged): no emulation, and a
-//! requirement that needs a source build falls back to an emulated install, and the progress
-//! names say which happened. The wheels come from a local index (127.0.0.1) built here: an
+//! (checksummed HTTP sources, groups installed on linux/amd64, merged): no emulation, and the
+//! progress names say which happened; a requirement without a wheel keeps its sdist, built into a
+//! wheel on the (emulated) target alone. The wheels come from a local index (127.0.0.1) built here: an
 //! arm64 and an amd64 build of `lsdemo-native` (with a console script) and a pure
 //! `lsdemo-app` that depends on it, plus an sdist-only `lsdemo-src`.
 //!
@@ -67,7 +67,8 @@ fn stack(src: bool) -> String {
         "# syntax={}\n\
          [stack]\nname = \"cross\"\ndefault = \"app\"\ninstaller = \"${{INSTALLER}}\"\n\
          install-env = {{ PIP_TRUSTED_HOST = \"127.0.0.1\", UV_NATIVE_TLS = \"1\", \
-         UV_INSECURE_HOST = \"127.0.0.1\", PIP_NO_BUILD_ISOLATION = \"0\" }}\n\n\
+         UV_INSECURE_HOST = \"127.0.0.1\", PIP_NO_BUILD_ISOLATION = \"0\", \
+         UV_NO_BUILD_ISOLATION = \"1\" }}\n\n\
          [args]\nINDEX = \"https://pypi.org/simple\"\nINSTALLER = \"pip\"\n\n\
          [layers.base]\nfrom = \"python:3.12-slim\"\nindex-url = \"${{INDEX}}\"\n\
          pip = [\"lsdemo-native==1.0\"]\n\n\
@@ -270,44 +271,72 @@ fn arm64_wheels_are_installed_on_the_build_platform_and_run_on_arm64() {
 }
 
 #[test]
-fn a_source_build_falls_back_to_emulation_and_cross_installs_can_be_turned_off() {
-    let test = "a_source_build_falls_back_to_emulation_and_cross_installs_can_be_turned_off";
+fn an_sdist_is_built_on_the_target_and_cross_installs_can_be_turned_off() {
+    let test = "an_sdist_is_built_on_the_target_and_cross_installs_can_be_turned_off";
     let Some(engine) = engine(test) else { return };
     let index = index();
     let ctx = Context::new().file("stack.toml", &stack(true));
-    let tag = engine.unique_tag("cross-src");
-    // The engine has MergeOp; without it (LAYERSTACK_MERGE=false, or dockerd 20.10) the
-    // installed files are copied onto the image instead.
-    let b = build(
-        engine,
-        &ctx,
-        &index,
-        &tag,
-        &["--build-arg", "LAYERSTACK_MERGE=false"],
-    );
-    vertex_with(
-        &b,
-        "[layer base 1/1] lock group ",
-        ": lsdemo-native 1.0 (install on linux/amd64)",
-    );
-    vertex_with(&b, "[layer base 1/1] lock group ", " (copy)");
-    assert!(
-        b.progress.matching("(merge)").is_empty(),
-        "{}",
-        b.progress.summary()
-    );
-    // lsdemo-src has no wheel: the service's step is emulated, and says why.
-    let v = vertex_with(
-        &b,
-        "[service app 1/1] pip install lsdemo-app==1.0",
-        " (emulated on linux/arm64: ",
-    );
-    assert!(
-        v.name.contains("lsdemo-src"),
-        "the reason names the requirement without a wheel: {}",
-        v.name
-    );
-    let built_on = engine.docker_run_with(
+    for installer in ["pip", "uv"] {
+        let tag = engine.unique_tag(&format!("cross-src-{installer}"));
+        let arg = format!("INSTALLER={installer}");
+        let verb = if installer == "uv" {
+            "uv pip install"
+        } else {
+            "pip install"
+        };
+        // The engine has MergeOp; without it (LAYERSTACK_MERGE=false, or dockerd 20.10) the
+        // installed files are copied onto the image instead.
+        let b = build(
+            engine,
+            &ctx,
+            &index,
+            &tag,
+            &["--build-arg", "LAYERSTACK_MERGE=false", "--build-arg", &arg],
+        );
+        vertex_with(
+            &b,
+            "[layer base 1/1] lock group ",
+            ": lsdemo-native 1.0 (install on linux/amd64)",
+        );
+        vertex_with(&b, "[layer base 1/1] lock group ", " (copy)");
+        assert!(
+            b.progress.matching("(merge)").is_empty(),
+            "{}",
+            b.progress.summary()
+        );
+        // lsdemo-src has no wheel for arm64: the resolve step keeps its sdist, which is built into
+        // a wheel on (emulated) arm64, and everything is installed from the lock on linux/amd64;
+        // the step itself is not emulated.
+        let v = vertex_with(
+            &b,
+            "[service app 1/1] lock: build lsdemo-src 1.0 from its sdist",
+            "(on linux/arm64, emulated)",
+        );
+        // uv's resolve finds the same sdist for the same image (the layer's groups do not
+        // depend on the installer): the same build, answered from the cache.
+        assert!(installer == "uv" || !v.cached, "{v:?}");
+        vertex_with(
+            &b,
+            &format!("[service app 1/1] {verb} lsdemo-app==1.0"),
+            ": resolve for linux/arm64 (on linux/amd64)",
+        );
+        vertex_with(
+            &b,
+            "[service app 1/1] lock group ",
+            "lsdemo-src 1.0 (install on linux/amd64)",
+        );
+        assert!(
+            b.progress.matching("(emulated on linux/arm64").is_empty(),
+            "no step is emulated whole:\n{}",
+            b.progress.summary()
+        );
+        // `--call lock` prints the sdist as the resolve found it.
+        let lock = call_lock(engine, &ctx, &index, &arg);
+        assert!(
+            lock.contains("sdist = { url = \"") && lock.contains("lsdemo_src-1.0.zip"),
+            "{installer}: {lock}"
+        );
+        let built_on = engine.docker_run_with(
         &[
             "--network=none",
             "--platform",
@@ -321,12 +350,13 @@ fn a_source_build_falls_back_to_emulation_and_cross_installs_can_be_turned_off()
             "import lsdemo_src, lsdemo_native; print(lsdemo_src.BUILT_ON, lsdemo_native.WHEEL_TAG)",
         ],
     );
-    assert_eq!(
-        built_on.trim(),
-        "aarch64 cp311-cp311-manylinux_2_17_aarch64",
-        "the sdist was built on (emulated) arm64"
-    );
-    engine.remove_image(&tag);
+        assert_eq!(
+            built_on.trim(),
+            "aarch64 cp311-cp311-manylinux_2_17_aarch64",
+            "{installer}: the sdist was built on (emulated) arm64"
+        );
+        engine.remove_image(&tag);
+    }
 
     // `--build-arg LAYERSTACK_CROSS=false`: every install is emulated, and says so.
     let tag = engine.unique_tag("cross-off");

@@ -676,3 +676,173 @@ fn a_lock_from_a_private_index_downloads_with_the_auth_secret() {
     let config = engine.image_inspect(&tag).to_string();
     assert!(!config.contains(&token), "{config}");
 }
+
+/// A lock with a package published only as an sdist (issue 15's sdist fallback): the sdist is
+/// fetched by checksum, built into a wheel on the target platform in the image as it is before
+/// the lock step (emulated for linux/arm64, and its name says so), and that wheel installed
+/// with its group on the build platform; every other package installs from its wheel. The
+/// built module records the machine it was built on. A second build is answered from the
+/// cache, and a corrupted sdist fails before any build.
+#[test]
+fn a_lock_with_an_sdist_builds_it_on_the_target_platform() {
+    const TEST: &str = "a_lock_with_an_sdist_builds_it_on_the_target_platform";
+    let Some(engine) = integration_tests::engine_with_frontend(TEST) else {
+        return;
+    };
+    let arm64 = !engine.is_old() && integration_tests::arm64_emulation(engine, TEST);
+    let n = nonce();
+    let files = Files::default();
+    let port = files.serve();
+    let python = engine.python_version("python:3.12-slim");
+    // The sdist's version carries the nonce: a new file for BuildKit's checksum cache each run.
+    let version = format!(
+        "1.0.{}",
+        n.bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32))
+            % 1_000_000
+    );
+    let sdist = integration_tests::pyindex::Sdist::new("lss-src", &version).index_file();
+    let mut app = Wheel::pure("lss-app", "1.0");
+    app.requires.push(format!("lss-src=={version}"));
+    app.files
+        .push(("lss_app/nonce.py".into(), format!("NONCE = {n:?}\n")));
+    let app = Locked::new(app);
+    files.put(&app.wheel.filename(), app.locked_bytes.clone());
+    files.put(&sdist.filename, sdist.bytes.clone());
+    let lock = |sdist_sha: &str| {
+        format!(
+            "{}\n[[packages]]\nname = 'lss-src'\nversion = '{version}'\n\n[packages.sdist]\nname = '{}'\nurl = 'http://127.0.0.1:{port}/files/{}'\nsize = {}\nhashes = {{sha256 = '{sdist_sha}'}}\n",
+            pylock(port, &[&app]),
+            sdist.filename,
+            sdist.filename,
+            sdist.bytes.len(),
+        )
+    };
+    let good = lock(&sha256_hex(&sdist.bytes));
+    let stack = format!(
+        "# syntax={}\n\
+         [stack]\n\
+         install-env = {{ PIP_NO_BUILD_ISOLATION = \"0\", PIP_NO_INDEX = \"1\" }}\n\
+         \n\
+         [services.sdapp]\n\
+         from = \"python:3.12-slim\"\n\
+         lock = {{ file = \"pylock.toml\", python-version = \"{python}\" }}\n\
+         cmd = [\"python3\", \"-c\", \"import platform, lss_src; print(platform.machine(), lss_src.BUILT_ON, lss_src.__version__)\"]\n",
+        frontend_image()
+    );
+    let mut platforms = vec!["linux/amd64"];
+    if arm64 {
+        platforms.push("linux/arm64");
+    }
+    for platform in platforms {
+        let ctx = Context::new()
+            .file("stack.toml", &stack)
+            .file("pylock.toml", &good);
+        let tag = engine.unique_tag("lock-sdist");
+        let _tags = Tags(engine, vec![tag.clone()]);
+        let file = ctx.join("stack.toml");
+        let args = [
+            "--platform",
+            platform,
+            "-f",
+            &file,
+            "-t",
+            &tag,
+            ctx.path_str(),
+        ];
+        let b = engine
+            .try_buildx_build(&args)
+            .unwrap_or_else(|b| panic!("{platform}: {}", b.failure_report()));
+        eprintln!("{TEST} {platform}: steps:\n{}", b.progress.summary());
+        let emulated = if platform == "linux/amd64" {
+            ""
+        } else {
+            ", emulated"
+        };
+        let want =
+            format!("lock: build lss-src {version} from its sdist (on {platform}{emulated})");
+        let builds: Vec<_> = b
+            .progress
+            .vertices
+            .iter()
+            .filter(|v| v.name.contains(&want))
+            .collect();
+        assert_eq!(builds.len(), 1, "{want}\n{}", b.progress.summary());
+        assert!(!builds[0].cached, "a new sdist: the build ran");
+        // Installed with its group on the build platform, like any wheel.
+        let install = group_of(&b, &format!("lss-src {version}"));
+        assert!(
+            install.name.ends_with("(install on linux/amd64)"),
+            "{}",
+            install.name
+        );
+        let machine = if platform == "linux/amd64" {
+            "x86_64"
+        } else {
+            "aarch64"
+        };
+        let run = ["--network=none", "--platform", platform];
+        let out = engine.docker_run_with(&run, &tag, &[]);
+        assert_eq!(
+            out.trim(),
+            format!("{machine} {machine} {version}"),
+            "{out}"
+        );
+        let check = engine.docker_run_with(
+            &run,
+            &tag,
+            &["sh", "-c", "python3 -m pip check && cat $(python3 -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')/lss_src-*.dist-info/INSTALLER"],
+        );
+        assert!(check.contains("No broken requirements"), "{check}");
+        assert!(check.contains("layerstack"), "{check}");
+        // Again: every step from the cache, the sdist not fetched again.
+        let fetched = files.hits(&sdist.filename);
+        let again = engine
+            .try_buildx_build(&args)
+            .unwrap_or_else(|b| panic!("{platform}: {}", b.failure_report()));
+        let ran: Vec<_> = again
+            .progress
+            .vertices
+            .iter()
+            .filter(|v| v.name.starts_with("[service sdapp 1/1]") && !v.cached)
+            .collect();
+        assert!(
+            ran.is_empty(),
+            "re-ran: {ran:?}\n{}",
+            again.progress.summary()
+        );
+        assert_eq!(
+            files.hits(&sdist.filename),
+            fetched,
+            "the sdist was fetched again"
+        );
+    }
+    // A corrupted sdist (the lock's sha256 is of other bytes): the build fails on the
+    // checksum, before anything is built, and no image is tagged.
+    let bad = lock(&sha256_hex(b"not the sdist"));
+    let ctx = Context::new()
+        .file("stack.toml", &stack)
+        .file("pylock.toml", &bad);
+    let tag = engine.unique_tag("lock-sdist-bad");
+    let _tags = Tags(engine, vec![tag.clone()]);
+    let file = ctx.join("stack.toml");
+    let b = engine
+        .try_buildx_build(&["-f", &file, "-t", &tag, ctx.path_str()])
+        .expect_err("a corrupted sdist fails the build");
+    let text = format!("{}\n{}", b.output.stdout, b.output.stderr);
+    assert!(
+        text.contains("digest mismatch") || text.contains("checksum"),
+        "{text}"
+    );
+    assert!(
+        !b.progress
+            .vertices
+            .iter()
+            .any(|v| v.name.contains("from its sdist")
+                && v.completed.is_some()
+                && v.error.is_none()),
+        "nothing was built from the corrupted sdist:\n{}",
+        b.progress.summary()
+    );
+    assert!(!engine.image_exists(&tag), "no image is tagged");
+}

@@ -251,21 +251,58 @@ fn a_uv_lock_with_an_extra_installs_the_project_dependencies_in_families() {
     assert!(err.contains("stack.toml:3"), "{err}");
 }
 
+/// A package the lock has only an sdist of is fetched by checksum, built into a wheel on the
+/// target platform in the image as it is before the lock step (emulated for a foreign
+/// platform, and the name says so), and that wheel installed with its group.
 #[test]
-fn a_package_with_only_an_sdist_is_named_at_the_lock_line() {
+fn a_package_with_only_an_sdist_is_built_on_the_target_platform() {
     let file = SourceFile::new(
         "stack.toml",
-        "[services.app]\nfrom = \"python:3.12-slim\"\nlock = \"uv.lock\"\n",
+        "[services.app]\nfrom = \"python:3.12-slim\"\nindex-url = \"https://pypi.example/simple\"\nlock = \"uv.lock\"\n",
     );
     let fixture = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lock/uv.lock"),
     )
     .unwrap();
-    let mut o = opts("app", Platform::linux_amd64(), false);
-    o.lock_files.insert("uv.lock".into(), Some(fixture));
-    let err = llb_gen::load(&file, &o).expect_err("docopt has only an sdist");
-    let text = err.diagnostics.render(&err.file);
-    assert!(text.contains("docopt 0.6.2 (only an sdist)"), "{text}");
+    for (platform, how) in [
+        (Platform::linux_amd64(), "(on linux/amd64)"),
+        (
+            Platform::parse("linux/arm64").unwrap(),
+            "(on linux/arm64, emulated)",
+        ),
+    ] {
+        let mut o = opts("app", platform.clone(), true);
+        o.lock_files.insert("uv.lock".into(), Some(fixture.clone()));
+        let (_, plan) = llb_gen::load(&file, &o)
+            .unwrap_or_else(|e| panic!("{}", e.diagnostics.render(&e.file)));
+        let StepKind::Lock(l) = &plan.images[0].steps[0].kind else {
+            panic!("{:?}", plan.images[0].steps[0].kind)
+        };
+        let sdists: Vec<String> = l.sdists().map(|f| f.filename.clone()).collect();
+        assert_eq!(sdists, ["docopt-0.6.2.tar.gz"], "{platform}");
+        assert_eq!(l.index_url.as_deref(), Some("https://pypi.example/simple"));
+        let out = convert(&plan, &o, &NoImages, &file).expect("converts");
+        let text = llb_gen::llb::dump(&out.definition);
+        let build = format!("lock: build docopt 0.6.2 from its sdist {how}");
+        assert_eq!(text.matches(&build).count(), 1, "{build}\n{text}");
+        // The build runs on the target platform with the image's index; the install gets the
+        // directory the wheel was built into, not a file name.
+        let block = text
+            .split("\n\n")
+            .find(|b| b.contains(&build))
+            .expect("the build vertex");
+        assert!(
+            block.contains(&format!("platform {platform}")) || block.contains(&platform.id()),
+            "{block}"
+        );
+        assert!(block.contains("https://pypi.example/simple"), "{block}");
+        assert!(block.contains("docopt-0.6.2.tar.gz"), "{block}");
+        assert!(
+            text.contains("source https://files.pythonhosted.org/packages/a2/55/8f8cab2afd404cf578136ef2cc5dfb50baa1761b68c9da1fb1e4eed343c9/docopt-0.6.2.tar.gz")
+                || text.contains("docopt-0.6.2.tar.gz"),
+            "{text}"
+        );
+    }
 }
 
 /// `auth-secret`: every wheel download carries the secret's id (never its value) as
@@ -354,12 +391,14 @@ fn a_workspace_member_installs_its_own_dependencies_only() {
         n.sort();
         n
     };
-    // The whole workspace includes worker's docopt, published only as an sdist: an error.
-    // api's closure does not: it plans, without docopt.
-    let every = plan_of("\"uv.lock\"", &workspace).unwrap_err();
-    assert!(every.contains("docopt 0.6.2 (only an sdist)"), "{every}");
-    let worker = plan_of("{ file = \"uv.lock\", member = \"worker\" }", &workspace).unwrap_err();
-    assert!(worker.contains("docopt 0.6.2 (only an sdist)"), "{worker}");
+    // The whole workspace includes worker's docopt (published only as an sdist, built on the
+    // target); api's closure does not.
+    let every = names(&plan_of("\"uv.lock\"", &workspace).unwrap());
+    assert!(every.contains(&"docopt".to_string()), "{every:?}");
+    let worker =
+        names(&plan_of("{ file = \"uv.lock\", member = \"worker\" }", &workspace).unwrap());
+    assert!(worker.contains(&"docopt".to_string()), "{worker:?}");
+    assert!(!worker.contains(&"numpy".to_string()), "{worker:?}");
     let api = names(&plan_of("{ file = \"uv.lock\", member = \"api\" }", &workspace).unwrap());
     assert!(
         !api.contains(&"docopt".to_string()),

@@ -179,7 +179,7 @@ impl<'a> Converter<'a> {
                             "{} (resolved for {}, installed on {build})",
                             m.name, st.platform
                         );
-                        return Ok(self.install_groups(st, &l, runner.root, extra, span, lm));
+                        return Ok(self.install_groups(st, &l, img, runner.root, extra, span, lm));
                     }
                     Err(why) => {
                         name = format!("{name} (the resolved lock is unusable: {why})");
@@ -318,9 +318,6 @@ pub(super) fn resolved_step(
     let lock = pylock::read(&file).map_err(first)?;
     let target = Target::parse(&platform.id(), &r.python, &r.libc)?;
     let sel = select::select(&lock, &target, &select::Choice::default()).map_err(first)?;
-    if let Some(f) = sel.files.iter().find(|f| f.kind == select::FileKind::Sdist) {
-        return Err(format!("{} {} has no wheel", f.name, f.version));
-    }
     let (major, minor, _) = target.python;
     let python = if r.executable.starts_with('/') {
         r.executable.clone()
@@ -333,6 +330,8 @@ pub(super) fn resolved_step(
         python_version: format!("{major}.{minor}"),
         groups: group::group(&sel.files, &group::Rules::default()),
         auth_secret: None,
+        index_url: pip.index_url.clone(),
+        extra_index_urls: pip.extra_index_urls.clone(),
     })
 }
 

@@ -201,13 +201,29 @@ def pip_cmd(arch):
     return [sys.executable, "-c", PIP_BOOT % arch]
 
 
-def pip_plan(args, arch, minor, have, work):
-    """Resolve for the target platform; the distributions the target does not have yet."""
+def pip_plan(args, arch, minor, have, work, sdists=False):
+    """Resolve for the target platform; the distributions the target does not have yet.
+    With `sdists`, a requirement without a wheel for the target is resolved to its sdist (to be
+    built on the target) instead of refusing: see pip_plan_sdists."""
     report = os.path.join(work, "report.json")
     cmd = pip_cmd(arch) + ["install", "--dry-run", "--quiet", "--report", report]
     cmd += ["--target", os.path.join(work, "dry"), "--no-warn-script-location"]
     cmd += pip_flags(arch, minor) + ["-c", constraints_file(have, work)] + args
-    run(cmd, "resolving wheels for the target platform")
+    try:
+        run(cmd, "resolving wheels for the target platform")
+    except Refused as e:
+        if not (sdists and str(e).startswith(NO_WHEEL)):
+            raise
+        return pip_plan_sdists(args, arch, minor, have, work)
+    return report_items(report, have, sdists=False)
+
+
+NO_WHEEL = "no wheel of "
+
+
+def report_items(report, have, sdists):
+    """(name, version, url#sha256=…) of a pip report's installs that the target lacks; an
+    sdist URL refused unless `sdists`."""
     with open(report) as f:
         items = json.load(f).get("install", [])
     new = []
@@ -221,12 +237,53 @@ def pip_plan(args, arch, minor, have, work):
             raise Refused("it would replace %s %s with %s" % (name, got[0], version))
         url = item.get("download_info", {}).get("url", "")
         if not url.split("#")[0].split("?")[0].endswith(".whl"):
-            raise Refused("%s %s has no wheel for the target platform" % (name, version))
+            if not sdists or not is_sdist(url):
+                raise Refused("%s %s has no wheel for the target platform" % (name, version))
         hashes = item.get("download_info", {}).get("archive_info", {}).get("hashes", {})
         if "sha256" in hashes and "#" not in url:
             url += "#sha256=" + hashes["sha256"]
         new.append((name, version, url))
     return new
+
+
+def is_sdist(url):
+    base = url.split("#")[0].split("?")[0].lower()
+    return base.endswith((".tar.gz", ".zip"))
+
+
+def pip_plan_sdists(args, arch, minor, have, work):
+    """A requirement has no wheel for the target: resolve (names and versions) with the
+    target's markers but the build platform's tags, sdists allowed (pip builds their metadata
+    here), then find each pinned version's file for the target with `--no-deps`: its wheel
+    where one fits, else its sdist, which the build then builds on the target platform."""
+    report = os.path.join(work, "report-versions.json")
+    cmd = pip_cmd(arch) + ["install", "--dry-run", "--quiet", "--report", report]
+    cmd += ["--target", os.path.join(work, "dry-versions"), "--no-warn-script-location"]
+    cmd += ["-c", constraints_file(have, work)] + args
+    run(cmd, "resolving versions (sdists allowed)")
+    with open(report) as f:
+        items = json.load(f).get("install", [])
+    pins = []
+    for item in items:
+        meta = item.get("metadata", {})
+        name, version = meta.get("name", ""), meta.get("version", "")
+        got = have.get(canon(name))
+        if got and got[0] == version:
+            continue
+        if got:
+            raise Refused("it would replace %s %s with %s" % (name, got[0], version))
+        if item.get("download_info", {}).get("dir_info") is not None or not version:
+            raise Refused("%s is a local package" % (name or "a requirement"))
+        pins.append("%s==%s" % (name, version))
+    if not pins:
+        return []
+    flags = [f for f in pip_flags(arch, minor) if f != "--only-binary=:all:"]
+    report = os.path.join(work, "report-files.json")
+    cmd = pip_cmd(arch) + ["install", "--dry-run", "--quiet", "--report", report, "--no-deps"]
+    cmd += ["--prefer-binary", "--target", os.path.join(work, "dry-files"), "--no-warn-script-location"]
+    cmd += flags + index_args(args) + pins
+    run(cmd, "finding the target platform's files (wheels, else sdists)")
+    return report_items(report, {}, sdists=True)
 
 
 def lockable(new, args):
@@ -254,10 +311,11 @@ def lockable(new, args):
     return None
 
 
-def uv_lock(args, arch, minor, have, work):
+def uv_lock(args, arch, minor, have, work, sdists=False):
     """uv's resolve as a lock: `uv pip compile --format pylock.toml` for the target, the
     packages the target already has left out. ([(name, version, [wheel URL#sha256=…])], None)
-    or (None, why not)."""
+    or (None, why not). With `sdists`, binary-only is not asked and a package without a wheel
+    for the target keeps its sdist (built on the target platform)."""
     opts, srcs, specs = [], [], []
     i = 0
     while i < len(args):
@@ -287,7 +345,9 @@ def uv_lock(args, arch, minor, have, work):
     out = os.path.join(work, "pylock.toml")
     cmd = [UV, "pip", "compile", "--quiet", "--format", "pylock.toml", "-o", out]
     cmd += ["--python-platform", uv_platform(arch, minor)]
-    cmd += ["--python-version", "%d.%d" % sys.version_info[:2], "--only-binary", ":all:"]
+    cmd += ["--python-version", "%d.%d" % sys.version_info[:2]]
+    if not sdists:
+        cmd += ["--only-binary", ":all:"]
     cmd += ["-c", constraints_file(have, work)] + opts + srcs
     try:
         run(cmd, "resolving a lock for the target platform")
@@ -307,6 +367,10 @@ def uv_lock(args, arch, minor, have, work):
         for w in p.get("wheels", []):
             url, sha = w.get("url", ""), w.get("hashes", {}).get("sha256", "")
             wheels.append(url + ("#sha256=" + sha if sha else ""))
+        sd = p.get("sdist") if sdists else None
+        if isinstance(sd, dict) and sd.get("url"):
+            sha = sd.get("hashes", {}).get("sha256", "")
+            wheels.append(sd["url"] + ("#sha256=" + sha if sha else ""))
         if not wheels:
             return None, "%s %s has no wheel URL in uv's lock" % (name, version)
         new.append((name, version, wheels))
@@ -319,7 +383,8 @@ def toml_str(s):
 
 
 def write_pylock(new, platform, path):
-    """A PEP 751 pylock.toml of the resolved wheels (the ones the target does not have yet)."""
+    """A PEP 751 pylock.toml of the resolved files (the ones the target does not have yet):
+    wheels, and the sdist of a package without a wheel for the target."""
     v = sys.version_info
     lines = [
         "# Resolved by layerstack for %s, CPython %d.%d.%d." % (platform, v[0], v[1], v[2]),
@@ -329,18 +394,25 @@ def write_pylock(new, platform, path):
         "",
     ]
     for name, version, urls in sorted(new, key=lambda n: canon(n[0])):
-        wheels = []
+        wheels, sdist = [], None
         for url in urls:
             base, _, frag = url.partition("#")
             sha = frag.split("=", 1)[1].lower()
-            wheels.append("{ url = %s, hashes = { sha256 = %s } }" % (toml_str(base), toml_str(sha)))
+            entry = "{ url = %s, hashes = { sha256 = %s } }" % (toml_str(base), toml_str(sha))
+            if is_sdist(base):
+                sdist = entry
+            else:
+                wheels.append(entry)
         lines += [
             "[[packages]]",
             "name = %s" % toml_str(canon(name)),
             "version = %s" % toml_str(version),
-            "wheels = [%s]" % ", ".join(wheels),
-            "",
         ]
+        if wheels:
+            lines.append("wheels = [%s]" % ", ".join(wheels))
+        if sdist:
+            lines.append("sdist = %s" % sdist)
+        lines.append("")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
 
@@ -502,10 +574,17 @@ def main():
             # The resolve: the wheels for the target, written as a pylock.toml the frontend
             # reads back and installs like a `lock` step (HTTP sources + group installs).
             if installer == "uv":
-                uv_install(args, arch, minor, have, work, os.path.join(work, "t"), True)
-                new, why = uv_lock(args, arch, minor, have, work)
+                try:
+                    uv_install(args, arch, minor, have, work, os.path.join(work, "t"), True)
+                    new, why = uv_lock(args, arch, minor, have, work)
+                except Refused as e:
+                    # No wheel for something: resolve again keeping sdists (built on the
+                    # target); if uv cannot, the step is emulated for the first reason.
+                    new, why = uv_lock(args, arch, minor, have, work, sdists=True)
+                    if why is not None:
+                        raise e
             else:
-                new = [(n, v, [u]) for n, v, u in pip_plan(args, arch, minor, have, work)]
+                new = [(n, v, [u]) for n, v, u in pip_plan(args, arch, minor, have, work, sdists=True)]
                 why = None
             if why is None:
                 why = lockable(new, args)

@@ -1,5 +1,6 @@
 //! Lock steps ([`crate::plan::LockStep`]): every wheel an `llb.HTTP` source with its sha256
-//! (BuildKit downloads, verifies and caches it by checksum), each package group installed by
+//! (BuildKit downloads, verifies and caches it by checksum; an sdist is built into a wheel on
+//! the target platform first, `sdist.rs`), each package group installed by
 //! `lock_install.py` on the build platform into its own scratch output, without network, and
 //! the groups merged onto the image (MergeOp; chained copies without it).
 //!
@@ -8,6 +9,7 @@
 //! group in two images is the same vertex and the same layer.
 
 use crate::llb::{Exec, FileAction, Mount, NetMode, Output, VertexMeta};
+use crate::lock::select::FileKind;
 use crate::plan::{Base, LockStep, PlanImage};
 use crate::source::Span;
 
@@ -82,16 +84,19 @@ impl<'a> Converter<'a> {
         m: VertexMeta,
     ) -> Output {
         let runner = self.lock_runner(img, label);
-        self.install_groups(st, l, runner, vec![], span, m)
+        self.install_groups(st, l, img, runner, vec![], span, m)
     }
 
     /// Fetch every wheel of `l`, install each group on `runner` (an image on the build
     /// platform with `l.python`; `extra` mounted into every install), merge the groups onto
-    /// `st`. Shared by `lock` steps and the locks resolve steps write (`cross.rs`).
+    /// `st`. Shared by `lock` steps and the locks resolve steps write (`cross.rs`). An sdist is
+    /// built into a wheel on `st` first (`sdist.rs`) and that wheel installed with its group.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn install_groups(
         &mut self,
         st: &State,
         l: &LockStep,
+        img: &PlanImage,
         runner: Output,
         extra: Vec<Mount>,
         span: Span,
@@ -125,21 +130,27 @@ impl<'a> Converter<'a> {
                 l.python_version.clone(),
             ];
             for (i, f) in g.files.iter().enumerate() {
-                let wheel = self.g.http(
-                    &f.url,
-                    &format!("sha256:{}", f.sha256),
-                    &f.filename,
-                    l.auth_secret.as_deref(),
-                    VertexMeta {
-                        name: names::internal(format!("fetch {}", f.filename)),
-                        span: Some(span),
-                        ..Default::default()
-                    },
-                );
                 let dir = format!("{LOCK_WHEELS}/{i}");
-                args.push(format!("{dir}/{}", f.filename));
+                let input = if f.kind == FileKind::Sdist {
+                    // A directory with the one wheel the sdist built into.
+                    args.push(dir.clone());
+                    self.build_sdist(st, img, l, f, &head, span)
+                } else {
+                    args.push(format!("{dir}/{}", f.filename));
+                    self.g.http(
+                        &f.url,
+                        &format!("sha256:{}", f.sha256),
+                        &f.filename,
+                        l.auth_secret.as_deref(),
+                        VertexMeta {
+                            name: names::internal(format!("fetch {}", f.filename)),
+                            span: Some(span),
+                            ..Default::default()
+                        },
+                    )
+                };
                 mounts.push(Mount::Bind {
-                    input: wheel,
+                    input,
                     selector: String::new(),
                     dest: dir,
                 });

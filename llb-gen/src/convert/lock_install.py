@@ -174,7 +174,7 @@ class Installer:
 
 def main():
     if len(sys.argv) < 3:
-        die("usage: lock_install.py OUT PYTHON_VERSION WHEEL...")
+        die("usage: lock_install.py OUT PYTHON_VERSION WHEEL|DIR...")
     out, want = sys.argv[1], sys.argv[2]
     have = "%d.%d" % sys.version_info[:2]
     if have != want:
@@ -185,6 +185,12 @@ def main():
     paths = sysconfig.get_paths()
     inst = Installer(out.rstrip("/"), paths)
     for wheel in sys.argv[3:]:
+        if os.path.isdir(wheel):
+            # An sdist built into a wheel on the target platform: the one wheel in the directory.
+            found = sorted(w for w in os.listdir(wheel) if w.endswith(".whl"))
+            if len(found) != 1:
+                die("%s: expected one built wheel, found %d" % (wheel, len(found)))
+            wheel = os.path.join(wheel, found[0])
         inst.install(wheel)
 
 

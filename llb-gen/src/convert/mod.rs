@@ -14,6 +14,7 @@ mod lock;
 mod names;
 mod python;
 pub mod resolve;
+mod sdist;
 mod shell;
 mod values;
 

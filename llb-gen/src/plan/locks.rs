@@ -1,10 +1,12 @@
 //! `lock = …` on a layer or service: the lock file is read at the edge (its path from
 //! [`lock_paths`], its text in [`super::BuildOptions::lock_files`]), then read, selected for
 //! the plan's platform and the image's CPython, and grouped here, in the pure core
-//! ([`crate::lock`]). The result is a [`LockStep`]: groups of wheels with URL and sha256, which
-//! the converter turns into checksummed HTTP sources and one install per group.
+//! ([`crate::lock`]). The result is a [`LockStep`]: groups of wheels (and sdists where the
+//! lock has no wheel for the target) with URL and sha256, which the converter turns into
+//! checksummed HTTP sources, a wheel build per sdist on the target platform and one install
+//! per group.
 //!
-//! A lock problem (a package without a wheel for the target, a missing URL or hash, an
+//! A lock problem (a package with neither a wheel for the target nor an sdist, a missing URL or hash, an
 //! unknown group) is an error at the stack's `lock` line that quotes the lock file's line.
 
 use crate::diag::{Diagnostic, did_you_mean};
@@ -152,6 +154,8 @@ impl<'a> Planner<'a> {
                         .unwrap_or_default(),
                     groups: vec![],
                     auth_secret,
+                    index_url: None,
+                    extra_index_urls: vec![],
                 });
             }
         };
@@ -253,22 +257,6 @@ impl<'a> Planner<'a> {
             );
             return None;
         }
-        let sdists: Vec<String> = sel
-            .files
-            .iter()
-            .filter(|f| f.kind == select::FileKind::Sdist)
-            .map(|f| format!("{} {}", f.name, f.version))
-            .collect();
-        if !sdists.is_empty() {
-            self.diags.push(
-                err(format!(
-                    "no wheel for {target} in `{path}` for: {} (only an sdist); building sdists from a lock is not supported yet",
-                    sdists.join(", ")
-                ))
-                .hint("lock a version that publishes a wheel for this platform"),
-            );
-            return None;
-        }
         let groups = group::group(&sel.files, &group::Rules::default());
         Some(LockStep {
             file: path,
@@ -276,6 +264,8 @@ impl<'a> Planner<'a> {
             python_version,
             groups,
             auth_secret,
+            index_url: None,
+            extra_index_urls: vec![],
         })
     }
 }

@@ -560,13 +560,27 @@ pub struct LockStep {
     pub python: String,
     /// The CPython version selected for (`3.12`).
     pub python_version: String,
-    /// The groups, sorted by id; every file a wheel with URL and sha256.
+    /// The groups, sorted by id; every file a wheel or an sdist with URL and sha256. An
+    /// sdist is built into a wheel on the target platform (in the image as it is before the
+    /// lock step: its compilers, emulated for a foreign platform) and installed like a wheel.
     pub groups: Vec<crate::lock::group::Group>,
     /// The id of the secret whose value is every download's `Authorization` header.
     pub auth_secret: Option<String>,
+    /// Where an sdist build finds its build requirements (the image's `index-url` and
+    /// `extra-index-urls`; none: the installer's default).
+    pub index_url: Option<String>,
+    pub extra_index_urls: Vec<String>,
 }
 
 impl LockStep {
+    /// The files that are sdists, built on the target platform before their group installs.
+    pub fn sdists(&self) -> impl Iterator<Item = &crate::lock::select::LockedFile> {
+        self.groups
+            .iter()
+            .flat_map(|g| g.files.iter())
+            .filter(|f| f.kind == crate::lock::select::FileKind::Sdist)
+    }
+
     pub fn describe(&self) -> String {
         let n: usize = self.groups.iter().map(|g| g.files.len()).sum();
         format!(

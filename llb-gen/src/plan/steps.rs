@@ -347,7 +347,9 @@ impl<'a> Planner<'a> {
                     .key(format!("{key}.lock"))
                     .hint("install the lock in a layer and build the service on it"),
             );
-        } else if let Some(l) = self.lock_step(img, key, base.as_ref(), torch_pins) {
+        } else if let Some(mut l) = self.lock_step(img, key, base.as_ref(), torch_pins) {
+            l.index_url = index_url.clone();
+            l.extra_index_urls = extra_index_urls.clone();
             let span = img.lock.as_ref().map(|d| d.span).unwrap_or(img.span);
             steps.push(step(StepKind::Lock(l), span));
         }

@@ -124,7 +124,12 @@ fn lock_group(g: &crate::lock::group::Group) -> String {
     let names: Vec<String> = g
         .files
         .iter()
-        .map(|f| format!("{} {}", f.name, f.version))
+        .map(|f| match f.kind {
+            crate::lock::select::FileKind::Sdist => {
+                format!("{} {} (sdist, built on the target)", f.name, f.version)
+            }
+            _ => format!("{} {}", f.name, f.version),
+        })
         .collect();
     match g.size_text() {
         Some(s) => format!("{} ({s})", names.join(", ")),
