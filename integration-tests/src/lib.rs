@@ -190,19 +190,47 @@ impl Engine {
         }
         // `LAYERSTACK_BUILDER`, `LAYERSTACK_FRONTEND_IMAGE`: see the builder module.
         full.extend(builder::adjust(args));
-        let mut cmd = self.docker(&full);
-        let output = exec(&mut cmd, Some(timeout()))
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", display_command(&cmd)));
-        let build = Build {
-            command: display_command(&cmd),
-            progress: Progress::parse(&output.stderr),
-            output,
+        let attempt = || {
+            let mut cmd = self.docker(&full);
+            let output = exec(&mut cmd, Some(timeout()))
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", display_command(&cmd)));
+            Build {
+                command: display_command(&cmd),
+                progress: Progress::parse(&output.stderr),
+                output,
+            }
         };
+        let build = attempt();
         if build.output.status.success() {
-            Ok(build)
-        } else {
-            Err(Box::new(build))
+            return Ok(build);
         }
+        if build.lost_a_snapshot_while_unpacking() {
+            // The engine's race, not the build's: every step finished and the image store
+            // lost a layer's parent snapshot while unpacking the result (moby/buildkit#6521,
+            // containerd's snapshotter with exports in parallel). Export again, once; what
+            // ran is what the first attempt ran (the retry answers its steps from the cache).
+            eprintln!(
+                "note: the engine lost a parent snapshot while unpacking the image (moby/buildkit#6521); exporting again:\n  {}",
+                build.command
+            );
+            let again = attempt();
+            if again.output.status.success() {
+                let mut progress = build.progress;
+                progress.vertices.retain(|v| v.error.is_none());
+                progress
+                    .vertices
+                    .extend(again.progress.vertices.iter().cloned().filter(|v| {
+                        v.name.starts_with("exporting") || v.name.starts_with("unpacking")
+                    }));
+                return Ok(Build {
+                    command: again.command,
+                    output: again.output,
+                    progress,
+                });
+            }
+            return Err(Box::new(again));
+        }
+        Err(Box::new(build))
     }
 
     /// `docker image inspect NAME`, the single object (not the array).
@@ -621,6 +649,26 @@ pub struct Build {
 }
 
 impl Build {
+    /// The build failed only in the image store's unpack with containerd's "parent snapshot
+    /// … does not exist" (moby/buildkit#6521): every other step finished without error.
+    pub fn lost_a_snapshot_while_unpacking(&self) -> bool {
+        let text = &self.output.stderr;
+        let signature = text.contains("failed to prepare extraction snapshot")
+            && text.contains("parent snapshot")
+            && text.contains("does not exist");
+        let failed: Vec<&Vertex> = self
+            .progress
+            .vertices
+            .iter()
+            .filter(|v| v.error.is_some())
+            .collect();
+        signature
+            && !failed.is_empty()
+            && failed
+                .iter()
+                .all(|v| v.name.starts_with("exporting to") || v.name.starts_with("unpacking"))
+    }
+
     pub fn success(&self) -> bool {
         self.output.status.success()
     }
