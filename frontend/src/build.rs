@@ -73,6 +73,9 @@ pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
         bo.merge = pong.llb_caps.contains("mergeop")
             && !plan::switched_off(&opts.build_args, "LAYERSTACK_MERGE");
         bo.cross_install = !plan::switched_off(&opts.build_args, "LAYERSTACK_CROSS");
+        // `--call lock` resolves the build platform's own pip steps too, so a team can commit
+        // a lock for every platform; a build does with LAYERSTACK_RESOLVE=true.
+        bo.resolve = lock_only || plan::switched_on(&opts.build_args, "LAYERSTACK_RESOLVE");
         let (stack, plan) =
             llb_gen::load(&inputs.file, &bo).map_err(|e| Failure::from_stack(&e))?;
         missing_caps(&pong.llb_caps, &stack, &plan, &inputs)?;

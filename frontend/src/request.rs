@@ -346,6 +346,7 @@ pub fn build_options(opts: &FrontendOpts, inputs: &Inputs, platform: Platform) -
         image_resolve_mode: opts.image_resolve_mode.clone(),
         merge: false,
         cross_install: true,
+        resolve: false,
         requirement_includes: Default::default(),
         lock_files: Default::default(),
         image_overrides,

@@ -219,7 +219,7 @@ impl Engine {
                 progress.vertices.retain(|v| v.error.is_none());
                 progress
                     .vertices
-                    .extend(again.progress.vertices.iter().cloned().filter(|v| {
+                    .extend(again.progress.vertices.into_iter().filter(|v| {
                         v.name.starts_with("exporting") || v.name.starts_with("unpacking")
                     }));
                 return Ok(Build {

@@ -79,11 +79,22 @@ fn stack(src: bool) -> String {
 }
 
 fn build(engine: &Engine, ctx: &Context, index: &PackageIndex, tag: &str, args: &[&str]) -> Build {
+    build_for(engine, ctx, index, tag, "linux/arm64", args)
+}
+
+fn build_for(
+    engine: &Engine,
+    ctx: &Context,
+    index: &PackageIndex,
+    tag: &str,
+    platform: &str,
+    args: &[&str],
+) -> Build {
     let index_arg = format!("INDEX={}", index.url());
     let mut all = vec![
         "--network=host",
         "--platform",
-        "linux/arm64",
+        platform,
         "--build-arg",
         &index_arg,
         "--load",
@@ -98,13 +109,23 @@ fn build(engine: &Engine, ctx: &Context, index: &PackageIndex, tag: &str, args: 
 
 /// `docker buildx build --call lock` for linux/arm64: what it printed.
 fn call_lock(engine: &Engine, ctx: &Context, index: &PackageIndex, installer_arg: &str) -> String {
+    call_lock_for(engine, ctx, index, installer_arg, "linux/arm64")
+}
+
+fn call_lock_for(
+    engine: &Engine,
+    ctx: &Context,
+    index: &PackageIndex,
+    installer_arg: &str,
+    platform: &str,
+) -> String {
     let index_arg = format!("INDEX={}", index.url());
     let file = ctx.join("stack.toml");
     let mut cmd = engine.subrequest("lock");
     cmd.args([
         "--network=host",
         "--platform",
-        "linux/arm64",
+        platform,
         "--build-arg",
         &index_arg,
         "--build-arg",
@@ -119,6 +140,11 @@ fn call_lock(engine: &Engine, ctx: &Context, index: &PackageIndex, installer_arg
 
 /// What the arm64 image says about its packages: lines of a script run under emulation.
 fn inspect(engine: &Engine, tag: &str) -> Vec<String> {
+    inspect_on(engine, tag, "linux/arm64")
+}
+
+/// What the image says about its packages, run for `platform`.
+fn inspect_on(engine: &Engine, tag: &str, platform: &str) -> Vec<String> {
     let script = "uname -m; \
         python3 -c 'import lsdemo_native, lsdemo_app; print(lsdemo_native.WHEEL_TAG); print(lsdemo_app.__version__)'; \
         lsdemo-native; \
@@ -132,7 +158,7 @@ fn inspect(engine: &Engine, tag: &str) -> Vec<String> {
             &[
                 "--network=none",
                 "--platform",
-                "linux/arm64",
+                platform,
                 "--entrypoint",
                 "sh",
             ],
@@ -377,5 +403,98 @@ fn an_sdist_is_built_on_the_target_and_cross_installs_can_be_turned_off() {
     );
     let lines = inspect(engine, &tag);
     assert_eq!(lines[1], "cp311-cp311-manylinux_2_17_aarch64", "{lines:?}");
+    engine.remove_image(&tag);
+}
+
+/// `--build-arg LAYERSTACK_RESOLVE=true`: the build platform's own pip and uv steps take the
+/// same path as a foreign platform's — a resolve step writes a pylock.toml, installed as lock
+/// groups and merged — and `--call lock` prints the build platform's lock without the arg.
+#[test]
+fn the_build_platform_resolves_into_a_lock_with_layerstack_resolve() {
+    let test = "the_build_platform_resolves_into_a_lock_with_layerstack_resolve";
+    let Some(engine) = integration_tests::engine_with_frontend(test) else {
+        return;
+    };
+    if engine.is_old() {
+        eprintln!("{test}: not applicable on the old engine (no MergeOp, no --call)");
+        return;
+    }
+    let index = index();
+    let ctx = Context::new().file("stack.toml", &stack(false));
+    for installer in ["pip", "uv"] {
+        let tag = engine.unique_tag(&format!("resolve-{installer}"));
+        let arg = format!("INSTALLER={installer}");
+        let b = build_for(
+            engine,
+            &ctx,
+            &index,
+            &tag,
+            "linux/amd64",
+            &[
+                "--build-arg",
+                &arg,
+                "--build-arg",
+                "LAYERSTACK_RESOLVE=true",
+            ],
+        );
+        let verb = if installer == "uv" {
+            "uv pip install"
+        } else {
+            "pip install"
+        };
+        for step in [
+            format!("[layer base 1/1] {verb} lsdemo-native==1.0"),
+            format!("[service app 1/1] {verb} lsdemo-app==1.0"),
+        ] {
+            vertex_with(&b, &step, ": resolve for linux/amd64 (on linux/amd64)");
+            vertex_with(
+                &b,
+                &step,
+                " (resolved for linux/amd64, installed on linux/amd64) (merge)",
+            );
+            for v in b.progress.matching(&step) {
+                assert!(
+                    v.name.contains(": resolve for linux/amd64")
+                        || v.name
+                            .contains("(resolved for linux/amd64, installed on linux/amd64)"),
+                    "{installer}: a vertex that is neither the resolve nor the lock install: {}",
+                    v.name
+                );
+            }
+        }
+        let lines = inspect_on(engine, &tag, "linux/amd64");
+        assert_eq!(
+            lines,
+            [
+                "x86_64",
+                "cp311-cp311-manylinux_2_17_x86_64",
+                "1.0",
+                "1.0 cp311-cp311-manylinux_2_17_x86_64",
+                "pip-check-ok",
+                "1",
+                "1",
+                "lsdemo_x86only",
+                "uninstall-ok",
+            ],
+            "{installer}: the amd64 image"
+        );
+        engine.remove_image(&tag);
+        // Without the arg a build runs pip as before; `--call lock` resolves anyway.
+        let lock = call_lock_for(engine, &ctx, &index, &arg, "linux/amd64");
+        assert!(
+            lock.contains("lsdemo_native-1.0-cp311-cp311-manylinux_2_17_x86_64.whl")
+                && lock.contains("lsdemo_x86only-1.0-py3-none-any.whl")
+                && !lock.contains("aarch64.whl"),
+            "{installer}: {lock}"
+        );
+    }
+    let tag = engine.unique_tag("resolve-off");
+    let b = build_for(engine, &ctx, &index, &tag, "linux/amd64", &[]);
+    b.assert_vertex("[layer base 1/1] pip install lsdemo-native==1.0");
+    assert!(
+        b.progress.matching(": resolve for").is_empty(),
+        "{}",
+        b.progress.summary()
+    );
     engine.remove_image(&tag);
 }

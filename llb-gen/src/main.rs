@@ -331,6 +331,7 @@ fn options(b: &BuildArgs, file: &SourceFile) -> Result<BuildOptions, String> {
         args.insert(k.to_string(), v.to_string());
     }
     o.cross_install = !llb_gen::plan::switched_off(&args, "LAYERSTACK_CROSS");
+    o.resolve = llb_gen::plan::switched_on(&args, "LAYERSTACK_RESOLVE");
     o.build_args = args;
     for c in &b.build_contexts {
         let bad = |why: String| format!("--build-context `{c}`: {why}");

@@ -72,13 +72,19 @@ impl<'a> Converter<'a> {
             .platform
             .wheel_machine()
             .ok_or_else(|| format!("no wheel platform tags are known for {}", st.platform))?;
-        let runner = self.twin_before(img, step).ok_or_else(|| {
-            format!(
-                "{} cannot be planned for the build platform {}",
-                img.label(),
-                self.opts.build_platform
-            )
-        })?;
+        // The build platform's own image (`resolve`) is its own runner: same interpreter, and
+        // its steps so far are the ones a twin would repeat.
+        let runner = if st.platform == self.opts.build_platform {
+            st.clone()
+        } else {
+            self.twin_before(img, step).ok_or_else(|| {
+                format!(
+                    "{} cannot be planned for the build platform {}",
+                    img.label(),
+                    self.opts.build_platform
+                )
+            })?
+        };
         let slug = self.cache_slug();
         let parts = self.pip_parts(&runner, pip, img, label, span, &slug);
         let installer = match pip.installer {

@@ -8,8 +8,9 @@ use crate::source::Span;
 use super::*;
 
 impl<'a> Converter<'a> {
-    /// A pip step: on the image's own platform, or, for a foreign platform, cross-installed
-    /// on the build platform when the stack and a probe allow it.
+    /// A pip step: on the image's own platform, or, for a foreign platform (and for the build
+    /// platform with `resolve`), resolved into a lock on the build platform and installed as
+    /// lock groups when the stack and the resolve step allow it.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn pip(
         &mut self,
@@ -23,7 +24,7 @@ impl<'a> Converter<'a> {
     ) -> Output {
         let mut m = m;
         let foreign = st.platform != self.opts.build_platform;
-        if let Some((verdicts, ask)) = self.verdicts.filter(|_| foreign) {
+        if let Some((verdicts, ask)) = self.verdicts.filter(|_| foreign || self.opts.resolve) {
             let why = if let Some(step) =
                 step.filter(|_| self.opts.cross_install && img.cross_install)
             {
@@ -42,9 +43,10 @@ impl<'a> Converter<'a> {
             };
             match why {
                 Ok(out) => return out,
-                Err(reason) => {
+                Err(reason) if foreign => {
                     m.name = format!("{} (emulated on {}: {reason})", m.name, st.platform);
                 }
+                Err(reason) => m.name = format!("{} (not resolved: {reason})", m.name),
             }
         }
         let parts = self.pip_parts(st, pip, img, label, span, &self.cache_slug());

@@ -48,6 +48,10 @@ pub struct BuildOptions {
     /// platform (no emulation) where the stack allows it; false forces emulated installs
     /// (`--build-arg LAYERSTACK_CROSS=false`).
     pub cross_install: bool,
+    /// Pip steps for the build platform itself are resolved into a lock too and installed as
+    /// lock groups, like a foreign platform's (`--build-arg LAYERSTACK_RESOLVE=true`; always
+    /// for `--call lock`, which prints the locks). Off by default: they run pip/uv.
+    pub resolve: bool,
     /// The files requirements files include (`-r`, `-c`), read by the edge
     /// ([`super::includes`]); empty when the context was not read.
     pub requirement_includes: super::includes::RequirementIncludes,
@@ -92,6 +96,13 @@ impl ImageContext {
     }
 }
 
+/// `--build-arg NAME=true` (or `1`): a layerstack switch (off by default) turned on.
+pub fn switched_on(build_args: &BTreeMap<String, String>, name: &str) -> bool {
+    build_args
+        .get(name)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
 /// `--build-arg NAME=false` (or `0`): a layerstack switch turned off.
 pub fn switched_off(build_args: &BTreeMap<String, String>, name: &str) -> bool {
     build_args
@@ -114,6 +125,7 @@ impl Default for BuildOptions {
             context: ContextOptions::default(),
             image_resolve_mode: None,
             cross_install: true,
+            resolve: false,
             requirement_includes: Default::default(),
             lock_files: BTreeMap::new(),
             merge: false,
@@ -150,6 +162,7 @@ pub const BUILTIN_ARGS: &[&str] = &[
 pub(crate) const CLIENT_ARGS: &[&str] = &[
     "LAYERSTACK_MERGE",
     "LAYERSTACK_CROSS",
+    "LAYERSTACK_RESOLVE",
     "BUILDKIT_INLINE_CACHE",
     "BUILDKIT_SYNTAX",
     "SOURCE_DATE_EPOCH",
