@@ -421,3 +421,45 @@ fn a_workspace_member_installs_its_own_dependencies_only() {
         "{err}"
     );
 }
+
+/// A file name from a lock becomes a path in the build: one that is not a plain name (a `/`,
+/// `..`, a control character, also when percent-decoded from the URL) or an sdist that is not
+/// an archive pip builds is an error at the lock's line, never a path.
+#[test]
+fn a_lock_file_name_that_is_not_a_plain_name_is_an_error_at_its_line() {
+    let file = SourceFile::new(
+        "stack.toml",
+        "[services.app]\nfrom = \"python:3.12-slim\"\nlock = \"pylock.toml\"\n",
+    );
+    let sha = "a".repeat(64);
+    for (entry, want) in [
+        (
+            format!(
+                "[packages.sdist]\nname = '../../evil.tar.gz'\nurl = 'https://x/e.tar.gz'\nhashes = {{ sha256 = '{sha}' }}\n"
+            ),
+            "is not a plain file name",
+        ),
+        (
+            format!(
+                "[packages.sdist]\nurl = 'https://x/a%2F..%2Fevil.tar.gz'\nhashes = {{ sha256 = '{sha}' }}\n"
+            ),
+            "is not a plain file name",
+        ),
+        (
+            format!(
+                "[packages.sdist]\nurl = 'https://x/evil-1.0.exe'\nhashes = {{ sha256 = '{sha}' }}\n"
+            ),
+            "is not an sdist archive",
+        ),
+    ] {
+        let lock = format!(
+            "lock-version = '1.0'\ncreated-by = 't'\n\n[[packages]]\nname = 'evil'\nversion = '1.0'\n{entry}"
+        );
+        let mut o = opts("app", Platform::linux_amd64(), true);
+        o.lock_files.insert("pylock.toml".into(), Some(lock));
+        let err = llb_gen::load(&file, &o).expect_err("refused");
+        let text = err.diagnostics.render(&err.file);
+        assert!(text.contains(want), "{want}: {text}");
+        assert!(text.contains("pylock.toml:"), "{text}");
+    }
+}

@@ -656,6 +656,29 @@ fn file_for(
             return Err(d);
         }
     };
+    // The file name becomes a path in the build (`/run/layerstack/wheels/N/NAME`): one plain
+    // name, and an sdist in an archive format pip builds from.
+    let bad_name = dist.filename.is_empty()
+        || dist.filename.starts_with('.')
+        || dist
+            .filename
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control());
+    let bad_sdist = kind == FileKind::Sdist && !is_sdist_name(&dist.filename);
+    if bad_name || bad_sdist {
+        return Err(Diagnostic::error(format!(
+            "`{}`: `{}` is not {}",
+            p.name,
+            dist.filename.escape_debug(),
+            if bad_name {
+                "a plain file name"
+            } else {
+                "an sdist archive (.tar.gz, .zip, .tar.bz2, .tar.xz, .tgz or .tar)"
+            }
+        ))
+        .at(dist.span)
+        .key(dist.key.clone()));
+    }
     let url = dist.url.clone().ok_or_else(|| {
         Diagnostic::error(format!(
             "`{}` has no URL for `{}` (local paths are not supported)",
@@ -684,9 +707,25 @@ fn file_for(
     })
 }
 
+/// An sdist's archive formats, as pip builds them.
+pub fn is_sdist_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [".tar.gz", ".zip", ".tar.bz2", ".tar.xz", ".tgz", ".tar"]
+        .iter()
+        .any(|ext| n.len() > ext.len() && n.ends_with(ext))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sdist_names_are_archives_pip_builds() {
+        assert!(is_sdist_name("docopt-0.6.2.tar.gz"));
+        assert!(is_sdist_name("lss_src-1.0.ZIP"));
+        assert!(!is_sdist_name("docopt-0.6.2.exe"));
+        assert!(!is_sdist_name(".tar.gz"));
+    }
 
     fn eval(marker: &str, extras: &[&str], groups: &[&str]) -> bool {
         let e: Vec<String> = extras.iter().map(|s| s.to_string()).collect();
