@@ -54,12 +54,16 @@ pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
     let mut prepared = vec![];
     // What requirements files include (`-r`, `-c`): read once, staged with them.
     // Lock files (`lock = …`): read once; each platform selects its own wheels.
-    let (includes, lock_files) = match platforms.first() {
+    // Hash-pinned requirements locks: the index pages that map their hashes to files.
+    let (includes, lock_files, index_pages) = match platforms.first() {
         Some(p) => {
             let bo = build_options(&opts, &inputs, p.clone());
+            let locks = crate::lint::lock_files(gw, &inputs, &bo).await?;
+            let pages = crate::index_pages::fetch(gw, &inputs, &locks).await?;
             (
                 crate::lint::requirement_includes(gw, &inputs, &bo).await?,
-                crate::lint::lock_files(gw, &inputs, &bo).await?,
+                locks,
+                pages,
             )
         }
         None => Default::default(),
@@ -68,6 +72,7 @@ pub async fn build(gw: &Gateway) -> Result<ResultBuilder, Failure> {
         let mut bo = build_options(&opts, &inputs, platform.clone());
         bo.requirement_includes = includes.clone();
         bo.lock_files = lock_files.clone();
+        bo.index_pages = index_pages.clone();
         // MergeOp where the engine has it (BuildKit ≥ 0.10), plain chaining otherwise;
         // `--build-arg LAYERSTACK_MERGE=false` opts out.
         bo.merge = pong.llb_caps.contains("mergeop")

@@ -5,6 +5,7 @@ pub mod build;
 pub mod checks;
 pub mod dockerfile;
 pub mod gateway;
+pub mod index_pages;
 pub mod lint;
 pub mod named_contexts;
 pub mod opts;

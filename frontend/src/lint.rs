@@ -239,6 +239,7 @@ pub async fn answer(
     bo.target = None;
     bo.requirement_includes = requirement_includes(gw, inputs, &bo).await?;
     bo.lock_files = lock_files(gw, inputs, &bo).await?;
+    bo.index_pages = crate::index_pages::fetch(gw, inputs, &bo.lock_files).await?;
     let diagnostics = llb_gen::check(file, &bo);
     // A stack that does not parse: only the build error (`check` has the parse errors).
     let Ok((stack, _)) = llb_gen::parse_checked(file) else {

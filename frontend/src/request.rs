@@ -349,6 +349,7 @@ pub fn build_options(opts: &FrontendOpts, inputs: &Inputs, platform: Platform) -
         resolve: false,
         requirement_includes: Default::default(),
         lock_files: Default::default(),
+        index_pages: Default::default(),
         image_overrides,
         named_contexts: inputs.named_contexts.clone(),
         image_contexts,

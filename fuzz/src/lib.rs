@@ -39,6 +39,14 @@ pub fn run_one(data: &[u8]) -> Outcome {
     let file = SourceFile::new("stack.toml", text.as_ref());
     let mut out = Outcome::default();
 
+    // The same bytes as an index page (hash-pinned requirements read pages from the network):
+    // any text is read or refused, never a panic, and every link it yields is absolute.
+    if let Ok(files) = llb_gen::lock::index::parse(&text, "https://idx.example/simple/x/") {
+        for f in files {
+            assert!(f.url.starts_with("http"), "{f:?}");
+        }
+    }
+
     let diags = llb_gen::check(&file, &BuildOptions::default());
     look_at(&diags, &file, &mut out, "check");
     let check_ok = !diags.has_errors();

@@ -846,3 +846,109 @@ fn a_lock_with_an_sdist_builds_it_on_the_target_platform() {
     );
     assert!(!engine.image_exists(&tag), "no image is tagged");
 }
+
+/// A requirements file pinned with `--hash` and no URLs (`pip-compile --generate-hashes`,
+/// `uv export`): the frontend looks each pin up on the file's `--index-url` (a PEP 503 page
+/// served on 127.0.0.1, which also lists a version that is not pinned), takes the files whose
+/// sha256 is pinned, and installs them as lock groups from checksummed HTTP sources. A pin
+/// whose hash no file on the index has fails at its line in the requirements file, before
+/// anything is installed.
+#[test]
+fn a_hash_pinned_requirements_file_is_looked_up_on_its_index() {
+    const TEST: &str = "a_hash_pinned_requirements_file_is_looked_up_on_its_index";
+    let Some(engine) = integration_tests::engine_with_frontend(TEST) else {
+        return;
+    };
+    let n = nonce();
+    let mut a = Wheel::pure("lsreq-a", "1.0");
+    a.files
+        .push(("lsreq_a/nonce.py".into(), format!("NONCE = {n:?}\n")));
+    let a_next = Wheel::pure("lsreq-a", "1.1");
+    let b = Wheel::pure("lsreq-b", "2.0");
+    let index =
+        integration_tests::pyindex::PackageIndex::serve(&[a.clone(), a_next.clone(), b.clone()]);
+    let python = engine.python_version("python:3.12-slim");
+    let hash = |w: &Wheel| sha256_hex(&w.build());
+    let requirements = |b_hash: &str| {
+        format!(
+            "# uv export --format requirements-txt\n--index-url {}\n\n\
+             lsreq-a==1.0 \\\n    --hash=sha256:{} \\\n    --hash=sha256:{}\n\
+             lsreq-b==2.0 \\\n    --hash=sha256:{b_hash}\n",
+            index.url(),
+            "0".repeat(64),
+            hash(&a),
+        )
+    };
+    let stack = format!(
+        "# syntax={}\n\
+         [services.req]\n\
+         from = \"python:3.12-slim\"\n\
+         lock = {{ file = \"requirements.txt\", python-version = \"{python}\" }}\n",
+        frontend_image()
+    );
+    let tag = engine.unique_tag("lock-req");
+    let _tags = Tags(engine, vec![tag.clone()]);
+
+    // 1. A hash no file on the index has: an error at the pin's line, nothing downloaded.
+    let ctx = Context::new()
+        .file("stack.toml", &stack)
+        .file("requirements.txt", &requirements(&"e".repeat(64)));
+    let failed = match build_target(engine, &ctx, "req", &tag) {
+        Ok(b) => panic!("an unknown hash must fail:\n{}", b.progress.summary()),
+        Err(b) => b,
+    };
+    let err = failed.output.stderr.clone();
+    eprintln!(
+        "{TEST}: a hash the index lacks: {}",
+        failed.error_line().unwrap_or_default()
+    );
+    assert!(
+        err.contains("requirements.txt:7")
+            && err.contains("`lsreq-b==2.0`: none of its 1 hash(es) is a file on")
+            && err.contains("stack.toml:4"),
+        "{}",
+        failed.failure_report()
+    );
+    assert_eq!(
+        index.downloads(&a.filename()) + index.downloads(&b.filename()),
+        0
+    );
+    assert!(!engine.image_exists(&tag));
+
+    // 2. The right hashes: looked up, downloaded by checksum, installed, importable.
+    let ctx = Context::new()
+        .file("stack.toml", &stack)
+        .file("requirements.txt", &requirements(&hash(&b)));
+    let built = build_target(engine, &ctx, "req", &tag)
+        .unwrap_or_else(|b| panic!("{}", b.failure_report()));
+    let names: Vec<&str> = built
+        .progress
+        .vertices
+        .iter()
+        .map(|v| v.name.as_str())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|v| v.contains("look up") && v.contains("/simple/lsreq-a/")),
+        "{names:#?}"
+    );
+    group_of(&built, "lsreq-a 1.0");
+    group_of(&built, "lsreq-b 2.0");
+    assert_eq!(index.downloads(&a.filename()), 1);
+    assert_eq!(
+        index.downloads(&a_next.filename()),
+        0,
+        "only the pinned version"
+    );
+    let out = engine.docker_run(
+        &tag,
+        &[
+            "python3",
+            "-c",
+            "import lsreq_a, lsreq_a.nonce as n, lsreq_b; print(lsreq_a.__version__, n.NONCE, lsreq_b.__version__)",
+        ],
+    );
+    assert_eq!(out.trim(), format!("1.0 {n} 2.0"), "{out}");
+    eprintln!("{TEST}: {}", out.trim());
+}

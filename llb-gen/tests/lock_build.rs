@@ -463,3 +463,114 @@ fn a_lock_file_name_that_is_not_a_plain_name_is_an_error_at_its_line() {
         assert!(text.contains("pylock.toml:"), "{text}");
     }
 }
+
+/// A requirements file pinned by hash: the edge lists the index pages it needs
+/// (`plan::locks::index_pages`), and with the pages fetched every pin becomes the files its
+/// hashes name there, selected for the platform like a pylock package's: each an HTTP source
+/// with the pinned checksum. Without the pages (offline) and with a hash the index lacks, the
+/// pin is an error at its line.
+#[test]
+fn a_hash_pinned_requirements_file_installs_the_files_its_hashes_name_on_the_index() {
+    let stack = "[services.app]\nfrom = \"python:3.12-slim\"\nlock = { file = \"requirements.txt\", auth-secret = \"idx\" }\n\n[secrets.idx]\n";
+    let file = SourceFile::new("stack.toml", stack);
+    let reqs = format!(
+        "--index-url https://idx.example/simple\n\
+         lsl-core==1.0 --hash=sha256:{H1}\n\
+         lsl-native==2.0 ; platform_machine != 'riscv64' \\\n    --hash=sha256:{H2} \\\n    --hash=sha256:{H3}\n"
+    );
+    let page_core = format!(
+        "<html><body><a href=\"../../f/lsl_core-1.0-py3-none-any.whl#sha256={H1}\">lsl_core-1.0-py3-none-any.whl</a>\
+         <a href=\"../../f/lsl_core-1.1-py3-none-any.whl#sha256={}\">lsl_core-1.1-py3-none-any.whl</a></body></html>",
+        "4".repeat(64)
+    );
+    let page_native = format!(
+        "{{\"meta\":{{\"api-version\":\"1.0\"}},\"files\":[\
+         {{\"filename\":\"lsl_native-2.0-cp312-cp312-manylinux_2_17_x86_64.whl\",\"url\":\"https://cdn.example/n/x86.whl\",\"hashes\":{{\"sha256\":\"{H2}\"}}}},\
+         {{\"filename\":\"lsl_native-2.0-cp312-cp312-manylinux_2_17_aarch64.whl\",\"url\":\"https://cdn.example/n/arm.whl\",\"hashes\":{{\"sha256\":\"{H3}\"}}}}]}}"
+    );
+    let mut lock_files = BTreeMap::new();
+    lock_files.insert("requirements.txt".to_string(), Some(reqs.clone()));
+    let (stack_def, _) = llb_gen::parse_checked(&file).unwrap();
+    let pages = llb_gen::plan::locks::index_pages(&stack_def, &lock_files);
+    let urls: Vec<&str> = pages.iter().map(|p| p.url.as_str()).collect();
+    assert_eq!(
+        urls,
+        [
+            "https://idx.example/simple/lsl-core/",
+            "https://idx.example/simple/lsl-native/"
+        ]
+    );
+    assert!(
+        pages
+            .iter()
+            .all(|p| p.auth_secret.as_deref() == Some("idx"))
+    );
+
+    let opts = |platform: Platform, pages: &[(&str, Option<String>)]| BuildOptions {
+        target: Some("app".into()),
+        platform,
+        merge: true,
+        lock_files: lock_files.clone(),
+        index_pages: pages
+            .iter()
+            .map(|(u, t)| (u.to_string(), t.clone()))
+            .collect(),
+        ..BuildOptions::default()
+    };
+    let fetched = [
+        (urls[0], Some(page_core.clone())),
+        (urls[1], Some(page_native.clone())),
+    ];
+    for (platform, native_url, native_sha) in [
+        (Platform::linux_amd64(), "https://cdn.example/n/x86.whl", H2),
+        (
+            Platform::parse("linux/arm64").unwrap(),
+            "https://cdn.example/n/arm.whl",
+            H3,
+        ),
+    ] {
+        let o = opts(platform.clone(), &fetched);
+        let (_, plan) = llb_gen::load(&file, &o)
+            .unwrap_or_else(|e| panic!("{}", e.diagnostics.render(&e.file)));
+        let out = convert(&plan, &o, &NoImages, &file).expect("converts");
+        let text = llb_gen::llb::dump(&out.definition);
+        for (url, sha) in [
+            ("https://idx.example/f/lsl_core-1.0-py3-none-any.whl", H1),
+            (native_url, native_sha),
+        ] {
+            let at = text
+                .find(url)
+                .unwrap_or_else(|| panic!("{platform}: no source {url}:\n{text}"));
+            let near = &text[at..(at + 400).min(text.len())];
+            assert!(near.contains(&format!("sha256:{sha}")), "{near}");
+        }
+        assert!(!text.contains("lsl_core-1.1"), "only the pinned file");
+    }
+
+    // Offline (no pages), a page that could not be fetched, and a hash no file has.
+    let fail = |pages: &[(&str, Option<String>)]| -> String {
+        let err = llb_gen::load(&file, &opts(Platform::linux_amd64(), pages)).expect_err("refused");
+        err.diagnostics.render(&err.file)
+    };
+    let text = fail(&[]);
+    assert!(
+        text.contains("requirements.txt:2") && text.contains("made offline"),
+        "{text}"
+    );
+    let text = fail(&[(urls[0], None), (urls[1], Some(page_native.clone()))]);
+    assert!(
+        text.contains("requirements.txt:2") && text.contains("could not be read"),
+        "{text}"
+    );
+    assert!(!text.contains("requirements.txt:3"), "{text}");
+    let text = fail(&[
+        (urls[0], Some(page_core.replace(H1, &"5".repeat(64)))),
+        (urls[1], Some(page_native)),
+    ]);
+    assert!(
+        text.contains("requirements.txt:2")
+            && text.contains("`lsl-core==1.0`: none of its 1 hash(es) is a file on https://idx.example/simple/lsl-core/"),
+        "{text}"
+    );
+    assert!(text.contains("stack.toml:3"), "{text}");
+}

@@ -325,7 +325,8 @@ impl Graph {
     }
 
     /// An `https://…` (or `http://…`) source: one file, `filename`, verified against
-    /// `checksum` (`sha256:HEX`) before anything uses it. Attrs as BuildKit's `llb.HTTP`
+    /// `checksum` (`sha256:HEX`) before anything uses it (empty: not verified; BuildKit then
+    /// revalidates it with the server on every solve). Attrs as BuildKit's `llb.HTTP`
     /// writes them (`http.checksum`, `http.filename`, and `http.authheadersecret`: the id of
     /// the session secret whose value BuildKit sends as the `Authorization` header); no
     /// platform (not platform-specific).
@@ -338,7 +339,9 @@ impl Graph {
         meta: VertexMeta,
     ) -> Output {
         let mut attrs = BTreeMap::new();
-        attrs.insert("http.checksum".to_string(), checksum.to_string());
+        if !checksum.is_empty() {
+            attrs.insert("http.checksum".to_string(), checksum.to_string());
+        }
         if !filename.is_empty() {
             attrs.insert("http.filename".to_string(), filename.to_string());
         }

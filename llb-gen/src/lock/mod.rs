@@ -5,6 +5,7 @@
 //! diagnostics with the file, line and key of the problem.
 
 pub mod group;
+pub mod index;
 pub mod pylock;
 pub mod requirements;
 pub mod select;

@@ -116,16 +116,23 @@ pub fn select(lock: &Lock, target: &Target, choice: &Choice) -> Result<Selection
             p
         }
         LockFormat::Requirements => {
+            // A pin an index lookup filled ([`super::index::fill`]) has files like a pylock
+            // package; one without is reported by the caller.
+            let mut picked = vec![];
             for p in &lock.packages {
                 if marker_true(p.marker.as_deref(), &env, &[], p.span, &p.key, &mut diags) {
-                    sel.pinned.push(Pinned {
-                        name: p.name.clone(),
-                        version: p.version.clone().unwrap_or_default(),
-                        hashes: p.hashes.clone(),
-                    });
+                    if super::index::needs_lookup(p) {
+                        sel.pinned.push(Pinned {
+                            name: p.name.clone(),
+                            version: p.version.clone().unwrap_or_default(),
+                            hashes: p.hashes.clone(),
+                        });
+                    } else {
+                        picked.push(p);
+                    }
                 }
             }
-            Vec::new()
+            picked
         }
     };
     let supported: HashMap<Tag, usize> = target

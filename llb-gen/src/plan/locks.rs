@@ -9,6 +9,8 @@
 //! A lock problem (a package with neither a wheel for the target nor an sdist, a missing URL or hash, an
 //! unknown group) is an error at the stack's `lock` line that quotes the lock file's line.
 
+use std::collections::BTreeMap;
+
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::lock::{self, group, select, target::Target};
 use crate::source::SourceFile;
@@ -199,7 +201,7 @@ impl<'a> Planner<'a> {
             }
             out
         };
-        let parsed = match lock::read(&file) {
+        let mut parsed = match lock::read(&file) {
             Ok(p) => p,
             Err(ds) => {
                 for d in &ds {
@@ -232,6 +234,9 @@ impl<'a> Planner<'a> {
             self.diags.push(d);
             return None;
         }
+        // Hash-pinned requirements: the files their hashes name on the index pages the edge
+        // fetched ([`index_pages`]).
+        let missed = lock::index::fill(&mut parsed, self.index_pages);
         let choice = select::Choice {
             extras: l.extras.iter().map(|s| s.value.clone()).collect(),
             groups: l.groups.iter().map(|s| s.value.clone()).collect(),
@@ -248,13 +253,39 @@ impl<'a> Planner<'a> {
             }
         };
         if !sel.pinned.is_empty() {
-            self.diags.push(
-                err(format!(
-                    "`{path}` pins {} package(s) by hash without URLs: installing a requirements file from its hashes needs an index lookup, which is not supported yet",
-                    sel.pinned.len()
-                ))
-                .hint("lock with `uv lock` or `pip lock` (pylock.toml), which record each file's URL"),
-            );
+            for pin in &sel.pinned {
+                let Some((n, pkg)) = parsed
+                    .packages
+                    .iter()
+                    .enumerate()
+                    .find(|(_, p)| p.name == pin.name && lock::index::needs_lookup(p))
+                else {
+                    continue;
+                };
+                let what = format!("`{}=={}`", pin.name, pin.version);
+                let (msg, hint) = match missed.get(&n) {
+                    Some(lock::index::Missed::NoMatch { pages }) => (
+                        format!(
+                            "{what}: none of its {} hash(es) is a file on {}",
+                            pin.hashes.len(),
+                            pages.join(", ")
+                        ),
+                        "the files may have been removed from the index, or the file was generated for another index (--index-url in the file names it)",
+                    ),
+                    Some(lock::index::Missed::Unreadable { page, why }) => (
+                        format!("{what}: the index page {page} could not be read: {why}"),
+                        "name the index in the file (--index-url) and, for a private one, its credentials with `auth-secret`",
+                    ),
+                    _ => (
+                        format!(
+                            "{what} is pinned by hash only: its files are looked up on the index during a build, and this plan was made offline"
+                        ),
+                        "build with the frontend (docker buildx build), or lock with `uv lock` / `pip lock` (pylock.toml), which record each file's URL",
+                    ),
+                };
+                self.diags
+                    .push(quote(&Diagnostic::error(msg).at(pkg.span).hint(hint)));
+            }
             return None;
         }
         let groups = group::group(&sel.files, &group::Rules::default());
@@ -264,10 +295,48 @@ impl<'a> Planner<'a> {
             python_version,
             groups,
             auth_secret,
-            index_url: None,
-            extra_index_urls: vec![],
+            // A requirements file's indexes: sdist builds fetch their build dependencies there.
+            index_url: parsed.index_urls.first().cloned(),
+            extra_index_urls: parsed.index_urls.iter().skip(1).cloned().collect(),
         })
     }
+}
+
+/// One simple-API project page the edge fetches for a hash-pinned requirements lock
+/// ([`crate::lock::index`]), with the secret whose value is its `Authorization` header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexPage {
+    pub url: String,
+    pub auth_secret: Option<String>,
+}
+
+/// The index pages the stack's requirements locks need, read from the lock files the edge
+/// read ([`lock_paths`]): each page once, with the first `auth-secret` a lock naming it has.
+pub fn index_pages(stack: &Stack, lock_files: &BTreeMap<String, Option<String>>) -> Vec<IndexPage> {
+    let mut out: Vec<IndexPage> = vec![];
+    let overlays = stack.variants.iter().flat_map(|v| v.images.iter());
+    for img in stack.images.iter().chain(overlays) {
+        let Some(l) = &img.lock else { continue };
+        let path = clean(&l.file.value);
+        let Some(Some(text)) = lock_files.get(&path) else {
+            continue;
+        };
+        if lock::LockFormat::from_file_name(&path) != lock::LockFormat::Requirements {
+            continue;
+        }
+        let Ok(parsed) = lock::read(&SourceFile::new(path.clone(), text.clone())) else {
+            continue;
+        };
+        for url in lock::index::pages(&parsed) {
+            if !out.iter().any(|p| p.url == url) {
+                out.push(IndexPage {
+                    url,
+                    auth_secret: l.auth_secret.as_ref().map(|s| s.value.clone()),
+                });
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

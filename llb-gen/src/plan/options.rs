@@ -60,6 +60,10 @@ pub struct BuildOptions {
     /// that is not a key was not read (subrequests that need no packages): its step has no
     /// groups. The build and the CLI read every one.
     pub lock_files: BTreeMap<String, Option<String>>,
+    /// The simple-API project pages hash-pinned requirements locks need, as the edge fetched
+    /// them ([`super::locks::index_pages`]): page URL → text (None: it could not be fetched).
+    /// A page that is not a key was not looked up (the CLI is offline): its pins are errors.
+    pub index_pages: BTreeMap<String, Option<String>>,
     /// Base images replaced by named contexts (`--build-context python:3.12-slim=docker-image://…`,
     /// as the Dockerfile frontend lets one override `FROM`): normalised reference as the stack
     /// names it → normalised reference to build on instead.
@@ -128,6 +132,7 @@ impl Default for BuildOptions {
             resolve: false,
             requirement_includes: Default::default(),
             lock_files: BTreeMap::new(),
+            index_pages: BTreeMap::new(),
             merge: false,
             image_overrides: BTreeMap::new(),
             named_contexts: BTreeMap::new(),

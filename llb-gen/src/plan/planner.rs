@@ -173,6 +173,7 @@ fn plan_targets(stack: &Stack, opts: &BuildOptions, every: bool) -> Result<Plan,
         variant,
         includes: &opts.requirement_includes,
         lock_files: &opts.lock_files,
+        index_pages: &opts.index_pages,
         image_overrides: &opts.image_overrides,
         named_contexts: &opts.named_contexts,
         image_contexts: &opts.image_contexts,
@@ -261,6 +262,8 @@ pub(super) struct Planner<'a> {
     pub(super) includes: &'a super::includes::RequirementIncludes,
     /// Lock files as the edge read them ([`BuildOptions::lock_files`]).
     pub(super) lock_files: &'a BTreeMap<String, Option<String>>,
+    /// Index pages as the edge fetched them ([`BuildOptions::index_pages`]).
+    pub(super) index_pages: &'a BTreeMap<String, Option<String>>,
     /// Base images replaced by named contexts ([`BuildOptions::image_overrides`]).
     pub(super) image_overrides: &'a BTreeMap<String, String>,
     /// The named directory contexts of the build ([`BuildOptions::named_contexts`]).
