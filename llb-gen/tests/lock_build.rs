@@ -573,4 +573,19 @@ fn a_hash_pinned_requirements_file_installs_the_files_its_hashes_name_on_the_ind
         "{text}"
     );
     assert!(text.contains("stack.toml:3"), "{text}");
+
+    // `-r` in a lock would leave the included file's pins out: an error at its line.
+    let mut o = opts(Platform::linux_amd64(), &fetched);
+    o.lock_files.insert(
+        "requirements.txt".into(),
+        Some(format!("-c constraints.txt\n-r more.txt\n{reqs}")),
+    );
+    let err = llb_gen::load(&file, &o).expect_err("refused");
+    let text = err.diagnostics.render(&err.file);
+    assert!(
+        text.contains("requirements.txt:2")
+            && text.contains("`-r more.txt`: a requirements lock is one file"),
+        "{text}"
+    );
+    assert!(!text.contains("constraints.txt"), "{text}");
 }

@@ -40,7 +40,12 @@ pub fn show(file: &SourceFile, opts: &ShowOptions) -> Result<String, String> {
     }
     for inc in &lock.includes {
         let what = if inc.constraint { "-c" } else { "-r" };
-        out.push_str(&format!("include (read it too): {what} {}\n", inc.path));
+        let note = if inc.constraint {
+            "ignored: the lock is pinned"
+        } else {
+            "a lock must be one file: an error in a build"
+        };
+        out.push_str(&format!("include ({note}): {what} {}\n", inc.path));
     }
     if !sel.pinned.is_empty() {
         out.push_str(&format!(

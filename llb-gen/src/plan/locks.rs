@@ -236,6 +236,23 @@ impl<'a> Planner<'a> {
         }
         // Hash-pinned requirements: the files their hashes name on the index pages the edge
         // fetched ([`index_pages`]).
+        // A lock is one file: an included file's pins would be left out (constraints only
+        // narrow what is already pinned, so they are ignored).
+        let mut included = false;
+        for inc in parsed.includes.iter().filter(|i| !i.constraint) {
+            self.diags.push(quote(
+                &Diagnostic::error(format!(
+                    "`-r {}`: a requirements lock is one file; the pins of the file it includes would not be installed",
+                    inc.path
+                ))
+                .at(inc.span)
+                .hint("write the whole lock into one file (`uv export`, `pip-compile --generate-hashes` do)"),
+            ));
+            included = true;
+        }
+        if included {
+            return None;
+        }
         let missed = lock::index::fill(&mut parsed, self.index_pages);
         let choice = select::Choice {
             extras: l.extras.iter().map(|s| s.value.clone()).collect(),
