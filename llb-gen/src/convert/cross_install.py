@@ -221,12 +221,11 @@ def pip_plan(args, arch, minor, have, work, sdists=False):
 NO_WHEEL = "no wheel of "
 
 
-def report_items(report, have, sdists):
-    """(name, version, url#sha256=…) of a pip report's installs that the target lacks; an
-    sdist URL refused unless `sdists`."""
+def report_installs(report, have):
+    """(item, name, version) of a pip report's installs that the target lacks; Refused when
+    one would replace a version the target has."""
     with open(report) as f:
         items = json.load(f).get("install", [])
-    new = []
     for item in items:
         meta = item.get("metadata", {})
         name, version = meta.get("name", ""), meta.get("version", "")
@@ -235,6 +234,14 @@ def report_items(report, have, sdists):
             continue
         if got:
             raise Refused("it would replace %s %s with %s" % (name, got[0], version))
+        yield item, name, version
+
+
+def report_items(report, have, sdists):
+    """(name, version, url#sha256=…) of a pip report's installs that the target lacks; an
+    sdist URL refused unless `sdists`."""
+    new = []
+    for item, name, version in report_installs(report, have):
         url = item.get("download_info", {}).get("url", "")
         if not url.split("#")[0].split("?")[0].endswith(".whl"):
             if not sdists or not is_sdist(url):
@@ -261,17 +268,8 @@ def pip_plan_sdists(args, arch, minor, have, work):
     cmd += ["--target", os.path.join(work, "dry-versions"), "--no-warn-script-location"]
     cmd += ["-c", constraints_file(have, work)] + args
     run(cmd, "resolving versions (sdists allowed)")
-    with open(report) as f:
-        items = json.load(f).get("install", [])
     pins = []
-    for item in items:
-        meta = item.get("metadata", {})
-        name, version = meta.get("name", ""), meta.get("version", "")
-        got = have.get(canon(name))
-        if got and got[0] == version:
-            continue
-        if got:
-            raise Refused("it would replace %s %s with %s" % (name, got[0], version))
+    for item, name, version in report_installs(report, have):
         if item.get("download_info", {}).get("dir_info") is not None or not version:
             raise Refused("%s is a local package" % (name or "a requirement"))
         pins.append("%s==%s" % (name, version))

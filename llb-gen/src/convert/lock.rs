@@ -9,7 +9,7 @@
 //! group in two images is the same vertex and the same layer.
 
 use crate::llb::{Exec, FileAction, Mount, NetMode, Output, VertexMeta};
-use crate::lock::select::FileKind;
+use crate::lock::select::{FileKind, LockedFile};
 use crate::plan::{Base, LockStep, PlanImage};
 use crate::source::Span;
 
@@ -29,6 +29,22 @@ const LOCK_SCRIPT: &str = include_str!("lock_install.py");
 const LOCK_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 impl<'a> Converter<'a> {
+    /// A locked file as a checksummed HTTP source (`[internal] fetch NAME`), with the lock's
+    /// auth secret as its `Authorization` header.
+    pub(super) fn fetch_locked(&mut self, l: &LockStep, f: &LockedFile, span: Span) -> Output {
+        self.g.http(
+            &f.url,
+            &format!("sha256:{}", f.sha256),
+            &f.filename,
+            l.auth_secret.as_deref(),
+            VertexMeta {
+                name: names::internal(format!("fetch {}", f.filename)),
+                span: Some(span),
+                ..Default::default()
+            },
+        )
+    }
+
     /// The registry image `img` is built on at the bottom of its `from` chain.
     fn root_reference(&self, img: &PlanImage) -> Option<(String, Span)> {
         let mut b = &img.base;
@@ -137,17 +153,7 @@ impl<'a> Converter<'a> {
                     self.build_sdist(st, img, l, f, &head, span)
                 } else {
                     args.push(format!("{dir}/{}", f.filename));
-                    self.g.http(
-                        &f.url,
-                        &format!("sha256:{}", f.sha256),
-                        &f.filename,
-                        l.auth_secret.as_deref(),
-                        VertexMeta {
-                            name: names::internal(format!("fetch {}", f.filename)),
-                            span: Some(span),
-                            ..Default::default()
-                        },
-                    )
+                    self.fetch_locked(l, f, span)
                 };
                 mounts.push(Mount::Bind {
                     input,

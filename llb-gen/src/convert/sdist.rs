@@ -4,7 +4,7 @@
 //! platform (the vertex name says so) — and the group install then installs that wheel like
 //! any other.
 
-use crate::llb::{Mount, Output, VertexMeta};
+use crate::llb::{Mount, Output};
 use crate::lock::select::LockedFile;
 use crate::plan::{LockStep, PlanImage};
 use crate::source::Span;
@@ -31,17 +31,7 @@ impl<'a> Converter<'a> {
         head: &str,
         span: Span,
     ) -> Output {
-        let sdist = self.g.http(
-            &f.url,
-            &format!("sha256:{}", f.sha256),
-            &f.filename,
-            l.auth_secret.as_deref(),
-            VertexMeta {
-                name: names::internal(format!("fetch {}", f.filename)),
-                span: Some(span),
-                ..Default::default()
-            },
-        );
+        let sdist = self.fetch_locked(l, f, span);
         let mut args = vec![
             l.python.clone(),
             "-c".into(),

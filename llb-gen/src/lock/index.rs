@@ -149,7 +149,7 @@ fn parse_html(text: &str, base: &Url) -> Result<Vec<IndexFile>, String> {
         };
         let mut filename = decode_entities(text[body_start..body_end].trim());
         if filename.is_empty() || filename.contains('<') {
-            filename = last_segment(&url);
+            filename = super::url_file_name(&url);
         }
         out.push(IndexFile {
             filename,
@@ -279,41 +279,6 @@ fn absolute(base: &Url, href: &str) -> Option<(String, Option<String>)> {
 
 fn sha256_hex(s: &str) -> Option<String> {
     (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())).then(|| s.to_ascii_lowercase())
-}
-
-/// The URL path's last segment, percent-decoded.
-fn last_segment(url: &str) -> String {
-    let seg = Url::parse(url)
-        .ok()
-        .and_then(|u| {
-            u.path_segments()
-                .and_then(|mut s| s.next_back().map(str::to_string))
-        })
-        .unwrap_or_default();
-    percent_decode(&seg)
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let (Some(h), Some(l)) = (hex_val(b[i + 1]), hex_val(b[i + 2]))
-        {
-            out.push(h * 16 + l);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_val(c: u8) -> Option<u8> {
-    (c as char).to_digit(16).map(|d| d as u8)
 }
 
 /// What became of one pinned package's lookup when none of its hashes matched a file.
@@ -563,6 +528,5 @@ mod tests {
         assert_eq!(a["href"], "x y");
         assert_eq!(a["data-yanked"], "");
         assert_eq!(a["class"], "z");
-        assert_eq!(percent_decode("a%2Bb%2"), "a+b%2");
     }
 }
