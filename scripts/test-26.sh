@@ -23,5 +23,10 @@ if [[ -z "${LAYERSTACK_BUILDX_PLUGINS:-}" && -x "$current_plugins/docker-buildx"
 fi
 # The 2×50 concurrent-bake load test fails inside dockerd 26's exporter (DeadlineExceeded
 # while 50 images export at once; docs/robustness.md): it runs on the current Docker only.
+if [[ "${LAYERSTACK_TEST_PRUNE:-0}" == 1 ]]; then
+  source scripts/lib/prune-chunks.sh
+  integration_in_chunks --test-threads=2 --skip concurrent_bakes_ "$@"
+  exit
+fi
 cargo test -p integration-tests --locked --no-fail-fast -- --test-threads=2 \
   --skip concurrent_bakes_ "$@"

@@ -16,4 +16,12 @@ scripts/engine-current.sh versions
 scripts/base-images.sh
 scripts/conda-base-image.sh
 export LAYERSTACK_ENGINE=1
+if [[ "${LAYERSTACK_TEST_PRUNE:-0}" == 1 ]]; then
+  # The build cache pruned between chunks of integration tests (scripts/lib/prune-chunks.sh).
+  source scripts/lib/prune-chunks.sh
+  rc=0
+  cargo test --workspace --exclude integration-tests --locked --no-fail-fast -- --test-threads=2 "$@" || rc=1
+  integration_in_chunks --test-threads=2 "$@" || rc=1
+  exit "$rc"
+fi
 cargo test --workspace --locked --no-fail-fast -- --test-threads=2 "$@"
