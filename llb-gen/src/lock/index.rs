@@ -278,7 +278,7 @@ fn absolute(base: &Url, href: &str) -> Option<(String, Option<String>)> {
 }
 
 fn sha256_hex(s: &str) -> Option<String> {
-    (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())).then(|| s.to_ascii_lowercase())
+    super::uv::valid_sha256(s).then(|| s.to_ascii_lowercase())
 }
 
 /// What became of one pinned package's lookup when none of its hashes matched a file.
@@ -302,7 +302,6 @@ pub fn fill(lock: &mut Lock, pages: &BTreeMap<String, Option<String>>) -> BTreeM
         return missed;
     }
     let idx = indexes(lock);
-    let mut parsed: BTreeMap<String, Result<Vec<IndexFile>, String>> = BTreeMap::new();
     for (n, p) in lock.packages.iter_mut().enumerate() {
         if !needs_lookup(p) {
             continue;
@@ -324,7 +323,7 @@ pub fn fill(lock: &mut Lock, pages: &BTreeMap<String, Option<String>>) -> BTreeM
                     });
                     continue;
                 }
-                Some(Some(text)) => parsed.entry(u.clone()).or_insert_with(|| parse(text, &u)),
+                Some(Some(text)) => parse(text, &u),
             };
             match files {
                 Ok(files) => {
@@ -332,14 +331,14 @@ pub fn fill(lock: &mut Lock, pages: &BTreeMap<String, Option<String>>) -> BTreeM
                     for f in files {
                         let hit = f.sha256.as_ref().is_some_and(|h| p.hashes.contains(h));
                         if hit && !found.iter().any(|x| x.sha256 == f.sha256) {
-                            found.push(f.clone());
+                            found.push(f);
                         }
                     }
                 }
                 Err(why) => {
                     problem.get_or_insert(Missed::Unreadable {
                         page: u.clone(),
-                        why: why.clone(),
+                        why,
                     });
                 }
             }

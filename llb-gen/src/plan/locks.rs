@@ -234,8 +234,6 @@ impl<'a> Planner<'a> {
             self.diags.push(d);
             return None;
         }
-        // Hash-pinned requirements: the files their hashes name on the index pages the edge
-        // fetched ([`index_pages`]).
         // A lock is one file: an included file's pins would be left out (constraints only
         // narrow what is already pinned, so they are ignored).
         let mut included = false;
@@ -253,6 +251,8 @@ impl<'a> Planner<'a> {
         if included {
             return None;
         }
+        // Hash-pinned requirements: the files their hashes name on the index pages the edge
+        // fetched ([`index_pages`]).
         let missed = lock::index::fill(&mut parsed, self.index_pages);
         let choice = select::Choice {
             extras: l.extras.iter().map(|s| s.value.clone()).collect(),
