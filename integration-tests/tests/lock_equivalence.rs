@@ -1,21 +1,35 @@
 //! Equivalence (issue 15): what a `lock` step puts in the image equals what `pip install
-//! --no-deps` of the same wheels puts there. One stack, two services on the same base image:
-//! `bylock` installs a PEP 751 lock lock-natively (every wheel an HTTP source, the groups
-//! installed by `lock_install.py` on the build platform and merged), `bypip` runs
-//! `python3 -m pip install --no-deps` of the same pins from the same 127.0.0.1 index in a `run`
-//! step (under QEMU for arm64). Both images are built for the platform, then `/usr/local` and
-//! the interpreter's include directory of each are exported with `docker run … tar` and
-//! diffed: the same paths, the same modes, the same bytes, with three rules:
+//! --no-deps` and `uv pip install --no-deps` of the same wheels put there. One stack, three
+//! services on the same base image: `bylock` installs a PEP 751 lock lock-natively (every
+//! wheel an HTTP source, the groups installed by `lock_install.py` on the build platform and
+//! merged), `bypip` runs `python3 -m pip install --no-deps` of the same pins from the same
+//! 127.0.0.1 index in a `run` step, `byuv` runs `uv pip install --system --no-deps
+//! --compile-bytecode` of them (uv 0.13.9 from that index, installed into /opt/uv; `run` steps
+//! are emulated for arm64). The three images are built for the platform, then `/usr/local` and
+//! the interpreter's include directory of each are exported with `docker run … tar`, and the
+//! lock's tree is diffed with pip's and with uv's: the same paths, the same modes, the same
+//! bytes, with these rules:
 //!
-//! * `INSTALLER` names the installer: `layerstack` vs `pip` (the one legitimate difference;
-//!   asserted to be exactly that), and its RECORD row (hash, size) differs accordingly;
+//! * `INSTALLER` names the installer: `layerstack` vs `pip` / `uv` (asserted to be exactly
+//!   that), and its RECORD row (hash, size) differs accordingly;
 //! * `RECORD` is compared as a set of rows (the order is the installer's);
 //! * `.pyc` files are compared without their 16-byte header (it holds the source's mtime,
-//!   which is the install time for pip and the wheel's date for layerstack); the code objects,
-//!   with their file names, must be identical: equal bytes, or, where marshal's back-reference
-//!   flags differ (they follow reference counts in the compiling process; seen in real
-//!   packages such as click and starlette), equal code objects as the host's python3 loads
-//!   them (`same_code`).
+//!   which is the install time for pip and uv and the wheel's date for layerstack); the code
+//!   objects, with their file names, must be identical: equal bytes, or, where marshal's
+//!   back-reference flags differ (they follow reference counts in the compiling process; seen
+//!   in real packages such as click and starlette), equal code objects as the host's python3
+//!   loads them (`same_code`).
+//!
+//! Where pip and uv disagree with each other, the lock does what pip does, and the comparison
+//! with uv allows uv's way (`differences` with `Installer::Uv`):
+//!
+//! * uv's RECORD lists no `.pyc` and no RECORD signature (`RECORD.jws`, `RECORD.p7s`);
+//! * a script in `bin/`: uv's shebang names the interpreter it found (`/usr/local/bin/python`,
+//!   a link to `/usr/bin/python3`), so shebangs are compared once links are followed, with
+//!   their arguments; uv words a console-script wrapper differently, so a wrapper must import
+//!   and call the same object (`from M import F`, `sys.exit(F())`); any other script's body is
+//!   the same bytes; the RECORD rows of `bin/` are compared by path;
+//! * uv makes every `.data/scripts` file executable, pip keeps the wheel's mode.
 //!
 //! The wheels are built here, real-world shaped: a namespace package split over two
 //! distributions (`lsqns/a`, `lsqns/b`, no `__init__.py`), a dotted mixed-case distribution
@@ -354,16 +368,106 @@ fn same_code(a: &[u8], b: &[u8]) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Every difference between the pip tree and the lock tree, by the rules of the module doc.
-fn differences(pip: &BTreeMap<String, Node>, lock: &BTreeMap<String, Node>) -> Vec<String> {
+/// The installer a lock image is compared with.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Installer {
+    /// `python3 -m pip install --no-deps`
+    Pip,
+    /// `uv pip install --system --no-deps --compile-bytecode`
+    Uv,
+}
+
+impl Installer {
+    fn name(self) -> &'static str {
+        match self {
+            Installer::Pip => "pip",
+            Installer::Uv => "uv",
+        }
+    }
+
+    /// What this installer writes into `INSTALLER` (uv: no newline).
+    fn installer_file(self) -> &'static [u8] {
+        match self {
+            Installer::Pip => b"pip\n",
+            Installer::Uv => b"uv",
+        }
+    }
+}
+
+/// Follows `path`'s symlinks inside `tree` (at most 8 hops): `/usr/local/bin/python` →
+/// `/usr/bin/python3` when the base image links it so.
+fn resolve<'a>(tree: &'a BTreeMap<String, Node>, mut path: &'a str) -> &'a str {
+    for _ in 0..8 {
+        match tree.get(path).and_then(|n| n.data.strip_prefix(b"-> ")) {
+            Some(t) if t.starts_with(b"/") => path = std::str::from_utf8(t).unwrap_or(path),
+            _ => break,
+        }
+    }
+    path
+}
+
+/// uv's rule for a script in `bin/` (module doc): the shebangs name the same interpreter once
+/// symlinks are followed, with the same arguments; a generated entry-point wrapper imports and
+/// calls the same object (uv and pip word the rest of the wrapper differently); any other
+/// script's body is the same bytes. None when equivalent, else why not.
+fn script_difference(
+    uv_tree: &BTreeMap<String, Node>,
+    lock_tree: &BTreeMap<String, Node>,
+    uv: &[u8],
+    lock: &[u8],
+) -> Option<String> {
+    let split = |d: &[u8]| -> (String, String) {
+        let s = String::from_utf8_lossy(d).into_owned();
+        match s.split_once('\n') {
+            Some((first, rest)) => (first.to_string(), rest.to_string()),
+            None => (s, String::new()),
+        }
+    };
+    let ((su, bu), (sl, bl)) = (split(uv), split(lock));
+    let interp = |tree, line: &str| -> Option<(String, Vec<String>)> {
+        let mut words = line.strip_prefix("#!")?.split_whitespace();
+        let exe = resolve(tree, words.next()?).to_string();
+        Some((exe, words.map(str::to_string).collect()))
+    };
+    match (interp(uv_tree, &su), interp(lock_tree, &sl)) {
+        (Some(a), Some(b)) if a == b => {}
+        (None, None) if su == sl => {}
+        _ => return Some(format!("shebang {su:?} (uv) vs {sl:?} (lock)")),
+    }
+    if bu == bl {
+        return None;
+    }
+    // An entry-point wrapper: `from M import F` and `sys.exit(F())` are what it runs.
+    let gist = |body: &str| -> Option<(String, String)> {
+        let import = body.lines().find(|l| l.starts_with("from "))?;
+        let call = body
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("sys.exit("))?;
+        Some((import.to_string(), call.to_string()))
+    };
+    match (gist(&bu), gist(&bl)) {
+        (Some(a), Some(b)) if a == b => None,
+        _ => Some(format!("script body {:?} (uv) vs {:?} (lock)", bu, bl)),
+    }
+}
+
+/// Every difference between the `installer`'s tree and the lock tree, by the rules of the
+/// module doc.
+fn differences(
+    installer: Installer,
+    reference: &BTreeMap<String, Node>,
+    lock: &BTreeMap<String, Node>,
+) -> Vec<String> {
     let mut diffs = vec![];
-    let paths: BTreeSet<&String> = pip.keys().chain(lock.keys()).collect();
+    let who = installer.name();
+    let paths: BTreeSet<&String> = reference.keys().chain(lock.keys()).collect();
     let show = |d: &[u8]| String::from_utf8_lossy(&d[..d.len().min(400)]).into_owned();
     for p in paths {
-        let (a, b) = match (pip.get(p), lock.get(p)) {
+        let (a, b) = match (reference.get(p), lock.get(p)) {
             (Some(a), Some(b)) => (a, b),
             (Some(_), None) => {
-                diffs.push(format!("only pip installs {p}"));
+                diffs.push(format!("only {who} installs {p}"));
                 continue;
             }
             (None, Some(_)) => {
@@ -372,9 +476,11 @@ fn differences(pip: &BTreeMap<String, Node>, lock: &BTreeMap<String, Node>) -> V
             }
             (None, None) => unreachable!(),
         };
-        if a.mode != b.mode {
+        // uv makes every file of `.data/scripts` executable; pip keeps the wheel's mode.
+        let uv_exec = installer == Installer::Uv && p.starts_with("/usr/local/bin/");
+        if a.mode != b.mode && !(uv_exec && a.mode == b.mode | 0o111) {
             diffs.push(format!(
-                "{p}: mode {:o} (pip) vs {:o} (lock)",
+                "{p}: mode {:o} ({who}) vs {:o} (lock)",
                 a.mode, b.mode
             ));
         }
@@ -385,29 +491,36 @@ fn differences(pip: &BTreeMap<String, Node>, lock: &BTreeMap<String, Node>) -> V
                 .nth(2)
                 .is_some_and(|d| d == "dist-packages" || d == "site-packages");
         if own_installer {
-            if a.data != b"pip\n" || b.data != b"layerstack\n" {
+            if a.data != installer.installer_file() || b.data != b"layerstack\n" {
                 diffs.push(format!(
-                    "{p}: INSTALLER {:?} (pip) vs {:?} (lock)",
+                    "{p}: INSTALLER {:?} ({who}) vs {:?} (lock)",
                     show(&a.data),
                     show(&b.data)
                 ));
             }
         } else if p.ends_with(".dist-info/RECORD") {
-            // The INSTALLER row differs with INSTALLER's bytes: compared by path only.
+            // The INSTALLER row differs with INSTALLER's bytes: compared by path only. uv
+            // records neither `.pyc` files nor a RECORD signature (pip and the lock do), and
+            // words its wrappers in `bin/` differently (compared by `script_difference`): for
+            // uv those rows are left out, or compared by path.
             let strip = |rows: BTreeSet<Vec<String>>| -> BTreeSet<Vec<String>> {
                 rows.into_iter()
+                    .filter(|r| {
+                        installer == Installer::Pip
+                            || !(r[0].ends_with(".pyc")
+                                || r[0].ends_with(".dist-info/RECORD.jws")
+                                || r[0].ends_with(".dist-info/RECORD.p7s"))
+                    })
                     .map(|r| {
-                        if r[0].ends_with(".dist-info/INSTALLER") {
-                            vec![r[0].clone()]
-                        } else {
-                            r
-                        }
+                        let by_path = r[0].ends_with(".dist-info/INSTALLER")
+                            || (installer == Installer::Uv && r[0].contains("/bin/"));
+                        if by_path { vec![r[0].clone()] } else { r }
                     })
                     .collect()
             };
             let (ra, rb) = (strip(record_rows(&a.data)), strip(record_rows(&b.data)));
             for r in ra.difference(&rb) {
-                diffs.push(format!("{p}: row only pip writes: {}", r.join(",")));
+                diffs.push(format!("{p}: row only {who} writes: {}", r.join(",")));
             }
             for r in rb.difference(&ra) {
                 diffs.push(format!("{p}: row only the lock writes: {}", r.join(",")));
@@ -418,9 +531,16 @@ fn differences(pip: &BTreeMap<String, Node>, lock: &BTreeMap<String, Node>) -> V
             } else if a.data[16..] != b.data[16..] && !same_code(&a.data, &b.data) {
                 diffs.push(format!("{p}: bytecode differs (after the header)"));
             }
+        } else if installer == Installer::Uv
+            && p.starts_with("/usr/local/bin/")
+            && a.data.starts_with(b"#!")
+        {
+            if let Some(d) = script_difference(reference, lock, &a.data, &b.data) {
+                diffs.push(format!("{p}: {d}"));
+            }
         } else if a.data != b.data {
             diffs.push(format!(
-                "{p}: contents differ\n  pip:  {:?}\n  lock: {:?}",
+                "{p}: contents differ\n  {who}:  {:?}\n  lock: {:?}",
                 show(&a.data),
                 show(&b.data)
             ));
@@ -429,22 +549,66 @@ fn differences(pip: &BTreeMap<String, Node>, lock: &BTreeMap<String, Node>) -> V
     diffs
 }
 
-/// Both services built for `platform` from a lock of `files` (and pip of the same pins, from
-/// the same 127.0.0.1 index), exported: (the lock image's tag and tree, pip's tree, the
-/// interpreter's X.Y). The tags are removed when the returned guard drops.
-fn build_both(
+/// uv, the version the comparison runs (its wheel is taken from PyPI by the host's pip and
+/// served on the 127.0.0.1 index: the builds reach only the loopback).
+const UV: &str = "uv==0.13.9";
+
+/// uv's wheel for `arch`, served beside the lock's wheels (never in the lock).
+fn uv_wheel(arch: &str) -> IndexFile {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args([
+        "-m",
+        "pip",
+        "download",
+        "-q",
+        "--no-deps",
+        "--only-binary=:all:",
+    ])
+    .args(["--disable-pip-version-check", "--platform"])
+    .arg(format!("manylinux_2_17_{arch}"))
+    .arg("-d")
+    .arg(dir.path())
+    .arg(UV);
+    let out = integration_tests::exec(&mut cmd, None).expect("python3 -m pip download uv");
+    assert!(out.status.success(), "pip download {UV}:\n{}", out.stderr);
+    let path = std::fs::read_dir(dir.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    IndexFile {
+        project: "uv".to_string(),
+        filename: path.file_name().unwrap().to_string_lossy().into_owned(),
+        bytes: std::fs::read(&path).unwrap(),
+    }
+}
+
+/// The three images of one lock, exported.
+struct Built {
+    /// The lock image's tag (for running it).
+    tag: String,
+    lock: BTreeMap<String, Node>,
+    pip: BTreeMap<String, Node>,
+    uv: BTreeMap<String, Node>,
+    /// The interpreter's X.Y.
+    python: String,
+}
+
+/// Three services built for `platform` (`arch`): `bylock` from a lock of `files`, `bypip` and
+/// `byuv` installing the same pins from the same 127.0.0.1 index with pip and with uv (uv
+/// itself installed into /opt/uv, outside the exported trees). The tags are removed when the
+/// returned guard drops.
+fn build_all(
     engine: &'static Engine,
     platform: &str,
+    arch: &str,
     files: &[(String, IndexFile)],
-) -> (
-    String,
-    BTreeMap<String, Node>,
-    BTreeMap<String, Node>,
-    String,
-    impl Drop,
-) {
-    let index =
-        PackageIndex::serve_files(&[("simple", files.iter().map(|(_, f)| f.clone()).collect())]);
+) -> (Built, impl Drop) {
+    let mut served: Vec<IndexFile> = files.iter().map(|(_, f)| f.clone()).collect();
+    served.push(uv_wheel(arch));
+    let index = PackageIndex::serve_files(&[("simple", served)]);
     let port = index.port;
     let python = engine.python_version("python:3.12-slim");
     // The lock's names (normalized), as `pip install -r` of the lock's pins would spell them:
@@ -456,6 +620,8 @@ fn build_both(
             format!("{}=={version}", normalize(name))
         })
         .collect();
+    let url = index.url();
+    let pins = pins.join(" ");
     let stack = format!(
         "# syntax={}\n\
          [services.bylock]\n\
@@ -464,22 +630,29 @@ fn build_both(
          \n\
          [services.bypip]\n\
          from = \"python:3.12-slim\"\n\
-         run = [\"python3 -m pip install --no-deps --no-cache-dir --disable-pip-version-check --index-url {} {}\"]\n",
+         run = [\"python3 -m pip install --no-deps --no-cache-dir --disable-pip-version-check --index-url {url} {pins}\"]\n\
+         \n\
+         [services.byuv]\n\
+         from = \"python:3.12-slim\"\n\
+         run = [\n\
+           \"python3 -m pip install -q --no-deps --no-cache-dir --disable-pip-version-check --target /opt/uv --index-url {url} {UV}\",\n\
+           \"/opt/uv/bin/uv pip install --system --no-deps --no-cache --compile-bytecode --index-url {url} {pins}\",\n\
+         ]\n",
         frontend_image(),
-        index.url(),
-        pins.join(" ")
     );
     let lock_text = pylock(port, &files.iter().map(|(_, f)| f).collect::<Vec<_>>());
     let ctx = Context::new()
         .file("stack.toml", &stack)
         .file("pylock.toml", &lock_text);
-    let (tag_lock, tag_pip) = (
-        engine.unique_tag("lockeq-lock"),
-        engine.unique_tag("lockeq-pip"),
-    );
-    let tags = engine.tagged([tag_lock.clone(), tag_pip.clone()]);
+    let tag_of = |t: &str| engine.unique_tag(&format!("lockeq-{t}"));
+    let (tag_lock, tag_pip, tag_uv) = (tag_of("lock"), tag_of("pip"), tag_of("uv"));
+    let tags = engine.tagged([tag_lock.clone(), tag_pip.clone(), tag_uv.clone()]);
     let file = ctx.join("stack.toml");
-    for (target, tag) in [("bylock", &tag_lock), ("bypip", &tag_pip)] {
+    for (target, tag) in [
+        ("bylock", &tag_lock),
+        ("bypip", &tag_pip),
+        ("byuv", &tag_uv),
+    ] {
         let b = engine
             .try_buildx_build(&[
                 "--network=host",
@@ -506,9 +679,34 @@ fn build_both(
             }
         }
     }
-    let pip = export(engine, platform, &tag_pip);
-    let lock = export(engine, platform, &tag_lock);
-    (tag_lock, lock, pip, python, tags)
+    let built = Built {
+        lock: export(engine, platform, &tag_lock),
+        pip: export(engine, platform, &tag_pip),
+        uv: export(engine, platform, &tag_uv),
+        tag: tag_lock,
+        python,
+    };
+    (built, tags)
+}
+
+/// The differences of the lock tree from pip's and from uv's (printed, with `what`), asserted
+/// empty.
+fn assert_equivalent(test: &str, what: &str, built: &Built, compared: impl Fn(&str) -> bool) {
+    for (installer, reference) in [(Installer::Pip, &built.pip), (Installer::Uv, &built.uv)] {
+        let diffs = differences(installer, reference, &built.lock);
+        let n = built.lock.keys().filter(|p| compared(p)).count();
+        eprintln!(
+            "{test}: {what}: {n} files compared with {}'s install, {} differences",
+            installer.name(),
+            diffs.len()
+        );
+        assert!(
+            diffs.is_empty(),
+            "{test}: {what}: the lock's install differs from {}'s:\n{}",
+            installer.name(),
+            diffs.join("\n")
+        );
+    }
 }
 
 /// The engine the equivalence tests run on, None (said why) when they cannot run there: an old
@@ -530,7 +728,8 @@ fn equivalence(test: &str, platform: &str, arch: &str) {
         return;
     };
     let files = wheels(arch);
-    let (tag_lock, lock, pip, python, _tags) = build_both(engine, platform, &files);
+    let (built, _tags) = build_all(engine, platform, arch, &files);
+    let (python, tag_lock) = (&built.python, &built.tag);
     let site = format!("/usr/local/lib/python{python}/dist-packages");
     for must in [
         format!("{site}/lsqns/a/__init__.py"),
@@ -545,28 +744,22 @@ fn equivalence(test: &str, platform: &str, arch: &str) {
         format!("/usr/include/python{python}/lsq-tool/lsq_tool.h"),
         format!("{site}/lsq_ns_a-1.0.dist-info/RECORD.jws"),
     ] {
-        // The reference has every kind of file; the diff below holds the lock to it.
-        assert!(pip.contains_key(&must), "pip installed {must}");
+        // The references have every kind of file; the diffs below hold the lock to them.
+        assert!(built.pip.contains_key(&must), "pip installed {must}");
+        assert!(built.uv.contains_key(&must), "uv installed {must}");
     }
-    let diffs = differences(&pip, &lock);
-    let installed = lock.keys().filter(|p| p.contains("lsq")).count();
-    eprintln!(
-        "{test}: {installed} files of the lsq-* wheels compared ({} paths in /usr/local and the include dir), {} differences",
-        lock.len(),
-        diffs.len()
+    let what = format!(
+        "the lsq-* wheels ({} paths in /usr/local and the include dir)",
+        built.lock.len()
     );
-    assert!(
-        diffs.is_empty(),
-        "{test}: the lock's install differs from pip's:\n{}",
-        diffs.join("\n")
-    );
+    assert_equivalent(test, &what, &built, |p| p.contains("lsq"));
 
     // The lock image works: namespace packages, the extension, the .pth (its import line ran,
     // its path line is on sys.path), the scripts, pip check.
     let run = ["--network=none", "--platform", platform];
     let out = engine.docker_run_with(
         &run,
-        &tag_lock,
+        tag_lock,
         &[
             "python3",
             "-c",
@@ -581,10 +774,10 @@ fn equivalence(test: &str, platform: &str, arch: &str) {
         ("lsq-raw", "lsq-raw"),
         ("lsq-sh", "lsq-sh"),
     ] {
-        let out = engine.docker_run_with(&run, &tag_lock, &[cmd]);
+        let out = engine.docker_run_with(&run, tag_lock, &[cmd]);
         assert_eq!(out.trim(), want, "{cmd}");
     }
-    let check = engine.docker_run_with(&run, &tag_lock, &["python3", "-m", "pip", "check"]);
+    let check = engine.docker_run_with(&run, tag_lock, &["python3", "-m", "pip", "check"]);
     assert!(check.contains("No broken requirements"), "{check}");
 }
 
@@ -717,32 +910,27 @@ fn real_equivalence(test: &str, platform: &str, arch: &str) {
     let python = engine.python_version("python:3.12-slim");
     for (name, pins, imports, commands) in REAL_LOCKS {
         let files = real_wheels(pins, arch, &python);
-        let (tag_lock, lock, pip, _, _tags) = build_both(engine, platform, &files);
-        let diffs = differences(&pip, &lock);
+        let (built, _tags) = build_all(engine, platform, arch, &files);
+        let tag_lock = &built.tag;
         let site = format!("/usr/local/lib/python{python}/dist-packages/");
-        let compared = lock.keys().filter(|p| p.starts_with(&site)).count();
-        eprintln!(
-            "{test}: lock `{name}` ({} wheels: {}): {compared} files in site-packages compared, {} differences",
+        let compared = built.lock.keys().filter(|p| p.starts_with(&site)).count();
+        assert!(compared > 50, "{name}: only {compared} files installed");
+        let what = format!(
+            "lock `{name}` ({} wheels: {})",
             files.len(),
             files
                 .iter()
                 .map(|f| f.1.filename.as_str())
                 .collect::<Vec<_>>()
-                .join(" "),
-            diffs.len()
+                .join(" ")
         );
-        assert!(compared > 50, "{name}: only {compared} files installed");
-        assert!(
-            diffs.is_empty(),
-            "{test}: lock `{name}`: the lock's install differs from pip's:\n{}",
-            diffs.join("\n")
-        );
+        assert_equivalent(test, &what, &built, |p| p.starts_with(&site));
         let run = ["--network=none", "--platform", platform];
-        engine.docker_run_with(&run, &tag_lock, &["python3", "-c", imports]);
+        engine.docker_run_with(&run, tag_lock, &["python3", "-c", imports]);
         for c in commands {
-            engine.docker_run_with(&run, &tag_lock, &["sh", "-c", c]);
+            engine.docker_run_with(&run, tag_lock, &["sh", "-c", c]);
         }
-        let check = engine.docker_run_with(&run, &tag_lock, &["python3", "-m", "pip", "check"]);
+        let check = engine.docker_run_with(&run, tag_lock, &["python3", "-m", "pip", "check"]);
         assert!(check.contains("No broken requirements"), "{name}: {check}");
     }
 }
@@ -781,4 +969,71 @@ fn a_lock_installs_what_pip_installs_on_arm64() {
         "linux/arm64",
         "aarch64",
     );
+}
+
+/// The uv rules allow uv's ways and nothing else (no engine needed).
+#[test]
+fn the_uv_rules_allow_only_what_uv_does_differently() {
+    let node = |mode: u32, data: &str| Node {
+        mode,
+        data: data.as_bytes().to_vec(),
+    };
+    let wrapper = |shebang: &str, import: &str| {
+        format!(
+            "#!{shebang}\n# -*- coding: utf-8 -*-\nimport sys\nfrom {import} import main\nif __name__ == '__main__':\n    sys.exit(main())\n"
+        )
+    };
+    let site = "/usr/local/lib/python3.11/dist-packages/t-1.0.dist-info";
+    let tree = |installer: &str, script: String, mode: u32, rows: &[&str]| {
+        let mut t = BTreeMap::new();
+        t.insert(
+            "/usr/local/bin/python".into(),
+            node(0o777, "-> /usr/bin/python3"),
+        );
+        t.insert("/usr/local/bin/t".into(), node(mode, &script));
+        t.insert(format!("{site}/INSTALLER"), node(0o644, installer));
+        t.insert(format!("{site}/RECORD"), node(0o644, &rows.join("\n")));
+        t
+    };
+    let lock_rows = [
+        "t/__init__.py,sha256=x,1",
+        "t/__pycache__/__init__.cpython-311.pyc,,",
+        "t-1.0.dist-info/RECORD.jws,,",
+        "../../../bin/t,sha256=l,9",
+        "t-1.0.dist-info/INSTALLER,sha256=i,11",
+    ];
+    let lock = tree(
+        "layerstack\n",
+        wrapper("/usr/bin/python3", "t"),
+        0o644,
+        &lock_rows,
+    );
+    let uv_rows = [
+        "t/__init__.py,sha256=x,1",
+        "../../../bin/t,sha256=u,8",
+        "t-1.0.dist-info/INSTALLER,sha256=v,2",
+    ];
+    let uv_script = "#!/usr/local/bin/python\n# -*- coding: utf-8 -*-\nimport sys\nfrom t import main\nif __name__ == \"__main__\":\n    if sys.argv[0].endswith(\".exe\"):\n        sys.argv[0] = sys.argv[0][:-4]\n    sys.exit(main())\n";
+    let uv = tree("uv", uv_script.into(), 0o755, &uv_rows);
+    assert_eq!(differences(Installer::Uv, &uv, &lock), Vec::<String>::new());
+    // Not pip's way: mode, INSTALLER, the script, and four RECORD rows (pyc, jws, bin x2).
+    assert_eq!(differences(Installer::Pip, &uv, &lock).len(), 7);
+    // Another imported module, another interpreter, another module's row: differences.
+    let other = tree("uv", wrapper("/usr/local/bin/python", "u"), 0o755, &uv_rows);
+    assert_eq!(differences(Installer::Uv, &other, &lock).len(), 1);
+    let other = tree("uv", wrapper("/usr/bin/python2", "t"), 0o755, &uv_rows);
+    assert_eq!(differences(Installer::Uv, &other, &lock).len(), 1);
+    let mut rows = uv_rows.to_vec();
+    rows[0] = "t/__init__.py,sha256=y,1";
+    let other = tree("uv", uv_script.into(), 0o755, &rows);
+    assert_eq!(differences(Installer::Uv, &other, &lock).len(), 2);
+    // An executable bit uv did not add (the lock's is 755, uv's 644).
+    let lock755 = tree(
+        "layerstack\n",
+        wrapper("/usr/bin/python3", "t"),
+        0o755,
+        &lock_rows,
+    );
+    let uv644 = tree("uv", uv_script.into(), 0o644, &uv_rows);
+    assert_eq!(differences(Installer::Uv, &uv644, &lock755).len(), 1);
 }
