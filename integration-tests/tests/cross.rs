@@ -498,3 +498,108 @@ fn the_build_platform_resolves_into_a_lock_with_layerstack_resolve() {
     );
     engine.remove_image(&tag);
 }
+
+/// `llb-gen lock resolve` runs `--call lock` for both platforms and writes one lock per image,
+/// the platforms merged (markers where they differ); the stack then installs from those locks
+/// (no resolve step, no emulation), and each platform gets what its own resolve picked.
+#[test]
+fn llb_gen_lock_resolve_writes_locks_the_stack_installs_from() {
+    let test = "llb_gen_lock_resolve_writes_locks_the_stack_installs_from";
+    let Some(engine) = engine(test) else { return };
+    let index = index();
+    let ctx = Context::new().file("stack.toml", &stack(false));
+    let index_arg = format!("INDEX={}", index.url());
+    let out = integration_tests::llb_gen(
+        &[
+            "lock",
+            "resolve",
+            &ctx.join("stack.toml"),
+            "--context",
+            ctx.path_str(),
+            "--platform",
+            "linux/arm64",
+            "--platform",
+            "linux/amd64",
+            "--network",
+            "host",
+            "--build-arg",
+            &index_arg,
+            "--out",
+            ctx.path_str(),
+        ],
+        ctx.path(),
+    );
+    eprintln!("{test}: llb-gen lock resolve printed:\n{out}");
+    assert!(
+        out.contains("pylock.base.toml: 1 package of `base` for linux/arm64, linux/amd64"),
+        "{out}"
+    );
+    assert!(out.contains("pylock.app.toml: "), "{out}");
+    let app = std::fs::read_to_string(ctx.path().join("pylock.app.toml")).unwrap();
+    let base = std::fs::read_to_string(ctx.path().join("pylock.base.toml")).unwrap();
+    eprintln!("{test}: pylock.app.toml:\n{app}\npylock.base.toml:\n{base}");
+    for want in [
+        "manylinux_2_17_aarch64.whl",
+        "manylinux_2_17_x86_64.whl",
+        "hashes = { sha256 = ",
+    ] {
+        assert!(
+            base.contains(want),
+            "pylock.base.toml lacks {want}:\n{base}"
+        );
+    }
+    for want in [
+        "name = \"lsdemo-armonly\"\nversion = \"1.0\"\nmarker = \"platform_machine == 'aarch64'\"",
+        "name = \"lsdemo-x86only\"\nversion = \"1.0\"\nmarker = \"platform_machine == 'x86_64'\"",
+        "name = \"lsdemo-app\"\nversion = \"1.0\"\nwheels",
+    ] {
+        assert!(app.contains(want), "pylock.app.toml lacks {want}:\n{app}");
+    }
+    // The app's lock leaves out what the base has.
+    assert!(!app.contains("lsdemo-native"), "{app}");
+
+    let python = engine.python_version("python:3.12-slim");
+    let from_locks = format!(
+        "# syntax={}\n\
+         [stack]\nname = \"cross\"\ndefault = \"app\"\n\n\
+         [args]\nINDEX = \"\"\n\n\
+         [layers.base]\nfrom = \"python:3.12-slim\"\n\
+         lock = {{ file = \"pylock.base.toml\", python-version = \"{python}\" }}\n\n\
+         [services.app]\nfrom = \"base\"\n\
+         lock = {{ file = \"pylock.app.toml\", python-version = \"{python}\" }}\n\
+         cmd = [\"lsdemo-native\"]\n",
+        frontend_image()
+    );
+    let ctx = ctx.file("stack.toml", &from_locks);
+    for (platform, machine, only) in [
+        ("linux/arm64", "aarch64", "lsdemo_armdep lsdemo_armonly"),
+        ("linux/amd64", "x86_64", "lsdemo_x86only"),
+    ] {
+        let tag = engine.unique_tag(&format!("cross-resolved-{machine}"));
+        let b = build_for(engine, &ctx, &index, &tag, platform, &[]);
+        assert!(
+            b.progress.matching("resolve for").is_empty()
+                && b.progress.matching("(emulated").is_empty(),
+            "{platform}: the committed locks need no resolve and no emulation\n{}",
+            b.progress.summary()
+        );
+        let lines = inspect_on(engine, &tag, platform);
+        let wheel = format!("cp311-cp311-manylinux_2_17_{machine}");
+        assert_eq!(
+            lines,
+            [
+                machine,
+                &wheel,
+                "1.0",
+                &format!("1.0 {wheel}"),
+                "pip-check-ok",
+                "1",
+                "1",
+                only,
+                "uninstall-ok",
+            ],
+            "{platform}: the image from the committed locks"
+        );
+        engine.remove_image(&tag);
+    }
+}

@@ -139,6 +139,34 @@ enum LockCmd {
         #[arg(long)]
         member: Option<String>,
     },
+    /// Resolve a target's pip and uv steps in a build (`docker buildx build --call
+    /// lock,format=json`: this command runs docker) and print one lock per image, every
+    /// platform merged, or write them as `pylock.IMAGE.toml` files to commit (`--out`).
+    Resolve {
+        /// The stack file (its `# syntax=` line names the frontend).
+        stack: PathBuf,
+        /// The build context.
+        #[arg(long, default_value = ".")]
+        context: PathBuf,
+        /// The target (default: the stack's default target).
+        #[arg(long)]
+        target: Option<String>,
+        /// A platform to resolve for. Repeatable (default: the builder's).
+        #[arg(long)]
+        platform: Vec<String>,
+        /// `--build-arg` for the build. Repeatable.
+        #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+        build_arg: Vec<String>,
+        /// The buildx builder (default: the current one).
+        #[arg(long)]
+        builder: Option<String>,
+        /// `--network` for the build's steps (`host` where RUN steps reach the index only so).
+        #[arg(long)]
+        network: Option<String>,
+        /// Write each image's lock to DIR/pylock.IMAGE.toml instead of printing them.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -274,7 +302,118 @@ fn main() -> ExitCode {
             };
             llb_gen::lock::show::show(&f, &opts)
         })),
+        Cmd::Lock(LockCmd::Resolve {
+            stack,
+            context,
+            target,
+            platform,
+            build_arg,
+            builder,
+            network,
+            out,
+        }) => {
+            let mut args: Vec<String> = vec![];
+            let mut opt = |flag: &str, v: Option<String>| {
+                if let Some(v) = v {
+                    args.extend([flag.to_string(), v]);
+                }
+            };
+            opt("--builder", builder);
+            opt("--target", target.clone());
+            opt("--network", network);
+            for p in platform {
+                opt("--platform", Some(p));
+            }
+            for a in build_arg {
+                opt("--build-arg", Some(a));
+            }
+            finish(resolve_cmd(
+                &stack,
+                &context,
+                &args,
+                target.as_deref(),
+                out.as_ref(),
+            ))
+        }
     }
+}
+
+/// `llb-gen lock resolve`: runs `docker buildx build --call lock,format=json` (with `--print`
+/// and BUILDX_EXPERIMENTAL=1 on a buildx without `--call`), merges each image's locks
+/// (`lock::resolved`), then prints them or writes them to `out`.
+fn resolve_cmd(
+    stack: &Path,
+    context: &Path,
+    args: &[String],
+    target: Option<&str>,
+    out: Option<&PathBuf>,
+) -> Result<String, String> {
+    use llb_gen::lock::resolved;
+    let run = |call: &str| {
+        let mut cmd = std::process::Command::new("docker");
+        cmd.args(["buildx", "build", "--progress=quiet"]);
+        if call == "--print" {
+            cmd.env("BUILDX_EXPERIMENTAL", "1");
+        }
+        cmd.args([call, "lock,format=json"])
+            .args(args)
+            .arg("-f")
+            .arg(stack)
+            .arg(context)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| format!("error: cannot run `docker buildx build`: {e}\n"))
+    };
+    let mut o = run("--call")?;
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    if !o.status.success() && stderr(&o).contains("unknown flag: --call") {
+        o = run("--print")?;
+    }
+    if !o.status.success() {
+        return Err(format!(
+            "error: `docker buildx build --call lock` for {} failed ({}):\n{}",
+            stack.display(),
+            o.status,
+            stderr(&o)
+        ));
+    }
+    let locks = resolved::parse(&String::from_utf8_lossy(&o.stdout))?;
+    if locks.is_empty() {
+        return Ok("no resolve step wrote a lock: the target installs nothing with pip or uv for these platforms, or every such step installs under emulation\n".into());
+    }
+    let mut text = String::new();
+    for (image, locks) in resolved::by_image(&locks, target.unwrap_or("lock")) {
+        let name = resolved::merged_file_name(&image);
+        let merged = resolved::merge(&image, &locks).map_err(|e| format!("error: {e}\n"))?;
+        let what = format!(
+            "{name}: {} of `{image}` for {}",
+            match resolved::package_count(&merged) {
+                1 => "1 package".to_string(),
+                n => format!("{n} packages"),
+            },
+            locks
+                .iter()
+                .map(|l| l.platform.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        match out {
+            None => text.push_str(&format!("# {what}\n{}\n", merged.trim_end())),
+            Some(dir) => {
+                let path = dir.join(&name);
+                std::fs::create_dir_all(dir)
+                    .and_then(|_| std::fs::write(&path, &merged))
+                    .map_err(|e| format!("error: {}: {e}\n", path.display()))?;
+                text.push_str(&format!("wrote {}/{what}\n", dir.display()));
+            }
+        }
+    }
+    if out.is_some() {
+        text.push_str(
+            "install an image from its lock with `lock = \"pylock.IMAGE.toml\"` in place of its pip steps (docs/stack-toml.md §28)\n",
+        );
+    }
+    Ok(text)
 }
 
 fn schema_cmd(check: Option<&PathBuf>) -> Result<String, String> {

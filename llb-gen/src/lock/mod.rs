@@ -8,6 +8,7 @@ pub mod group;
 pub mod index;
 pub mod pylock;
 pub mod requirements;
+pub mod resolved;
 pub mod select;
 pub mod show;
 pub mod target;
