@@ -589,3 +589,59 @@ fn a_hash_pinned_requirements_file_installs_the_files_its_hashes_name_on_the_ind
     );
     assert!(!text.contains("constraints.txt"), "{text}");
 }
+
+/// A service's lock that holds its base layer's packages too (as a uv workspace's lock does):
+/// what the base installs from its lock is not installed again; another version of it is an
+/// error at the package's line in the service's lock and at the service's `lock` line.
+#[test]
+fn what_a_layer_below_installs_from_its_lock_is_not_installed_again() {
+    let svc_lock = |core: &str| {
+        format!(
+            "lock-version = '1.0'\nrequires-python = '>=3.10'\ncreated-by = 'test'\n\
+             [[packages]]\nname = 'LSL_Core'\nversion = '{core}'\n\
+             [[packages.wheels]]\nurl = 'https://files.example/lsl_core-{core}-py3-none-any.whl'\nhashes = {{sha256 = '{H1}'}}\n\
+             [[packages]]\nname = 'lsl-extra'\nversion = '1.0'\n\
+             [[packages.wheels]]\nurl = 'https://files.example/lsl_extra-1.0-py3-none-any.whl'\nhashes = {{sha256 = '{H2}'}}\n"
+        )
+    };
+    let stack = "[layers.base]\nfrom = \"python:3.12-slim\"\nlock = \"pylock.toml\"\n\n\
+                 [services.api]\nfrom = \"base\"\nlock = \"pylock.api.toml\"\n\n\
+                 [services.solo]\nfrom = \"python:3.12-slim\"\nlock = \"pylock.api.toml\"\n";
+    let file = SourceFile::new("stack.toml", stack);
+    let plan_with = |core: &str, target: &str| {
+        let mut o = opts(target, Platform::linux_amd64(), true);
+        o.lock_files
+            .insert("pylock.api.toml".into(), Some(svc_lock(core)));
+        llb_gen::load(&file, &o)
+    };
+    let names = |plan: &llb_gen::plan::Plan, image: &str| -> Vec<String> {
+        let img = plan.images.iter().find(|i| i.name == image).unwrap();
+        img.steps
+            .iter()
+            .filter_map(|s| match &s.kind {
+                StepKind::Lock(l) => Some(l),
+                _ => None,
+            })
+            .flat_map(|l| l.groups.iter().flat_map(|g| g.files.iter()))
+            .map(|f| format!("{} {}", f.name, f.version))
+            .collect()
+    };
+    let (_, plan) =
+        plan_with("1.0", "api").unwrap_or_else(|e| panic!("{}", e.diagnostics.render(&e.file)));
+    assert_eq!(names(&plan, "api"), ["lsl-extra 1.0"]);
+    assert!(names(&plan, "base").contains(&"lsl-core 1.0".to_string()));
+    // Built on the registry image, the same lock installs both.
+    let (_, plan) = plan_with("1.0", "solo").unwrap();
+    assert_eq!(names(&plan, "solo"), ["lsl-core 1.0", "lsl-extra 1.0"]);
+
+    let err = plan_with("1.1", "api").expect_err("another version of lsl-core");
+    let text = err.diagnostics.render(&err.file);
+    assert!(
+        text.contains(
+            "pylock.api.toml:4: `lsl-core` 1.1: the layer `base` below installs 1.0 from its lock"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("stack.toml:7:8"), "{text}");
+    assert!(text.contains("pin lsl-core==1.0"), "{text}");
+}

@@ -70,6 +70,32 @@ impl<'a> Planner<'a> {
         None
     }
 
+    /// What the locks of the layers below `base` install (following `from` layers, nearest
+    /// first): package name → (version, the layer's name, its interpreter).
+    fn locked_below(&self, base: Option<&Base>) -> BTreeMap<String, (String, String, String)> {
+        let mut out = BTreeMap::new();
+        let mut b = base.cloned();
+        for _ in 0..=self.images.len() {
+            let Some(Base::Layer { index, .. }) = b else {
+                break;
+            };
+            let Some(img) = self.images.get(index) else {
+                break;
+            };
+            for st in &img.steps {
+                if let StepKind::Lock(l) = &st.kind {
+                    for f in l.groups.iter().flat_map(|g| g.files.iter()) {
+                        out.entry(f.name.clone()).or_insert_with(|| {
+                            (f.version.clone(), img.name.clone(), l.python.clone())
+                        });
+                    }
+                }
+            }
+            b = Some(img.base.clone());
+        }
+        out
+    }
+
     /// The lock step of `img`, or None (errors reported) when the lock cannot be used.
     pub(super) fn lock_step(
         &mut self,
@@ -305,7 +331,43 @@ impl<'a> Planner<'a> {
             }
             return None;
         }
-        let groups = group::group(&sel.files, &group::Rules::default());
+        // What a layer below installs from its lock is there already: the same version is
+        // not installed again (so a service's lock may hold its base's packages, as a uv
+        // workspace's lock does); another version cannot replace it (the base's files would
+        // stay beside the new ones).
+        let below = self.locked_below(base);
+        let mut files = Vec::with_capacity(sel.files.len());
+        let mut clash = false;
+        for f in sel.files {
+            match below.get(&f.name) {
+                Some((v, _, py)) if *py == self.python && *v == f.version => {}
+                Some((v, layer, py)) if *py == self.python => {
+                    let at = parsed
+                        .packages
+                        .iter()
+                        .find(|p| p.name == f.name && p.version.as_deref() == Some(&f.version))
+                        .map(|p| p.span);
+                    let mut d = Diagnostic::error(format!(
+                        "`{}` {}: the layer `{layer}` below installs {v} from its lock, and an image cannot replace a package its base installed",
+                        f.name, f.version
+                    ))
+                    .hint(format!(
+                        "lock both images from one lock (a uv workspace's uv.lock), or pin {}=={v} in this one",
+                        f.name
+                    ));
+                    if let Some(span) = at {
+                        d = d.at(span);
+                    }
+                    self.diags.push(quote(&d));
+                    clash = true;
+                }
+                _ => files.push(f),
+            }
+        }
+        if clash {
+            return None;
+        }
+        let groups = group::group(&files, &group::Rules::default());
         Some(LockStep {
             file: path,
             python: self.python.clone(),
