@@ -497,6 +497,31 @@ fn the_build_platform_resolves_into_a_lock_with_layerstack_resolve() {
         b.progress.summary()
     );
     engine.remove_image(&tag);
+    // `resolve = true` on one image, in the stack: that image's steps resolve, its base's
+    // run pip.
+    let one = stack(false).replace("[services.app]\n", "[services.app]\nresolve = true\n");
+    let ctx = ctx.file("stack.toml", &one);
+    let tag = engine.unique_tag("resolve-app");
+    let b = build_for(engine, &ctx, &index, &tag, "linux/amd64", &[]);
+    b.assert_vertex("[layer base 1/1] pip install lsdemo-native==1.0");
+    vertex_with(
+        &b,
+        "[service app 1/1] pip install lsdemo-app==1.0",
+        ": resolve for linux/amd64 (on linux/amd64)",
+    );
+    vertex_with(
+        &b,
+        "[service app 1/1] pip install lsdemo-app==1.0",
+        " (resolved for linux/amd64, installed on linux/amd64) (merge)",
+    );
+    assert_eq!(
+        b.progress.matching(": resolve for").len(),
+        1,
+        "{}",
+        b.progress.summary()
+    );
+    assert_eq!(inspect_on(engine, &tag, "linux/amd64")[4], "pip-check-ok");
+    engine.remove_image(&tag);
 }
 
 /// `llb-gen lock resolve` runs `--call lock` for both platforms and writes one lock per image,

@@ -24,7 +24,10 @@ impl<'a> Converter<'a> {
     ) -> Output {
         let mut m = m;
         let foreign = st.platform != self.opts.build_platform;
-        if let Some((verdicts, ask)) = self.verdicts.filter(|_| foreign || self.opts.resolve) {
+        if let Some((verdicts, ask)) = self
+            .verdicts
+            .filter(|_| foreign || self.opts.resolve || img.resolve)
+        {
             let why = if let Some(step) =
                 step.filter(|_| self.opts.cross_install && img.cross_install)
             {

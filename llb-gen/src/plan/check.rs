@@ -386,7 +386,7 @@ pub fn valid_targets_hint(stack: &Stack) -> String {
 fn check_dockerfile_image(img: &ImageDef, diags: &mut Diagnostics) {
     let first = |v: &[Sp<String>]| v.first().map(|s| s.span);
     let env = |v: &[EnvVar]| v.first().map(|e| e.name.span);
-    let set: [(&str, Option<Span>); 25] = [
+    let set: [(&str, Option<Span>); 26] = [
         ("from", img.from.as_ref().map(|s| s.span)),
         ("apt", first(&img.apt)),
         (
@@ -415,6 +415,7 @@ fn check_dockerfile_image(img: &ImageDef, diags: &mut Diagnostics) {
         ("installer", img.installer.as_ref().map(|s| s.span)),
         ("conda", img.conda.as_ref().map(|c| c.span)),
         ("cross-install", img.cross_install.as_ref().map(|s| s.span)),
+        ("resolve", img.resolve.as_ref().map(|s| s.span)),
     ];
     for (key, span) in set {
         if let Some(span) = span {

@@ -165,6 +165,10 @@ pub struct PlanImage {
     pub declared_user: Option<String>,
     /// Pip steps for a foreign platform may install on the build platform (`cross-install`).
     pub cross_install: bool,
+    /// Pip steps for the build platform are resolved into a lock and installed as lock
+    /// groups (`resolve`, or `[stack] resolve`; the build's `LAYERSTACK_RESOLVE` turns it on
+    /// for every image).
+    pub resolve: bool,
     /// `build-only = true`: never shipped (no bake target).
     pub build_only: bool,
     /// The interpreter of this image's pip steps: its own `python`, else its base layer's,

@@ -122,6 +122,11 @@ impl<'a> Planner<'a> {
                     .as_ref()
                     .or(self.stack.cross_install.as_ref())
                     .is_none_or(|c| c.value),
+            resolve: img
+                .resolve
+                .as_ref()
+                .or(self.stack.resolve.as_ref())
+                .is_some_and(|c| c.value),
             python,
             torch_backend,
             platform_specific,
@@ -569,6 +574,7 @@ impl<'a> Planner<'a> {
             declared_user: None,
             build_only: img.is_build_only(),
             cross_install: false,
+            resolve: false,
             python: self.python.clone(),
             torch_backend: None,
             platform_specific: false,

@@ -1066,3 +1066,38 @@ from = "a"
         Some("layers.a.platforms.\"linux/arm64\".from")
     );
 }
+
+#[test]
+fn resolve_is_set_per_image_or_for_the_stack_and_not_inherited() {
+    let resolve = |s: &str| -> Vec<(String, bool)> {
+        let p = plan_on(s, "app", "linux/amd64").unwrap();
+        p.images
+            .iter()
+            .map(|i| (i.name.clone(), i.resolve))
+            .collect()
+    };
+    let images = "[layers.base]\nfrom = \"python:3.12-slim\"\npip = [\"a\"]\n\n[services.app]\nfrom = \"base\"\npip = [\"b\"]\n";
+    assert_eq!(
+        resolve(images),
+        [("base".into(), false), ("app".into(), false)]
+    );
+    let on_app = images.replace("[services.app]\n", "[services.app]\nresolve = true\n");
+    assert_eq!(
+        resolve(&on_app),
+        [("base".into(), false), ("app".into(), true)]
+    );
+    let on_stack = format!(
+        "[stack]\nresolve = true\n\n{}",
+        images.replace("[services.app]\n", "[services.app]\nresolve = false\n")
+    );
+    assert_eq!(
+        resolve(&on_stack),
+        [("base".into(), true), ("app".into(), false)]
+    );
+    // Not a boolean: an error at its line.
+    let (_, d) = parse(&SourceFile::new(
+        "stack.toml",
+        "[stack]\nresolve = \"yes\"\n",
+    ));
+    assert!(d.has_errors(), "{d:?}");
+}

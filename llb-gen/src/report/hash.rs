@@ -411,6 +411,9 @@ pub fn definition_lines(img: &PlanImage) -> Vec<String> {
         declared_user: _,
         // How foreign-platform installs run, not what they install.
         cross_install: _,
+        // How the build platform's pip steps install (resolved into lock groups, or pip),
+        // not what they install.
+        resolve: _,
         // Whether it is shipped, not what it holds.
         build_only: _,
         // Derived: the interpreter and the torch build are in the steps.

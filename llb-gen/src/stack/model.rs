@@ -53,6 +53,9 @@ pub struct Stack {
     /// `stack.cross-install`: install wheels for a foreign platform on the build platform
     /// instead of under emulation (default true).
     pub cross_install: Option<Sp<bool>>,
+    /// `stack.resolve`: pip steps for the build platform are resolved into a lock in the build
+    /// and installed as lock groups, like a foreign platform's (default false).
+    pub resolve: Option<Sp<bool>>,
     /// `stack.requires`: the frontend versions this stack is written for, a semver requirement
     /// such as `">=0.2"` (checked by [`crate::version::check_requires`]).
     pub requires: Option<Sp<String>>,
@@ -249,6 +252,8 @@ pub struct ImageDef {
     pub lock: Option<LockDef>,
     /// Overrides `[stack] cross-install` for this image's pip steps.
     pub cross_install: Option<Sp<bool>>,
+    /// Overrides `[stack] resolve` for this image's pip steps.
+    pub resolve: Option<Sp<bool>>,
     /// `build-only = true`: an image only built to copy artifacts from (or to build on),
     /// never shipped: no bake target, never the default target.
     pub build_only: Option<Sp<bool>>,
@@ -332,6 +337,7 @@ impl ImageDef {
             conda: None,
             lock: None,
             cross_install: None,
+            resolve: None,
             build_only: None,
             dockerfile: None,
             python: None,
@@ -364,6 +370,7 @@ impl ImageDef {
         replace(&mut self.conda, &o.conda);
         replace(&mut self.lock, &o.lock);
         replace(&mut self.cross_install, &o.cross_install);
+        replace(&mut self.resolve, &o.resolve);
         replace(&mut self.apt_recommends, &o.apt_recommends);
         replace(&mut self.build_only, &o.build_only);
         replace(&mut self.dockerfile, &o.dockerfile);

@@ -36,6 +36,7 @@ const STACK_KEYS: &[&str] = &[
     "install-env",
     "tags",
     "cross-install",
+    "resolve",
     "requires",
 ];
 const IMAGE_KEYS: &[&str] = &[
@@ -66,6 +67,7 @@ const IMAGE_KEYS: &[&str] = &[
     "conda",
     "lock",
     "cross-install",
+    "resolve",
     "build-only",
     "dockerfile",
     "python",
@@ -452,6 +454,7 @@ impl Parser {
                 "install-env" => stack.install_env = self.env_table(val, &path),
                 "tags" => stack.tags = self.strings(val, &path),
                 "cross-install" => stack.cross_install = self.boolean(val, &path),
+                "resolve" => stack.resolve = self.boolean(val, &path),
                 "requires" => stack.requires = self.string(val, &path),
                 other => self.unknown_key(other, k.span().into(), "stack", STACK_KEYS),
             }
@@ -625,6 +628,7 @@ impl Parser {
                 "conda" => img.conda = self.conda(val, &kp),
                 "lock" => img.lock = self.lock(val, &kp),
                 "cross-install" => img.cross_install = self.boolean(val, &kp),
+                "resolve" => img.resolve = self.boolean(val, &kp),
                 "build-only" => img.build_only = self.boolean(val, &kp),
                 "dockerfile" => img.dockerfile = self.dockerfile(val, &kp),
                 "python" => img.python = self.nonempty(val, &kp, "a Python interpreter"),

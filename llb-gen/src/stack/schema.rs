@@ -329,6 +329,10 @@ fn key_schema(table: &str, key: &str) -> Option<(Value, &'static str)> {
             json!({ "type": "boolean" }),
             "Install wheels for a foreign platform on the build platform instead of under emulation (default true).",
         ),
+        ("stack", "resolve") => (
+            json!({ "type": "boolean" }),
+            "Resolve pip steps for the build platform into a lock in the build and install it as layer groups, like a foreign platform's (default false).",
+        ),
         ("stack", "requires") => (
             r("string"),
             "The layerstack versions this stack needs, a semver requirement such as \">=0.2\"; an older frontend stops with that error.",
@@ -426,6 +430,10 @@ fn key_schema(table: &str, key: &str) -> Option<(Value, &'static str)> {
         ("image", "cross-install") => (
             json!({ "type": "boolean" }),
             "Whether this image's pip steps for a foreign platform may install on the build platform.",
+        ),
+        ("image", "resolve") => (
+            json!({ "type": "boolean" }),
+            "Whether this image's pip steps for the build platform are resolved into a lock and installed as layer groups (overrides [stack] resolve).",
         ),
         ("image", "python") => (
             r("string"),
