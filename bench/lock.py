@@ -120,6 +120,14 @@ def build(args, cwd):
     sh(["docker", "buildx", "build", "--network=host", "--progress=plain", *args], cwd=cwd)
 
 
+def write_report(path: Path, lines):
+    """The report's lines into PATH (markdown), printed too."""
+    text = "\n".join(lines) + "\n"
+    path.write_text(text)
+    print(text)
+    log(f"results in {path.parent}")
+
+
 def push(ref):
     sh(["docker", "push", "-q", ref])
 
@@ -198,10 +206,7 @@ def main():
         for ref in ["seeds", "uv"]:
             (ls, lb), (rs, rb) = summary[("layerstack", sc)], summary[(ref, sc)]
             lines.append(f"| {sc}: layerstack / {ref} | {ls / rs:.2f}x | {lb / rb:.3f}x |")
-    text = "\n".join(lines) + "\n"
-    (out / "lock.md").write_text(text)
-    print(text)
-    log(f"results in {out}")
+    write_report(out / "lock.md", lines)
 
 
 if __name__ == "__main__":

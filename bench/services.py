@@ -43,7 +43,7 @@ from pathlib import Path
 import sys
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lock import REGISTRY, REGISTRY_DATA, FRONTEND, registry_bytes, push  # noqa: E402
+from lock import REGISTRY, REGISTRY_DATA, FRONTEND, registry_bytes, push, write_report  # noqa: E402
 from run import REPO, load_engine_env, log, sh  # noqa: E402
 
 RUNTIME = ["fastapi==0.115.6", "uvicorn==0.34.0", "pydantic==2.10.4", "httpx==0.28.1"]
@@ -198,10 +198,7 @@ def main():
         lines.append(f"| {name} | {s['own_layer_bytes'][name] / 1e6:.1f} | {l['own_layer_bytes'][name] / 1e6:.1f} |")
     lines += ["", f"layerstack / seeds, registry bytes: {l['registry_bytes'] / s['registry_bytes']:.2f}x; "
               f"seconds: {l['seconds'] / s['seconds']:.2f}x"]
-    text = "\n".join(lines) + "\n"
-    (out / "services.md").write_text(text)
-    print(text)
-    log(f"results in {out}")
+    write_report(out / "services.md", lines)
 
 
 if __name__ == "__main__":

@@ -553,8 +553,10 @@ fn differences(
 /// served on the 127.0.0.1 index: the builds reach only the loopback).
 const UV: &str = "uv==0.13.9";
 
-/// uv's wheel for `arch`, served beside the lock's wheels (never in the lock).
-fn uv_wheel(arch: &str) -> IndexFile {
+/// `python3 -m pip download -q --no-deps --only-binary=:all: ARGS -d DIR` (the host's pip, from
+/// PyPI), which must succeed: the files it wrote into DIR, as index files named by their
+/// distribution (the file name's first part).
+fn pip_download(args: &[String]) -> Vec<IndexFile> {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut cmd = std::process::Command::new("python3");
     cmd.args([
@@ -565,24 +567,40 @@ fn uv_wheel(arch: &str) -> IndexFile {
         "--no-deps",
         "--only-binary=:all:",
     ])
-    .args(["--disable-pip-version-check", "--platform"])
-    .arg(format!("manylinux_2_17_{arch}"))
+    .arg("--disable-pip-version-check")
+    .args(args)
     .arg("-d")
-    .arg(dir.path())
-    .arg(UV);
-    let out = integration_tests::exec(&mut cmd, None).expect("python3 -m pip download uv");
-    assert!(out.status.success(), "pip download {UV}:\n{}", out.stderr);
-    let path = std::fs::read_dir(dir.path())
+    .arg(dir.path());
+    let out = integration_tests::exec(&mut cmd, None).expect("python3 -m pip download");
+    assert!(
+        out.status.success(),
+        "pip download {args:?}:\n{}",
+        out.stderr
+    );
+    let mut files: Vec<IndexFile> = std::fs::read_dir(dir.path())
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    IndexFile {
-        project: "uv".to_string(),
-        filename: path.file_name().unwrap().to_string_lossy().into_owned(),
-        bytes: std::fs::read(&path).unwrap(),
-    }
+        .map(|e| {
+            let path = e.unwrap().path();
+            let filename = path.file_name().unwrap().to_string_lossy().into_owned();
+            IndexFile {
+                project: filename.split('-').next().unwrap().to_string(),
+                filename,
+                bytes: std::fs::read(&path).unwrap(),
+            }
+        })
+        .collect();
+    files.sort_by(|a, b| a.filename.cmp(&b.filename));
+    files
+}
+
+/// uv's wheel for `arch`, served beside the lock's wheels (never in the lock).
+fn uv_wheel(arch: &str) -> IndexFile {
+    let args = [
+        "--platform".to_string(),
+        format!("manylinux_2_17_{arch}"),
+        UV.to_string(),
+    ];
+    pip_download(&args).remove(0)
 }
 
 /// The three images of one lock, exported.
@@ -846,54 +864,25 @@ const REAL_LOCKS: [(&str, &[&str], &str, &[&str]); 3] = [
 /// host's pip into a temp dir and served from 127.0.0.1 like the fixture wheels: the builds
 /// themselves reach only the loopback index. (pin from the file name, file).
 fn real_wheels(pins: &[&str], arch: &str, python: &str) -> Vec<(String, IndexFile)> {
-    let dir = tempfile::tempdir().expect("temp dir");
     let v = python.replace('.', "");
-    let mut cmd = std::process::Command::new("python3");
-    cmd.args([
-        "-m",
-        "pip",
-        "download",
-        "-q",
-        "--no-deps",
-        "--only-binary=:all:",
-    ])
-    .args(["--disable-pip-version-check", "--python-version", python])
-    .args([
-        "--implementation",
-        "cp",
-        "--abi",
-        &format!("cp{v}"),
-        "--abi",
-        "abi3",
-    ])
-    .args(["--abi", "none", "-d"])
-    .arg(dir.path());
-    for p in ["manylinux_2_17", "manylinux2014", "manylinux_2_28"] {
-        cmd.args(["--platform", &format!("{p}_{arch}")]);
+    let mut args: Vec<String> = ["--python-version", python, "--implementation", "cp"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for abi in [format!("cp{v}"), "abi3".into(), "none".into()] {
+        args.extend(["--abi".to_string(), abi]);
     }
-    cmd.args(pins);
-    let out = integration_tests::exec(&mut cmd, None).expect("python3 -m pip download");
-    assert!(
-        out.status.success(),
-        "pip download {pins:?} for {arch}:\n{}",
-        out.stderr
-    );
-    let mut files: Vec<(String, IndexFile)> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| {
-            let path = e.unwrap().path();
-            let filename = path.file_name().unwrap().to_string_lossy().into_owned();
-            let mut parts = filename.splitn(3, '-');
-            let (name, version) = (parts.next().unwrap(), parts.next().unwrap());
-            let f = IndexFile {
-                project: name.to_string(),
-                filename: filename.clone(),
-                bytes: std::fs::read(&path).unwrap(),
-            };
-            (format!("{name}=={version}"), f)
+    for p in ["manylinux_2_17", "manylinux2014", "manylinux_2_28"] {
+        args.extend(["--platform".to_string(), format!("{p}_{arch}")]);
+    }
+    args.extend(pins.iter().map(|p| p.to_string()));
+    let files: Vec<(String, IndexFile)> = pip_download(&args)
+        .into_iter()
+        .map(|f| {
+            let version = f.filename.split('-').nth(1).unwrap().to_string();
+            (format!("{}=={version}", f.project), f)
         })
         .collect();
-    files.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
         files.len(),
         pins.len(),
