@@ -738,6 +738,22 @@ pub struct Vertex {
     pub logs: String,
 }
 
+impl Vertex {
+    /// BuildKit started the step and cancelled it because nothing needed its result any more
+    /// (what depends on it came from the cache): it did no work.
+    pub fn cancelled_unneeded(&self) -> bool {
+        self.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("context canceled"))
+            && self.logs.is_empty()
+    }
+
+    /// The step ran: neither answered from the cache nor cancelled as unneeded.
+    pub fn ran(&self) -> bool {
+        !self.cached && !self.cancelled_unneeded()
+    }
+}
+
 /// Parsed `--progress=rawjson` output.
 #[derive(Debug, Clone, Default)]
 pub struct Progress {

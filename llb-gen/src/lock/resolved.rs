@@ -19,23 +19,67 @@ pub struct Resolved {
     pub pylock: String,
 }
 
-/// The answer of `--call lock,format=json` (a JSON list; buildx may print a line of its own
-/// before it). Errors say what was expected.
+/// The answer of `--call lock,format=json`: a JSON list (buildx may print a line of its own
+/// before it). An older buildx prints the text answer whatever the format (`# PLATFORM —
+/// STEP` before each lock's text), which is read too (without the Python version). Errors
+/// say what was expected.
 pub fn parse(stdout: &str) -> Result<Vec<Resolved>, String> {
-    let start = stdout.find('[').ok_or_else(|| {
-        format!(
-            "`--call lock,format=json` printed no JSON list:\n{}",
-            excerpt(stdout)
-        )
-    })?;
-    let mut de = serde_json::Deserializer::from_str(&stdout[start..]);
-    let list = Vec::<Resolved>::deserialize(&mut de).map_err(|e| {
-        format!(
+    let mut json_error = None;
+    let mut start = 0;
+    for line in stdout.split_inclusive('\n') {
+        let t = line.trim_start();
+        if t.starts_with('[') && !t.starts_with("[[") {
+            let mut de = serde_json::Deserializer::from_str(&stdout[start..]);
+            match Vec::<Resolved>::deserialize(&mut de) {
+                Ok(list) => return Ok(list),
+                Err(e) => {
+                    json_error.get_or_insert(e.to_string());
+                }
+            }
+        }
+        start += line.len();
+    }
+    let text = parse_text(stdout);
+    if !text.is_empty() || stdout.contains("no resolve step wrote a lock") {
+        return Ok(text);
+    }
+    Err(match json_error {
+        Some(e) => format!(
             "`--call lock,format=json` printed what is not a list of locks ({e}):\n{}",
             excerpt(stdout)
-        )
-    })?;
-    Ok(list)
+        ),
+        None => format!(
+            "`--call lock,format=json` printed no list of locks:\n{}",
+            excerpt(stdout)
+        ),
+    })
+}
+
+/// The text answer: `# PLATFORM — STEP` lines, each followed by its lock's text.
+fn parse_text(stdout: &str) -> Vec<Resolved> {
+    let header = |line: &str| -> Option<(String, String)> {
+        let (platform, step) = line.strip_prefix("# ")?.split_once(" — ")?;
+        (platform.contains('/') && !platform.contains(' '))
+            .then(|| (platform.to_string(), step.trim_end().to_string()))
+    };
+    let mut out: Vec<Resolved> = vec![];
+    for line in stdout.lines() {
+        if let Some((platform, step)) = header(line) {
+            out.push(Resolved {
+                platform,
+                step,
+                python: None,
+                pylock: String::new(),
+            });
+        } else if let Some(last) = out.last_mut() {
+            last.pylock.push_str(line);
+            last.pylock.push('\n');
+        }
+    }
+    for r in &mut out {
+        r.pylock = format!("{}\n", r.pylock.trim());
+    }
+    out
 }
 
 fn excerpt(s: &str) -> String {
@@ -271,11 +315,42 @@ mod tests {
         assert_eq!(parse("[]").unwrap(), vec![]);
         let err = parse("ERROR: failed to solve").unwrap_err();
         assert!(
-            err.contains("no JSON list") && err.contains("failed to solve"),
+            err.contains("no list of locks") && err.contains("failed to solve"),
             "{err}"
         );
         let err = parse("[{\"platform\": 1}]").unwrap_err();
         assert!(err.contains("not a list of locks"), "{err}");
+    }
+
+    /// What buildx 0.13 (with dockerd 26) printed for `--print lock,format=json`: an id line,
+    /// then the text answer.
+    #[test]
+    fn an_older_buildxs_text_answer_is_read_too() {
+        let text = "sha256:471a1b88\n\
+            # linux/arm64 — [layer base 1/1] pip install x==1.0: resolve for linux/arm64 (on linux/amd64)\n\
+            # Resolved by layerstack for linux/arm64, CPython 3.11.2.\n\
+            lock-version = \"1.0\"\n\n[[packages]]\nname = \"x\"\nversion = \"1.0\"\n\n\
+            # linux/amd64 — [service app 1/1] pip install y==1.0: resolve for linux/amd64 (on linux/amd64)\n\
+            lock-version = \"1.0\"\n";
+        let got = parse(text).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].platform, "linux/arm64");
+        assert!(
+            got[0]
+                .step
+                .starts_with("[layer base 1/1] pip install x==1.0")
+        );
+        assert!(
+            got[0].pylock.starts_with("# Resolved by layerstack"),
+            "{}",
+            got[0].pylock
+        );
+        assert_eq!(package_count(&got[0].pylock), 1);
+        assert!(got[0].pylock.parse::<toml::Table>().is_ok());
+        assert_eq!(got[1].platform, "linux/amd64");
+        assert_eq!(got[1].pylock, "lock-version = \"1.0\"\n");
+        let none = "no resolve step wrote a lock: nothing installs for a foreign platform\n";
+        assert_eq!(parse(none).unwrap(), vec![]);
     }
 
     fn pkg(name: &str, version: &str, wheel: &str) -> String {
