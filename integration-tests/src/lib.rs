@@ -888,8 +888,8 @@ impl Progress {
         self.vertices.iter().filter(|v| v.error.is_some()).collect()
     }
 
-    /// Panics (listing them) unless every vertex selected by `pred` was cached,
-    /// and at least one was selected.
+    /// Panics (listing them) unless every vertex selected by `pred` was cached (or cancelled
+    /// as unneeded: [`Vertex::ran`]), and at least one was selected.
     pub fn assert_cached(&self, what: &str, pred: impl Fn(&Vertex) -> bool) {
         let selected: Vec<&Vertex> = self.vertices.iter().filter(|v| pred(v)).collect();
         assert!(
@@ -899,7 +899,7 @@ impl Progress {
         );
         let not_cached: Vec<&str> = selected
             .iter()
-            .filter(|v| !v.cached)
+            .filter(|v| v.ran())
             .map(|v| v.name.as_str())
             .collect();
         assert!(

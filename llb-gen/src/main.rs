@@ -377,7 +377,8 @@ fn resolve_cmd(
             stderr(&o)
         ));
     }
-    let locks = resolved::parse(&String::from_utf8_lossy(&o.stdout))?;
+    let locks = resolved::parse(&String::from_utf8_lossy(&o.stdout))
+        .map_err(|e| format!("error: {e}\n"))?;
     if locks.is_empty() {
         return Ok("no resolve step wrote a lock: the target installs nothing with pip or uv for these platforms, or every such step installs under emulation\n".into());
     }
@@ -391,11 +392,7 @@ fn resolve_cmd(
                 1 => "1 package".to_string(),
                 n => format!("{n} packages"),
             },
-            locks
-                .iter()
-                .map(|l| l.platform.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            resolved::platforms(&locks)
         );
         match out {
             None => text.push_str(&format!("# {what}\n{}\n", merged.trim_end())),

@@ -128,6 +128,17 @@ pub fn by_image<'a>(locks: &'a [Resolved], fallback: &str) -> Vec<(String, Vec<&
     out
 }
 
+/// The platforms of `locks`, each once, in order: `linux/arm64, linux/amd64`.
+pub fn platforms(locks: &[&Resolved]) -> String {
+    let mut seen: Vec<&str> = vec![];
+    for l in locks {
+        if !seen.contains(&l.platform.as_str()) {
+            seen.push(&l.platform);
+        }
+    }
+    seen.join(", ")
+}
+
 /// `pylock.IMAGE.toml`
 pub fn merged_file_name(image: &str) -> String {
     format!("pylock.{}.toml", safe(image))
@@ -232,15 +243,10 @@ pub fn merge(image: &str, locks: &[&Resolved]) -> Result<String, String> {
         }
     }
     packages.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
-    let platforms: Vec<&str> = {
-        let mut v: Vec<&str> = locks.iter().map(|l| l.platform.as_str()).collect();
-        v.dedup();
-        v
-    };
     let mut out = vec![
         format!(
             "# Resolved by layerstack for `{image}` on {} (llb-gen lock resolve).",
-            platforms.join(", ")
+            platforms(locks)
         ),
         "lock-version = \"1.0\"".to_string(),
         "created-by = \"layerstack\"".to_string(),
@@ -417,6 +423,7 @@ mod tests {
         let groups = by_image(&all, "x");
         assert_eq!(groups.len(), 1);
         assert_eq!(merged_file_name(&groups[0].0), "pylock.app.toml");
+        assert_eq!(platforms(&groups[0].1), "linux/arm64, linux/amd64");
         let text = merge("app", &groups[0].1).unwrap();
         let doc: toml::Table = text.parse().expect(&text);
         let packages = doc["packages"].as_array().unwrap();
