@@ -57,31 +57,41 @@ pub fn python_version_of_image(reference: &str) -> Option<String> {
 }
 
 impl<'a> Planner<'a> {
-    /// The root registry image an image is built on (following `from` layers).
-    fn root_image(&self, base: &Base) -> Option<String> {
-        let mut b = base.clone();
+    /// The layers of this plan that `base`'s `from` chain goes through, nearest first, and
+    /// the base the chain ends on (a registry image, a Dockerfile, a context); None for the
+    /// end when the chain names an image not planned or is longer than the plan.
+    fn base_chain<'p>(&'p self, base: &'p Base) -> (Vec<&'p PlanImage>, Option<&'p Base>) {
+        let mut layers = vec![];
+        let mut b = base;
         for _ in 0..=self.images.len() {
             match b {
-                Base::Image { reference, .. } => return Some(reference),
-                Base::Layer { index, .. } => b = self.images.get(index)?.base.clone(),
-                Base::Dockerfile(_) | Base::Context { .. } => return None,
+                Base::Layer { index, .. } => match self.images.get(*index) {
+                    Some(img) => {
+                        layers.push(img);
+                        b = &img.base;
+                    }
+                    None => return (layers, None),
+                },
+                end => return (layers, Some(end)),
             }
         }
-        None
+        (layers, None)
+    }
+
+    /// The root registry image an image is built on (following `from` layers).
+    fn root_image(&self, base: &Base) -> Option<String> {
+        match self.base_chain(base).1? {
+            Base::Image { reference, .. } => Some(reference.clone()),
+            _ => None,
+        }
     }
 
     /// What the locks of the layers below `base` install (following `from` layers, nearest
     /// first): package name → (version, the layer's name, its interpreter).
     fn locked_below(&self, base: Option<&Base>) -> BTreeMap<String, (String, String, String)> {
         let mut out = BTreeMap::new();
-        let mut b = base.cloned();
-        for _ in 0..=self.images.len() {
-            let Some(Base::Layer { index, .. }) = b else {
-                break;
-            };
-            let Some(img) = self.images.get(index) else {
-                break;
-            };
+        let layers = base.map(|b| self.base_chain(b).0).unwrap_or_default();
+        for img in layers {
             for st in &img.steps {
                 if let StepKind::Lock(l) = &st.kind {
                     for f in l.groups.iter().flat_map(|g| g.files.iter()) {
@@ -91,7 +101,6 @@ impl<'a> Planner<'a> {
                     }
                 }
             }
-            b = Some(img.base.clone());
         }
         out
     }
