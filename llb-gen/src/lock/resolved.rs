@@ -90,13 +90,13 @@ fn excerpt(s: &str) -> String {
     }
 }
 
-/// The image a step belongs to: `base` of `[layer base 1/2] …`, and the step's number (1).
-fn image_and_step(step: &str) -> Option<(&str, u32)> {
+/// The image a step belongs to: `base` of `[layer base 1/2] …`.
+fn image_of(step: &str) -> Option<&str> {
     let inner = step.strip_prefix('[')?.split(']').next()?;
     let mut words = inner.split_whitespace();
     let (_kind, image, pos) = (words.next()?, words.next()?, words.next()?);
-    let n = pos.split('/').next()?.parse().ok()?;
-    Some((image, n))
+    let n = pos.split('/').next()?;
+    n.parse::<u32>().is_ok().then_some(image)
 }
 
 /// `[A-Za-z0-9_-]`, anything else `-`: a name PEP 751 allows between `pylock.` and `.toml`.
@@ -117,9 +117,7 @@ fn safe(s: &str) -> String {
 pub fn by_image<'a>(locks: &'a [Resolved], fallback: &str) -> Vec<(String, Vec<&'a Resolved>)> {
     let mut out: Vec<(String, Vec<&Resolved>)> = vec![];
     for l in locks {
-        let image = image_and_step(&l.step)
-            .map_or(fallback, |(i, _)| i)
-            .to_string();
+        let image = image_of(&l.step).unwrap_or(fallback).to_string();
         match out.iter_mut().find(|(i, _)| *i == image) {
             Some((_, v)) => v.push(l),
             None => out.push((image, vec![l])),
@@ -507,8 +505,8 @@ mod tests {
     fn packages_are_counted_and_images_named_safely() {
         let l = lock("linux/arm64", "[layer base 1/1] pip install x: resolve");
         assert_eq!(package_count(&l.pylock), 2);
-        assert_eq!(image_and_step(&l.step), Some(("base", 1)));
-        assert_eq!(image_and_step("unnamed"), None);
+        assert_eq!(image_of(&l.step), Some("base"));
+        assert_eq!(image_of("unnamed"), None);
         assert_eq!(merged_file_name("a.b/c"), "pylock.a-b-c.toml");
         assert_eq!(
             crate::lock::LockFormat::from_file_name(&merged_file_name("a.b")),
